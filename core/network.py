@@ -1,0 +1,210 @@
+"""A fully connected network as plain data, its forward and backward passes, and its loss.
+
+Notation as in the course: layer l computes Z^l = W^l A^{l-1} + b^l and A^l = phi_l(Z^l), with A^0 = X of shape
+(n_0, m), one column per example. Lists are 0-based: ``W[i]`` is W^{i+1}, ``cache.A[0]`` is X.
+The output layer is a sigmoid with binary cross-entropy for one output unit, a softmax with cross-entropy for
+more. For both, dL/dZ^L = A^L - Y per example, which is what makes the pair stable and cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import get_activation, sigmoid, softmax
+from .config import Config
+from .initializers import INITIALIZERS, InitArgs, make_rng
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Network:
+    dims: tuple[int, ...]  # (n_0, n_1, ..., n_L)
+    activations: tuple[str, ...]  # one per hidden layer, len(dims) - 2
+
+    @classmethod
+    def from_config(cls, config: Config, n_features: int, output_size: int) -> "Network":
+        return cls((n_features, *config.layers, output_size), config.hidden_activations)
+
+    @property
+    def depth(self) -> int:
+        return len(self.dims) - 1
+
+    @property
+    def output(self) -> str:
+        return "sigmoid" if self.dims[-1] == 1 else "softmax"
+
+    def layer_activation(self, i: int) -> str:
+        """The activation name of 0-based layer i, the output layer included."""
+        return self.activations[i] if i < self.depth - 1 else self.output
+
+    @property
+    def n_params(self) -> int:
+        return sum(n_out * (n_in + 1) for n_in, n_out in zip(self.dims[:-1], self.dims[1:]))
+
+    def __str__(self) -> str:
+        return f"[{', '.join(map(str, self.dims))}] {'/'.join(self.activations)} -> {self.output}"
+
+
+@dataclass
+class Params:
+    W: list[Array]
+    b: list[Array]
+    lsuv_iterations: tuple[int, ...] = field(default=())  # per layer, when the init was LSUV
+
+    def copy(self) -> "Params":
+        return Params([w.copy() for w in self.W], [b.copy() for b in self.b], self.lsuv_iterations)
+
+
+class Cache(NamedTuple):
+    Z: list[Array]  # Z[i] = Z^{i+1}
+    A: list[Array]  # A[0] = X, A[i+1] = A^{i+1}; A[-1] holds the output probabilities
+
+
+class Grads(NamedTuple):
+    dZ: list[Array]
+    dW: list[Array]
+    db: list[Array]
+
+
+# --- initialisation ----------------------------------------------------------------------------------------------
+def initialize(net: Network, config: Config, x: Array | None = None) -> Params:
+    """Draw W^1..W^L in order (the course's order), then biases; LSUV then rescales on the batch ``x``."""
+    init = INITIALIZERS[config.init]
+    rng = make_rng(config.rng, config.seed)
+    dtype = np.dtype(config.dtype)
+    weights, biases = [], []
+    for i, (n_in, n_out) in enumerate(zip(net.dims[:-1], net.dims[1:])):
+        args = InitArgs(config.init_scale, config.init_mode, get_activation(_gain_activation(net, i)).gain2)
+        w = init.sample((n_out, n_in), rng, args)
+        if config.init_gain != 1.0:
+            w = w * config.init_gain
+        weights.append(w.astype(dtype, copy=False))
+        biases.append(_bias(config, rng, n_in, n_out).astype(dtype, copy=False))
+    params = Params(weights, biases)
+    if init.data_dependent:
+        if x is None:
+            raise ValueError("LSUV needs a data batch to scale its layers")
+        params.lsuv_iterations = lsuv_rescale(net, params, x.astype(dtype, copy=False), config.lsuv_tol,
+                                              config.lsuv_max_iter)
+    return params
+
+
+def _gain_activation(net: Network, i: int) -> str:
+    # He's gain belongs to the nonlinearity that follows the layer; the output layer's is treated as linear.
+    return net.activations[i] if i < net.depth - 1 else "linear"
+
+
+def _bias(config: Config, rng, n_in: int, n_out: int) -> Array:
+    if config.bias_init == "constant":
+        return np.full((n_out, 1), config.bias_value)
+    if config.bias_init == "torch_default":
+        bound = 1.0 / math.sqrt(n_in)
+        return rng.uniform(-bound, bound, (n_out, 1))
+    return np.zeros((n_out, 1))
+
+
+def lsuv_rescale(net: Network, params: Params, x: Array, tol: float, max_iter: int) -> tuple[int, ...]:
+    """Mishkin & Matas (2015): for each layer in order, W^l /= sqrt(Var(Z^l)) until |Var(Z^l) - 1| < tol.
+
+    Returns the number of rescalings each layer needed (0 if its variance was already within tol).
+    """
+    used = []
+    a = x
+    for i in range(net.depth):
+        n = 0
+        z = params.W[i] @ a + params.b[i]
+        var = float(z.var())
+        while abs(var - 1.0) >= tol and n < max_iter and var > 0 and math.isfinite(var):
+            params.W[i] /= math.sqrt(var)
+            z = params.W[i] @ a + params.b[i]
+            var = float(z.var())
+            n += 1
+        used.append(n)
+        a = get_activation(net.layer_activation(i)).forward(z) if i < net.depth - 1 else z
+    return tuple(used)
+
+
+# --- forward, loss, backward ---------------------------------------------------------------------------------
+def forward(net: Network, params: Params, x: Array) -> Cache:
+    zs, acts = [], [x]
+    for i in range(net.depth):
+        z = params.W[i] @ acts[-1]
+        z += params.b[i]
+        zs.append(z)
+        if i < net.depth - 1:
+            acts.append(get_activation(net.activations[i]).forward(z))
+        else:
+            acts.append(sigmoid(z) if net.output == "sigmoid" else softmax(z))
+    return Cache(zs, acts)
+
+
+def one_hot(y: Array, n_classes: int, dtype) -> Array:
+    out = np.zeros((n_classes, y.shape[-1]), dtype=dtype)
+    out[y.reshape(-1), np.arange(y.shape[-1])] = 1.0
+    return out
+
+
+def targets(net: Network, y: Array, dtype) -> Array:
+    """Labels (1, m) as the output layer's targets: themselves for sigmoid, one-hot columns for softmax."""
+    return y.astype(dtype) if net.output == "sigmoid" else one_hot(y, net.dims[-1], dtype)
+
+
+def cost(net: Network, cache: Cache, y: Array, params: Params | None = None, l2: float = 0.0) -> float:
+    """Mean cross-entropy over the examples (+ the course's L2 term l2/(2m) sum ||W||^2), computed from Z^L.
+
+    Working from the logits avoids log(0): for sigmoid, -[y log a + (1-y) log(1-a)] = log(1 + e^z) - y z.
+    """
+    z = cache.Z[-1]
+    m = z.shape[1]
+    if net.output == "sigmoid":
+        total = float(np.sum(np.logaddexp(0.0, z) - y.astype(z.dtype) * z))
+    else:
+        shifted = z - z.max(axis=0, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+        total = -float(np.sum(log_probs[y.reshape(-1), np.arange(m)]))
+    loss = total / m
+    if l2 and params is not None:
+        loss += l2 / (2 * m) * sum(float(np.sum(w * w)) for w in params.W)
+    return loss
+
+
+def backward(net: Network, params: Params, cache: Cache, y_target: Array, l2: float = 0.0) -> Grads:
+    """Exact gradients of the mean cost. dZ is per example (dL_i/dZ); dW and db are averaged over the batch.
+
+    The input gradient W^1^T dZ^1 is never needed, so it is never computed: for the course's 12288-wide input it
+    would cost as much as the whole forward pass.
+    """
+    m = y_target.shape[1]
+    inv_m = 1.0 / m
+    L = net.depth
+    dZ: list[Array] = [None] * L  # type: ignore[list-item]
+    dW: list[Array] = [None] * L  # type: ignore[list-item]
+    db: list[Array] = [None] * L  # type: ignore[list-item]
+    dz = cache.A[-1] - y_target
+    for i in reversed(range(L)):
+        dZ[i] = dz
+        dW[i] = (dz * inv_m) @ cache.A[i].T
+        if l2:
+            dW[i] += (l2 * inv_m) * params.W[i]
+        db[i] = dz.sum(axis=1, keepdims=True) * inv_m
+        if i > 0:
+            da = params.W[i].T @ dz
+            act = get_activation(net.activations[i - 1])
+            dz = da * act.derivative(cache.Z[i - 1], cache.A[i])
+    return Grads(dZ, dW, db)
+
+
+def predict(net: Network, probabilities: Array) -> Array:
+    """Class labels (1, m) from output probabilities: p > 0.5 for sigmoid (as the course), argmax for softmax."""
+    if net.output == "sigmoid":
+        return (probabilities > 0.5).astype(np.int64)
+    return probabilities.argmax(axis=0).reshape(1, -1)
+
+
+def accuracy(net: Network, probabilities: Array, y: Array) -> float:
+    return float(np.mean(predict(net, probabilities) == y))

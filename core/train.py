@@ -1,0 +1,169 @@
+"""Training as a stream of snapshots, and the forward-only probe.
+
+``Training(config, dataset)`` builds the network and its initial parameters; iterating over it runs gradient
+descent and yields a `Snapshot` at step 0, every ``record_every`` steps, and at the last step. The snapshot at
+step k describes the parameters after k updates (so the last one, at step == iterations, is the trained network,
+and its accuracies are the course's final train/test accuracies). Close the iterator to stop early; the
+snapshots already yielded stay valid. A cost or weight that turns NaN/inf ends the run with ``stopped_reason``
+saying where and why.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+
+from .config import Config
+from .limits import Limits, check_limits
+from .network import Grads, Network, Params, accuracy, backward, cost, forward, initialize, targets
+from .stats import Binning, Snapshot, choose_binning, layer_stats
+
+Array = np.ndarray
+ADAM_EPSILON = 1e-8
+
+
+class Optimizer:
+    """Plain gradient descent, momentum, or Adam (as in the course's optimisation exercise), applied in place."""
+
+    def __init__(self, config: Config, params: Params):
+        self.kind = config.optimizer
+        self.lr = config.lr
+        self.beta1 = config.momentum
+        self.beta2 = config.beta2
+        self.t = 0
+        zeros = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)]
+        self.velocity = zeros if self.kind in ("momentum", "adam") else None
+        self.square = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] if self.kind == "adam" else None
+
+    def step(self, params: Params, grads: Grads) -> list[float]:
+        """Update the parameters; return the norm of each layer's weight update ||Delta W||."""
+        self.t += 1
+        norms = []
+        for group, (values, gradients) in enumerate(((params.W, grads.dW), (params.b, grads.db))):
+            for i, (p, g) in enumerate(zip(values, gradients)):
+                delta = self._delta(group, i, g)
+                p += delta
+                if group == 0:
+                    norms.append(math.sqrt(float(np.dot(delta.reshape(-1), delta.reshape(-1)))))
+        return norms
+
+    def _delta(self, group: int, i: int, g: Array) -> Array:
+        lr = self.lr
+        if self.kind == "gd":
+            return g * -lr
+        v = self.velocity[group][i]
+        v *= self.beta1
+        v += (1.0 - self.beta1) * g
+        if self.kind == "momentum":
+            return v * -lr
+        s = self.square[group][i]
+        s *= self.beta2
+        s += (1.0 - self.beta2) * (g * g)
+        v_hat_scale = 1.0 / (1.0 - self.beta1**self.t)
+        s_hat_scale = 1.0 / (1.0 - self.beta2**self.t)
+        return (v * (-lr * v_hat_scale)) / (np.sqrt(s * s_hat_scale) + ADAM_EPSILON)
+
+
+class Training:
+    """One run of ``config`` on ``dataset``; iterate to train. See the module docstring."""
+
+    def __init__(self, config: Config, dataset, limits: Limits | None = None):
+        self.config = config
+        self.dataset = dataset
+        self.network = Network.from_config(config, dataset.n_features, dataset.output_size)
+        check_limits(self.network, config, dataset.x_train.shape[1], dataset.x_test.shape[1],
+                     limits or Limits.from_env())
+        dtype = np.dtype(config.dtype)
+        self.x = dataset.x_train.astype(dtype, copy=False)
+        self.y = dataset.y_train
+        self.x_test = dataset.x_test.astype(dtype, copy=False)
+        self.params = initialize(self.network, config, self.x)
+        self.stopped_reason: str | None = None
+        self.stopped_step: int | None = None
+        self.finished = False
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        return self._run()
+
+    def _evaluate(self, probabilities_train: Array | None) -> tuple[float, float]:
+        net = self.network
+        train_p = probabilities_train if probabilities_train is not None else forward(net, self.params, self.x).A[-1]
+        test_acc = (accuracy(net, forward(net, self.params, self.x_test).A[-1], self.dataset.y_test)
+                    if self.x_test.shape[1] else math.nan)
+        return accuracy(net, train_p, self.y), test_acc
+
+    def _diverged(self, step: int, what: str) -> None:
+        self.stopped_step = step
+        self.stopped_reason = (
+            f"diverged at step {step}: {what} became NaN or infinite; "
+            "try a smaller learning rate or a smaller initial scale"
+        )
+
+    def _run(self) -> Iterator[Snapshot]:
+        c, net, params = self.config, self.network, self.params
+        dtype = np.dtype(c.dtype)
+        m = self.x.shape[1]
+        full_batch = c.batch_size == 0 or c.batch_size >= m
+        y_target = targets(net, self.y, dtype)
+        batches = _minibatches(m, c.batch_size, c.seed) if not full_batch else None
+        optimizer = Optimizer(c, params)
+        binning: Binning | None = None
+        edges = None
+        for step in range(c.iterations + 1):
+            if full_batch:
+                xb, yb, tb = self.x, self.y, y_target
+            else:
+                idx = next(batches)
+                xb, yb, tb = self.x[:, idx], self.y[:, idx], y_target[:, idx]
+            cache = forward(net, params, xb)
+            loss = cost(net, cache, yb, params, c.l2)
+            if not math.isfinite(loss):
+                self._diverged(step, "the cost")
+                return
+            grads = backward(net, params, cache, tb, c.l2)
+            record = step % c.record_every == 0 or step == c.iterations
+            if record:
+                if binning is None:
+                    binning = choose_binning(net, cache, grads, c.bins)
+                    edges = binning.edges()
+                stats = layer_stats(net, params, cache, grads, binning)
+                if full_batch:
+                    train_acc, test_acc = self._evaluate(cache.A[-1])
+                else:
+                    loss = cost(net, forward(net, params, self.x), self.y, params, c.l2)
+                    train_acc, test_acc = self._evaluate(None)
+            if step < c.iterations:
+                norms = optimizer.step(params, grads)
+                if not all(math.isfinite(n) for n in norms):
+                    self._diverged(step, "a weight update")
+                    return
+            else:
+                norms = [c.lr * n for n in stats["dw_norm"]]  # no update at the end: the one plain GD would take
+            if record:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    stats["update_ratio"] = np.asarray(norms) / stats["w_norm"]
+                yield Snapshot(step, loss, train_acc, test_acc, stats, edges)
+        self.finished = True
+
+
+def _minibatches(m: int, size: int, seed: int) -> Iterator[Array]:
+    """Endless shuffled mini-batches of column indices, reshuffled every epoch; seeded apart from the weights."""
+    rng = np.random.default_rng([seed, 1])
+    while True:
+        order = rng.permutation(m)
+        for start in range(0, m, size):
+            yield order[start:start + size]
+
+
+def probe(config: Config, dataset, limits: Limits | None = None) -> tuple[Network, Params, Snapshot]:
+    """One forward and one backward pass at initialisation on the training data, no update.
+
+    update_ratio is the one a plain gradient-descent step with the config's learning rate would make.
+    """
+    run = Training(config.replace(iterations=0, batch_size=0), dataset, limits)
+    snapshot = next(iter(run), None)
+    if snapshot is None:
+        raise FloatingPointError(run.stopped_reason)
+    return run.network, run.params, snapshot
