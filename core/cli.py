@@ -1,0 +1,155 @@
+"""Command line: ``python -m core train|probe ...``.
+
+Every mistake a user can make (an unknown name, a bad number, a missing file, a run too big for the machine)
+ends with exit code 2 and one line that says what is wrong and how to fix it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from .config import Config, ConfigError
+from .datasets import DatasetError, default_data_dir, load_dataset
+from .initializers import INITIALIZERS
+from .limits import Limits
+from .train import Training, probe
+
+USAGE_ERROR = 2
+PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage and exits; we want one line
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    d = Config()
+    p.add_argument("--dataset", default=d.dataset, help="catvnoncat, shapes64, digits, digits:K, circles, moons, "
+                   "spiral, xor, blobs, gaussian:D (default %(default)s)")
+    p.add_argument("--data-dir", default=None, help="folder holding the course's *_catvnoncat.h5 files "
+                   "(default: $INITLAB_DATA_DIR or data/)")
+    p.add_argument("--standardize", action="store_true", help="zero mean, unit variance features")
+    p.add_argument("--layers", default=",".join(map(str, d.layers)), help="hidden sizes, e.g. 20,7,5")
+    p.add_argument("--activation", default=d.activation, help="one name, or one per hidden layer: relu,relu,tanh")
+    p.add_argument("--init", default=d.init, help=f"one of {', '.join(INITIALIZERS)}")
+    p.add_argument("--scale", type=float, default=d.init_scale, help="scale s of normal/uniform/constant inits")
+    p.add_argument("--gain", type=float, default=d.init_gain, help="global multiplier on every weight matrix")
+    p.add_argument("--mode", default=d.init_mode, help="fan_in or fan_out (he_normal, he_uniform)")
+    p.add_argument("--bias-init", default=d.bias_init, help="zeros, constant or torch_default")
+    p.add_argument("--bias-value", type=float, default=d.bias_value)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--rng", default=d.rng, help="legacy (the course's np.random.seed stream) or default")
+    p.add_argument("--dtype", default=d.dtype, help="float64 or float32")
+    p.add_argument("--bins", type=int, default=d.bins, help="histogram bins per layer")
+    p.add_argument("--max-memory-mb", type=int, default=None, help="refuse runs estimated above this many MB")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="python -m core", description="Init Lab's engine: train or probe a network from the shell.")
+    sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="train and report costs and accuracies")
+    _network_options(train)
+    d = Config()
+    train.add_argument("--lr", type=float, default=d.lr)
+    train.add_argument("--iterations", type=int, default=d.iterations)
+    train.add_argument("--batch-size", type=int, default=d.batch_size, help="0: full batch")
+    train.add_argument("--optimizer", default=d.optimizer, help="gd, momentum or adam")
+    train.add_argument("--l2", type=float, default=d.l2)
+    train.add_argument("--record-every", type=int, default=d.record_every)
+    probe_cmd = sub.add_parser("probe", help="per-layer statistics at initialisation (one forward/backward pass)")
+    _network_options(probe_cmd)
+    return root
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    values = dict(
+        dataset=args.dataset, standardize=args.standardize, layers=args.layers, activation=args.activation,
+        init=args.init, init_scale=args.scale, init_gain=args.gain, init_mode=args.mode, bias_init=args.bias_init,
+        bias_value=args.bias_value, seed=args.seed, rng=args.rng, dtype=args.dtype, bins=args.bins,
+    )
+    if args.command == "train":
+        values.update(lr=args.lr, iterations=args.iterations, batch_size=args.batch_size, optimizer=args.optimizer,
+                      l2=args.l2, record_every=args.record_every)
+    return Config.from_dict(values)
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    limits = Limits.from_env()
+    if args.max_memory_mb is not None:
+        if args.max_memory_mb < 1:
+            raise UsageError("--max-memory-mb must be at least 1")
+        limits = Limits(**{**limits.__dict__, "max_memory_mb": args.max_memory_mb})
+    return limits
+
+
+def _json_number(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def run_train(args, config: Config, dataset, out) -> None:
+    run = Training(config, dataset, _limits(args))
+    start = time.perf_counter()
+    snapshots = list(run)
+    seconds = time.perf_counter() - start
+    last = snapshots[-1] if snapshots else None
+    result = {
+        "config": config.to_dict(),
+        "network": list(run.network.dims),
+        "costs": [[s.step, s.loss] for s in snapshots],
+        "train_accuracy": last.train_accuracy if last else None,
+        "test_accuracy": _json_number(last.test_accuracy) if last else None,
+        "stopped_reason": run.stopped_reason,
+        "seconds": seconds,
+    }
+    if args.json:
+        print(json.dumps(result), file=out)
+        return
+    print(f"network {run.network}, {config.init}, {config.optimizer} lr={config.lr}", file=out)
+    for step, loss in result["costs"]:
+        print(f"cost after step {step:>6}: {loss:.10f}", file=out)
+    if last:
+        print(f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}", file=out)
+    if run.stopped_reason:
+        print(run.stopped_reason, file=out)
+    print(f"{seconds:.2f} s of training", file=out)
+
+
+def run_probe(args, config: Config, dataset, out) -> None:
+    net, _, snap = probe(config, dataset, _limits(args))
+    rows = [
+        {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
+         **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS}}
+        for i in range(net.depth)
+    ]
+    if args.json:
+        print(json.dumps(rows), file=out)
+        return
+    print(f"network {net}, init {config.init} — statistics at initialisation", file=out)
+    header = ["layer", "units", "activation", *PROBE_COLUMNS]
+    print("  ".join(f"{h:>10}" for h in header), file=out)
+    for r in rows:
+        cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{r[h]:>10.3g}" for h in header]
+        print("  ".join(cells), file=out)
+
+
+def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        config = config_from_args(args)
+        data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+        dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
+        (run_train if args.command == "train" else run_probe)(args, config, dataset, out)
+    except (UsageError, ConfigError, DatasetError, FloatingPointError) as e:
+        print(f"error: {e}", file=err)
+        return USAGE_ERROR
+    return 0
