@@ -1,0 +1,16 @@
+"""Shared fixtures: the course's data (from ../shared/data, never copied into the repo) and small datasets."""
+
+from pathlib import Path
+
+import pytest
+
+from core.datasets import load_dataset
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def cat_data():
+    if not (SHARED_DATA / "train_catvnoncat.h5").exists():
+        pytest.skip(f"the course's cat files are not in {SHARED_DATA}")
+    return load_dataset("catvnoncat", SHARED_DATA)
