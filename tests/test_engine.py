@@ -1,0 +1,283 @@
+"""The engine against independent references: finite differences, textbook formulas, the course's own code."""
+
+import math
+
+import numpy as np
+import pytest
+
+from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
+from core.config import Config
+from core.datasets import Dataset
+from core.initializers import INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
+from core.network import Network, Params, backward, cost, forward, initialize, targets
+from core.train import Training, probe
+
+
+def toy_dataset(n_features=4, m=12, n_classes=2, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    return Dataset(
+        name="toy",
+        x_train=rng.normal(size=(n_features, m)),
+        y_train=rng.integers(0, n_classes, size=(1, m)),
+        x_test=rng.normal(size=(n_features, 5)),
+        y_test=rng.integers(0, n_classes, size=(1, 5)),
+        classes=tuple(str(k) for k in range(n_classes)),
+    )
+
+
+# --- activations ------------------------------------------------------------------------------------------------
+REFERENCE = {  # each activation written out independently, one scalar at a time
+    "relu": lambda z: max(z, 0.0),
+    "leaky_relu": lambda z: z if z > 0 else LEAKY_SLOPE * z,
+    "tanh": math.tanh,
+    "sigmoid": lambda z: 1 / (1 + math.exp(-z)),
+    "linear": lambda z: z,
+    "elu": lambda z: z if z > 0 else math.exp(z) - 1,
+    "selu": lambda z: SELU_SCALE * (z if z > 0 else SELU_ALPHA * (math.exp(z) - 1)),
+    "gelu": lambda z: 0.5 * z * (1 + math.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
+    "swish": lambda z: z / (1 + math.exp(-z)),
+}
+
+
+def test_every_activation_has_a_reference():
+    assert set(REFERENCE) == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_forward_and_derivative(name):
+    act = ACTIVATIONS[name]
+    z = np.array([-4.0, -1.3, -0.2, 0.3, 0.9, 2.5, 6.0])  # no kink at 0 sampled
+    a = act.forward(z)
+    np.testing.assert_allclose(a, [REFERENCE[name](v) for v in z], rtol=1e-12, atol=1e-15)
+    h = 1e-6
+    numeric = (np.array([REFERENCE[name](v + h) for v in z]) - np.array([REFERENCE[name](v - h) for v in z])) / (2 * h)
+    np.testing.assert_allclose(act.derivative(z, a), numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_sigmoid_does_not_overflow():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        a = ACTIVATIONS["sigmoid"].forward(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_array_equal(a, [0.0, 0.5, 1.0])
+
+
+# --- gradient check ----------------------------------------------------------------------------------------------
+def numeric_gradient(net, params, x, y, l2, array, eps=1e-6):
+    grad = np.zeros_like(array)
+    for idx in np.ndindex(array.shape):
+        old = array[idx]
+        array[idx] = old + eps
+        plus = cost(net, forward(net, params, x), y, params, l2)
+        array[idx] = old - eps
+        minus = cost(net, forward(net, params, x), y, params, l2)
+        array[idx] = old
+        grad[idx] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def relative_error(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gradient_check(activation, n_classes):
+    data = toy_dataset(n_classes=n_classes, seed=len(activation))
+    config = Config(layers=(5, 3), activation=activation, init="xavier_normal", bias_init="torch_default",
+                    l2=0.1 if n_classes == 3 else 0.0)
+    net = Network.from_config(config, data.n_features, data.output_size)
+    params = initialize(net, config)
+    x, y = data.x_train, data.y_train
+    grads = backward(net, params, forward(net, params, x), targets(net, y, np.float64), config.l2)
+    for i in range(net.depth):
+        for analytic, array in ((grads.dW[i], params.W[i]), (grads.db[i], params.b[i])):
+            numeric = numeric_gradient(net, params, x, y, config.l2, array)
+            assert relative_error(analytic, numeric) < 1e-6, (activation, i)
+
+
+def test_cost_is_finite_when_the_output_saturates():
+    data = toy_dataset()
+    config = Config(layers=(5,), init="normal", init_scale=1000.0)
+    net = Network.from_config(config, data.n_features, 1)
+    params = initialize(net, config)
+    loss = cost(net, forward(net, params, data.x_train), data.y_train)
+    assert math.isfinite(loss) and loss > 10  # confidently wrong, not log(0)
+
+
+# --- initialisers ------------------------------------------------------------------------------------------------
+FAN_IN, FAN_OUT = 600, 400
+TEXTBOOK_VARIANCE = {  # Var(W_ij), written from the papers, for a relu layer, scale s = 0.05
+    "normal": 0.05**2,
+    "uniform": 0.05**2 / 3,
+    "truncated_normal": 0.05**2 * 0.7737413,
+    "xavier_normal": 2 / (FAN_IN + FAN_OUT),
+    "xavier_uniform": 2 / (FAN_IN + FAN_OUT),
+    "he_normal": 2 / FAN_IN,
+    "he_uniform": 2 / FAN_IN,
+    "lecun_normal": 1 / FAN_IN,
+    "lecun_uniform": 1 / FAN_IN,
+    "course_sqrt": 1 / FAN_IN,
+    "orthogonal": 1 / FAN_IN,
+    "torch_default": 1 / (3 * FAN_IN),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTBOOK_VARIANCE))
+def test_initializer_variance_matches_formula(name):
+    init = INITIALIZERS[name]
+    args = InitArgs(scale=0.05, mode="fan_in", gain2=ACTIVATIONS["relu"].gain2)
+    w = init.sample((FAN_OUT, FAN_IN), np.random.default_rng(7), args)
+    expected = TEXTBOOK_VARIANCE[name]
+    assert init.variance(FAN_IN, FAN_OUT, args) == pytest.approx(expected, rel=1e-6)
+    tolerance = 6 * math.sqrt(2 / w.size)  # six standard errors of a sample variance
+    assert w.var() == pytest.approx(expected, rel=tolerance)
+    assert abs(w.mean()) < 6 * math.sqrt(expected / w.size)
+
+
+def test_he_uses_the_activation_gain_and_the_chosen_fan():
+    args = InitArgs(mode="fan_out", gain2=ACTIVATIONS["tanh"].gain2)
+    w = INITIALIZERS["he_normal"].sample((FAN_OUT, FAN_IN), np.random.default_rng(1), args)
+    assert w.var() == pytest.approx((5 / 3) ** 2 / FAN_OUT, rel=6 * math.sqrt(2 / w.size))
+
+
+def test_uniform_initializers_respect_their_bounds():
+    rng = np.random.default_rng(3)
+    w = INITIALIZERS["torch_default"].sample((50, 100), rng, InitArgs())
+    assert np.abs(w).max() <= 1 / math.sqrt(100)
+    w = INITIALIZERS["truncated_normal"].sample((200, 200), rng, InitArgs(scale=0.5))
+    assert np.abs(w).max() <= 2 * 0.5
+    assert TRUNCATED_VARIANCE == pytest.approx(0.7737413, rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(30, 50), (50, 30), (40, 40)])
+def test_orthogonal_is_orthogonal(shape):
+    w = INITIALIZERS["orthogonal"].sample(shape, np.random.default_rng(0), InitArgs())
+    small = min(shape)
+    gram = w @ w.T if shape[0] <= shape[1] else w.T @ w
+    np.testing.assert_allclose(gram, np.eye(small), atol=1e-12)
+
+
+def test_lsuv_reaches_its_tolerance_on_the_batch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 300)) * 3.0
+    config = Config(layers=(64, 64, 64), activation="tanh", init="lsuv", lsuv_tol=0.05)
+    net = Network((50, 64, 64, 64, 1), config.hidden_activations)
+    params = initialize(net, config, x)
+    cache = forward(net, params, x)
+    for z in cache.Z:
+        assert abs(z.var() - 1.0) < 0.05
+    assert len(params.lsuv_iterations) == net.depth and sum(params.lsuv_iterations) > 0
+
+
+def test_global_gain_scales_every_layer():
+    data = toy_dataset()
+    base = Config(layers=(8, 8), init="lecun_normal")
+    net = Network.from_config(base, data.n_features, 1)
+    plain, doubled = initialize(net, base), initialize(net, base.replace(init_gain=2.0))
+    for w1, w2 in zip(plain.W, doubled.W):
+        np.testing.assert_array_equal(w2, 2.0 * w1)
+
+
+def test_legacy_rng_matches_the_course_code():
+    # The course's initialize_parameters_deep, as its notebook writes it.
+    layer_dims = [30, 20, 7, 5, 1]
+    np.random.seed(1)
+    course = [np.random.randn(layer_dims[l], layer_dims[l - 1]) / np.sqrt(layer_dims[l - 1])
+              for l in range(1, len(layer_dims))]
+    config = Config(layers=(20, 7, 5), init="course_sqrt", rng="legacy", seed=1)
+    params = initialize(Network.from_config(config, 30, 1), config)
+    for ours, theirs in zip(params.W, course):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+# --- training ----------------------------------------------------------------------------------------------------
+def test_same_config_and_seed_give_identical_runs():
+    data = toy_dataset(n_features=6, m=40)
+    config = Config(layers=(7, 5), init="he_uniform", iterations=30, record_every=10, optimizer="adam",
+                    batch_size=16, lr=0.01)
+    first, second = list(Training(config, data)), list(Training(config, data))
+    assert [s.step for s in first] == [0, 10, 20, 30]
+    for a, b in zip(first, second):
+        assert a.loss == b.loss
+        for key in a.stats:
+            np.testing.assert_array_equal(a.stats[key], b.stats[key])
+    other = list(Training(config.replace(seed=2), data))
+    assert other[0].loss != first[0].loss
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
+def test_every_optimizer_lowers_the_cost(optimizer):
+    noise = toy_dataset(n_features=4, m=60)
+    learnable = Dataset("sign", noise.x_train, (noise.x_train[:1] + noise.x_train[1:2] > 0).astype(np.int64),
+                        noise.x_test, noise.y_test, ("-", "+"))
+    config = Config(layers=(16,), activation="tanh", init="xavier_normal", optimizer=optimizer,
+                    lr=0.01 if optimizer == "adam" else 0.3, iterations=300, record_every=300)
+    snaps = list(Training(config, learnable))
+    assert snaps[-1].loss < 0.5 * snaps[0].loss
+    assert snaps[-1].train_accuracy > 0.9
+
+
+def test_adam_first_step_matches_its_definition():
+    data = toy_dataset()
+    config = Config(layers=(3,), optimizer="adam", lr=0.01, iterations=1, record_every=1)
+    run = Training(config, data)
+    w0 = run.params.W[0].copy()
+    cache = forward(run.network, run.params, run.x)
+    g = backward(run.network, run.params, cache, targets(run.network, run.y, np.float64)).dW[0]
+    list(run)
+    # After one step, m_hat = g and v_hat = g^2, so the update is -lr * g / (|g| + eps).
+    np.testing.assert_allclose(run.params.W[0], w0 - 0.01 * g / (np.abs(g) + 1e-8), rtol=1e-12)
+
+
+def test_a_diverging_run_stops_with_its_step_and_reason():
+    data = toy_dataset(n_features=4, m=30)
+    config = Config(layers=(16, 16, 16), activation="linear", init="normal", init_scale=3.0, lr=50.0,
+                    iterations=500, record_every=1)
+    run = Training(config, data)
+    snaps = list(run)
+    assert run.stopped_reason is not None and not run.finished
+    assert f"step {run.stopped_step}" in run.stopped_reason
+    assert 0 < len(snaps) <= run.stopped_step + 1
+    assert all(math.isfinite(s.loss) for s in snaps)
+
+
+def test_closing_the_stream_stops_early():
+    data = toy_dataset()
+    stream = iter(Training(Config(layers=(4,), iterations=1000, record_every=1), data))
+    steps = [next(stream).step for _ in range(3)]
+    stream.close()
+    assert steps == [0, 1, 2]
+    assert next(stream, None) is None
+
+
+def test_histograms_count_every_value_with_fixed_edges():
+    data = toy_dataset(n_features=5, m=50)
+    config = Config(layers=(6, 4), activation="tanh", init="xavier_normal", iterations=20, record_every=10, bins=16)
+    snaps = list(Training(config, data))
+    for s in snaps:
+        for h, total in (("z", [6 * 50, 4 * 50, 50]), ("dw", [30, 24, 4])):
+            counted = s.stats[f"{h}_hist"].sum(axis=1) + s.stats[f"{h}_outside"].sum(axis=1)
+            np.testing.assert_array_equal(counted, total)
+        assert s.edges is snaps[0].edges
+    np.testing.assert_allclose(snaps[0].edges["a"][0], np.linspace(-1, 1, 17))  # tanh: its own bounds
+    # The counts agree with NumPy's own histogram on the same edges, for the values inside them.
+    net, params, snap = probe(config, data)
+    z = forward(net, params, data.x_train).Z[0]
+    reference, _ = np.histogram(z, snap.edges["z"][0])
+    np.testing.assert_array_equal(snap.stats["z_hist"][0], reference)
+
+
+def test_probe_statistics_match_direct_computation():
+    data = toy_dataset(n_features=8, m=100)
+    config = Config(layers=(10, 10), activation="relu", init="he_normal")
+    net, params, snap = probe(config, data)
+    cache = forward(net, params, data.x_train)
+    grads = backward(net, params, cache, targets(net, data.y_train, np.float64))
+    for i in range(net.depth):
+        assert snap.stats["z_std"][i] == pytest.approx(cache.Z[i].std(), rel=1e-9)
+        assert snap.stats["a_mean"][i] == pytest.approx(cache.A[i + 1].mean(), rel=1e-9)
+        assert snap.stats["dz_std"][i] == pytest.approx(grads.dZ[i].std(), rel=1e-9)
+        assert snap.stats["dw_norm"][i] == pytest.approx(np.linalg.norm(grads.dW[i]), rel=1e-9)
+        assert snap.stats["w_std"][i] == pytest.approx(params.W[i].std(), rel=1e-9)
+    assert snap.stats["dead_fraction"][0] == pytest.approx(np.mean(cache.A[1] == 0))
+    assert snap.stats["update_ratio"][0] == pytest.approx(
+        config.lr * np.linalg.norm(grads.dW[0]) / np.linalg.norm(params.W[0]))
