@@ -1,0 +1,74 @@
+"""Config: validation, and lossless round trips through JSON and URL query parameters."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.config import Config, ConfigError
+
+SEED_QUESTION = Config(dataset="catvnoncat", layers=(20, 7, 5), init="normal", init_scale=0.01, lr=0.0075,
+                       iterations=2500, seed=1, rng="legacy", activation="relu,relu,tanh", init_gain=1.0 / 3.0)
+
+
+def test_json_round_trip():
+    assert Config.from_json(SEED_QUESTION.to_json()) == SEED_QUESTION
+
+
+def test_query_round_trip_is_exact_for_floats():
+    query = SEED_QUESTION.to_query()
+    assert all(isinstance(v, str) for v in query.values())
+    assert Config.from_query(query) == SEED_QUESTION
+
+
+def test_missing_query_settings_take_defaults():
+    assert Config.from_query({"init": "xavier_normal"}) == Config(init="xavier_normal")
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"layers": ()}, "at least one hidden size"),
+    ({"layers": (5, -1)}, "at least 1"),
+    ({"activation": "relu,tanh"}, "2 names for 3 hidden layers"),
+    ({"activation": "softplus"}, "activation='softplus' is not known"),
+    ({"lr": 0.0}, "lr must be > 0"),
+    ({"init_scale": float("inf")}, "finite"),
+    ({"momentum": 1.0}, "below 1"),
+    ({"record_every": 0}, "record_every"),
+    ({"rng": "mersenne"}, "rng='mersenne'"),
+])
+def test_invalid_values_are_named(changes, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Config(**{"layers": (4, 4, 4), **changes})
+
+
+@pytest.mark.parametrize("query, fragment", [
+    ({"layers": "20,x"}, "layers"),
+    ({"iterations": "1e999"}, "iterations"),
+    ({"iterations": "2.5"}, "iterations"),
+    ({"standardize": "maybe"}, "standardize"),
+    ({"seed": "-1"}, "seed"),
+    ({"colour": "red"}, "unknown setting"),
+    ({"dataset": "x" * 10_000}, "characters long"),
+])
+def test_hostile_query_parameters_are_refused(query, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Config.from_query(query)
+
+
+def test_json_that_is_not_an_object_is_refused():
+    with pytest.raises(ConfigError):
+        Config.from_json(json.dumps([1, 2]))
+    with pytest.raises(ConfigError):
+        Config.from_json("{not json")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(Config().to_query())), st.text(max_size=300), max_size=6))
+def test_any_query_either_parses_or_raises_config_error(query):
+    try:
+        config = Config.from_query(query)
+    except ConfigError as e:
+        assert str(e)
+    else:
+        assert Config.from_query(config.to_query()) == config
