@@ -21,6 +21,7 @@ RNG_MODES = ("legacy", "default")
 DTYPES = ("float64", "float32")
 FAN_MODES = ("fan_in", "fan_out")
 MAX_TEXT = 200  # longest accepted string field: a URL is untrusted input
+MAX_DEPTH = 1000  # most hidden layers a config may describe (the server's own cap is lower: core/limits.py)
 
 
 class ConfigError(ValueError):
@@ -139,15 +140,34 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
                 raise ValueError
             return float(value)
         if kind == "tuple[int, ...]":
-            items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
-            return tuple(_coerce_int(item) for item in items if item != "")
+            if isinstance(value, (list, tuple)):
+                return tuple(_coerce_int(item) for item in value)
+            return _parse_layers(str(value))
         if kind == "str":
             if not isinstance(value, str):
                 raise ValueError
             return value.strip()
+    except ConfigError:
+        raise
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name}={str(value)[:40]!r} is not a valid {kind.replace('tuple[int, ...]', 'list of whole numbers like 20,7,5')}") from None
     raise AssertionError(f"unhandled field type {kind}")
+
+
+def _parse_layers(text: str) -> tuple[int, ...]:
+    """"20,7,5" lists hidden sizes; "500x50" is 50 layers of 500 units (also inside a list: "784,100x3")."""
+    sizes: list[int] = []
+    for item in text.replace(" ", "").split(","):
+        if not item:
+            continue
+        width, _, repeat = item.partition("x")
+        count = int(repeat) if repeat else 1
+        if not 1 <= count <= MAX_DEPTH:
+            raise ConfigError(f"layers: {item!r} repeats a layer {count} times; use 1 to {MAX_DEPTH}")
+        sizes.extend([int(width)] * count)
+        if len(sizes) > MAX_DEPTH:
+            raise ConfigError(f"layers: more than {MAX_DEPTH} hidden layers; use fewer")
+    return tuple(sizes)
 
 
 def _coerce_int(item: Any) -> int:

@@ -56,6 +56,13 @@ def test_hostile_query_parameters_are_refused(query, fragment):
         Config.from_query(query)
 
 
+def test_layers_accept_width_times_depth():
+    assert Config.from_query({"layers": "784,100x3,10"}).layers == (784, 100, 100, 100, 10)
+    assert Config.from_query({"layers": "500x50"}).layers == (500,) * 50
+    with pytest.raises(ConfigError, match="repeats a layer 99999999 times"):
+        Config.from_query({"layers": "5x99999999"})
+
+
 def test_json_that_is_not_an_object_is_refused():
     with pytest.raises(ConfigError):
         Config.from_json(json.dumps([1, 2]))
