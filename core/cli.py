@@ -38,7 +38,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder holding the course's *_catvnoncat.h5 files "
                    "(default: $INITLAB_DATA_DIR or data/)")
     p.add_argument("--standardize", action="store_true", help="zero mean, unit variance features")
-    p.add_argument("--layers", default=",".join(map(str, d.layers)), help="hidden sizes, e.g. 20,7,5")
+    p.add_argument("--layers", default=",".join(map(str, d.layers)), help="hidden sizes, e.g. 20,7,5, or width x depth: 500x50")
     p.add_argument("--activation", default=d.activation, help="one name, or one per hidden layer: relu,relu,tanh")
     p.add_argument("--init", default=d.init, help=f"one of {', '.join(INITIALIZERS)}")
     p.add_argument("--scale", type=float, default=d.init_scale, help="scale s of normal/uniform/constant inits")
