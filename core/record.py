@@ -1,0 +1,293 @@
+"""Every run recorded to one HDF5 file while it streams, and read back as the very snapshots the engine produced.
+
+Layout of a run file (format `FORMAT_VERSION`)::
+
+    /                 attrs: initlab_format (the marker), format_version, config (JSON), versions (JSON),
+                             dataset_name, dataset_fingerprint, network_dims, activations (JSON), stat_keys (JSON)
+    /params/initial   W1..WL, b1..bL (attr lsuv_iterations)      /params/final  the same, valid once complete
+    /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step
+    /stats/<key>      one row per recorded step: (n, L) scalars, (n, L, bins) histograms, (n, L, 2) outside counts
+    /edges/<h>        (L, bins + 1): histogram edges, fixed for a run, so stored once
+    /status           complete (int8), stopped_reason (utf-8 bytes)
+
+The writer works in HDF5's single-writer/multiple-reader (SWMR) mode: every object exists before the first step,
+and afterwards only rows are appended and flushed, which HDF5 orders so that a process killed at any moment
+leaves a file that opens and holds every row up to its last flush. Rows are buffered and written in blocks at
+each flush (at least once per ``flush_seconds``), which keeps recording cheap when the engine records every step.
+While the run streams the file is ``<path>.partial``; it is renamed to ``<path>`` when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from .config import Config, ConfigError
+from .network import Params
+from .stats import HISTOGRAMS, SCALARS, Snapshot
+from .train import Training
+
+FORMAT = "initlab-run"
+FORMAT_VERSION = 1
+PARTIAL_SUFFIX = ".partial"
+RUN_COLUMNS = {"step": np.int64, "loss": np.float64, "train_accuracy": np.float64, "test_accuracy": np.float64}
+CHUNK_BYTES = 64 * 1024  # target size of one chunk before compression
+# gzip level 1 is cheap; shuffling the bytes first lets mostly-small int64 counts shrink well
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+class RunFileError(ValueError):
+    """A run file cannot be read: missing, not HDF5, truncated, foreign, or from a newer Init Lab."""
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    config: Config
+    dataset_name: str
+    dataset_fingerprint: str
+    network_dims: tuple[int, ...]
+    activations: tuple[str, ...]
+    snapshots: list[Snapshot]
+    stopped_reason: str | None
+    complete: bool  # False for a .partial left by a writer that never finished
+    versions: dict
+    initial_params: Params
+    final_params: Params | None  # None unless complete
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where a run to be saved as ``path`` is written while it streams."""
+    return Path(f"{path}{PARTIAL_SUFFIX}")
+
+
+def package_versions() -> dict[str, str | int]:
+    return {"initlab_format": FORMAT_VERSION, "python": platform.python_version(), "numpy": np.__version__,
+            "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
+
+
+def stat_layout(depth: int, bins: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Per-row shape and dtype of every statistic a snapshot carries, in the engine's key order."""
+    layout: dict[str, tuple[tuple[int, ...], type]] = {name: ((depth,), np.float64) for name in SCALARS}
+    for h in HISTOGRAMS:
+        layout[f"{h}_hist"] = ((depth, bins), np.int64)
+        layout[f"{h}_outside"] = ((depth, 2), np.int64)
+    return layout
+
+
+def _row_dataset(group: h5py.Group, name: str, row_shape: tuple[int, ...], dtype) -> h5py.Dataset:
+    row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+    rows = min(4096, max(1, CHUNK_BYTES // row_bytes))
+    return group.create_dataset(name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype,
+                                chunks=(rows, *row_shape), **COMPRESSION)
+
+
+def _params_group(group: h5py.Group, params: Params, write: bool) -> None:
+    for prefix, arrays in (("W", params.W), ("b", params.b)):
+        for i, a in enumerate(arrays, start=1):
+            group.create_dataset(f"{prefix}{i}", data=a if write else None, shape=a.shape, dtype=a.dtype)
+    group.attrs["lsuv_iterations"] = np.asarray(params.lsuv_iterations, dtype=np.int64)
+
+
+class RunRecorder:
+    """Writes one run to ``<path>.partial`` as it streams; `finish` completes it and renames it to ``path``.
+
+    Create it before the training is iterated: the parameters it finds are stored as the initial ones.
+    Leaving the ``with`` block without `finish` (an error in the run) closes the file cleanly as incomplete.
+    """
+
+    def __init__(self, path: str | Path, training: Training, *, flush_seconds: float = 1.0):
+        self.path = Path(path)
+        self.partial = partial_path(path)
+        self.training = training
+        self.flush_seconds = flush_seconds
+        net, config = training.network, training.config
+        self.layout = stat_layout(net.depth, config.bins)
+        try:
+            self.file = h5py.File(self.partial, "w", libver="latest")
+        except OSError as e:
+            raise RunFileError(f"cannot write the run file {self.partial}: {e}; choose a writable path") from None
+        f = self.file
+        f.attrs.update({
+            "initlab_format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_json(),
+            "versions": json.dumps(package_versions()), "dataset_name": training.dataset.name,
+            "dataset_fingerprint": training.dataset.fingerprint(), "network_dims": np.asarray(net.dims, np.int64),
+            "activations": json.dumps(list(net.activations)), "stat_keys": json.dumps(list(self.layout)),
+        })
+        _params_group(f.create_group("params/initial"), training.params, write=True)
+        _params_group(f.create_group("params/final"), training.params, write=False)
+        self.columns = {name: _row_dataset(f.require_group("run"), name, (), t) for name, t in RUN_COLUMNS.items()}
+        self.stats = {key: _row_dataset(f.require_group("stats"), key, shape, t)
+                      for key, (shape, t) in self.layout.items()}
+        self.edges = {h: f.create_dataset(f"edges/{h}", shape=(net.depth, config.bins + 1), dtype=np.float64)
+                      for h in HISTOGRAMS}
+        self.complete = f.create_dataset("status/complete", data=np.int8(0))
+        self.reason = f.create_dataset("status/stopped_reason", shape=(0,), maxshape=(None,), dtype=np.uint8,
+                                       chunks=(256,))
+        f.swmr_mode = True  # from here on only rows are appended: a kill leaves a readable file
+        f.flush()
+        self.buffer: list[Snapshot] = []
+        self.rows = 0
+        self.last_flush = self.last_add = time.monotonic()
+        self.interval = 0.0  # time between the last two snapshots
+
+    def __enter__(self) -> "RunRecorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, snapshot: Snapshot) -> None:
+        """Queue one snapshot's row; flush when waiting for the next one would let a row go unflushed too long."""
+        if set(snapshot.stats) != set(self.layout):
+            raise ValueError(f"snapshot statistics {sorted(set(snapshot.stats) ^ set(self.layout))} do not match "
+                             "the run file's layout")
+        if self.rows == 0 and not self.buffer:
+            for h, ds in self.edges.items():
+                ds[...] = snapshot.edges[h]
+        self.buffer.append(snapshot)
+        now = time.monotonic()
+        self.interval, self.last_add = now - self.last_add, now
+        if now + self.interval - self.last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the buffered rows in one block per dataset and flush them to disk."""
+        if self.buffer:
+            n, k = self.rows, len(self.buffer)
+            blocks = {key: np.stack([s.stats[key] for s in self.buffer]) for key in self.stats}
+            blocks.update({name: np.array([getattr(s, name) for s in self.buffer]) for name in RUN_COLUMNS})
+            datasets = {**self.stats, **self.columns}
+            for key in [*self.stats, "loss", "train_accuracy", "test_accuracy", "step"]:  # steps last
+                ds = datasets[key]
+                ds.resize(n + k, axis=0)
+                ds[n:n + k] = blocks[key]
+            self.rows, self.buffer = n + k, []
+        self.file.flush()
+        self.last_flush = time.monotonic()
+
+    def finish(self, stopped_reason: str | None = None) -> Path:
+        """Store the final parameters and the stop reason (``stopped_reason`` or the training's), mark the file
+        complete, close it and rename it to the target path."""
+        reason = stopped_reason or self.training.stopped_reason
+        params = self.training.params
+        for prefix, arrays in (("W", params.W), ("b", params.b)):
+            for i, a in enumerate(arrays, start=1):
+                self.file[f"params/final/{prefix}{i}"][...] = a
+        if reason:
+            encoded = np.frombuffer(reason.encode("utf-8"), dtype=np.uint8)
+            self.reason.resize(encoded.shape)
+            self.reason[...] = encoded
+        self.flush()  # rows and final parameters before the flag that vouches for them
+        self.complete[()] = 1
+        self.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.flush()
+            self.file.close()
+
+
+def record(training: Training, path: str | Path, *, flush_seconds: float = 1.0) -> Iterator[Snapshot]:
+    """Iterate ``training``, recording and yielding each snapshot; the file is finished and renamed when the run
+    ends, diverges, or the caller closes this iterator (the reason then says the user stopped it)."""
+    with RunRecorder(path, training, flush_seconds=flush_seconds) as recorder:
+        steps = iter(training)
+        for snapshot in steps:
+            recorder.add(snapshot)
+            try:
+                yield snapshot
+            except GeneratorExit:
+                steps.close()
+                recorder.finish(f"stopped by the user at step {snapshot.step}")
+                raise
+        recorder.finish()
+
+
+# --------------------------------------------------------------------------------------------------- reading
+def _open(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise RunFileError(f"no run file at {path}; give the path of a .h5 file written by `train --out`")
+    if not h5py.is_hdf5(path):
+        raise RunFileError(f"{path} is not an HDF5 file; a run file is the .h5 written by `train --out`")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        pass
+    try:  # a writer killed in SWMR mode leaves its flag set: only a SWMR reader may open the file
+        return h5py.File(path, "r", swmr=True)
+    except OSError as e:
+        raise RunFileError(f"{path} cannot be opened ({e}); the file is truncated or damaged") from None
+
+
+def _check_format(path: Path, f: h5py.File) -> None:
+    if f.attrs.get("initlab_format") != FORMAT:
+        raise RunFileError(f"{path} is an HDF5 file but not an Init Lab run file (it lacks the initlab_format "
+                           "marker); open a file written by `train --out` or the dashboard")
+    version = f.attrs.get("format_version")
+    if not isinstance(version, (int, np.integer)):
+        raise RunFileError(f"{path}: the run file's format_version is missing or not a whole number; it is damaged")
+    if version > FORMAT_VERSION:
+        raise RunFileError(f"{path} was written in run-file format {version}, newer than this Init Lab reads "
+                           f"(up to {FORMAT_VERSION}); update Init Lab to open it")
+
+
+def _read_params(group: h5py.Group, depth: int) -> Params:
+    W = [group[f"W{i}"][()] for i in range(1, depth + 1)]
+    b = [group[f"b{i}"][()] for i in range(1, depth + 1)]
+    return Params(W, b, tuple(int(n) for n in group.attrs["lsuv_iterations"]))
+
+
+def _read_snapshots(f: h5py.File, keys: list[str]) -> list[Snapshot]:
+    stats = {key: f[f"stats/{key}"] for key in keys}
+    columns = {name: f[f"run/{name}"] for name in RUN_COLUMNS}
+    n = min(ds.shape[0] for ds in [*stats.values(), *columns.values()])  # a kill may cut one block short
+    if n == 0:
+        return []
+    stats = {key: ds[:n] for key, ds in stats.items()}
+    columns = {name: ds[:n].tolist() for name, ds in columns.items()}
+    edges = {h: f[f"edges/{h}"][()] for h in HISTOGRAMS}
+    return [
+        Snapshot(columns["step"][i], columns["loss"][i], columns["train_accuracy"][i],
+                 columns["test_accuracy"][i], {key: block[i] for key, block in stats.items()}, edges)
+        for i in range(n)
+    ]
+
+
+def read_run(path: str | Path) -> RecordedRun:
+    """The recorded run at ``path`` (a finished file or a ``.partial``); raises RunFileError if unreadable."""
+    path = Path(path)
+    with _open(path) as f:
+        _check_format(path, f)
+        try:
+            config = Config.from_json(f.attrs["config"])
+            dims = tuple(int(d) for d in f.attrs["network_dims"])
+            depth = len(dims) - 1
+            complete = bool(f["status/complete"][()])
+            reason = bytes(f["status/stopped_reason"][()]).decode("utf-8") or None
+            return RecordedRun(
+                config=config,
+                dataset_name=str(f.attrs["dataset_name"]),
+                dataset_fingerprint=str(f.attrs["dataset_fingerprint"]),
+                network_dims=dims,
+                activations=tuple(json.loads(f.attrs["activations"])),
+                snapshots=_read_snapshots(f, json.loads(f.attrs["stat_keys"])),
+                stopped_reason=reason,
+                complete=complete,
+                versions=json.loads(f.attrs["versions"]),
+                initial_params=_read_params(f["params/initial"], depth),
+                final_params=_read_params(f["params/final"], depth) if complete else None,
+            )
+        except ConfigError as e:
+            raise RunFileError(f"{path}: the recorded config is not valid here ({e})") from None
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            raise RunFileError(f"{path} is damaged: {e}") from None
