@@ -1,4 +1,4 @@
-"""Command line: ``python -m core train|probe ...``.
+"""Command line: ``python -m core train|probe|show ...``.
 
 Every mistake a user can make (an unknown name, a bad number, a missing file, a run too big for the machine)
 ends with exit code 2 and one line that says what is wrong and how to fix it, never a traceback.
@@ -16,6 +16,7 @@ from .config import Config, ConfigError
 from .datasets import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
+from .record import RecordedRun, RunFileError, read_run, record
 from .train import Training, probe
 
 USAGE_ERROR = 2
@@ -66,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", default=d.optimizer, help="gd, momentum or adam")
     train.add_argument("--l2", type=float, default=d.l2)
     train.add_argument("--record-every", type=int, default=d.record_every)
+    train.add_argument("--out", default=None, metavar="PATH", help="record the run to this HDF5 file "
+                       "(written as PATH.partial while it runs)")
     probe_cmd = sub.add_parser("probe", help="per-layer statistics at initialisation (one forward/backward pass)")
     _network_options(probe_cmd)
+    show = sub.add_parser("show", help="summarise a run file written by train --out")
+    show.add_argument("run", metavar="RUN.h5")
     return root
 
 
@@ -99,7 +104,7 @@ def _json_number(x: float) -> float | None:
 def run_train(args, config: Config, dataset, out) -> None:
     run = Training(config, dataset, _limits(args))
     start = time.perf_counter()
-    snapshots = list(run)
+    snapshots = list(record(run, args.out) if args.out else run)
     seconds = time.perf_counter() - start
     last = snapshots[-1] if snapshots else None
     result = {
@@ -110,6 +115,7 @@ def run_train(args, config: Config, dataset, out) -> None:
         "test_accuracy": _json_number(last.test_accuracy) if last else None,
         "stopped_reason": run.stopped_reason,
         "seconds": seconds,
+        "run_file": args.out,
     }
     if args.json:
         print(json.dumps(result), file=out)
@@ -122,6 +128,8 @@ def run_train(args, config: Config, dataset, out) -> None:
     if run.stopped_reason:
         print(run.stopped_reason, file=out)
     print(f"{seconds:.2f} s of training", file=out)
+    if args.out:
+        print(f"recorded to {args.out}", file=out)
 
 
 def run_probe(args, config: Config, dataset, out) -> None:
@@ -142,14 +150,40 @@ def run_probe(args, config: Config, dataset, out) -> None:
         print("  ".join(cells), file=out)
 
 
+def run_show(path: str, out) -> None:
+    run: RecordedRun = read_run(path)
+    state = "complete" if run.complete else "incomplete (its writer stopped before finishing)"
+    print(f"run file {path}: {state}", file=out)
+    print(f"config {run.config.to_json()}", file=out)
+    print(f"network {list(run.network_dims)} {'/'.join(run.activations)}, dataset {run.dataset_name} "
+          f"(fingerprint {run.dataset_fingerprint[:12]})", file=out)
+    snaps = run.snapshots
+    if not snaps:
+        print("steps recorded: none", file=out)
+    else:
+        first, last = snaps[0], snaps[-1]
+        print(f"steps recorded: {len(snaps)} (steps {first.step} to {last.step})", file=out)
+        print(f"final: step {last.step}, cost {last.loss:.6g}, train accuracy {last.train_accuracy:.4f}, "
+              f"test accuracy {last.test_accuracy:.4f}", file=out)
+        print(f"{'layer':>5}  {'units':>6}  {'std Z at step ' + str(first.step):>18}  "
+              f"{'std Z at step ' + str(last.step):>18}", file=out)
+        for i in range(first.n_layers):
+            print(f"{i + 1:>5}  {run.network_dims[i + 1]:>6}  {first.stats['z_std'][i]:>18.4g}  "
+                  f"{last.stats['z_std'][i]:>18.4g}", file=out)
+    print(f"stop reason: {run.stopped_reason or 'none'}", file=out)
+
+
 def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "show":
+            run_show(args.run, out)
+            return 0
         config = config_from_args(args)
         data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
         dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
         (run_train if args.command == "train" else run_probe)(args, config, dataset, out)
-    except (UsageError, ConfigError, DatasetError, FloatingPointError) as e:
+    except (UsageError, ConfigError, DatasetError, FloatingPointError, RunFileError) as e:
         print(f"error: {e}", file=err)
         return USAGE_ERROR
     return 0
