@@ -1,0 +1,474 @@
+"""Init Lab's dashboard: `streamlit run app/main.py`.
+
+This script only lays out widgets and figures. The numbers come from the engine (core/), the shared runs from
+app/runs.py, the figures from app/figures.py, the sidebar's state from app/state.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/, not the repository, on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import figures  # noqa: E402
+from app.presets import VARIANTS, presets  # noqa: E402
+from app.runs import (DIVERGED, FINISHED, RUNNING, RunStore, decision_grid, preflight, stack,  # noqa: E402
+                      steps)
+from app.state import config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
+from core.activations import ACTIVATIONS  # noqa: E402
+from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
+from core.datasets import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5  # noqa: E402
+from core.datasets import standardized  # noqa: E402
+from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
+from core.limits import Limits  # noqa: E402
+from core.network import Network  # noqa: E402
+from core.record import RunFileError, read_run  # noqa: E402
+from core.train import probe  # noqa: E402
+
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+LIVE_SECONDS = 0.25  # the Training tab redraws 4 times a second while its run computes
+SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
+UPLOAD_PREFIX = "upload:"
+ss = st.session_state
+
+
+# --- shared, cached computation ---------------------------------------------------------------------------------
+@st.cache_resource
+def run_store() -> RunStore:
+    return RunStore()
+
+
+@st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
+def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
+    """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint)."""
+    network, _, snapshot = probe(Config.from_json(config_json), _dataset, _limits)
+    return network, snapshot
+
+
+def probe_of(config: Config, dataset, limits: Limits):
+    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
+
+
+def chart(fig, key: str, caption: str) -> None:
+    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+    st.caption(caption)
+
+
+# --- sidebar state ----------------------------------------------------------------------------------------------
+def load_config(config: Config) -> None:
+    ss.config = config
+    ss.update(widget_values(config))
+
+
+def apply_preset() -> None:
+    preset = presets(default_data_dir())[ss.preset]
+    load_config(preset.config)
+    ss.compare = list(preset.compare)
+
+
+def boot() -> None:
+    """First run of a session: the URL's config if it holds one, else the default preset."""
+    if "session_id" in ss:
+        return
+    ss.session_id = uuid.uuid4().hex
+    all_presets = presets(default_data_dir())
+    config, preset, warning = from_query(st.query_params.to_dict(), all_presets)
+    ss.boot_warning = warning
+    ss.preset = preset
+    ss.compare = list(all_presets[preset].compare)
+    ss.uploads = {}
+    load_config(config or all_presets[preset].config)
+
+
+def take_dataset_upload() -> None:
+    upload = ss.get("dataset_upload")
+    if upload is None:
+        return
+    try:
+        dataset = load_uploaded_h5(upload.getvalue(), name=Path(upload.name).stem[:60])
+    except DatasetError as e:
+        ss.upload_error = str(e)
+        return
+    ss.upload_error = None
+    name = f"{UPLOAD_PREFIX}{dataset.name}"
+    ss.uploads[name] = dataset
+    ss[widget_key("dataset")] = name
+
+
+def sidebar() -> Config | None:
+    all_presets = presets(default_data_dir())
+    sb = st.sidebar
+    sb.selectbox("Preset", list(all_presets), key="preset", on_change=apply_preset)
+    sb.caption(all_presets[ss.preset].note)
+
+    sb.subheader("Data")
+    names = dataset_names(default_data_dir()) + list(ss.uploads)
+    current = ss[widget_key("dataset")]
+    sb.selectbox("Dataset", names if current in names else [current, *names], key=widget_key("dataset"),
+                 help="catvnoncat appears when the course's files are in the data folder (INITLAB_DATA_DIR).")
+    sb.file_uploader("…or upload a course-layout .h5", type=["h5"], key="dataset_upload",
+                     on_change=take_dataset_upload,
+                     help="Keys train_set_x, train_set_y, test_set_x, test_set_y (and optionally list_classes).")
+    if ss.get("upload_error"):
+        sb.error(ss.upload_error)
+    sb.checkbox("Standardise features", key=widget_key("standardize"))
+
+    sb.subheader("Network")
+    sb.text_input("Hidden layers", key=widget_key("layers"),
+                  help="Sizes separated by commas (20,7,5), or width x depth for deep nets: 500x30.")
+    acts = list(ACTIVATIONS)
+    if ss[widget_key("activation")] not in acts:
+        acts.append(ss[widget_key("activation")])
+    sb.selectbox("Activation", acts, key=widget_key("activation"))
+
+    sb.subheader("Initialisation")
+    sb.selectbox("Initialiser", list(INITIALIZERS), key=widget_key("init"),
+                 format_func=lambda name: INITIALIZERS[name].label)
+    init = ss[widget_key("init")]
+    sb.latex(INITIALIZERS[init].latex)
+    sb.caption(INITIALIZERS[init].doc)
+    left, right = sb.columns(2)
+    left.number_input("Scale s", key=widget_key("init_scale"), format="%g", step=0.01,
+                      disabled=init not in SCALED_INITS)
+    right.number_input("Gain ×", key=widget_key("init_gain"), format="%g", step=0.1,
+                       help="Multiplies every weight matrix after drawing it.")
+    sb.selectbox("Fan mode", FAN_MODES, key=widget_key("init_mode"), disabled=not init.startswith("he_"))
+    left, right = sb.columns(2)
+    left.selectbox("Bias", BIAS_INITIALIZERS, key=widget_key("bias_init"))
+    right.number_input("Bias value", key=widget_key("bias_value"), format="%g",
+                       disabled=ss[widget_key("bias_init")] != "constant")
+    left, right = sb.columns(2)
+    left.number_input("Seed", key=widget_key("seed"), min_value=0, step=1)
+    right.selectbox("RNG", RNG_MODES, key=widget_key("rng"),
+                    help="legacy: the course's np.random.seed stream; default: NumPy's PCG64.")
+
+    sb.subheader("Training")
+    left, right = sb.columns(2)
+    left.selectbox("Optimiser", OPTIMIZERS, key=widget_key("optimizer"))
+    right.number_input("Learning rate", key=widget_key("lr"), format="%g", step=0.001)
+    left, right = sb.columns(2)
+    left.number_input("Iterations", key=widget_key("iterations"), min_value=0, step=100)
+    right.number_input("Batch size", key=widget_key("batch_size"), min_value=0, step=32, help="0: full batch")
+    left, right = sb.columns(2)
+    left.number_input("Record every", key=widget_key("record_every"), min_value=1, step=5,
+                      help="Steps between snapshots: smaller means smoother live charts.")
+    right.selectbox("dtype", DTYPES, key=widget_key("dtype"))
+
+    try:
+        config = config_from_widgets(ss, ss.config)
+    except ConfigError as e:
+        sb.error(str(e))
+        return None
+    ss.config = config
+    query = to_query(config, ss.preset)
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+    return config
+
+
+def resolve_dataset(config: Config):
+    if config.dataset.startswith(UPLOAD_PREFIX):
+        if config.dataset not in ss.uploads:
+            raise DatasetError(f"{config.dataset} was uploaded in another session; upload the file again here.")
+        dataset = ss.uploads[config.dataset]
+        return standardized(dataset) if config.standardize else dataset
+    return load_dataset(config.dataset, default_data_dir(), standardize=config.standardize)
+
+
+# --- At initialisation -----------------------------------------------------------------------------------------
+WHY_INIT = r"""
+Each layer computes $Z^l = W^l A^{l-1} + b^l$. With independent zero-mean weights,
+$\mathrm{Var}(Z^l) = n_{l-1}\,\mathrm{Var}(W^l)\,\mathrm{E}[(A^{l-1})^2]$: every layer multiplies the signal's
+variance by a factor. Below 1 the signal shrinks geometrically with depth (randn×0.01: activations and gradients
+vanish), above 1 it explodes or saturates tanh. The classic choices make the factor 1:
+"""
+
+
+def why(body: str) -> None:
+    with st.expander("Why?"):
+        st.markdown(body)
+        st.latex(r"\mathrm{Var}(W) = \frac{1}{n_{in}}\ \text{(LeCun)},\qquad \frac{2}{n_{in}}\ \text{(He, ReLU)},"
+                 r"\qquad \frac{2}{n_{in}+n_{out}}\ \text{(Xavier/Glorot)}")
+
+
+def init_tab(config: Config, dataset, limits: Limits) -> None:
+    why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
+    network, snap = probe_of(config, dataset, limits)
+    s = snap.stats
+    st.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
+                f"training examples, no update. Cost {snap.loss:.6g}.")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A"),
+              "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.")
+    with right:
+        chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
+                                       "dZ"),
+              "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.")
+    log_y = st.toggle("Log scale for standard deviations", value=True, key="init_log_y")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
+                                    "Standard deviation against depth", "std", log_y=log_y),
+              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing.")
+    with right:
+        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
+              "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
+    chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
+          "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")
+
+
+# --- Training --------------------------------------------------------------------------------------------------
+WHY_TRAIN = r"""
+Gradient descent moves $W^l \leftarrow W^l - \alpha\, dW^l$ with $dW^l = \frac{1}{m}\, dZ^l (A^{l-1})^\top$: a layer
+whose activations or back-propagated gradients vanished at initialisation gets no update, and the loss sits at
+$\ln 2 \approx 0.693$ (the net predicts one class). The update-to-weight ratio
+$\lVert \alpha\, dW^l\rVert / \lVert W^l\rVert$ near $10^{-3}$ is a healthy pace (Karpathy's rule of thumb).
+"""
+
+
+def start_training(config: Config, dataset, limits: Limits) -> None:
+    try:
+        run = run_store().start(config, dataset, ss.session_id, limits)
+    except ConfigError as e:
+        ss.train_error = f"Refused before starting: {e}"
+        return
+    ss.train_error = None
+    ss.train_key, ss.train_frozen, ss.replay = run.key, None, None
+
+
+def stop_training() -> None:
+    run = run_store().get(ss.get("train_key") or "")
+    if run is not None:
+        ss.train_frozen = len(run.snapshots)
+        run_store().detach(run.key, ss.session_id)
+
+
+def watched_run():
+    run = run_store().get(ss.get("train_key") or "")
+    live = run is not None and not run.done and ss.get("train_frozen") is None
+    return run, live
+
+
+def training_tab(config: Config, dataset, limits: Limits) -> None:
+    why(WHY_TRAIN)
+    run, live = watched_run()
+    left, middle, right = st.columns([1, 1, 5])
+    left.button("Start", key="start", type="primary", disabled=live, on_click=start_training,
+                args=(config, dataset, limits))
+    middle.button("Stop", key="stop", disabled=not live, on_click=stop_training)
+    if ss.get("train_error"):
+        st.error(ss.train_error)
+    if ss.get("replay") is not None:
+        right.info(f"Replaying a recorded run ({ss.replay_name}). Start a run to leave the replay.")
+        draw_replay(ss.replay, dataset)
+        return
+    if run is None:
+        right.info("Press Start to train this config; the charts update while it learns.")
+        return
+    st.fragment(run_every=LIVE_SECONDS if live else None)(live_training)(dataset, live)
+
+
+def live_training(dataset, live: bool) -> None:
+    run = run_store().get(ss.get("train_key") or "")
+    if run is None:
+        st.warning("This run was dropped from the server's cache; press Start to run it again.")
+        return
+    frozen = ss.get("train_frozen")
+    snapshots = run.snapshots[:frozen] if frozen is not None else run.snapshots[:]
+    status = run.status if frozen is None else "stopped"
+    last = snapshots[-1].step if snapshots else 0
+    if status == RUNNING:
+        st.info(f"Training… step {last:,} of {run.config.iterations:,}")
+    elif status == FINISHED:
+        st.success(f"Finished {run.config.iterations:,} steps" + (f" in {run.seconds:.1f} s." if run.seconds else "."))
+    elif status == DIVERGED:
+        st.error(f"The run {run.message}")
+    else:
+        st.warning(run.message if frozen is None and run.message else f"Stopped at step {last:,}: the charts show "
+                   "the run up to there.")
+    draw_snapshots(snapshots, run.network, run.params, dataset, "live")
+    if live and run.done:
+        st.rerun()  # the run ended: redraw the whole page once, without the timer
+
+
+def draw_replay(recorded, dataset) -> None:
+    network = Network(tuple(recorded.network_dims), tuple(recorded.activations[:len(recorded.network_dims) - 2]))
+    if recorded.stopped_reason:
+        st.warning(f"The recorded run ended early: {recorded.stopped_reason}")
+    same_data = dataset.fingerprint() == recorded.dataset_fingerprint
+    draw_snapshots(recorded.snapshots, network, recorded.final_params if same_data else None, dataset, "replay")
+
+
+def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) -> None:
+    if not snapshots:
+        st.caption("Waiting for the first snapshot…")
+        return
+    t = steps(snapshots)
+    last = snapshots[-1]
+    a, b, c = st.columns(3)
+    a.metric("Loss", f"{last.loss:.4f}")
+    b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
+    c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", "cross-entropy"),
+              f"{prefix}_loss", "A loss stuck at 0.693 (ln 2) means the net predicts one class for everything.")
+    with right:
+        chart(figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
+                                                       "test": [s.test_accuracy for s in snapshots]},
+                             "Accuracy", "accuracy", y_range=(0, 1.02)),
+              f"{prefix}_acc", "The gap between train and test is overfitting; flat lines mean nothing is learned.")
+        chart(figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A"),
+              f"{prefix}_astd", "Lines far apart on this log scale mean the signal shrinks or grows through depth.")
+    with left:
+        chart(figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer", "‖dW‖"),
+              f"{prefix}_dw", "Early layers (light) far below late ones (dark): vanishing gradients.")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"), "Update-to-weight ratio per layer",
+                                           "‖ΔW‖ / ‖W‖", reference=figures.UPDATE_RATIO_GUIDE),
+              f"{prefix}_ratio", "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.")
+    with right:
+        quantity = st.selectbox("Histograms over time of", ["a", "z", "dz", "dw"], key=f"{prefix}_heat_q",
+                                format_func={"a": "activations A", "z": "pre-activations Z",
+                                             "dz": "gradients dZ", "dw": "weight gradients dW"}.get)
+        chart(figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
+                                         f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
+              f"{prefix}_heat", "Bright bands that narrow to one row mean the layer's values collapsed to one value.")
+    if params is not None and network.dims[0] == 2:
+        xs, ys, prob = decision_grid(network, params, dataset.x_train)
+        chart(figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0]), f"{prefix}_boundary",
+              "A boundary that follows the classes is learning; a plain colour means one class everywhere.")
+
+
+# --- Compare ---------------------------------------------------------------------------------------------------
+def start_compare(config: Config, dataset, limits: Limits) -> None:
+    keys, errors = {}, []
+    for label in ss.compare:
+        try:
+            keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{ss.session_id}:compare",
+                                            limits).key
+        except ConfigError as e:
+            errors.append(f"{label}: {e}")
+    ss.compare_keys, ss.compare_errors = keys, errors
+
+
+def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
+    why("Same data, same network, same seed: only the initialiser changes. " + WHY_INIT)
+    st.multiselect("Initialisers", list(VARIANTS), key="compare")
+    if not ss.compare:
+        st.info("Pick at least one initialiser.")
+        return
+    stds = {label: probe_of(VARIANTS[label].apply(config), dataset, limits)[1].stats["a_std"] for label in ss.compare}
+    chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True),
+          "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
+    st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
+              args=(config, dataset, limits),
+              help=f"{len(ss.compare)} runs of {config.iterations:,} steps on the same data, network and seed.")
+    for error in ss.get("compare_errors") or []:
+        st.error(f"Refused before starting: {error}")
+    keys = {label: key for label, key in (ss.get("compare_keys") or {}).items() if label in ss.compare}
+    if not keys:
+        return
+    runs = {label: run_store().get(key) for label, key in keys.items()}
+    live = any(r is not None and not r.done for r in runs.values())
+    st.fragment(run_every=0.5 if live else None)(compare_results)(keys, live)
+
+
+def compare_results(keys: dict[str, str], live: bool) -> None:
+    runs = {label: run_store().get(key) for label, key in keys.items()}
+    runs = {label: r for label, r in runs.items() if r is not None}
+    curves = {label: r.snapshots[:] for label, r in runs.items()}
+    chart(figures.curves({k: steps(v) for k, v in curves.items() if v},
+                         {k: [s.loss for s in v] for k, v in curves.items() if v}, "Loss by initialiser",
+                         "cross-entropy"),
+          "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer learn.")
+    rows = []
+    for label, r in runs.items():
+        last = curves[label][-1] if curves[label] else None
+        rows.append({"initialiser": label, "status": r.status,
+                     "step": f"{last.step:,}" if last else "–",
+                     "loss": f"{last.loss:.4f}" if last else "–",
+                     "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
+                     "test accuracy": f"{last.test_accuracy:.2f}" if last else "–"})
+    st.table(rows)
+    st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
+               "means the net learned nothing.")
+    if live and all(r.done for r in runs.values()):
+        st.rerun()
+
+
+# --- Run file --------------------------------------------------------------------------------------------------
+def take_run_upload() -> None:
+    upload = ss.get("run_upload")
+    if upload is None:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "upload.h5"
+        path.write_bytes(upload.getvalue())
+        try:
+            ss.replay, ss.replay_name, ss.run_upload_error = read_run(path), upload.name, None
+        except RunFileError as e:
+            ss.replay, ss.run_upload_error = None, str(e)
+
+
+def run_file_tab() -> None:
+    why("A run file is an HDF5 file holding the config, the initial and final weights and every snapshot's "
+        "statistics: share it, and anyone can replay exactly what you saw." + "\n\n" + WHY_INIT)
+    run, _ = watched_run()
+    st.subheader("Download the current run")
+    if run is None:
+        st.caption("Train a run in the Training tab first.")
+    elif not run.done or not run.path.is_file():
+        st.caption("The file is ready when the run ends (or is stopped).")
+    else:
+        st.download_button("Download run (.h5)", run.path.read_bytes(), file_name=f"initlab-{run.key[:8]}.h5",
+                           mime="application/x-hdf5", key="download_run")
+    st.subheader("Replay a recorded run")
+    st.file_uploader("Recorded run (.h5)", type=["h5"], key="run_upload", on_change=take_run_upload)
+    if ss.get("run_upload_error"):
+        st.error(ss.run_upload_error)
+    elif ss.get("replay") is not None:
+        st.success(f"Loaded {ss.replay_name}: {len(ss.replay.snapshots)} snapshots. See the Training tab.")
+
+
+# --- page ------------------------------------------------------------------------------------------------------
+def main() -> None:
+    st.set_page_config(page_title="Init Lab", page_icon="🧪", layout="wide")
+    boot()
+    config = sidebar()
+    st.title("Init Lab")
+    st.caption("Why the initial weights decide whether a deep network learns, layer by layer.")
+    if ss.boot_warning:
+        st.warning(ss.boot_warning)
+    if config is None:
+        st.error("Fix the highlighted setting in the sidebar to continue.")
+        return
+    try:
+        limits = Limits.from_env()
+        dataset = resolve_dataset(config)
+        network = preflight(config, dataset, limits)
+    except (ConfigError, DatasetError) as e:
+        st.error(str(e))
+        return
+    st.markdown(f"**{network}** · {network.n_params:,} parameters · {dataset.description}")
+    tabs = st.tabs(["At initialisation", "Training", "Compare", "Run file"])
+    with tabs[0]:
+        init_tab(config, dataset, limits)
+    with tabs[1]:
+        training_tab(config, dataset, limits)
+    with tabs[2]:
+        compare_tab(config, dataset, limits, presets(default_data_dir())[ss.preset].forward_only)
+    with tabs[3]:
+        run_file_tab()
+
+
+main()

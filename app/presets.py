@@ -1,0 +1,83 @@
+"""The dashboard's presets (a starting Config and the initialisers Compare trains) and the named init variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import Config
+from core.datasets import dataset_names
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One initialiser setting for Compare: a label and the Config fields it overrides."""
+
+    label: str
+    init: str
+    scale: float = 0.01
+
+    def apply(self, config: Config) -> Config:
+        return config.replace(init=self.init, init_scale=self.scale)
+
+
+VARIANTS: dict[str, Variant] = {v.label: v for v in (
+    Variant("normal ×0.01", "normal", 0.01),
+    Variant("normal ×1", "normal", 1.0),
+    Variant("normal ×10", "normal", 10.0),
+    Variant("course_sqrt", "course_sqrt"),
+    Variant("he_normal", "he_normal"),
+    Variant("he_uniform", "he_uniform"),
+    Variant("xavier_normal", "xavier_normal"),
+    Variant("xavier_uniform", "xavier_uniform"),
+    Variant("lecun_normal", "lecun_normal"),
+    Variant("orthogonal", "orthogonal"),
+    Variant("torch_default", "torch_default"),
+    Variant("lsuv", "lsuv"),
+    Variant("zeros", "zeros"),
+)}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    config: Config
+    compare: tuple[str, ...]  # VARIANTS labels
+    note: str
+    forward_only: bool = False  # Compare's point is the picture at step 0; training is optional
+
+
+def _seed_dataset(data_dir) -> str:
+    return "catvnoncat" if "catvnoncat" in dataset_names(data_dir) else "shapes64"
+
+
+def presets(data_dir=None) -> dict[str, Preset]:
+    """All presets; the seed question uses the course's cat files when they are in data_dir, else shapes64."""
+    seed = Config(dataset=_seed_dataset(data_dir), layers=(20, 7, 5), activation="relu", init="normal",
+                  init_scale=0.01, rng="legacy", seed=1, lr=0.0075, iterations=2500, record_every=25)
+    return {p.name: p for p in (
+        Preset("seed question", seed, ("normal ×0.01", "course_sqrt"),
+               "The course's 4-layer cat classifier: randn×0.01 gets 34% test accuracy, randn/√n_prev 80%."),
+        Preset("course 2 circles",
+               Config(dataset="circles", layers=(10, 5), activation="relu", init="he_normal", rng="legacy", seed=3,
+                      lr=0.01, iterations=15000, record_every=150),
+               ("zeros", "normal ×10", "he_normal"),
+               "The course's Initialization exercise: zeros never break symmetry, ×10 saturates, He learns."),
+        Preset("tanh 10×500",
+               Config(dataset="gaussian:500", layers=(500,) * 10, activation="tanh", init="normal", init_scale=0.01,
+                      lr=0.01, iterations=200, record_every=10),
+               ("normal ×0.01", "normal ×1", "xavier_normal"),
+               "CS231n's experiment: std 0.01 collapses to zero, std 1 saturates, Xavier keeps tanh alive.",
+               forward_only=True),
+        Preset("30-layer ReLU",
+               Config(dataset="gaussian:500", layers=(100,) * 30, activation="relu", init="xavier_normal",
+                      lr=0.01, iterations=200, record_every=10),
+               ("xavier_normal", "he_normal"),
+               "He et al. 2015: with ReLU, Xavier halves the variance at every layer; He's 2/n keeps it.",
+               forward_only=True),
+        Preset("custom", Config(),
+               ("normal ×0.01", "course_sqrt", "he_normal", "xavier_normal", "zeros"),
+               "Your own settings: change anything in the sidebar."),
+    )}
+
+
+DEFAULT_PRESET = "seed question"

@@ -1,0 +1,173 @@
+"""Training runs shared by every session of the server, computed by worker threads (no Streamlit here).
+
+A run is keyed by its config JSON and its dataset's fingerprint: a classroom starting the same preset attaches to
+one computation. Workers only compute and append snapshots (Streamlit calls from threads are unsupported); the
+page polls the shared run and draws it. Each run is recorded to an .h5 file through core.record while it trains.
+A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.config import Config
+from core.limits import Limits, check_limits
+from core.network import Network, Params, forward
+from core.record import record
+from core.stats import Snapshot
+from core.train import Training
+
+Array = np.ndarray
+
+RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
+
+
+def run_key(config: Config, fingerprint: str) -> str:
+    return hashlib.sha256(f"{config.to_json()}|{fingerprint}".encode()).hexdigest()[:24]
+
+
+def preflight(config: Config, dataset, limits: Limits) -> Network:
+    """The network a config builds on a dataset; ConfigError naming the cap if it is over one. Allocates nothing."""
+    net = Network.from_config(config, dataset.n_features, dataset.output_size)
+    check_limits(net, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
+    return net
+
+
+@dataclass
+class SharedRun:
+    key: str
+    config: Config
+    network: Network
+    path: Path  # the recorded .h5, complete once the run has ended
+    two_d: bool
+    snapshots: list[Snapshot] = field(default_factory=list)  # append-only: readers slice a prefix
+    params: Params | None = None  # after the latest snapshot, kept for 2-D decision boundaries
+    status: str = RUNNING
+    message: str | None = None
+    watchers: set[str] = field(default_factory=set)
+    stop: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != RUNNING
+
+
+class RunStore:
+    """Thread-safe map key -> SharedRun; at most `max_runs` ended runs kept, `workers` computing at once."""
+
+    def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2):
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="initlab-runs-"))
+        self.max_runs = max_runs
+        self._slots = threading.Semaphore(workers)
+        self._lock = threading.Lock()
+        self._runs: dict[str, SharedRun] = {}
+
+    def get(self, key: str) -> SharedRun | None:
+        with self._lock:
+            return self._runs.get(key)
+
+    def start(self, config: Config, dataset, watcher: str, limits: Limits) -> SharedRun:
+        """Attach `watcher` to the run of this config, starting it unless it runs or ran to its end already.
+
+        Limits are checked and the network initialised here, before the call returns: an over-cap config raises
+        ConfigError and no work starts.
+        """
+        key = run_key(config, dataset.fingerprint())
+        with self._lock:
+            run = self._runs.get(key)
+            if run is not None and run.status != STOPPED:
+                run.watchers.add(watcher)
+                return run
+        preflight(config, dataset, limits)
+        training = Training(config, dataset, limits)
+        run = SharedRun(key, config, training.network, self.folder / f"{key}.h5", dataset.n_features == 2,
+                        watchers={watcher})
+        with self._lock:
+            self._runs[key] = run
+            self._evict()
+        threading.Thread(target=self._work, args=(run, training), name=f"initlab-run-{key[:8]}", daemon=True).start()
+        return run
+
+    def detach(self, key: str, watcher: str) -> None:
+        """`watcher` stops watching; the run stops when nobody watches it any more."""
+        with self._lock:
+            run = self._runs.get(key)
+            if run is None:
+                return
+            run.watchers.discard(watcher)
+            if not run.watchers and not run.done:
+                run.stop.set()
+
+    def wait(self, key: str, timeout: float) -> bool:
+        """Block until the run has ended (tests and scripts); True if it has."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            run = self.get(key)
+            if run is None or run.done:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _work(self, run: SharedRun, training: Training) -> None:
+        with self._slots:
+            run.started = time.perf_counter()
+            stream = record(training, run.path)
+            try:
+                for snapshot in stream:
+                    if run.two_d:
+                        run.params = training.params.copy()
+                    run.snapshots.append(snapshot)
+                    if run.stop.is_set():
+                        break
+            except Exception as e:  # a worker must never die silently: the page shows what happened
+                run.message = f"the run failed: {type(e).__name__}: {e}"
+                run.status = STOPPED
+            finally:
+                stream.close()  # finishes the recording (reason "stopped by the user" when closed early)
+            run.seconds = time.perf_counter() - run.started
+            if run.status == STOPPED:
+                return
+            if training.stopped_reason:
+                run.status, run.message = DIVERGED, training.stopped_reason
+            elif training.finished:
+                run.status = FINISHED
+            else:
+                last = run.snapshots[-1].step if run.snapshots else 0
+                run.status, run.message = STOPPED, f"stopped by the user at step {last}"
+
+    def _evict(self) -> None:
+        ended = [k for k, r in self._runs.items() if r.done]
+        for key in ended[: max(0, len(self._runs) - self.max_runs)]:
+            run = self._runs.pop(key)
+            run.path.unlink(missing_ok=True)
+
+
+# --- reading runs for the figures ------------------------------------------------------------------------------
+def steps(snapshots: list[Snapshot]) -> Array:
+    return np.array([s.step for s in snapshots])
+
+
+def stack(snapshots: list[Snapshot], key: str) -> Array:
+    """One statistic over time: (T, L) for scalars, (T, L, bins) for histograms."""
+    return np.stack([s.stats[key] for s in snapshots])
+
+
+def decision_grid(network: Network, params: Params, points: Array, n: int = 120) -> tuple[Array, Array, Array]:
+    """P(last class) on an n x n grid spanning the 2-D points with a 10% margin: (xs, ys, probability (n, n))."""
+    lo, hi = points.min(axis=1), points.max(axis=1)
+    pad = 0.1 * (hi - lo) + 1e-9
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], n)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], n)
+    gx, gy = np.meshgrid(xs, ys)
+    grid = np.vstack([gx.ravel(), gy.ravel()]).astype(params.W[0].dtype)
+    probability = forward(network, params, grid).A[-1][-1]
+    return xs, ys, probability.reshape(n, n)
