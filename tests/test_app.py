@@ -1,0 +1,210 @@
+"""The dashboard driven headlessly with Streamlit's AppTest: presets, widgets, the URL, uploads, a short run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.presets import presets
+from app.state import compact_layers, from_query, to_query
+from core.config import Config
+from core.datasets import load_dataset
+from core.record import record
+from core.train import Training
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def no_course_files(monkeypatch, tmp_path):
+    """The app reads the data folder from the environment: point it at an empty folder (shipped data only)."""
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(tmp_path))
+
+
+def start(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    return at.run()
+
+
+def decode(array) -> list:
+    """A trace's data array from the chart's JSON: plain list, or plotly's typed array {dtype, bdata}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(node.proto.spec) for node in at.get("plotly_chart")]
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [spec["layout"]["title"]["text"] for spec in chart_specs(at)]
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("name", list(presets()))
+def test_every_preset_starts_and_probes(name):
+    at = start()
+    at.selectbox(key="preset").set_value(name).run()
+    no_errors(at)
+    preset = presets()[name]
+    assert at.session_state.config == preset.config
+    assert "Activations A per layer" in chart_titles(at)
+
+
+def test_seed_preset_without_course_files_uses_shapes64():
+    at = start()
+    assert at.session_state.config.dataset == "shapes64"
+    assert at.session_state.config.layers == (20, 7, 5)
+
+
+def test_widgets_change_the_config_and_the_url():
+    at = start()
+    at.text_input(key="cfg_layers").set_value("8,4").run()
+    at.selectbox(key="cfg_init").set_value("xavier_normal").run()
+    at.number_input(key="cfg_lr").set_value(0.05).run()
+    no_errors(at)
+    config = at.session_state.config
+    assert (config.layers, config.init, config.lr) == ((8, 4), "xavier_normal", 0.05)
+    assert at.query_params["layers"] == "8,4" and at.query_params["init"] == "xavier_normal"
+    assert any("frac{2}{n_{in} + n_{out}}" in latex.value for latex in at.sidebar.latex)
+
+
+def test_an_invalid_widget_value_is_an_error_message_not_a_traceback():
+    at = start()
+    at.text_input(key="cfg_layers").set_value("20,x").run()
+    assert not at.exception
+    assert any("layers" in e.value for e in at.sidebar.error)
+
+
+def test_a_config_over_the_cap_is_refused_before_any_work(monkeypatch):
+    monkeypatch.setenv("INITLAB_MAX_LAYERS", "3")
+    at = start()
+    assert not at.exception
+    assert any("cap of 3" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
+    at = start()
+    specs = {spec["layout"]["title"]["text"]: spec for spec in chart_specs(at)}
+    depth = len(at.session_state.config.layers) + 1
+    assert len(specs["Activations A per layer"]["data"]) == depth
+    assert len(specs["Back-propagated gradients dZ per layer"]["data"]) == depth
+    assert specs["Standard deviation against depth"]["layout"]["yaxis"]["type"] == "log"
+    at.toggle(key="init_log_y").set_value(False).run()
+    specs = {spec["layout"]["title"]["text"]: spec for spec in chart_specs(at)}
+    assert specs["Standard deviation against depth"]["layout"]["yaxis"]["type"] == "linear"
+
+
+def test_a_short_training_run_completes_and_can_be_downloaded():
+    at = start()
+    at.selectbox(key="preset").set_value("custom").run()
+    at.number_input(key="cfg_iterations").set_value(40).run()
+    at.number_input(key="cfg_record_every").set_value(10).run()
+    at.button(key="start").click().run()
+    deadline = time.monotonic() + 60
+    while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    no_errors(at)
+    assert any("Finished 40 steps" in s.value for s in at.success)
+    titles = chart_titles(at)
+    for title in ("Loss", "Accuracy", "Activation std per layer", "Update-to-weight ratio per layer",
+                  "Decision boundary"):
+        assert title in titles
+    loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
+    assert decode(loss["data"][0]["x"]) == [0, 10, 20, 30, 40]
+    assert at.get("download_button"), "a finished run offers its .h5 file"
+
+
+def test_a_bad_dataset_upload_shows_the_loaders_error():
+    at = start()
+    at.file_uploader(key="dataset_upload").upload("broken.h5", b"this is not HDF5", "application/x-hdf5").run()
+    assert not at.exception
+    assert any("broken" in e.value for e in at.sidebar.error)
+
+
+def test_a_good_dataset_upload_becomes_the_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "train_tiny.h5"
+    with h5py.File(path, "w") as f:
+        f["train_set_x"] = rng.integers(0, 256, (12, 4, 4, 3), dtype=np.uint8)
+        f["train_set_y"] = np.arange(12) % 2
+        f["test_set_x"] = rng.integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+        f["test_set_y"] = np.arange(6) % 2
+    at = start()
+    at.file_uploader(key="dataset_upload").upload("train_tiny.h5", path.read_bytes(), "application/x-hdf5").run()
+    no_errors(at)
+    assert at.session_state.config.dataset.startswith("upload:")
+    assert "Activations A per layer" in chart_titles(at)
+
+
+@pytest.mark.parametrize("content", [b"not HDF5 at all", "dataset"], ids=["not-hdf5", "a-dataset-not-a-run"])
+def test_a_bad_run_file_upload_shows_an_error(content, tmp_path):
+    if content == "dataset":  # the likeliest mistake: the course's data file dropped on the run-file uploader
+        path = tmp_path / "train.h5"
+        with h5py.File(path, "w") as f:
+            f["train_set_x"] = np.zeros((2, 2, 2, 3), dtype=np.uint8)
+        content = path.read_bytes()
+    at = start()
+    at.file_uploader(key="run_upload").upload("run.h5", content, "application/x-hdf5").run()
+    assert not at.exception
+    assert any("run file" in e.value for e in at.error) and at.session_state.replay is None
+
+
+def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
+    config = Config(dataset="circles", layers=(4,), iterations=20, record_every=5)
+    path = tmp_path / "run.h5"
+    list(record(Training(config, load_dataset("circles")), path))
+    at = start()
+    at.file_uploader(key="run_upload").upload("run.h5", path.read_bytes(), "application/x-hdf5").run()
+    no_errors(at)
+    assert any("Replaying" in i.value for i in at.info)
+    loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
+    assert decode(loss["data"][0]["x"]) == [0, 5, 10, 15, 20]
+
+
+def test_a_copied_url_restores_the_config_exactly():
+    config = Config(dataset="moons", layers=(16,) * 12 + (3,), activation="tanh", init="xavier_uniform",
+                    init_gain=1.25, seed=7, lr=0.03, iterations=300, record_every=20, dtype="float32")
+    query = to_query(config, "custom")
+    at = start(query)
+    no_errors(at)
+    assert at.session_state.config == config
+    assert dict(at.query_params) == query
+    assert at.text_input(key="cfg_layers").value == "16x12,3"
+
+
+def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
+    at = start({"lr": "fast", "layers": "20,7,5"})
+    assert not at.exception
+    assert any("not valid" in w.value for w in at.warning)
+    assert at.session_state.config == presets()["seed question"].config
+
+
+# --- the pure state helpers --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("layers, text", [((20, 7, 5), "20,7,5"), ((500,) * 10, "500x10"), ((4, 4), "4,4"),
+                                          ((784, 100, 100, 100, 10), "784,100x3,10")])
+def test_compact_layers_is_short_and_parses_back(layers, text):
+    assert compact_layers(layers) == text
+    assert Config.from_query({"layers": text}).layers == layers
+
+
+def test_from_query_rejects_unknown_presets():
+    config, preset, warning = from_query({"preset": "nope"}, presets())
+    assert config is None and preset == "seed question" and "unknown preset" in warning
