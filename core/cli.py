@@ -1,4 +1,4 @@
-"""Command line: ``python -m core train|probe|show ...``.
+"""Command line: ``python -m core train|probe|show|theory ...``.
 
 Every mistake a user can make (an unknown name, a bad number, a missing file, a run too big for the machine)
 ends with exit code 2 and one line that says what is wrong and how to fix it, never a traceback.
@@ -12,11 +12,13 @@ import math
 import sys
 import time
 
-from .config import Config, ConfigError
+from .activations import ACTIVATIONS
+from .config import MAX_DEPTH, Config, ConfigError
 from .datasets import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
+from .theory import TheoryError, compare, mean_field
 from .train import Training, probe
 
 USAGE_ERROR = 2
@@ -73,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     _network_options(probe_cmd)
     show = sub.add_parser("show", help="summarise a run file written by train --out")
     show.add_argument("run", metavar="RUN.h5")
+    theory = sub.add_parser("theory", help="mean-field predictions: the variance map of identical layers "
+                            "(--sigma-w2 ...), or a network's predicted statistics next to its probe")
+    _network_options(theory)
+    theory.add_argument("--sigma-w2", type=float, default=None, help="n_in * Var(W) of every layer; given, print "
+                        "the map q^1..q^depth, q*, chi_1 and the depth scale instead of probing a network")
+    theory.add_argument("--sigma-b2", type=float, default=0.0, help="bias variance (with --sigma-w2)")
+    theory.add_argument("--depth", type=int, default=10, help="number of layers (with --sigma-w2)")
+    theory.add_argument("--input-q", type=float, default=1.0, help="mean squared input, q^1 = sigma_w2 * input_q "
+                        "+ sigma_b2 (with --sigma-w2)")
     return root
 
 
@@ -173,17 +184,57 @@ def run_show(path: str, out) -> None:
     print(f"stop reason: {run.stopped_reason or 'none'}", file=out)
 
 
+def run_theory_map(args, out) -> None:
+    if args.activation not in ACTIVATIONS:
+        raise UsageError(f"--activation {args.activation[:40]!r} is not known; choose one of: {', '.join(ACTIVATIONS)}")
+    for flag, value in (("--sigma-w2", args.sigma_w2), ("--sigma-b2", args.sigma_b2), ("--input-q", args.input_q)):
+        if not (math.isfinite(value) and 0.0 <= value <= 1e6):
+            raise UsageError(f"{flag} must be a number from 0 to 1e6, got {value}")
+    if not 1 <= args.depth <= MAX_DEPTH:
+        raise UsageError(f"--depth must be a whole number from 1 to {MAX_DEPTH}, got {args.depth}")
+    mf = mean_field(args.activation, args.sigma_w2, args.sigma_b2, args.depth, args.input_q)
+    result = {"activation": args.activation, "sigma_w2": args.sigma_w2, "sigma_b2": args.sigma_b2,
+              "input_q": args.input_q, "q": [_json_number(float(v)) for v in mf.q],
+              "q_star": _json_number(mf.q_star), "chi_1": _json_number(mf.chi_1),
+              "depth_scale": _json_number(mf.depth_scale)}
+    if args.json:
+        print(json.dumps(result), file=out)
+        return
+    print(f"{args.activation}, sigma_w^2 = {args.sigma_w2:g}, sigma_b^2 = {args.sigma_b2:g}, input q = {args.input_q:g}",
+          file=out)
+    for layer, q in enumerate(mf.q, start=1):
+        print(f"q^{layer:<4} {q:.6g}", file=out)
+    phase = "ordered: gradients vanish" if mf.chi_1 < 1 else "chaotic: gradients explode" if mf.chi_1 > 1 else "critical"
+    print(f"fixed point q* = {mf.q_star:.6g}; chi_1 = {mf.chi_1:.6g} ({phase}); depth scale {mf.depth_scale:.4g} layers",
+          file=out)
+
+
+def run_theory(args, config: Config, dataset, out) -> None:
+    rows = compare(config, dataset, _limits(args)).rows()
+    if args.json:
+        print(json.dumps(rows), file=out)
+        return
+    print(f"predicted (mean field) against measured at initialisation, init {config.init}; rms = sqrt(E[x^2])", file=out)
+    header = [k for k in rows[0] if k != "units"]
+    print("  ".join(f"{h:>16}" for h in header), file=out)
+    for r in rows:
+        print("  ".join(f"{r[h]:>16}" if isinstance(r[h], int) else f"{r[h]:>16.4g}" for h in header), file=out)
+
+
 def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "show":
             run_show(args.run, out)
             return 0
+        if args.command == "theory" and args.sigma_w2 is not None:
+            run_theory_map(args, out)
+            return 0
         config = config_from_args(args)
         data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
         dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
-        (run_train if args.command == "train" else run_probe)(args, config, dataset, out)
-    except (UsageError, ConfigError, DatasetError, FloatingPointError, RunFileError) as e:
+        {"train": run_train, "probe": run_probe, "theory": run_theory}[args.command](args, config, dataset, out)
+    except (UsageError, ConfigError, DatasetError, FloatingPointError, RunFileError, TheoryError) as e:
         print(f"error: {e}", file=err)
         return USAGE_ERROR
     return 0
