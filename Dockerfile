@@ -1,0 +1,40 @@
+# Init Lab for a classroom: one container serves the whole class (see deploy/README.md for several replicas).
+#   docker build -t initlab .
+#   docker run -p 8501:8501 -v initlab-cache:/cache initlab
+# With the course's cat files (never baked into the image):
+#   docker run -v /path/to/course-data:/data:ro -e INITLAB_DATA_DIR=/data -v initlab-cache:/cache -p 8501:8501 initlab
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    INITLAB_CACHE_DIR=/cache \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1
+
+WORKDIR /app
+
+# Dependencies in their own layer: editing the code does not reinstall them.
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+RUN useradd --create-home --uid 10001 initlab \
+    && mkdir -p /cache /data \
+    && chown initlab:initlab /cache
+
+# Only what the app needs at run time (tests/, deploy/ and the dev tooling stay out).
+COPY app/ ./app/
+COPY core/ ./core/
+COPY data/ ./data/
+COPY .streamlit/ ./.streamlit/
+
+USER initlab
+VOLUME ["/cache"]
+EXPOSE 8501
+
+# slim has no curl: ask the health endpoint with the standard library.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"
+
+CMD ["streamlit", "run", "app/main.py", "--server.port=8501", "--server.address=0.0.0.0"]

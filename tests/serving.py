@@ -1,0 +1,128 @@
+"""Real servers for the deployment tests and the load script: free loopback ports, a Streamlit process, nginx
+rendered from deploy/nginx.conf, and Debian's Chromium driven by Playwright. Everything binds to 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from contextlib import closing
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NGINX = "/usr/sbin/nginx"
+STREAMLIT_FLAGS = ["--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, expect: bytes, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until its body equals ``expect``; fail early if ``process`` has exited."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.read() == expect:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer {expect!r} within {timeout} s")
+
+
+def start(argv: list[str], log: Path, *, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """A server in its own process group (so `stop` ends its children too), output to ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start_app(port: int, log: Path, env: dict[str, str], *, cwd: Path = ROOT,
+              streamlit: list[str] | None = None) -> subprocess.Popen:
+    """`streamlit run app/main.py` on 127.0.0.1:port; returns once /_stcore/health says ok."""
+    argv = [*(streamlit or ["streamlit"]), "run", "app/main.py", f"--server.port={port}",
+            "--server.address=127.0.0.1", *STREAMLIT_FLAGS]
+    process = start(argv, log, cwd=cwd, env=env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/_stcore/health", b"ok", 60, process)
+    except Exception:
+        stop(process)
+        raise
+    return process
+
+
+def render_nginx_conf(listen: int, upstreams: list[int], prefix: Path) -> Path:
+    """deploy/nginx.conf with its placeholders filled for loopback ports; temp and log paths under ``prefix``."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    servers = "\n".join(f"        server 127.0.0.1:{port};" for port in upstreams)
+    for name, value in {"LISTEN": f"127.0.0.1:{listen}", "UPSTREAM_SERVERS": servers.strip(),
+                        "NGINX_RUNTIME": str(prefix)}.items():
+        text = text.replace(f"${{{name}}}", value)
+    assert "${" not in text, "deploy/nginx.conf has a placeholder the test does not fill"
+    conf = prefix / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+def start_nginx(listen: int, upstreams: list[int], prefix: Path) -> subprocess.Popen:
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = render_nginx_conf(listen, upstreams, prefix)
+    argv = [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
+            "-g", f"daemon off; pid {prefix / 'nginx.pid'};"]
+    process = start(argv, prefix / "nginx.out", cwd=prefix, env=dict(os.environ))
+    try:
+        wait_for(f"http://127.0.0.1:{listen}/_stcore/health", b"ok", 20, process)
+    except Exception:
+        stop(process)
+        raise
+    return process
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
+    """The app has drawn something and its script run has ended: Streamlit's status widget (shown while a script
+    runs) stayed away for a second."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_selector('[data-testid="stMain"] [data-testid="stElementContainer"]', timeout=timeout_ms)
+    end, quiet_since = time.monotonic() + timeout_ms / 1000, None
+    while time.monotonic() < end:
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            return
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"the app was still running its script after {timeout_ms / 1000:.0f} s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
