@@ -288,7 +288,8 @@ def live_training(dataset, live: bool) -> None:
     if status == RUNNING:
         st.info(f"Training… step {last:,} of {run.config.iterations:,}")
     elif status == FINISHED:
-        st.success(f"Finished {run.config.iterations:,} steps" + (f" in {run.seconds:.1f} s." if run.seconds else "."))
+        st.success(f"Finished {run.config.iterations:,} steps" + (f" in {run.seconds:.1f} s." if run.seconds else ".")
+                   + (" Replayed from the run cache." if run.cached else ""))
     elif status == DIVERGED:
         st.error(f"The run {run.message}")
     else:
@@ -394,7 +395,7 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     rows = []
     for label, r in runs.items():
         last = curves[label][-1] if curves[label] else None
-        rows.append({"initialiser": label, "status": r.status,
+        rows.append({"initialiser": label, "status": r.status + (" (from the run cache)" if r.cached else ""),
                      "step": f"{last.step:,}" if last else "–",
                      "loss": f"{last.loss:.4f}" if last else "–",
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",

@@ -4,6 +4,8 @@ A run is keyed by its config JSON and its dataset's fingerprint: a classroom sta
 one computation. Workers only compute and append snapshots (Streamlit calls from threads are unsupported); the
 page polls the shared run and draws it. Each run is recorded to an .h5 file through core.record while it trains.
 A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
+With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (core/cache.py): a config any
+replica has trained is replayed from its file instead of trained again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import Config
+from core.cache import RunCache
+from core.config import Config, ConfigError
 from core.limits import Limits, check_limits
 from core.network import Network, Params, forward
 from core.record import record
@@ -55,6 +58,7 @@ class SharedRun:
     stop: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.perf_counter)
     seconds: float | None = None
+    cached: bool = False  # replayed from the disk cache, not trained in this process
 
     @property
     def done(self) -> bool:
@@ -64,8 +68,10 @@ class SharedRun:
 class RunStore:
     """Thread-safe map key -> SharedRun; at most `max_runs` ended runs kept, `workers` computing at once."""
 
-    def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2):
+    def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2,
+                 cache: RunCache | None = None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="initlab-runs-"))
+        self.cache = cache if cache is not None else RunCache.from_env()
         self.max_runs = max_runs
         self._slots = threading.Semaphore(workers)
         self._lock = threading.Lock()
@@ -87,14 +93,30 @@ class RunStore:
             if run is not None and run.status != STOPPED:
                 run.watchers.add(watcher)
                 return run
-        preflight(config, dataset, limits)
+        network = preflight(config, dataset, limits)
+        recorded = self.cache.load(config, dataset) if self.cache else None
+        if recorded is not None:
+            run = SharedRun(key, config, network, self.cache.path(config, dataset), dataset.n_features == 2,
+                            snapshots=recorded.snapshots, params=recorded.final_params,
+                            status=DIVERGED if recorded.stopped_reason else FINISHED,
+                            message=recorded.stopped_reason, watchers={watcher}, cached=True)
+            with self._lock:
+                self._runs[key] = run
+                self._evict()
+            return run
+        with self._lock:
+            busy = sum(not r.done for r in self._runs.values())
+        if busy >= limits.max_concurrent_trainings:
+            raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
+                              "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
         training = Training(config, dataset, limits)
-        run = SharedRun(key, config, training.network, self.folder / f"{key}.h5", dataset.n_features == 2,
-                        watchers={watcher})
+        path = self.cache.path(config, dataset) if self.cache else self.folder / f"{key}.h5"
+        run = SharedRun(key, config, training.network, path, dataset.n_features == 2, watchers={watcher})
         with self._lock:
             self._runs[key] = run
             self._evict()
-        threading.Thread(target=self._work, args=(run, training), name=f"initlab-run-{key[:8]}", daemon=True).start()
+        threading.Thread(target=self._work, args=(run, training, limits.max_training_seconds),
+                         name=f"initlab-run-{key[:8]}", daemon=True).start()
         return run
 
     def detach(self, key: str, watcher: str) -> None:
@@ -117,10 +139,11 @@ class RunStore:
             time.sleep(0.02)
         return False
 
-    def _work(self, run: SharedRun, training: Training) -> None:
+    def _work(self, run: SharedRun, training: Training, max_seconds: float) -> None:
         with self._slots:
             run.started = time.perf_counter()
-            stream = record(training, run.path)
+            stopped_path = self.folder / f"{run.key}.h5"  # a run stopped early is not the config's run: not cached
+            stream = self.cache.record(training, stopped_path) if self.cache else record(training, run.path)
             try:
                 for snapshot in stream:
                     if run.two_d:
@@ -128,11 +151,17 @@ class RunStore:
                     run.snapshots.append(snapshot)
                     if run.stop.is_set():
                         break
+                    if time.perf_counter() - run.started > max_seconds:
+                        run.message = (f"stopped at step {snapshot.step}: this server stops a training after "
+                                       f"{max_seconds:g} s (INITLAB_MAX_TRAINING_SECONDS)")
+                        break
             except Exception as e:  # a worker must never die silently: the page shows what happened
                 run.message = f"the run failed: {type(e).__name__}: {e}"
                 run.status = STOPPED
             finally:
                 stream.close()  # finishes the recording (reason "stopped by the user" when closed early)
+            if not run.path.is_file():
+                run.path = stopped_path
             run.seconds = time.perf_counter() - run.started
             if run.status == STOPPED:
                 return
@@ -142,13 +171,14 @@ class RunStore:
                 run.status = FINISHED
             else:
                 last = run.snapshots[-1].step if run.snapshots else 0
-                run.status, run.message = STOPPED, f"stopped by the user at step {last}"
+                run.status, run.message = STOPPED, run.message or f"stopped by the user at step {last}"
 
     def _evict(self) -> None:
         ended = [k for k, r in self._runs.items() if r.done]
         for key in ended[: max(0, len(self._runs) - self.max_runs)]:
             run = self._runs.pop(key)
-            run.path.unlink(missing_ok=True)
+            if run.path.parent == self.folder:  # files in the disk cache are its own to evict
+                run.path.unlink(missing_ok=True)
 
 
 # --- reading runs for the figures ------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ _ENV = {
     "max_width": "INITLAB_MAX_WIDTH",
     "max_iterations": "INITLAB_MAX_ITERATIONS",
     "max_memory_mb": "INITLAB_MAX_MEMORY_MB",
+    "max_concurrent_trainings": "INITLAB_MAX_CONCURRENT_TRAININGS",
+    "max_training_seconds": "INITLAB_MAX_TRAINING_SECONDS",
 }
 
 
@@ -30,6 +32,9 @@ class Limits:
     max_width: int = 4096
     max_iterations: int = 100_000
     max_memory_mb: int = 2048
+    # per server process, enforced where the dashboard starts trainings (app/runs.py), not by the engine
+    max_concurrent_trainings: int = 8  # distinct runs training or queued at once; more are refused
+    max_training_seconds: int = 600  # a run still training after this long is stopped
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "Limits":
