@@ -172,3 +172,42 @@ def test_two_processes_racing_on_one_key_never_expose_a_partial_file(tmp_path, c
 
 def cache_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+# --- the dashboard's run store with the disk cache and the per-process caps --------------------------------------
+def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, circles):
+    from app.runs import FINISHED, RunStore
+    from core.limits import Limits
+
+    cache = RunCache(tmp_path / "cache")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first, second = RunStore(tmp_path / "a", cache=cache), RunStore(tmp_path / "b", cache=cache)
+    run = first.start(small(), circles, "one", Limits())
+    assert first.wait(run.key, 30) and run.status == FINISHED and not run.cached
+    replay = second.start(small(), circles, "two", Limits())
+    assert replay.cached and replay.status == FINISHED and replay.path == cache.get(small(), circles)
+    assert [s.loss for s in replay.snapshots] == [s.loss for s in run.snapshots]
+
+
+def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the_time_cap(tmp_path, circles):
+    from app.runs import STOPPED, RunStore
+    from core.config import ConfigError
+    from core.limits import Limits
+
+    store = RunStore(tmp_path, cache=RunCache(tmp_path / "cache"))
+    endless = Config(dataset="circles", layers=(32, 32), iterations=100_000, record_every=1)
+    run = store.start(endless, circles, "one", Limits(max_training_seconds=1))
+    with pytest.raises(ConfigError, match="INITLAB_MAX_CONCURRENT_TRAININGS"):
+        store.start(endless.replace(seed=2), circles, "two", Limits(max_concurrent_trainings=1))
+    assert store.wait(run.key, 30) and run.status == STOPPED
+    assert "INITLAB_MAX_TRAINING_SECONDS" in run.message and run.snapshots[-1].step < 100_000
+    assert RunCache(tmp_path / "cache").entries() == []  # a run cut short is not the config's run
+    assert read_run(run.path).stopped_reason  # but its file is still there to download
+
+
+def test_the_new_caps_come_from_the_environment():
+    from core.limits import Limits
+
+    limits = Limits.from_env({"INITLAB_MAX_CONCURRENT_TRAININGS": "3", "INITLAB_MAX_TRAINING_SECONDS": "90"})
+    assert (limits.max_concurrent_trainings, limits.max_training_seconds) == (3, 90)
