@@ -73,7 +73,7 @@ def start_app(port: int, log: Path, env: dict[str, str], *, cwd: Path = ROOT,
 
 
 def render_nginx_conf(listen: int, upstreams: list[int], prefix: Path) -> Path:
-    """deploy/nginx.conf with its placeholders filled for loopback ports; temp and log paths under ``prefix``."""
+    """deploy/nginx.conf with its placeholders filled for loopback ports; temp paths under ``prefix``."""
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     servers = "\n".join(f"        server 127.0.0.1:{port};" for port in upstreams)
     for name, value in {"LISTEN": f"127.0.0.1:{listen}", "UPSTREAM_SERVERS": servers.strip(),
@@ -88,8 +88,9 @@ def render_nginx_conf(listen: int, upstreams: list[int], prefix: Path) -> Path:
 def start_nginx(listen: int, upstreams: list[int], prefix: Path) -> subprocess.Popen:
     prefix.mkdir(parents=True, exist_ok=True)
     conf = render_nginx_conf(listen, upstreams, prefix)
+    # as root, nginx would run its workers as nobody, who cannot write the temp paths in a root-only tmp folder
     argv = [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
-            "-g", f"daemon off; pid {prefix / 'nginx.pid'};"]
+            "-g", f"daemon off; pid {prefix / 'nginx.pid'};" + (" user root;" if os.geteuid() == 0 else "")]
     process = start(argv, prefix / "nginx.out", cwd=prefix, env=dict(os.environ))
     try:
         wait_for(f"http://127.0.0.1:{listen}/_stcore/health", b"ok", 20, process)
