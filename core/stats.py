@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .activations import ACTIVATIONS, Activation
@@ -59,26 +60,79 @@ class Binning:
         }
 
 
-def moments(x: Array) -> tuple[float, float]:
-    """Mean and variance in two fast passes (sum and dot), falling back to np.var where they would cancel."""
-    flat = x.reshape(-1)
+SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (order only; NaN and inf still propagate)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=SUMS_MATH)
+def _sums(flat):  # pragma: no cover - compiled
+    s = 0.0
+    q = 0.0
+    for i in range(flat.size):
+        v = float(flat[i])
+        s += v
+        q += v * v
+    return s, q
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
+    """Sum, sum of squares, and the counts of the bin indices floor((v - lo) * scale) + 1, with 0 for values
+    below lo and bins + 1 for those at or above hi (and NaN). Three tight loops, each compiled to SIMD or to
+    independent increments, instead of NumPy's five passes and two temporaries."""
+    s, q = _sums(flat)
+    top = float(bins + 1)
+    index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
+    for i in range(flat.size):
+        t = (float(flat[i]) - lo) * scale + 1.0
+        t = t if t < top else top  # NaN goes to "over" here
+        t = t if t > 0.0 else 0.0
+        index[i] = np.uint16(t)
+    lanes = np.zeros((4, bins + 2), dtype=np.int64)  # four counters: consecutive values do not wait on each other
+    quad = index.size - index.size % 4
+    for j in range(0, quad, 4):
+        lanes[0, index[j]] += 1
+        lanes[1, index[j + 1]] += 1
+        lanes[2, index[j + 2]] += 1
+        lanes[3, index[j + 3]] += 1
+    for j in range(quad, index.size):
+        lanes[0, index[j]] += 1
+    return s, q, lanes.sum(axis=0)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one pass over an array gives: moments, counts, and its histogram over fixed edges."""
+
+    mean: float
+    var: float
+    sum_sq: float
+    counts: Array  # (bins,)
+    under: int
+    over: int  # values at or above the last edge, and NaN
+
+
+def _mean_var(total: float, total_sq: float, flat: Array) -> tuple[float, float]:
     n = flat.size
-    mean = float(flat.sum(dtype=np.float64)) / n
-    mean_sq = float(np.dot(flat, flat)) / n
+    mean, mean_sq = total / n, total_sq / n
     var = mean_sq - mean * mean
     if var < 1e-6 * mean_sq:  # most of E[x^2] is the mean: the difference lost its digits
         var = float(flat.var(dtype=np.float64))
     return mean, max(var, 0.0)
 
 
-def histogram(x: Array, lo: float, hi: float, bins: int) -> tuple[Array, int, int]:
-    """Counts in ``bins`` equal bins over [lo, hi), plus the counts below lo and at or above hi. One pass."""
-    t = x.reshape(-1) - lo
-    t *= bins / (hi - lo)
-    np.clip(t, -1.0, bins, out=t)
-    t += 1.0
-    counts = np.bincount(t.astype(np.intp), minlength=bins + 2)
-    return counts[1:-1], int(counts[0]), int(counts[-1])
+def moments(x: Array) -> tuple[float, float, float]:
+    """Mean, variance and sum of squares in one pass with float64 accumulators (two passes where they cancel)."""
+    flat = x.reshape(-1)
+    total, total_sq = _sums(flat)
+    return (*_mean_var(total, total_sq, flat), total_sq)
+
+
+def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
+    """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
+    flat = x.reshape(-1)
+    total, total_sq, counts = _scan(flat, lo, bins / (hi - lo), bins)
+    mean, var = _mean_var(total, total_sq, flat)
+    return Summary(mean, var, total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
 
 
 def _range(values: Array, bounds: tuple[float, float] | None, nonnegative: bool) -> tuple[float, float]:
@@ -114,6 +168,10 @@ def choose_binning(net: Network, cache: Cache, grads: Grads, bins: int) -> Binni
     return Binning(lo, hi, bins)
 
 
+def _dead_fraction(act: Activation | None, a: Array) -> float:
+    return float(np.count_nonzero(a == 0)) / a.size if act is not None and act.can_die else 0.0
+
+
 def _saturated_fraction(act: Activation | None, a: Array) -> float:
     if act is None or act.saturation is None:
         return 0.0
@@ -122,7 +180,11 @@ def _saturated_fraction(act: Activation | None, a: Array) -> float:
 
 
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
-    """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update."""
+    """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
+
+    Each of Z, A, dZ and dW is read once (moments, counts and histogram together); norms come from the sums of
+    squares.
+    """
     L, bins = net.depth, binning.bins
     out = {name: np.empty(L) for name in SCALARS}
     for h in HISTOGRAMS:
@@ -130,24 +192,26 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         out[f"{h}_outside"] = np.empty((L, 2), dtype=np.int64)
     for i in range(L):
         act = ACTIVATIONS.get(net.layer_activation(i))  # None only for the softmax output
-        z, a, dz, dw = cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i]
-        out["z_mean"][i], out["z_var"][i] = moments(z)
-        out["a_mean"][i], out["a_var"][i] = moments(a)
-        out["dz_mean"][i], dz_var = moments(dz)
-        out["dz_std"][i] = math.sqrt(dz_var)
-        out["dw_mean"][i], dw_var = moments(dw)
-        out["dw_std"][i] = math.sqrt(dw_var)
-        out["dw_norm"][i] = math.sqrt(float(np.dot(dw.reshape(-1), dw.reshape(-1))))
-        out["db_norm"][i] = float(np.linalg.norm(grads.db[i]))
-        w_mean, w_var = moments(params.W[i])
+        a_values = cache.A[i + 1]
+        summaries = {}
+        for h, values in (("z", cache.Z[i]), ("a", a_values), ("dz", grads.dZ[i]), ("dw", grads.dW[i])):
+            s = summarize(values, float(binning.lo[h][i]), float(binning.hi[h][i]), bins)
+            out[f"{h}_hist"][i] = s.counts
+            out[f"{h}_outside"][i] = (s.under, s.over)
+            summaries[h] = s
+        z, a, dz, dw = (summaries[h] for h in HISTOGRAMS)
+        out["z_mean"][i], out["z_var"][i] = z.mean, z.var
+        out["a_mean"][i], out["a_var"][i] = a.mean, a.var
+        out["dz_mean"][i], out["dz_std"][i] = dz.mean, math.sqrt(dz.var)
+        out["dw_mean"][i], out["dw_std"][i] = dw.mean, math.sqrt(dw.var)
+        out["dw_norm"][i] = math.sqrt(dw.sum_sq)
+        db = grads.db[i].reshape(-1)
+        out["db_norm"][i] = math.sqrt(float(np.dot(db, db)))
+        _, w_var, w_sum_sq = moments(params.W[i])
         out["w_std"][i] = math.sqrt(w_var)
-        out["w_norm"][i] = math.sqrt((w_var + w_mean * w_mean) * params.W[i].size)
-        out["dead_fraction"][i] = float(np.count_nonzero(a == 0)) / a.size if act and act.can_die else 0.0
-        out["saturated_fraction"][i] = _saturated_fraction(act, a)
-        for h, values in (("z", z), ("a", a), ("dz", dz), ("dw", dw)):
-            counts, under, over = histogram(values, float(binning.lo[h][i]), float(binning.hi[h][i]), bins)
-            out[f"{h}_hist"][i] = counts
-            out[f"{h}_outside"][i] = (under, over)
+        out["w_norm"][i] = math.sqrt(w_sum_sq)
+        out["dead_fraction"][i] = _dead_fraction(act, a_values)
+        out["saturated_fraction"][i] = _saturated_fraction(act, a_values)
     out["z_std"] = np.sqrt(out["z_var"])
     out["a_std"] = np.sqrt(out["a_var"])
     out["update_ratio"][:] = np.nan

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
+import numba
 import numpy as np
 
 from .config import Config
@@ -24,8 +25,50 @@ Array = np.ndarray
 ADAM_EPSILON = 1e-8
 
 
+@numba.njit(cache=True, nogil=True)
+def _gd(p, g, neg_lr):  # pragma: no cover - compiled
+    """p += g * -lr in place; returns the squared norm of the update. Same arithmetic as NumPy's, one pass."""
+    total = 0.0
+    for r in range(p.shape[0]):
+        for c in range(p.shape[1]):
+            d = g[r, c] * neg_lr
+            p[r, c] += d
+            total += float(d) * float(d)
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _momentum(p, g, v, beta1, one_minus_beta1, neg_lr):  # pragma: no cover - compiled
+    total = 0.0
+    for r in range(p.shape[0]):
+        for c in range(p.shape[1]):
+            v[r, c] = v[r, c] * beta1 + one_minus_beta1 * g[r, c]
+            d = v[r, c] * neg_lr
+            p[r, c] += d
+            total += float(d) * float(d)
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _adam(p, g, v, s, beta1, one_minus_beta1, beta2, one_minus_beta2, step_scale, s_hat_scale, eps):
+    total = 0.0
+    for r in range(p.shape[0]):
+        for c in range(p.shape[1]):
+            gi = g[r, c]
+            v[r, c] = v[r, c] * beta1 + one_minus_beta1 * gi
+            s[r, c] = s[r, c] * beta2 + one_minus_beta2 * (gi * gi)
+            d = (v[r, c] * step_scale) / (np.sqrt(s[r, c] * s_hat_scale) + eps)
+            p[r, c] += d
+            total += float(d) * float(d)
+    return total
+
+
 class Optimizer:
-    """Plain gradient descent, momentum, or Adam (as in the course's optimisation exercise), applied in place."""
+    """Plain gradient descent, momentum, or Adam (as in the course's optimisation exercise), applied in place.
+
+    Each parameter is updated in one compiled pass with no temporaries; the scalars are cast to the parameters'
+    dtype first, so a float32 run computes exactly what NumPy's float32 arithmetic with Python floats would.
+    """
 
     def __init__(self, config: Config, params: Params):
         self.kind = config.optimizer
@@ -33,9 +76,10 @@ class Optimizer:
         self.beta1 = config.momentum
         self.beta2 = config.beta2
         self.t = 0
-        zeros = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)]
-        self.velocity = zeros if self.kind in ("momentum", "adam") else None
-        self.square = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] if self.kind == "adam" else None
+        self.velocity = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] \
+            if self.kind in ("momentum", "adam") else None
+        self.square = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] \
+            if self.kind == "adam" else None
 
     def step(self, params: Params, grads: Grads) -> list[float]:
         """Update the parameters; return the norm of each layer's weight update ||Delta W||."""
@@ -43,27 +87,23 @@ class Optimizer:
         norms = []
         for group, (values, gradients) in enumerate(((params.W, grads.dW), (params.b, grads.db))):
             for i, (p, g) in enumerate(zip(values, gradients)):
-                delta = self._delta(group, i, g)
-                p += delta
+                squared = self._update(group, i, p, g)
                 if group == 0:
-                    norms.append(math.sqrt(float(np.dot(delta.reshape(-1), delta.reshape(-1)))))
+                    norms.append(math.sqrt(squared))
         return norms
 
-    def _delta(self, group: int, i: int, g: Array) -> Array:
-        lr = self.lr
+    def _update(self, group: int, i: int, p: Array, g: Array) -> float:
+        cast = p.dtype.type
         if self.kind == "gd":
-            return g * -lr
+            return _gd(p, g, cast(-self.lr))
         v = self.velocity[group][i]
-        v *= self.beta1
-        v += (1.0 - self.beta1) * g
+        b1 = (cast(self.beta1), cast(1.0 - self.beta1))
         if self.kind == "momentum":
-            return v * -lr
-        s = self.square[group][i]
-        s *= self.beta2
-        s += (1.0 - self.beta2) * (g * g)
-        v_hat_scale = 1.0 / (1.0 - self.beta1**self.t)
+            return _momentum(p, g, v, *b1, cast(-self.lr))
+        step_scale = -self.lr * (1.0 / (1.0 - self.beta1**self.t))
         s_hat_scale = 1.0 / (1.0 - self.beta2**self.t)
-        return (v * (-lr * v_hat_scale)) / (np.sqrt(s * s_hat_scale) + ADAM_EPSILON)
+        return _adam(p, g, v, self.square[group][i], *b1, cast(self.beta2), cast(1.0 - self.beta2),
+                     cast(step_scale), cast(s_hat_scale), cast(ADAM_EPSILON))
 
 
 class Training:
