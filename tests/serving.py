@@ -127,3 +127,14 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def train_all_in_compare(page, runs: int = 2, timeout_ms: int = 150_000) -> list[str]:
+    """Open the Compare tab, press Train all, wait until its table shows `runs` finished runs; return the rows."""
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click()
+    page.wait_for_function(
+        "n => { const t = document.querySelector('[data-testid=\"stTable\"]');"
+        " return t && (t.innerText.match(/finished/g) || []).length === n; }", arg=runs, timeout=timeout_ms,
+        polling=250)
+    return [row.inner_text() for row in page.locator('[data-testid="stTable"] tbody tr').all()]
