@@ -21,12 +21,27 @@ MAX_FACETS = 10  # most layers drawn as small multiples; deeper nets show an eve
 
 
 def _layout(fig: go.Figure, title: str, height: int = 340, **extra) -> go.Figure:
+    fig.update_xaxes(tickfont=dict(color="#111111"), title_font=dict(color="#111111"), linecolor="#444444")
+    fig.update_yaxes(tickfont=dict(color="#111111"), title_font=dict(color="#111111"), linecolor="#444444")
     fig.update_layout(
-        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=16)),
-        template="plotly_white", font=FONT, height=height, margin=dict(l=60, r=20, t=50, b=50),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0), uirevision="keep", **extra,
+        title=dict(text=title, x=0.0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=8),
+                   font=dict(size=17)),
+        template="plotly_white", font=FONT, height=height, margin=dict(l=64, r=20, t=76, b=50),
+        # legend in its own band between the title and the plot, so neither covers the other
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0), uirevision="keep", **extra,
     )
     return fig
+
+
+def _value_axis(fig: go.Figure, title: str, log_y: bool, values, **extra) -> None:
+    """The y-axis: on a log scale spanning more than a decade, one label per power of ten (minor digits clutter)."""
+    axis = dict(title=title, type="log" if log_y else "linear", exponentformat="power", **extra)
+    if log_y:
+        v = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in values]) if values else np.array([])
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            axis["dtick"] = 1 if v.max() / v.min() > 100 else "D2"
+    fig.update_yaxes(**axis)
 
 
 def colour(i: int) -> str:
@@ -77,7 +92,7 @@ def depth_profile(series: Mapping[str, Array], title: str, y_title: str, log_y: 
         fig.add_trace(go.Scatter(x=np.arange(1, len(v) + 1), y=v, name=name, mode="lines+markers",
                                  line=dict(color=colour(k), width=2.5)))
     fig.update_xaxes(title="layer", dtick=1 if max((len(v) for v in series.values()), default=0) <= 12 else None)
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="power")
+    _value_axis(fig, y_title, log_y, list(series.values()))
     return _layout(fig, title)
 
 
@@ -101,7 +116,7 @@ def curves(steps: Mapping[str, Array], values: Mapping[str, Array], title: str, 
         fig.add_trace(go.Scatter(x=steps[name], y=values[name], name=name, mode="lines",
                                  line=dict(color=colour(k), width=2.5)))
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear", range=y_range, exponentformat="power")
+    _value_axis(fig, y_title, log_y, list(values.values()), range=y_range)
     return _layout(fig, title)
 
 
@@ -118,16 +133,16 @@ def per_layer_over_steps(steps: Array, values: Array, title: str, y_title: str, 
                                  line=dict(color=layer_colour(i, n), width=2)))
     if reference is not None:
         fig.add_hline(y=reference, line=dict(color="#d1495b", dash="dash", width=2),
-                      annotation_text=f"{reference:g}", annotation_position="top left")
+                      annotation_text=f"{reference:g}", annotation_position="top right")
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear", exponentformat="power")
+    _value_axis(fig, y_title, log_y, [values] + ([[reference]] if reference is not None else []))
     return _layout(fig, title, showlegend=n <= 12)
 
 
 def histogram_heatmaps(steps: Array, counts: Array, edges: Array, title: str) -> go.Figure:
     """fastai's "colorful dimension": per layer, steps on x, bins on y, colour log(1 + count). counts (T, L, B)."""
     layers = facet_layers(counts.shape[1], most=6)
-    fig = make_subplots(rows=len(layers), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+    fig = make_subplots(rows=len(layers), cols=1, shared_xaxes=True, vertical_spacing=0.07 if len(layers) > 1 else 0,
                         subplot_titles=[f"layer {i + 1}" for i in layers])
     for row, i in enumerate(layers, start=1):
         e = edges[i]
@@ -144,7 +159,7 @@ def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: 
     """P(class 1) over the plane (probability (ny, nx)) with the data points (2, m) coloured by label (m,)."""
     fig = go.Figure(go.Contour(x=grid_x, y=grid_y, z=probability, zmin=0, zmax=1, colorscale="RdBu",
                                contours=dict(start=0, end=1, size=0.1), opacity=0.75,
-                               colorbar=dict(title="P(y=1)", thickness=12)))
+                               colorbar=dict(thickness=12)))
     for k, cls in enumerate(np.unique(labels)):
         pick = labels == cls
         fig.add_trace(go.Scatter(x=points[0, pick], y=points[1, pick], mode="markers", name=f"class {cls}",

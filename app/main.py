@@ -20,7 +20,7 @@ import streamlit as st  # noqa: E402
 from app import figures  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, RUNNING, RunStore, decision_grid, preflight, stack,  # noqa: E402
-                      steps)
+                      steps, thin)
 from app.state import config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
 from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
@@ -34,6 +34,7 @@ from core.train import probe  # noqa: E402
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_SECONDS = 0.25  # the Training tab redraws 4 times a second while its run computes
+MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 4 times a second
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
 ss = st.session_state
@@ -312,8 +313,9 @@ def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) ->
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
-    t = steps(snapshots)
     last = snapshots[-1]
+    snapshots = thin(snapshots, MAX_POINTS)
+    t = steps(snapshots)
     a, b, c = st.columns(3)
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
@@ -337,6 +339,11 @@ def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) ->
         chart(figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"), "Update-to-weight ratio per layer",
                                            "‖ΔW‖ / ‖W‖", reference=figures.UPDATE_RATIO_GUIDE),
               f"{prefix}_ratio", "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.")
+        if params is not None and network.dims[0] == 2:
+            xs, ys, prob = decision_grid(network, params, dataset.x_train)
+            chart(figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0]),
+                  f"{prefix}_boundary", "Colour is P(class 1). A boundary that follows the classes is learning; "
+                  "one plain colour means one class everywhere.")
     with right:
         quantity = st.selectbox("Histograms over time of", ["a", "z", "dz", "dw"], key=f"{prefix}_heat_q",
                                 format_func={"a": "activations A", "z": "pre-activations Z",
@@ -344,10 +351,6 @@ def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) ->
         chart(figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
                                          f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
               f"{prefix}_heat", "Bright bands that narrow to one row mean the layer's values collapsed to one value.")
-    if params is not None and network.dims[0] == 2:
-        xs, ys, prob = decision_grid(network, params, dataset.x_train)
-        chart(figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0]), f"{prefix}_boundary",
-              "A boundary that follows the classes is learning; a plain colour means one class everywhere.")
 
 
 # --- Compare ---------------------------------------------------------------------------------------------------
@@ -387,7 +390,7 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
 def compare_results(keys: dict[str, str], live: bool) -> None:
     runs = {label: run_store().get(key) for label, key in keys.items()}
     runs = {label: r for label, r in runs.items() if r is not None}
-    curves = {label: r.snapshots[:] for label, r in runs.items()}
+    curves = {label: thin(r.snapshots[:], MAX_POINTS) for label, r in runs.items()}
     chart(figures.curves({k: steps(v) for k, v in curves.items() if v},
                          {k: [s.loss for s in v] for k, v in curves.items() if v}, "Loss by initialiser",
                          "cross-entropy"),

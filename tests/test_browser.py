@@ -1,0 +1,165 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright against `streamlit run app/main.py`.
+
+Screenshots of every tab land in artifacts/screenshots/ (gitignored) for a person to look at.
+The Compare check reproduces the course's 34% / 80% when the course files are in ../shared/data, else it trains
+on the shipped stand-in shapes64 and checks that both runs finish with accuracies on screen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from app.state import to_query
+from core.config import Config
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+HAS_COURSE_FILES = (SHARED_DATA / "train_catvnoncat.h5").is_file() and (SHARED_DATA / "test_catvnoncat.h5").is_file()
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 2400}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    data_dir = SHARED_DATA if HAS_COURSE_FILES else tmp_path_factory.mktemp("no-course-files")
+    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true", "--server.port",
+         str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env={**os.environ, "INITLAB_DATA_DIR": str(data_dir)}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"streamlit did not come up:\n{log.read()[-2000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_app(browser, url: str, query: dict[str, str] | None = None):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(url + ("/?" + urlencode(query) if query else "/"))
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    page.wait_for_function('document.querySelectorAll(\'[data-testid="stPlotlyChart"]\').length >= 5',
+                           timeout=60_000)
+    return page
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    time.sleep(0.8)  # let plotly finish drawing
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_page_loads_with_the_initialisation_charts(server, browser):
+    page = open_app(browser, server)
+    no_exception(page)
+    assert page.get_by_text("Init Lab", exact=True).count() >= 1
+    assert page.get_by_text("Activations A per layer").count() >= 1
+    shot(page, "01-at-initialisation")
+    page.close()
+
+
+def current_step(page) -> int:
+    text = page.locator('[data-testid="stAlert"]').first.inner_text()
+    match = re.search(r"step ([\d,]+)", text)
+    return int(match.group(1).replace(",", "")) if match else -1
+
+
+def test_stop_stops_a_run_and_leaves_its_charts(server, browser):
+    long_run = Config(dataset="circles", layers=(10, 5), init="he_normal", lr=0.05, iterations=100_000,
+                      record_every=50)
+    page = open_app(browser, server, to_query(long_run, "custom"))
+    page.get_by_role("tab", name="Training").click()
+    page.get_by_test_id("stTabs").get_by_role("button", name="Start").click()
+    page.wait_for_function("document.body.innerText.match(/Training… step [1-9]/)", timeout=30_000)
+    time.sleep(1.5)
+    shot(page, "02-training-live")
+    page.get_by_test_id("stTabs").get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped at step").wait_for(timeout=10_000)
+    stopped = current_step(page)
+    time.sleep(2.0)
+    assert current_step(page) == stopped, "the view keeps the step where Stop was pressed"
+    assert 0 < stopped < long_run.iterations
+    assert page.get_by_test_id("stTabs").get_by_role("button", name="Start").is_enabled()
+    assert page.get_by_text("Decision boundary").count() >= 1
+    no_exception(page)
+    shot(page, "02-training-stopped")
+    page.get_by_role("tab", name="Run file").click()
+    page.get_by_test_id("stTabs").get_by_role("button", name="Download run (.h5)").wait_for(timeout=15_000)
+    shot(page, "04-run-file")
+    page.close()
+
+
+def test_the_seed_preset_compare_tab_answers_the_seed_question(server, browser):
+    page = open_app(browser, server)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click()
+    table = page.locator('[data-testid="stTable"]')
+    table.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "(() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
+        " return t && (t.innerText.match(/finished/g) || []).length === 2; })()", timeout=240_000, polling=1000)  # 2 x 2500 steps; minutes on a busy machine
+    rows = [r.inner_text() for r in table.locator("tbody tr").all()]
+    assert len(rows) == 2
+    small, course = (dict(zip(["initialiser", "status", "step", "loss", "train", "test"], r.split("\t")))
+                     for r in rows)
+    if HAS_COURSE_FILES:
+        assert (small["test"].strip(), course["test"].strip()) == ("0.34", "0.80")
+    else:
+        assert small["step"].strip() == course["step"].strip() == "2,500"
+    no_exception(page)
+    shot(page, "03-compare")
+    page.close()
