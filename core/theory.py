@@ -18,7 +18,8 @@ variance Var(W^l) = sigma_{w,l}^2 / n_{l-1} and biases of variance sigma_b^2.
 
 Gaussian expectations use Gauss-Hermite quadrature (probabilists' nodes, weights normalised to sum 1); functions
 with a kink at 0 (relu, elu, selu, and their derivatives) are integrated on each side of the kink separately, by
-Gauss-Legendre, because a kink spoils Gauss-Hermite's convergence; relu, leaky relu and linear have closed forms.
+Gauss-Legendre, because a kink spoils Gauss-Hermite's convergence; so are wide Gaussians (variance > 2), against
+which tanh' is a spike that falls between Hermite's nodes. Relu, leaky relu and linear have closed forms.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ Array = np.ndarray
 
 HERMITE_POINTS = 96
 LEGENDRE_POINTS = 160
+HERMITE_MAX_Q = 2.0  # beyond this variance the split rule below is used (see _expectation)
 TAIL = 12.0  # a standard normal beyond 12 sigma carries < 1e-32 of the mass
 KINKED = frozenset({"relu", "leaky_relu", "elu", "selu"})  # phi or phi' not smooth at 0
 # E[phi(z)^2] = c2 * q and E[phi'(z)^2] = d2 for z ~ N(0, q): positively homogeneous activations.
@@ -84,7 +86,9 @@ def _split_expectation(f: Callable[[Array], Array], q, mean=0.0) -> Array:
 
 
 def _expectation(name: str, f: Callable[[Array], Array], q, mean) -> Array:
-    return (_split_expectation if name in KINKED else gaussian_expectation)(f, q, mean)
+    # Past q = HERMITE_MAX_Q, phi' of a saturating phi is a spike narrower than Hermite's node spacing at 0.
+    hermite = name not in KINKED and np.all(np.asarray(q) - np.asarray(mean) ** 2 <= HERMITE_MAX_Q)
+    return (gaussian_expectation if hermite else _split_expectation)(f, q, mean)
 
 
 def activation_second_moment(name: str, q, mean=0.0) -> Array:

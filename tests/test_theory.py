@@ -1,0 +1,265 @@
+"""The theory lens against independent references: Monte Carlo, closed forms, known critical points, and probes
+of real networks drawn by the engine (the measurement the theory is meant to predict)."""
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from core import theory
+from core.activations import ACTIVATIONS
+from core.cli import main
+from core.config import Config
+from core.datasets import Dataset
+from core.limits import Limits
+from core.network import Network, forward, initialize
+
+WIDE = Limits(max_params=10**8)  # the 30 x 1000 probes are over the classroom server's parameter cap
+
+
+def gaussian_dataset(dim: int, m: int, seed: int = 0, classes: int = 2) -> Dataset:
+    """Standard-normal inputs with random labels; more classes mean more output units to average over."""
+    rng = np.random.default_rng(seed)
+    return Dataset("probe", rng.standard_normal((dim, m)), rng.integers(0, classes, (1, m)), np.zeros((dim, 0)),
+                   np.zeros((1, 0), dtype=np.int64), tuple(map(str, range(classes))))
+
+
+def close_to_monte_carlo(exact: float, samples: np.ndarray) -> bool:
+    """Within 1e-3, widened to 4 standard errors where the samples' own spread makes 1e-3 unreachable."""
+    return abs(exact - float(samples.mean())) < max(1e-3, 4 * float(samples.std()) / math.sqrt(samples.size))
+
+
+def cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- Gaussian expectations ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_quadrature_agrees_with_monte_carlo(name):
+    z = np.random.default_rng(7).standard_normal(4_000_000)
+    act = ACTIVATIONS[name]
+    for q in (0.5, 1.0, 2.0):
+        u = math.sqrt(q) * z
+        a = act.forward(u)
+        assert close_to_monte_carlo(float(theory.activation_second_moment(name, q)), a * a)
+        assert close_to_monte_carlo(float(theory.derivative_second_moment(name, q)), act.derivative(u, a) ** 2)
+
+
+def test_cross_moment_agrees_with_monte_carlo():
+    rng = np.random.default_rng(3)
+    z1, z2 = rng.standard_normal((2, 2_000_000))
+    for name in ("tanh", "relu", "selu", "sigmoid"):
+        act = ACTIVATIONS[name]
+        for q, c, b in ((1.3, 0.7, 0.0), (0.5, -0.3, 0.0), (2.0, 0.9, 0.4)):
+            v = q - b * b
+            u1, u2 = b + math.sqrt(v) * z1, b + math.sqrt(v) * (c * z1 + math.sqrt(1 - c * c) * z2)
+            q12 = b * b + c * v
+            values = act.forward(u1) * act.forward(u2)
+            assert close_to_monte_carlo(theory.activation_cross_moment(name, q, q12, b), values)
+            slopes = act.derivative(u1, act.forward(u1)) * act.derivative(u2, act.forward(u2))
+            assert close_to_monte_carlo(theory.activation_cross_moment(name, q, q12, b, derivative=True), slopes)
+
+
+def test_kinked_quadrature_matches_closed_forms():
+    # relu through the general (split) quadrature against q/2; elu's E[phi'^2] = 1/2 + e^{2q} erfc(sqrt(2q)) / 2.
+    relu = ACTIVATIONS["relu"].forward
+    for q in (0.1, 1.0, 7.0):
+        assert theory._split_expectation(lambda u: relu(u) ** 2, q) == pytest.approx(q / 2, rel=1e-10)
+        expected = 0.5 + math.exp(2 * q) * math.erfc(math.sqrt(2 * q)) / 2
+        assert float(theory.derivative_second_moment("elu", q)) == pytest.approx(expected, rel=1e-9)
+    # relu's derivative cross moment through quadrature against the degree-0 arc-cosine kernel (pi - t) / (2 pi)
+    for c in (-0.5, 0.2, 0.9):
+        expected = (math.pi - math.acos(c)) / (2 * math.pi)
+        assert theory.activation_cross_moment("relu", 1.5, 1.5 * c, derivative=True) == pytest.approx(expected, abs=1e-8)
+
+
+# --- the forward map, order and chaos ----------------------------------------------------------------------------
+def test_relu_with_sigma_w2_two_keeps_q_constant():
+    q = theory.forward_variance("relu", np.full(50, 2.0), 0.0, input_q=0.7).q
+    np.testing.assert_allclose(q, 1.4, rtol=1e-12)
+    shrinking = theory.forward_variance("relu", np.full(10, 1.0), 0.0, input_q=0.7).q
+    np.testing.assert_allclose(shrinking, 0.7 * 0.5 ** np.arange(10), rtol=1e-12)
+
+
+def test_tanh_edge_of_chaos_at_zero_bias_is_sigma_w2_one():
+    sw2, sb2 = theory.critical_line("tanh")
+    assert sb2[0] == 0.0 and sw2[0] == pytest.approx(1.0, abs=1e-12)
+    assert np.all(np.diff(sb2) >= 0) and np.all(np.diff(sw2) >= 0)  # more bias needs larger weights
+    below, above = theory.chi_1("tanh", [0.95, 1.05], 0.0)  # the fixed-point iteration, a separate path
+    assert below == pytest.approx(0.95, abs=1e-6) and above > 1.0
+
+
+def test_points_on_the_critical_line_have_chi_one():
+    sw2, sb2 = theory.critical_line("tanh")
+    for i in (60, 100, 160, 199):
+        assert float(theory.chi_1("tanh", sw2[i], sb2[i])) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_wide_tanh_quadrature_resolves_the_narrow_derivative():
+    # E[sech^4(s z)] -> (4/3) / (s sqrt(2 pi)) for large s: a spike Gauss-Hermite's nodes would step over.
+    s = 100.0
+    assert float(theory.derivative_second_moment("tanh", s * s)) == pytest.approx(4 / 3 / (s * math.sqrt(2 * math.pi)),
+                                                                                 rel=1e-3)
+
+
+def test_relu_critical_point_and_depth_scale():
+    sw2, sb2 = theory.critical_line("relu")
+    np.testing.assert_allclose(sw2, 2.0)
+    np.testing.assert_allclose(sb2, 0.0, atol=1e-12)
+    chi = theory.phase_grid("relu", np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.1]))
+    np.testing.assert_allclose(chi, [[0.5, 1.0, 1.5]] * 2, rtol=1e-9)
+    assert theory.depth_scale(1.0) == math.inf
+    assert theory.depth_scale(math.exp(-0.1)) == pytest.approx(10.0)
+
+
+def test_mean_field_map_iterated_by_monte_carlo():
+    # An independent implementation of the map: sample z, square phi, average.
+    z = np.random.default_rng(11).standard_normal(2_000_000)
+    q = 1.5 * 1.0 + 0.05
+    for got in theory.mean_field("tanh", 1.5, 0.05, depth=6).q:
+        assert got == pytest.approx(q, rel=2e-3)
+        q = 1.5 * float(np.mean(np.tanh(math.sqrt(q) * z) ** 2)) + 0.05
+
+
+# --- a real network against the prediction -----------------------------------------------------------------------
+# Orthogonal is narrower only because 30 QR decompositions of 1000 x 1000 take too long for a unit test.
+@pytest.mark.parametrize("init,scale,width", [("xavier_normal", 0.01, 1000), ("lecun_uniform", 0.01, 1000),
+                                              ("he_normal", 0.01, 1000), ("normal", 0.05, 1000),
+                                              ("orthogonal", 0.01, 400)])
+def test_wide_deep_tanh_probe_matches_forward_prediction(init, scale, width):
+    """30 tanh layers: sigma_w^2 = 1 (critical, q decays), 25/9 and 2.5 (q settles at q*), on N(0, 1) inputs.
+
+    Ten classes give ten output units: one unit's second moment over m examples would scatter by sqrt(2/m).
+    """
+    config = Config(layers=(width,) * 30, activation="tanh", init=init, init_scale=scale)
+    result = theory.compare(config, gaussian_dataset(width, 100, classes=10), WIDE)
+    p = result.prediction
+    np.testing.assert_allclose(result.z_rms[:30] ** 2, p.z_rms[:30] ** 2, rtol=0.10)
+    np.testing.assert_allclose(result.z_std[:30] ** 2, p.z_std[:30] ** 2, rtol=0.10)
+    # The 10-unit readout sees the last layer through a rank-100 sample: its second moment scatters ~12%
+    # between draws (measured over seeds), so it gets a looser bound.
+    assert result.z_rms[30] ** 2 == pytest.approx(p.z_rms[30] ** 2, rel=0.3)
+
+
+def test_wide_deep_relu_he_probe_matches_backward_prediction():
+    """Back through 30 relu layers of width 1000 from one sigmoid output unit.
+
+    One draw's gradient variance random-walks +-15-20% around the mean-field value at this width and depth (Hanin
+    2018: the spread grows with depth / width); the theory predicts the mean over draws, so four draws are
+    averaged (measured: within 6% at every layer). A wrong factor (n_{l+1}/n_l, E[phi'^2] = 1/2) is 2x per layer.
+    """
+    data = gaussian_dataset(1000, 50)
+    runs = [theory.compare(Config(layers=(1000,) * 30, activation="relu", init="he_normal", seed=seed), data, WIDE)
+            for seed in range(4)]
+    p = runs[0].prediction
+    np.testing.assert_allclose(np.mean([r.dz_rms ** 2 for r in runs], axis=0), p.dz_rms ** 2, rtol=0.10)
+    # dW averages the batch's correlated examples; the pair term is what keeps it within a factor 1.6 here
+    # (the independent-examples formula E[dZ^2] E[A^2] / m is 5x too small at the top)
+    np.testing.assert_allclose(np.mean([r.dw_rms ** 2 for r in runs], axis=0), p.dw_rms ** 2, rtol=0.6)
+
+
+def test_course_network_collapse(cat_data):
+    config = Config(dataset="catvnoncat", layers=(20, 7, 5), activation="relu", init="normal", init_scale=0.01,
+                    rng="legacy")
+    p = theory.predict_for(config, cat_data)
+    np.testing.assert_allclose(p.sigma_w2, [12288e-4, 20e-4, 7e-4, 5e-4])
+    issue = np.array([0.5, 0.02, 4e-4, 5e-6])  # the issue's rounded numbers
+    assert np.all(np.abs(np.log(p.z_rms / issue)) < math.log(1.3))
+    # The theory predicts the average over weight draws: the 1-unit output layer of one draw varies by 2x
+    # (the course's own draw, legacy seed 1, measures 1.2e-5 for rms and 4.4e-6 for std there).
+    net = Network.from_config(config, cat_data.n_features, cat_data.output_size)
+    draws = [forward(net, initialize(net, config.replace(seed=seed, rng="default")), cat_data.x_train).Z
+             for seed in range(100)]
+    second = np.mean([[np.mean(z * z) for z in zs] for zs in draws], axis=0)
+    var = np.mean([[np.var(z) for z in zs] for zs in draws], axis=0)
+    np.testing.assert_allclose(np.sqrt(second), p.z_rms, rtol=0.2)
+    # std about the layer's mean: a narrow layer keeps the offsets its units get from correlated inputs
+    np.testing.assert_allclose(np.sqrt(var), p.z_std, rtol=0.25)
+
+
+def test_constant_weights_are_refused_with_a_reason():
+    config = Config(dataset="gaussian:20", layers=(10,), init="constant", init_scale=0.5)
+    with pytest.raises(theory.TheoryError, match="not random"):
+        theory.predict_for(config, gaussian_dataset(20, 10))
+
+
+def test_lsuv_prediction_reads_the_drawn_weights():
+    config = Config(layers=(50, 50), activation="tanh", init="lsuv")
+    ds = gaussian_dataset(30, 200)
+    result = theory.compare(config, ds)
+    np.testing.assert_allclose(result.z_std[:2] ** 2, 1.0, atol=0.1)  # what LSUV aims at
+    np.testing.assert_allclose(result.prediction.z_rms[:2] ** 2, result.z_rms[:2] ** 2, rtol=0.15)
+
+
+# --- the Jacobian ------------------------------------------------------------------------------------------------
+def test_orthogonal_linear_network_is_an_isometry():
+    sv = theory.jacobian_singular_values("linear", "orthogonal", width=64, depth=40, n_inputs=2)
+    assert sv.shape == (128,)
+    np.testing.assert_allclose(sv, 1.0, atol=1e-8)
+
+
+def test_gaussian_linear_network_spreads_the_spectrum():
+    sv = theory.jacobian_singular_values("linear", "lecun_normal", width=64, depth=40, n_inputs=2)
+    assert sv.max() / sv.min() > 100  # the product of Gaussian matrices is ill-conditioned
+
+
+def test_jacobian_matches_finite_differences():
+    width, depth = 8, 5
+    sv = theory.jacobian_singular_values("tanh", "xavier_normal", width, depth, n_inputs=1, seed=4)
+    config = Config(layers=(width,) * depth, activation="tanh", init="xavier_normal", seed=4)
+    net = Network((width,) * (depth + 2), ("tanh",) * depth)
+    x = np.random.default_rng([4, 2]).standard_normal((width, 1))
+    params = initialize(net, config, x)
+
+    def f(v):
+        for W, b in zip(params.W[:depth], params.b[:depth]):
+            v = np.tanh(W @ v + b)
+        return v
+
+    h = 1e-6
+    jac = np.hstack([(f(x + h * e[:, None]) - f(x - h * e[:, None])) / (2 * h) for e in np.eye(width)])
+    np.testing.assert_allclose(np.sort(sv), np.sort(np.linalg.svd(jac, compute_uv=False)), rtol=1e-6, atol=1e-9)
+
+
+# --- command line ------------------------------------------------------------------------------------------------
+def test_cli_map_json():
+    code, out, _ = cli("theory", "--activation", "tanh", "--sigma-w2", "1.5", "--sigma-b2", "0.05", "--depth", "20",
+                       "--json")
+    assert code == 0
+    r = json.loads(out)
+    assert len(r["q"]) == 20 and r["q"][0] == pytest.approx(1.5 * 1.0 + 0.05)
+    assert r["q"][-1] == pytest.approx(r["q_star"], rel=1e-4)
+    assert 0 < r["chi_1"] < 1 and r["depth_scale"] == pytest.approx(-1 / math.log(r["chi_1"]))
+
+
+def test_cli_map_critical_relu_has_no_finite_depth_scale():
+    code, out, _ = cli("theory", "--activation", "relu", "--sigma-w2", "2", "--depth", "3", "--input-q", "0.3",
+                       "--json")
+    r = json.loads(out)
+    assert code == 0 and r["q"] == pytest.approx([0.6] * 3) and r["chi_1"] == 1.0 and r["depth_scale"] is None
+
+
+def test_cli_network_prediction_next_to_probe():
+    code, out, _ = cli("theory", "--dataset", "gaussian:64", "--layers", "200x3", "--activation", "tanh",
+                       "--init", "xavier_normal", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["layer"] for r in rows] == [1, 2, 3, 4]
+    for r in rows[:3]:
+        assert r["z_rms_measured"] == pytest.approx(r["z_rms_predicted"], rel=0.15)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sigma-w2", "-1"], "--sigma-w2 must be"),
+    (["--sigma-w2", "1", "--activation", "nope"], "not known"),
+    (["--sigma-w2", "1", "--depth", "0"], "--depth must be"),
+    (["--dataset", "gaussian:8", "--layers", "4", "--init", "constant", "--scale", "0.3"], "not random"),
+])
+def test_cli_errors_are_one_line(argv, message):
+    code, out, err = cli("theory", *argv)
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
