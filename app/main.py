@@ -457,10 +457,11 @@ def main() -> None:
         st.error("Fix the highlighted setting in the sidebar to continue.")
         return
     try:
+        run_store()  # a malformed $INITLAB_CACHE_* setting is reported here as a message, not a traceback
         limits = Limits.from_env()
         dataset = resolve_dataset(config)
         network = preflight(config, dataset, limits)
-    except (ConfigError, DatasetError) as e:
+    except (ConfigError, DatasetError, ValueError) as e:
         st.error(str(e))
         return
     st.markdown(f"**{network}** · {network.n_params:,} parameters · {dataset.description}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.presets import presets
@@ -97,6 +98,18 @@ def test_a_config_over_the_cap_is_refused_before_any_work(monkeypatch):
     assert not at.exception
     assert any("cap of 3" in e.value for e in at.error)
     assert not at.get("plotly_chart")
+
+
+def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("INITLAB_CACHE_MAX_MB", "lots")
+    st.cache_resource.clear()  # the run store is built once per process: rebuild it under this environment
+    try:
+        at = start()
+        assert not at.exception
+        assert any("INITLAB_CACHE_MAX_MB" in e.value for e in at.error)
+    finally:
+        st.cache_resource.clear()
 
 
 def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
