@@ -1,0 +1,148 @@
+"""The Theory tab: what mean-field theory predicts for the chosen network, beside what the probe measures.
+
+`render_theory_tab(config, dataset)` draws everything; app/main.py calls it inside its Theory tab. The numbers come
+from core/theory.py, the figures from app/theory_figures.py; expensive results are cached across sessions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from app import theory_figures as figures
+from core.config import Config, ConfigError
+from core.datasets import Dataset
+from core.limits import Limits
+from core.theory import TheoryError, compare, critical_line, jacobian_singular_values, phase_grid
+
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+JACOBIAN_WIDTHS = (32, 64, 128, 256)
+JACOBIAN_MAX_DEPTH = 60  # 60 products of 256 x 256 per input: well under a second
+JACOBIAN_INPUTS = 4
+
+
+@st.cache_data(max_entries=32, show_spinner="Predicting and probing…")
+def _comparison(config_json: str, fingerprint: str, _dataset: Dataset):
+    return compare(Config.from_json(config_json), _dataset, Limits.from_env())
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the phase diagram…")
+def _phase(activation: str, sigma_w2: tuple[float, ...], sigma_b2: tuple[float, ...]):
+    sw2, sb2 = np.array(sigma_w2), np.array(sigma_b2)
+    return phase_grid(activation, sw2, sb2), critical_line(activation)
+
+
+@st.cache_data(max_entries=32, show_spinner="Multiplying Jacobians…")
+def _spectrum(activation: str, init: str, width: int, depth: int, scale: float, gain: float, seed: int):
+    return jacobian_singular_values(activation, init, width, depth, scale=scale, gain=gain,
+                                    n_inputs=JACOBIAN_INPUTS, seed=seed)
+
+
+def _chart(fig, key: str, caption: str) -> None:
+    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+    st.caption(caption)
+
+
+def render_theory_tab(config: Config, dataset: Dataset) -> None:
+    """The phase diagram, predicted against measured statistics with depth, the Jacobian spectrum, and why."""
+    st.markdown(
+        "Mean-field theory predicts, before any measurement, how the spread of the signal changes from layer to "
+        "layer. Dashed lines are the prediction, solid lines the probe (one forward and backward pass at "
+        "initialisation)."
+    )
+    try:
+        result = _comparison(config.to_json(), dataset.fingerprint(), dataset)
+    except TheoryError as e:
+        st.info(f"No prediction for this setting: {e}.")
+        result = None
+    except (ConfigError, FloatingPointError) as e:
+        st.warning(f"The probe could not run: {e}")
+        result = None
+    if result is not None:
+        _depth_charts(result)
+        _phase_section(config, result.prediction)
+    _jacobian_section(config)
+    _why()
+
+
+def _depth_charts(result) -> None:
+    p = result.prediction
+    left, right = st.columns(2)
+    with left:
+        _chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
+               "Forward: q^l = σ_w,l² E[φ(Z^{l-1})²] + σ_b². A straight fall on this log axis is a signal "
+               "shrinking by the same factor at every layer.")
+    with right:
+        _chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
+               "theory_dz_rms", "Backward: E[dZ^l²] = E[dZ^{l+1}²] · n_{l+1} Var(W^{l+1}) · E[φ'(Z^l)²], from "
+               "the output's A − Y.")
+    narrow = [i + 1 for i, n in enumerate(p.dims[1:]) if n < 10]
+    if narrow:
+        st.caption(f"Layers {', '.join(map(str, narrow))} have fewer than 10 units: the theory gives the average "
+                   "over weight draws, and one draw of a narrow layer can sit a factor of 2 away from it.")
+
+
+def _phase_section(config: Config, prediction) -> None:
+    hidden = prediction.activations
+    names = list(dict.fromkeys(hidden))
+    activation = st.selectbox("Activation for the phase diagram", names, key="theory_activation")
+    sigma_b2 = prediction.sigma_b2 + prediction.bias_mean**2  # a constant bias b adds b^2 to every q
+    markers = [(f"L{i + 1}", float(prediction.sigma_w2[i]), float(sigma_b2[i]))
+               for i, name in enumerate(hidden) if name == activation]
+    sw2, sb2 = figures.phase_axes([w for _, w, _ in markers], [b for _, _, b in markers])
+    chi, critical = _phase(activation, tuple(sw2), tuple(sb2))
+    _chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
+           "Blue: ordered (χ₁ < 1), signals and gradients shrink by about χ₁ per layer. Red: chaotic (χ₁ > 1), they "
+           "grow. Each marker is one hidden layer of this network, placed by its own σ_w² = n_in · Var(W).")
+    hidden_zero = [label for label, w, _ in markers if w == 0]
+    if hidden_zero:
+        st.caption(f"{', '.join(hidden_zero)}: σ_w² = 0 (no random weights) cannot be placed on the log axis.")
+
+
+def _jacobian_section(config: Config) -> None:
+    st.subheader("Dynamical isometry: the Jacobian's singular values")
+    activation = config.hidden_activations[0]
+    left, right = st.columns(2)
+    width = left.select_slider("Probe width", JACOBIAN_WIDTHS, value=128, key="theory_jacobian_width")
+    depth = right.slider("Probe depth", 2, JACOBIAN_MAX_DEPTH, min(max(len(config.layers), 2), JACOBIAN_MAX_DEPTH),
+                         key="theory_jacobian_depth")
+    spectra = {}
+    for init in dict.fromkeys(("orthogonal", config.init)):
+        try:
+            spectra[init] = _spectrum(activation, init, width, depth, config.init_scale, config.init_gain,
+                                      config.seed)
+        except (ConfigError, ValueError, FloatingPointError) as e:
+            st.warning(f"No Jacobian for {init}: {e}")
+    if spectra:
+        _chart(figures.jacobian_histogram(spectra), "theory_jacobian",
+               f"A square {activation} network, {depth} layers of {width} units, {JACOBIAN_INPUTS} random inputs. "
+               "Values near 1 carry every direction of the input (and of the gradient) through unchanged; a wide "
+               "spread means some directions are amplified and others lost.")
+
+
+def _why() -> None:
+    with st.expander("Why? The formulas behind these charts", expanded=False):
+        st.markdown("**Forward.** Each pre-activation sums n_in products of a weight and an input. With "
+                    "independent weights of variance σ_w²/n_in, the second moment q of Z follows one map per layer "
+                    "(Poole et al. 2016; Schoenholz et al. 2017):")
+        st.latex(r"q^1 = \sigma_{w,1}^2\,\overline{x^2} + \sigma_b^2,\qquad "
+                 r"q^l = \sigma_{w,l}^2\ \mathbb{E}_{z\sim\mathcal N(0,1)}\!\left[\phi\!\left(\sqrt{q^{l-1}}\,z\right)^2"
+                 r"\right] + \sigma_b^2")
+        st.markdown("For relu the expectation is q/2, so σ_w² = 2 (He) keeps q constant. `randn * 0.01` gives "
+                    "σ_w,l² = n_{l−1} · 10⁻⁴: 1.2 for 12288 pixels, but 0.002 for 20 units, so after the first layer "
+                    "the signal shrinks a thousandfold per layer.")
+        st.markdown("**Order and chaos.** At the fixed point q* of the map, the slope")
+        st.latex(r"\chi_1 = \sigma_w^2\ \mathbb{E}_z\!\left[\phi'\!\left(\sqrt{q^*}\,z\right)^2\right],\qquad "
+                 r"\xi = \frac{1}{\lvert\ln \chi_1\rvert}")
+        st.markdown("is the factor by which gradients shrink (χ₁ < 1) or grow (χ₁ > 1) per layer; ξ is the number of "
+                    "layers over which they change by a factor e. On the edge of chaos, χ₁ = 1, ξ is infinite and "
+                    "very deep networks still train. For tanh with no bias the edge is σ_w² = 1; for relu, σ_w² = 2.")
+        st.markdown("**Backward** (Glorot & Bengio 2010; He et al. 2015). The gradient passes the same weights "
+                    "transposed and the slope of each activation:")
+        st.latex(r"\mathbb{E}[(dZ^l)^2] = \mathbb{E}[(dZ^{l+1})^2]\ n_{l+1}\,\mathrm{Var}(W^{l+1})\ "
+                 r"\mathbb{E}[\phi'(Z^l)^2]")
+        st.markdown("**Dynamical isometry** (Saxe et al. 2013; Pennington et al. 2017). The Jacobian of the output "
+                    "with respect to the input is a product of one matrix per layer:")
+        st.latex(r"J = \prod_{l} D^l W^l,\qquad D^l = \mathrm{diag}\,\phi'(Z^l)")
+        st.markdown("Orthogonal weights keep every singular value of a linear network at exactly 1, at any depth; "
+                    "Gaussian weights spread them further with every layer, even when their average is right.")
