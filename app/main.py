@@ -22,6 +22,7 @@ from app.presets import VARIANTS, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, RUNNING, RunStore, decision_grid, preflight, stack,  # noqa: E402
                       steps, thin)
 from app.state import config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
+from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
 from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
 from core.datasets import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5  # noqa: E402
@@ -205,6 +206,9 @@ def init_tab(config: Config, dataset, limits: Limits) -> None:
     s = snap.stats
     st.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
                 f"training examples, no update. Cost {snap.loss:.6g}.")
+    if network.depth > figures.MAX_FACETS:
+        st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
+                   "first and last included.")
     left, right = st.columns(2)
     with left:
         chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A"),
@@ -274,10 +278,14 @@ def training_tab(config: Config, dataset, limits: Limits) -> None:
     if run is None:
         right.info("Press Start to train this config; the charts update while it learns.")
         return
-    st.fragment(run_every=LIVE_SECONDS if live else None)(live_training)(dataset, live)
+    same_data = (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize)
+    if run.config != config:
+        st.caption("These charts show the run of an earlier setting; press Start to train the sidebar's config.")
+    st.fragment(run_every=LIVE_SECONDS if live else None)(live_training)(dataset if same_data else None, live)
 
 
 def live_training(dataset, live: bool) -> None:
+    """The watched run's status and charts; `dataset` (for the decision boundary) is None if it is not the run's."""
     run = run_store().get(ss.get("train_key") or "")
     if run is None:
         st.warning("This run was dropped from the server's cache; press Start to run it again.")
@@ -306,7 +314,7 @@ def draw_replay(recorded, dataset) -> None:
     if recorded.stopped_reason:
         st.warning(f"The recorded run ended early: {recorded.stopped_reason}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
-    draw_snapshots(recorded.snapshots, network, recorded.final_params if same_data else None, dataset, "replay")
+    draw_snapshots(recorded.snapshots, network, recorded.final_params, dataset if same_data else None, "replay")
 
 
 def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) -> None:
@@ -339,7 +347,7 @@ def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) ->
         chart(figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"), "Update-to-weight ratio per layer",
                                            "‖ΔW‖ / ‖W‖", reference=figures.UPDATE_RATIO_GUIDE),
               f"{prefix}_ratio", "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.")
-        if params is not None and network.dims[0] == 2:
+        if params is not None and dataset is not None and network.dims[0] == 2:
             xs, ys, prob = decision_grid(network, params, dataset.x_train)
             chart(figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0]),
                   f"{prefix}_boundary", "Colour is P(class 1). A boundary that follows the classes is learning; "
@@ -465,7 +473,7 @@ def main() -> None:
         st.error(str(e))
         return
     st.markdown(f"**{network}** · {network.n_params:,} parameters · {dataset.description}")
-    tabs = st.tabs(["At initialisation", "Training", "Compare", "Run file"])
+    tabs = st.tabs(["At initialisation", "Training", "Compare", "Run file", "Theory"])
     with tabs[0]:
         init_tab(config, dataset, limits)
     with tabs[1]:
@@ -474,6 +482,8 @@ def main() -> None:
         compare_tab(config, dataset, limits, presets(default_data_dir())[ss.preset].forward_only)
     with tabs[3]:
         run_file_tab()
+    with tabs[4]:
+        render_theory_tab(config, dataset)
 
 
 main()

@@ -109,6 +109,10 @@ def test_the_page_loads_with_the_initialisation_charts(server, browser):
     assert page.get_by_text("Init Lab", exact=True).count() >= 1
     assert page.get_by_text("Activations A per layer").count() >= 1
     shot(page, "01-at-initialisation")
+    page.get_by_role("tab", name="Theory").click()
+    time.sleep(2.0)
+    no_exception(page)
+    shot(page, "05-theory")
     page.close()
 
 
