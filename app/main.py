@@ -19,8 +19,8 @@ import streamlit as st  # noqa: E402
 
 from app import figures  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
-from app.runs import (DIVERGED, FINISHED, RUNNING, RunStore, decision_grid, preflight, stack,  # noqa: E402
-                      steps, thin)
+from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, preflight, steps,  # noqa: E402
+                      thin, training_figures)
 from app.state import config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
@@ -317,48 +317,38 @@ def draw_replay(recorded, dataset) -> None:
     draw_snapshots(recorded.snapshots, network, recorded.final_params, dataset if same_data else None, "replay")
 
 
+TRAINING_CAPTIONS = {
+    "loss": "A loss stuck at 0.693 (ln 2) means the net predicts one class for everything.",
+    "accuracy": "The gap between train and test is overfitting; flat lines mean nothing is learned.",
+    "a_std": "Lines far apart on this log scale mean the signal shrinks or grows through depth.",
+    "dw_norm": "Early layers (light) far below late ones (dark): vanishing gradients.",
+    "update_ratio": "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.",
+    "boundary": "Colour is P(class 1). A boundary that follows the classes is learning; one plain colour means "
+                "one class everywhere.",
+    "heatmap": "Bright bands that narrow to one row mean the layer's values collapsed to one value.",
+}
+TRAINING_COLUMNS = (("loss", "dw_norm", "update_ratio", "boundary"), ("accuracy", "a_std", "heatmap"))
+
+
 def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) -> None:
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
     last = snapshots[-1]
-    snapshots = thin(snapshots, MAX_POINTS)
-    t = steps(snapshots)
     a, b, c = st.columns(3)
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
     c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
-    left, right = st.columns(2)
-    with left:
-        chart(figures.curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", "cross-entropy"),
-              f"{prefix}_loss", "A loss stuck at 0.693 (ln 2) means the net predicts one class for everything.")
-    with right:
-        chart(figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
-                                                       "test": [s.test_accuracy for s in snapshots]},
-                             "Accuracy", "accuracy", y_range=(0, 1.02)),
-              f"{prefix}_acc", "The gap between train and test is overfitting; flat lines mean nothing is learned.")
-        chart(figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A"),
-              f"{prefix}_astd", "Lines far apart on this log scale mean the signal shrinks or grows through depth.")
-    with left:
-        chart(figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer", "‖dW‖"),
-              f"{prefix}_dw", "Early layers (light) far below late ones (dark): vanishing gradients.")
-    left, right = st.columns(2)
-    with left:
-        chart(figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"), "Update-to-weight ratio per layer",
-                                           "‖ΔW‖ / ‖W‖", reference=figures.UPDATE_RATIO_GUIDE),
-              f"{prefix}_ratio", "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.")
-        if params is not None and dataset is not None and network.dims[0] == 2:
-            xs, ys, prob = decision_grid(network, params, dataset.x_train)
-            chart(figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0]),
-                  f"{prefix}_boundary", "Colour is P(class 1). A boundary that follows the classes is learning; "
-                  "one plain colour means one class everywhere.")
-    with right:
-        quantity = st.selectbox("Histograms over time of", ["a", "z", "dz", "dw"], key=f"{prefix}_heat_q",
-                                format_func={"a": "activations A", "z": "pre-activations Z",
-                                             "dz": "gradients dZ", "dw": "weight gradients dW"}.get)
-        chart(figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
-                                         f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
-              f"{prefix}_heat", "Bright bands that narrow to one row mean the layer's values collapsed to one value.")
+    quantity_key = f"{prefix}_heat_q"
+    figs = training_figures(snapshots, network, params, dataset, ss.get(quantity_key, "a"), MAX_POINTS)
+    for column, names in zip(st.columns(2), TRAINING_COLUMNS):
+        with column:
+            for name in names:
+                if name == "heatmap":  # its choice was read from session state above; the widget sits here
+                    st.selectbox("Histograms over time of", list(HEATMAP_QUANTITIES), key=quantity_key,
+                                 format_func=HEATMAP_QUANTITIES.get)
+                if name in figs:
+                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name])
 
 
 # --- Compare ---------------------------------------------------------------------------------------------------

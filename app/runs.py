@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import figures
 from core.cache import RunCache
 from core.config import Config, ConfigError
 from core.limits import Limits, check_limits
@@ -210,3 +211,35 @@ def decision_grid(network: Network, params: Params, points: Array, n: int = 120)
     grid = np.vstack([gx.ravel(), gy.ravel()]).astype(params.W[0].dtype)
     probability = forward(network, params, grid).A[-1][-1]
     return xs, ys, probability.reshape(n, n)
+
+
+HEATMAP_QUANTITIES = {"a": "activations A", "z": "pre-activations Z", "dz": "gradients dZ", "dw": "weight gradients dW"}
+
+
+def training_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
+                     quantity: str = "a", most: int = 240) -> dict[str, object]:
+    """Every Training-tab figure of a run so far (at most `most` snapshots per curve), keyed by name.
+
+    "boundary" is there only for 2-D data when the latest parameters and the run's dataset are given.
+    """
+    last = snapshots[-1]
+    snapshots = thin(snapshots, most)
+    t = steps(snapshots)
+    out = {
+        "loss": figures.curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", "cross-entropy"),
+        "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
+                                                             "test": [s.test_accuracy for s in snapshots]},
+                                   "Accuracy", "accuracy", y_range=(0, 1.02)),
+        "a_std": figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A"),
+        "dw_norm": figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer",
+                                                "‖dW‖"),
+        "update_ratio": figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"),
+                                                     "Update-to-weight ratio per layer", "‖ΔW‖ / ‖W‖",
+                                                     reference=figures.UPDATE_RATIO_GUIDE),
+        "heatmap": figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
+                                              f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
+    }
+    if params is not None and dataset is not None and network.dims[0] == 2:
+        xs, ys, prob = decision_grid(network, params, dataset.x_train)
+        out["boundary"] = figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0])
+    return out

@@ -145,6 +145,29 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     assert at.get("download_button"), "a finished run offers its .h5 file"
 
 
+def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():
+    at = start()  # the seed question on shapes64, shortened
+    at.number_input(key="cfg_iterations").set_value(30).run()
+    at.number_input(key="cfg_record_every").set_value(10).run()
+    at.button(key="train_all").click().run()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        rows = at.table[0].value if at.table else None
+        if rows is not None and list(rows["status"]).count("finished") == 2:
+            break
+        time.sleep(0.3)
+        at.run()
+    no_errors(at)
+    table = at.table[0].value
+    assert list(table["initialiser"]) == ["normal ×0.01", "course_sqrt"]
+    assert list(table["step"]) == ["30", "30"]
+    loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss by initialiser")
+    assert [trace["name"] for trace in loss["data"]] == ["normal ×0.01", "course_sqrt"]
+    std = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Activation std against depth at step 0")
+    small, course = (decode(trace["y"]) for trace in std["data"])
+    assert small[2] < course[2] / 100  # ×0.01 has lost the signal by the third layer; /sqrt(n) keeps it
+
+
 def test_a_bad_dataset_upload_shows_the_loaders_error():
     at = start()
     at.file_uploader(key="dataset_upload").upload("broken.h5", b"this is not HDF5", "application/x-hdf5").run()
