@@ -221,12 +221,16 @@ def _open(path: Path) -> h5py.File:
         raise RunFileError(f"{path} is not an HDF5 file; a run file is the .h5 written by `train --out`")
     try:
         return h5py.File(path, "r")
-    except OSError:
-        pass
-    try:  # a writer killed in SWMR mode leaves its flag set: only a SWMR reader may open the file
-        return h5py.File(path, "r", swmr=True)
     except OSError as e:
-        raise RunFileError(f"{path} cannot be opened ({e}); the file is truncated or damaged") from None
+        error = e
+    # A writer in SWMR mode (live, or killed) leaves the file flagged open for writing: only a SWMR reader may
+    # open it. Try that only then: a SWMR reader retries damaged metadata for minutes before giving up.
+    if "consistency flags" in str(error):
+        try:
+            return h5py.File(path, "r", swmr=True)
+        except OSError as e:
+            error = e
+    raise RunFileError(f"{path} cannot be opened ({error}); the file is truncated or damaged") from None
 
 
 def _check_format(path: Path, f: h5py.File) -> None:

@@ -1,0 +1,212 @@
+"""Run files: an exact round trip of every snapshot, the three ways a run ends, a killed writer's .partial, and
+one clear RunFileError for every file that is not a run this Init Lab can read."""
+
+import io
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.config import Config
+from core.datasets import load_dataset
+from core.record import RunFileError, RunRecorder, partial_path, read_run, record
+from core.train import Training
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = Config(dataset="circles", layers=(10, 5), iterations=60, record_every=7, seed=4)
+
+
+def same_float(a: float, b: float) -> bool:
+    return a == b or (np.isnan(a) and np.isnan(b))
+
+
+def assert_same_snapshots(recorded, engine):
+    assert len(recorded) == len(engine)
+    for r, e in zip(recorded, engine):
+        assert (type(r.step), r.step) == (type(e.step), e.step)
+        for name in ("loss", "train_accuracy", "test_accuracy"):
+            assert same_float(getattr(r, name), getattr(e, name)), (e.step, name)
+        assert list(r.stats) == list(e.stats) and list(r.edges) == list(e.edges)
+        for mine, theirs in ((r.stats, e.stats), (r.edges, e.edges)):
+            for key in theirs:
+                assert mine[key].dtype == theirs[key].dtype and mine[key].shape == theirs[key].shape, key
+                np.testing.assert_array_equal(mine[key], theirs[key], err_msg=f"step {e.step} {key}")
+
+
+def assert_same_params(a, b):
+    assert len(a.W) == len(b.W) and a.lsuv_iterations == b.lsuv_iterations
+    for x, y in zip(a.W + a.b, b.W + b.b):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("config", [
+    SMALL,
+    SMALL.replace(dataset="digits", activation="tanh", dtype="float32", optimizer="adam", lr=0.01),  # softmax
+    SMALL.replace(init="lsuv", batch_size=64, bins=5),
+])
+def test_round_trip_gives_back_every_array(tmp_path, config):
+    dataset = load_dataset(config.dataset)
+    initial = Training(config, dataset).params.copy()  # drawn independently of the recorded run
+    run = Training(config, dataset)
+    snapshots = list(record(run, tmp_path / "run.h5"))
+    assert (tmp_path / "run.h5").exists() and not partial_path(tmp_path / "run.h5").exists()
+
+    back = read_run(tmp_path / "run.h5")
+    assert back.config == config and back.complete and back.stopped_reason is None
+    assert back.dataset_name == config.dataset and back.dataset_fingerprint == dataset.fingerprint()
+    assert back.network_dims == run.network.dims and back.activations == run.network.activations
+    assert [s.step for s in back.snapshots] == [0, 7, 14, 21, 28, 35, 42, 49, 56, 60]
+    assert_same_snapshots(back.snapshots, snapshots)
+    assert_same_params(back.initial_params, initial)
+    assert_same_params(back.final_params, run.params)
+    assert back.versions["numpy"] == np.__version__ and back.versions["h5py"] == h5py.__version__
+
+
+def test_diverged_run_is_finished_with_its_reason(tmp_path):
+    config = SMALL.replace(layers=(16, 16, 16), activation="linear", init="normal", init_scale=3.0, lr=50.0,
+                           iterations=500, record_every=1)
+    run = Training(config, load_dataset("circles"))
+    snapshots = list(record(run, tmp_path / "run.h5"))
+    assert run.stopped_reason and "diverged" in run.stopped_reason
+    back = read_run(tmp_path / "run.h5")
+    assert back.complete and back.stopped_reason == run.stopped_reason
+    assert_same_snapshots(back.snapshots, snapshots)
+
+
+def test_closing_the_stream_stops_the_run_and_finishes_the_file(tmp_path):
+    run = Training(SMALL, load_dataset("circles"))
+    stream = record(run, tmp_path / "run.h5")
+    taken = list(itertools.islice(stream, 3))
+    stream.close()
+    back = read_run(tmp_path / "run.h5")
+    assert back.complete and back.stopped_reason == "stopped by the user at step 14"
+    assert_same_snapshots(back.snapshots, taken)
+    assert_same_params(back.final_params, run.params)
+
+
+def test_a_run_that_fails_leaves_an_incomplete_partial(tmp_path):
+    run = Training(SMALL, load_dataset("circles"))
+    with pytest.raises(RuntimeError):
+        with RunRecorder(tmp_path / "run.h5", run) as recorder:
+            taken = list(itertools.islice(run, 4))
+            for snapshot in taken:
+                recorder.add(snapshot)
+            raise RuntimeError("the run broke")
+    assert not (tmp_path / "run.h5").exists()
+    back = read_run(partial_path(tmp_path / "run.h5"))
+    assert not back.complete and back.final_params is None and back.stopped_reason is None
+    assert_same_snapshots(back.snapshots, taken)
+
+
+WRITER = """
+import sys
+from core.config import Config
+from core.datasets import load_dataset
+from core.record import record
+from core.train import Training
+config = Config.from_json(sys.argv[1])
+for _ in record(Training(config, load_dataset(config.dataset)), sys.argv[2], flush_seconds=0.05):
+    pass
+"""
+
+
+def test_a_writer_killed_mid_run_leaves_a_readable_partial(tmp_path):
+    config = SMALL.replace(iterations=100_000, record_every=1)
+    partial = partial_path(tmp_path / "run.h5")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, config.to_json(), str(tmp_path / "run.h5")], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        seen = 0
+        while seen < 30 and time.monotonic() < deadline and writer.poll() is None:
+            time.sleep(0.05)
+            try:
+                seen = len(read_run(partial).snapshots)  # read live, as a dashboard would
+            except RunFileError:
+                pass  # not created yet
+        assert seen >= 30, "the writer never flushed 30 steps"
+    finally:
+        writer.kill()  # SIGKILL: no clean-up runs
+        writer.wait()
+    back = read_run(partial)
+    assert not back.complete and back.final_params is None and back.config == config
+    assert len(back.snapshots) >= seen
+    fresh = list(itertools.islice(Training(config, load_dataset("circles")), len(back.snapshots)))
+    assert_same_snapshots(back.snapshots, fresh)
+
+
+def write_run(path: Path) -> Path:
+    for _ in record(Training(SMALL, load_dataset("circles")), path):
+        pass
+    return path
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda p: p.unlink(), "no run file"),
+    (lambda p: p.write_text("step,loss\n0,0.69\n"), "not an HDF5 file"),
+    (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "truncated or damaged"),
+    (lambda p: h5py.File(p, "w").create_dataset("train_set_x", data=np.zeros(3)), "not an Init Lab run file"),
+])
+def test_unreadable_files_raise_one_clear_error(tmp_path, damage, fragment):
+    path = write_run(tmp_path / "run.h5")
+    damage(path)
+    with pytest.raises(RunFileError, match=fragment):
+        read_run(path)
+
+
+def test_a_newer_format_version_is_refused(tmp_path):
+    path = write_run(tmp_path / "run.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 2
+    with pytest.raises(RunFileError, match="format 2, newer than this Init Lab reads"):
+        read_run(path)
+
+
+def run_cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main([str(a) for a in argv], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_train_out_then_show(tmp_path):
+    path = tmp_path / "run.h5"
+    code, out, err = run_cli("train", "--dataset", "moons", "--layers", "8,4", "--activation", "tanh",
+                             "--init", "normal", "--scale", "0.01", "--iterations", "40", "--record-every", "20",
+                             "--out", path)
+    assert code == 0, err
+    assert f"recorded to {path}" in out
+    run = read_run(path)
+    assert [s.step for s in run.snapshots] == [0, 20, 40]
+
+    code, out, err = run_cli("show", path)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"run file {path}: complete"
+    assert Config.from_json(lines[1].removeprefix("config ")) == run.config
+    assert "steps recorded: 3 (steps 0 to 40)" in out and "stop reason: none" in out
+    last = run.snapshots[-1]
+    assert f"cost {last.loss:.6g}, train accuracy {last.train_accuracy:.4f}" in out
+    table = lines[lines.index(next(l for l in lines if l.lstrip().startswith("layer"))) + 1:][:3]
+    for i, row in enumerate(table):  # layer, units, std Z first, std Z last
+        cells = row.split()
+        assert int(cells[0]) == i + 1 and int(cells[1]) == run.network_dims[i + 1]
+        assert float(cells[2]) == pytest.approx(run.snapshots[0].stats["z_std"][i], rel=1e-3)
+        assert float(cells[3]) == pytest.approx(last.stats["z_std"][i], rel=1e-3)
+
+
+def test_cli_show_reports_bad_files_in_one_line(tmp_path):
+    (tmp_path / "notes.h5").write_text("hello")
+    for target, fragment in ((tmp_path / "missing.h5", "no run file"), (tmp_path / "notes.h5", "not an HDF5")):
+        code, out, err = run_cli("show", target)
+        assert code == 2 and out == "" and err.count("\n") == 1 and fragment in err
+
+
+def test_cli_train_out_to_an_unwritable_place_is_one_line(tmp_path):
+    code, _, err = run_cli("train", "--iterations", "5", "--out", tmp_path / "no" / "such" / "dir" / "run.h5")
+    assert code == 2 and err.startswith("error: cannot write the run file") and err.count("\n") == 1
