@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
+import pandas  # noqa: F401  plotly imports pandas lazily on first draw; two sessions' first script runs
+import plotly.graph_objects as go  # racing on that import see a half-initialised pandas and crash
 from plotly.subplots import make_subplots
 
 Array = np.ndarray
