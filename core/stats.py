@@ -68,7 +68,7 @@ def _sums(flat):  # pragma: no cover - compiled
     s = 0.0
     q = 0.0
     for i in range(flat.size):
-        v = float(flat[i])
+        v = np.float64(flat[i])
         s += v
         q += v * v
     return s, q
@@ -83,7 +83,7 @@ def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
     top = float(bins + 1)
     index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
     for i in range(flat.size):
-        t = (float(flat[i]) - lo) * scale + 1.0
+        t = (np.float64(flat[i]) - lo) * scale + 1.0
         t = t if t < top else top  # NaN goes to "over" here
         t = t if t > 0.0 else 0.0
         index[i] = np.uint16(t)
@@ -135,15 +135,28 @@ def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     return Summary(mean, var, total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
 
 
+@numba.njit(cache=True, nogil=True)
+def _finite_extent(flat):  # pragma: no cover - compiled
+    """Count, sum of squares and largest magnitude of the finite values, in one pass."""
+    n = 0
+    q = 0.0
+    top = 0.0
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        if math.isfinite(v):
+            n += 1
+            q += v * v
+            top = max(top, abs(v))
+    return n, q, top
+
+
 def _range(values: Array, bounds: tuple[float, float] | None, nonnegative: bool) -> tuple[float, float]:
     if bounds is not None:
         return bounds
-    flat = values.reshape(-1).astype(np.float64)
-    finite = flat[np.isfinite(flat)]
-    if finite.size == 0:
+    n, sum_sq, largest = _finite_extent(values.reshape(-1))
+    if n == 0:
         return -1.0, 1.0
-    rms = math.sqrt(float(np.dot(finite, finite)) / finite.size)
-    top = min(float(np.abs(finite).max()), ROBUST_WIDTH * rms) * 1.05
+    top = min(largest, ROBUST_WIDTH * math.sqrt(sum_sq / n)) * 1.05
     if top == 0.0:
         top = 1.0  # all zeros (the zeros initialiser): any range shows them in one bin
     return (0.0, top) if nonnegative else (-top, top)

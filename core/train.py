@@ -33,7 +33,7 @@ def _gd(p, g, neg_lr):  # pragma: no cover - compiled
         for c in range(p.shape[1]):
             d = g[r, c] * neg_lr
             p[r, c] += d
-            total += float(d) * float(d)
+            total += np.float64(d) * np.float64(d)
     return total
 
 
@@ -45,7 +45,7 @@ def _momentum(p, g, v, beta1, one_minus_beta1, neg_lr):  # pragma: no cover - co
             v[r, c] = v[r, c] * beta1 + one_minus_beta1 * g[r, c]
             d = v[r, c] * neg_lr
             p[r, c] += d
-            total += float(d) * float(d)
+            total += np.float64(d) * np.float64(d)
     return total
 
 
@@ -59,7 +59,7 @@ def _adam(p, g, v, s, beta1, one_minus_beta1, beta2, one_minus_beta2, step_scale
             s[r, c] = s[r, c] * beta2 + one_minus_beta2 * (gi * gi)
             d = (v[r, c] * step_scale) / (np.sqrt(s[r, c] * s_hat_scale) + eps)
             p[r, c] += d
-            total += float(d) * float(d)
+            total += np.float64(d) * np.float64(d)
     return total
 
 

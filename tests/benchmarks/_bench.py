@@ -1,0 +1,99 @@
+"""What the benchmarks share: interleaved timing, the thread count, and the printed table.
+
+The machine is shared, so every figure is the median of repeats taken in turns (Init Lab, PyTorch, the floor,
+Init Lab, ...) after a warm-up: a burst of load from someone else hits every contender alike, and the spread
+(interquartile range over the median) is printed so that a noisy run shows itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: `python tests/benchmarks/bench_x.py`
+    sys.path.insert(0, str(REPO))
+
+
+def _numpy_blas() -> dict:
+    from threadpoolctl import threadpool_info
+
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    ours = [p for p in pools if "numpy" in p.get("filepath", "")]  # torch may bring a BLAS of its own
+    return (ours or pools or [{"num_threads": 1, "internal_api": "none", "version": "", "architecture": "?"}])[0]
+
+
+def blas_threads() -> tuple[int, str]:
+    """NumPy's BLAS thread count and a one-line description of the library (via threadpoolctl)."""
+    pool = _numpy_blas()
+    return pool["num_threads"], f"{pool['internal_api']} {pool['version']} ({pool.get('architecture', '?')})"
+
+
+def set_threads(threads: int | None):
+    """Limit NumPy's BLAS to ``threads`` (None: leave it), then give PyTorch the same count; returns torch."""
+    from threadpoolctl import threadpool_limits
+
+    if threads:
+        threadpool_limits(limits=threads, user_api="blas")
+    import torch
+
+    torch.set_num_threads(blas_threads()[0])
+    return torch
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--repeats", type=int, default=15, help="timed rounds per contender (median reported)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    p.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
+    p.add_argument("--threads", type=int, default=None, help="BLAS and PyTorch threads (default: BLAS's own)")
+    return p
+
+
+def dtypes(choice: str) -> tuple[str, ...]:
+    return ("float64", "float32") if choice == "both" else (choice,)
+
+
+def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, tuple[float, float]]:
+    """Seconds per call of each case: (median, interquartile range / median), the cases run in turns."""
+    for _ in range(warmup):
+        for run in cases.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    out = {}
+    for name, ts in times.items():
+        q1, median, q3 = np.percentile(ts, [25, 50, 75])
+        out[name] = (float(median), float((q3 - q1) / median))
+    return out
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def print_header(title: str) -> None:
+    import torch
+
+    threads, library = blas_threads()
+    print(f"\n== {title}")
+    print(f"threads: NumPy BLAS {threads} ({library}), PyTorch {torch.get_num_threads()}")
+
+
+def print_table(rows: list[tuple[str, float, float, str]], timing: dict[str, tuple[float, float]]) -> None:
+    """rows: (figure, Init Lab seconds, reference seconds, reference name); times in ms, ratio = ours / ref."""
+    print(f"{'figure':<44} {'Init Lab ms':>12} {'reference ms':>13} {'ratio':>7}  reference")
+    for figure, ours, ref, ref_name in rows:
+        print(f"{figure:<44} {ours * 1e3:12.3f} {ref * 1e3:13.3f} {ours / ref:7.3f}  {ref_name}")
+    spread = ", ".join(f"{name} {iqr:.0%}" for name, (_, iqr) in timing.items())
+    print(f"noise (IQR/median): {spread}")

@@ -1,0 +1,125 @@
+"""Train step of the course's network [12288, 20, 7, 5, 1], relu, full batch of 209, plain gradient descent.
+
+Init Lab without statistics, with every statistic every step, and the whole `Training` stream recording every
+step (statistics plus the test-set accuracy), against PyTorch (nn.Sequential of Linear/ReLU, BCEWithLogitsLoss,
+SGD) and against the floor: the step's own matrix products alone, same shapes, layouts and dtype.
+
+    python tests/benchmarks/bench_train_step.py [--data-dir ../shared/data] [--repeats 15]
+
+Uses the course's cat files when --data-dir has them, else the shipped stand-in shapes64 (same shapes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from _bench import REPO, dtypes, interleaved, parser, peak_rss_mib, print_header, print_table, set_threads
+from core.config import Config
+from core.datasets import load_dataset
+from core.network import backward, cost, forward, targets
+from core.stats import choose_binning, layer_stats
+from core.train import Optimizer, Training
+
+LAYERS = (20, 7, 5)
+LR = 0.0075
+
+
+def seed_config(dtype: str, **changes) -> Config:
+    return Config(layers=LAYERS, init="course_sqrt", rng="legacy", seed=1, lr=LR, dtype=dtype, **changes)
+
+
+def init_lab_steps(dataset, dtype: str):
+    """The training loop's own calls (as in Training), without and with the per-layer statistics."""
+    run = Training(seed_config(dtype), dataset)
+    net, params, x, y = run.network, run.params, run.x, run.y
+    y_target = targets(net, y, x.dtype)
+    optimizer = Optimizer(run.config, params)
+    cache = forward(net, params, x)
+    binning = choose_binning(net, cache, backward(net, params, cache, y_target), 64)
+
+    def step(with_stats: bool) -> None:
+        cache = forward(net, params, x)
+        cost(net, cache, y)
+        grads = backward(net, params, cache, y_target)
+        if with_stats:
+            layer_stats(net, params, cache, grads, binning)
+        optimizer.step(params, grads)
+
+    stream = iter(Training(seed_config(dtype, iterations=100_000, record_every=1), dataset))
+    return (lambda: step(False)), (lambda: step(True)), (lambda: next(stream))
+
+
+def torch_step(torch, dataset, dtype: str):
+    tdtype = getattr(torch, dtype)
+    dims = (dataset.n_features, *LAYERS, 1)
+    layers = []
+    for n_in, n_out in zip(dims[:-1], dims[1:]):
+        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1]).to(tdtype)
+    x = torch.tensor(dataset.x_train.T, dtype=tdtype).contiguous()  # PyTorch's layout: one example per row
+    y = torch.tensor(dataset.y_train.T, dtype=tdtype)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+
+    def step() -> None:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def floor_step(dataset, dtype: str):
+    """The matrix products of one step into preallocated outputs: forward W_l A_{l-1}, backward dZ_l A_{l-1}^T
+    for every layer and W_l^T dZ_l for every layer but the first."""
+    rng = np.random.default_rng(0)
+    x = dataset.x_train.astype(dtype, copy=False)  # the same memory layout the engine multiplies
+    m = x.shape[1]
+    dims = (x.shape[0], *LAYERS, 1)
+    w = [rng.standard_normal((n_out, n_in)).astype(dtype) for n_in, n_out in zip(dims[:-1], dims[1:])]
+    a = [x] + [np.empty((n, m), dtype) for n in dims[1:]]
+    dz = [rng.standard_normal((n, m)).astype(dtype) for n in dims[1:]]
+    dw = [np.empty_like(wi) for wi in w]
+    da = [np.empty((n, m), dtype) for n in dims[1:-1]]
+
+    def step() -> None:
+        for i, wi in enumerate(w):
+            np.matmul(wi, a[i], out=a[i + 1])
+        for i in reversed(range(len(w))):
+            np.matmul(dz[i], a[i].T, out=dw[i])
+            if i > 0:
+                np.matmul(w[i].T, dz[i], out=da[i - 1])
+
+    return step
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    args = p.parse_args()
+    try:
+        dataset = load_dataset("catvnoncat", args.data_dir)
+    except Exception:  # noqa: BLE001 - any missing or unreadable file: fall back to the stand-in
+        dataset = load_dataset("shapes64")
+    torch = set_threads(args.threads)
+    for dtype in dtypes(args.dtype):
+        plain, with_stats, stream = init_lab_steps(dataset, dtype)
+        cases = {"Init Lab": plain, "Init Lab + stats": with_stats, "Init Lab stream": stream,
+                 "PyTorch": torch_step(torch, dataset, dtype), "floor": floor_step(dataset, dtype)}
+        t = interleaved(cases, args.repeats, args.warmup)
+        med = {k: v[0] for k, v in t.items()}
+        print_header(f"train step [{dataset.n_features}, 20, 7, 5, 1] relu, m={dataset.x_train.shape[1]} "
+                     f"({dataset.name}), GD, {dtype}, median of {args.repeats}")
+        print_table([
+            ("step, no statistics / PyTorch", med["Init Lab"], med["PyTorch"], "PyTorch (target <= 0.8)"),
+            ("step, no statistics / matmul floor", med["Init Lab"], med["floor"], "floor (target <= 1.15)"),
+            ("step + all statistics / step", med["Init Lab + stats"], med["Init Lab"], "Init Lab (target <= 1.10)"),
+            ("step + all statistics / PyTorch", med["Init Lab + stats"], med["PyTorch"], "PyTorch"),
+            ("Training stream, snapshot every step / step", med["Init Lab stream"], med["Init Lab"],
+             "Init Lab (incl. test accuracy)"),
+        ], t)
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB (process, all contenders)")
+
+
+if __name__ == "__main__":
+    main()
