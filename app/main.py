@@ -304,7 +304,7 @@ def live_training(dataset, live: bool) -> None:
     else:
         st.warning(run.message if frozen is None and run.message else f"Stopped at step {last:,}: the charts show "
                    "the run up to there.")
-    draw_snapshots(snapshots, run.network, run.params, dataset, "live")
+    draw_snapshots(snapshots, run.network, run.params, dataset, "live", run.key)
     if live and run.done:
         st.rerun()  # the run ended: redraw the whole page once, without the timer
 
@@ -314,7 +314,8 @@ def draw_replay(recorded, dataset) -> None:
     if recorded.stopped_reason:
         st.warning(f"The recorded run ended early: {recorded.stopped_reason}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
-    draw_snapshots(recorded.snapshots, network, recorded.final_params, dataset if same_data else None, "replay")
+    draw_snapshots(recorded.snapshots, network, recorded.final_params, dataset if same_data else None, "replay",
+                   ss.replay_name)
 
 
 TRAINING_CAPTIONS = {
@@ -330,7 +331,7 @@ TRAINING_CAPTIONS = {
 TRAINING_COLUMNS = (("loss", "dw_norm", "update_ratio", "boundary"), ("accuracy", "a_std", "heatmap"))
 
 
-def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) -> None:
+def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str, run_id: str = "") -> None:
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
@@ -340,7 +341,14 @@ def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str) ->
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
     c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
     quantity_key = f"{prefix}_heat_q"
-    figs = training_figures(snapshots, network, params, dataset, ss.get(quantity_key, "a"), MAX_POINTS)
+    # Rebuild only when there is something new: most 4-per-second ticks of a slow run reuse the last figures,
+    # leaving the CPU to the training.
+    token = (run_id, len(snapshots), ss.get(quantity_key, "a"), dataset is None)
+    cached = ss.get(f"{prefix}_figures")
+    if cached is None or cached[0] != token:
+        cached = token, training_figures(snapshots, network, params, dataset, ss.get(quantity_key, "a"), MAX_POINTS)
+        ss[f"{prefix}_figures"] = cached
+    figs = cached[1]
     for column, names in zip(st.columns(2), TRAINING_COLUMNS):
         with column:
             for name in names:
