@@ -39,7 +39,10 @@ FORMAT = "initlab-run"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
 RUN_COLUMNS = {"step": np.int64, "loss": np.float64, "train_accuracy": np.float64, "test_accuracy": np.float64}
-CHUNK_BYTES = 64 * 1024  # target size of one chunk before compression
+# A flush rewrites each dataset's last, partly filled chunk, and in SWMR mode HDF5 never reuses the space the old
+# copy held: chunks of a few rows keep that leak small (large chunks made a 2,500-step file 80 MB).
+CHUNK_ROWS = 32
+CHUNK_BYTES = 256 * 1024  # fewer rows per chunk when layers are many
 # gzip level 1 is cheap; shuffling the bytes first lets mostly-small int64 counts shrink well
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
@@ -84,7 +87,7 @@ def stat_layout(depth: int, bins: int) -> dict[str, tuple[tuple[int, ...], type]
 
 def _row_dataset(group: h5py.Group, name: str, row_shape: tuple[int, ...], dtype) -> h5py.Dataset:
     row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
-    rows = min(4096, max(1, CHUNK_BYTES // row_bytes))
+    rows = min(CHUNK_ROWS, max(1, CHUNK_BYTES // row_bytes))
     return group.create_dataset(name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype,
                                 chunks=(rows, *row_shape), **COMPRESSION)
 
