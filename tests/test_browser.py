@@ -152,7 +152,8 @@ def test_the_seed_preset_compare_tab_answers_the_seed_question(server, browser):
     page.get_by_role("tab", name="Compare").click()
     page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click()
     table = page.locator('[data-testid="stTable"]')
-    table.wait_for(timeout=30_000)
+    table.wait_for(timeout=60_000)
+    shot(page, "03-compare-training")  # the loss curves and the table while both runs train
     page.wait_for_function(
         "(() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
         " return t && (t.innerText.match(/finished/g) || []).length === 2; })()", timeout=240_000, polling=1000)  # 2 x 2500 steps; minutes on a busy machine
