@@ -114,7 +114,8 @@ def curves(steps: Mapping[str, Array], values: Mapping[str, Array], title: str, 
     """Named curves over training steps (loss, accuracies, or one loss curve per initialiser)."""
     fig = go.Figure()
     for k, name in enumerate(values):
-        fig.add_trace(go.Scatter(x=steps[name], y=values[name], name=name, mode="lines",
+        few = len(values[name]) < 3  # a curve of one or two points is invisible without markers
+        fig.add_trace(go.Scatter(x=steps[name], y=values[name], name=name, mode="lines+markers" if few else "lines",
                                  line=dict(color=colour(k), width=2.5)))
     fig.update_xaxes(title="step")
     _value_axis(fig, y_title, log_y, list(values.values()), range=y_range)

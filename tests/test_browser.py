@@ -95,6 +95,7 @@ def open_app(browser, url: str, query: dict[str, str] | None = None):
 
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(1, 1)  # no hover tooltip over the picture
     time.sleep(0.8)  # let plotly finish drawing
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
