@@ -193,9 +193,8 @@ def backward(net: Network, params: Params, cache: Cache, y_target: Array, l2: fl
             dW[i] += (l2 * inv_m) * params.W[i]
         db[i] = dz.sum(axis=1, keepdims=True) * inv_m
         if i > 0:
-            da = params.W[i].T @ dz
-            act = get_activation(net.activations[i - 1])
-            dz = da * act.derivative(cache.Z[i - 1], cache.A[i])
+            dz = params.W[i].T @ dz  # dA^{i}, a fresh array: scaled by phi' in place
+            dz *= get_activation(net.activations[i - 1]).derivative(cache.Z[i - 1], cache.A[i])
     return Grads(dZ, dW, db)
 
 
