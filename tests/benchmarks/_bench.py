@@ -21,6 +21,10 @@ if str(REPO) not in sys.path:  # run as a script: `python tests/benchmarks/bench
     sys.path.insert(0, str(REPO))
 
 
+SETTLE = 0.05  # seconds between contenders: PyTorch's OpenMP and OpenBLAS threads spin after their work, and on
+# two cores a spinning pool would otherwise be charged to whoever runs next
+
+
 def _numpy_blas() -> dict:
     from threadpoolctl import threadpool_info
 
@@ -68,6 +72,7 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: in
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, run in cases.items():
+            time.sleep(SETTLE)
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
