@@ -64,7 +64,7 @@ def floor_probe(dtype: str):
     """Forward W_l A_{l-1}; backward dZ_l A_{l-1}^T for every layer and W_l^T dZ_l for all but the first."""
     rng = np.random.default_rng(1)
     dims = (N_IN, *(WIDTH,) * DEPTH, 1)
-    w = [rng.standard_normal((o, i)).astype(dtype) for i, o in zip(dims[:-1], dims[1:])]
+    w = [(rng.standard_normal((o, i)) / i**0.5).astype(dtype) for i, o in zip(dims[:-1], dims[1:])]  # no overflow
     a = [rng.standard_normal((n, M)).astype(dtype) for n in dims]
     dz = [rng.standard_normal((n, M)).astype(dtype) for n in dims[1:]]
     dw = [np.empty_like(wi) for wi in w]
