@@ -224,14 +224,14 @@ def _open(path: Path) -> h5py.File:
         raise RunFileError(f"{path} is not an HDF5 file; a run file is the .h5 written by `train --out`")
     try:
         return h5py.File(path, "r")
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # h5py raises RuntimeError for a truncated superblock
         error = e
     # A writer in SWMR mode (live, or killed) leaves the file flagged open for writing: only a SWMR reader may
     # open it. Try that only then: a SWMR reader retries damaged metadata for minutes before giving up.
     if "consistency flags" in str(error):
         try:
             return h5py.File(path, "r", swmr=True)
-        except OSError as e:
+        except (OSError, RuntimeError) as e:
             error = e
     raise RunFileError(f"{path} cannot be opened ({error}); the file is truncated or damaged") from None
 
