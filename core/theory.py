@@ -111,6 +111,14 @@ def derivative_second_moment(name: str, q, mean=0.0) -> Array:
     return _expectation(name, lambda z: slope(z) ** 2, q, mean)
 
 
+def activation_std(name: str, q: float, mean: float = 0.0) -> float:
+    """sqrt(E[phi(Z)^2] - E[phi(Z)]^2) for Gaussian Z with second moment q and mean `mean`; nan for softmax."""
+    if name not in ACTIVATIONS or not math.isfinite(q):
+        return math.nan
+    first = float(_expectation(name, ACTIVATIONS[name].forward, q, mean))
+    return math.sqrt(max(float(activation_second_moment(name, q, mean)) - first**2, 0.0))
+
+
 def _derivative(name: str) -> Callable[[Array], Array]:
     act = ACTIVATIONS[name]
     return lambda z: act.derivative(z, act.forward(z))
@@ -313,9 +321,11 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float, depth: int, in
 class Prediction:
     """The theory's per-layer numbers for one (config, dataset), l = 1..L (the output layer included).
 
-    z_rms = sqrt(q^l); z_std = the expected std a probe measures (see `expected_measured_var`); dz_rms = sqrt(E[(dZ^l)^2]),
-    dw_rms = sqrt(E[(dW^l)^2]). sigma_w2[l] = n_{l-1} Var(W^l) is what a phase diagram
-    plots for each layer.
+    z_rms = sqrt(q^l); z_std = sqrt(q^l - b^2), the std of Z^l ~ N(b, q^l - b^2) over weights and inputs (what the
+    charts draw); a_std = the std of A^l = phi(Z^l) for that Z (nan for a softmax output, which is not elementwise);
+    z_std_pooled = the std one probe measures about its layer's mean, averaged over weight draws (see
+    `expected_measured_var`: below sqrt(q) in narrow layers); dz_rms = sqrt(E[(dZ^l)^2]), dw_rms = sqrt(E[(dW^l)^2]).
+    sigma_w2[l] = n_{l-1} Var(W^l) is what a phase diagram plots for each layer.
     """
 
     dims: tuple[int, ...]
@@ -326,6 +336,8 @@ class Prediction:
     input_q: float
     z_rms: Array
     z_std: Array
+    a_std: Array
+    z_std_pooled: Array
     dz_rms: Array
     dw_rms: Array
 
@@ -411,7 +423,9 @@ def predict_for(config: Config, dataset, params: Params | None = None) -> Predic
     dz2, dw2 = backward_variance(net.activations, net.dims, sigma_w2, fwd, out, max(x.shape[1], 1))
     return Prediction(
         dims=net.dims, activations=net.activations, sigma_w2=sigma_w2, sigma_b2=sigma_b2, bias_mean=bias_mean,
-        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(expected_measured_var(fwd, net.dims[1:], x.shape[1])),
+        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(np.maximum(fwd.q - fwd.z_mean**2, 0.0)),
+        a_std=np.array([activation_std(net.layer_activation(i), fwd.q[i], fwd.z_mean[i]) for i in range(net.depth)]),
+        z_std_pooled=np.sqrt(expected_measured_var(fwd, net.dims[1:], x.shape[1])),
         dz_rms=np.sqrt(dz2), dw_rms=np.sqrt(dw2),
     )
 
@@ -423,6 +437,7 @@ class Comparison:
     prediction: Prediction
     z_rms: Array
     z_std: Array
+    a_std: Array
     dz_rms: Array
     dw_rms: Array
 
@@ -432,6 +447,8 @@ class Comparison:
         return [
             {"layer": i + 1, "units": p.dims[i + 1], "sigma_w2": float(p.sigma_w2[i]),
              "z_std_predicted": float(p.z_std[i]), "z_std_measured": float(self.z_std[i]),
+             "z_std_pooled_predicted": float(p.z_std_pooled[i]),
+             "a_std_predicted": float(p.a_std[i]), "a_std_measured": float(self.a_std[i]),
              "z_rms_predicted": float(p.z_rms[i]), "z_rms_measured": float(self.z_rms[i]),
              "dz_rms_predicted": float(p.dz_rms[i]), "dz_rms_measured": float(self.dz_rms[i]),
              "dw_rms_predicted": float(p.dw_rms[i]), "dw_rms_measured": float(self.dw_rms[i])}
@@ -448,8 +465,8 @@ def compare(config: Config, dataset, limits=None) -> Comparison:
     """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats
-    return Comparison(predict_for(config, dataset, params), measured_rms(s, "z"), s["z_std"], measured_rms(s, "dz"),
-                      measured_rms(s, "dw"))
+    return Comparison(predict_for(config, dataset, params), measured_rms(s, "z"), s["z_std"], s["a_std"],
+                      measured_rms(s, "dz"), measured_rms(s, "dw"))
 
 
 # --- the input-output Jacobian ------------------------------------------------------------------------------

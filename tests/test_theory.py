@@ -178,7 +178,28 @@ def test_course_network_collapse(cat_data):
     var = np.mean([[np.var(z) for z in zs] for zs in draws], axis=0)
     np.testing.assert_allclose(np.sqrt(second), p.z_rms, rtol=0.2)
     # std about the layer's mean: a narrow layer keeps the offsets its units get from correlated inputs
-    np.testing.assert_allclose(np.sqrt(var), p.z_std, rtol=0.25)
+    np.testing.assert_allclose(np.sqrt(var), p.z_std_pooled, rtol=0.25)
+
+
+def test_course_draw_matches_the_mean_field_std_at_every_layer(cat_data):
+    """The issue's acceptance: the course's own draw (legacy seed 1) against the prediction, within 20% per layer.
+
+    Mean field: Z^l ~ N(0, q^l) over weights and inputs, so std Z^l = sqrt(q^l), std A^l that of relu(Z^l).
+    """
+    config = Config(dataset="catvnoncat", layers=(20, 7, 5), activation="relu", init="normal", init_scale=0.01,
+                    rng="legacy", seed=1)
+    result = theory.compare(config, cat_data)
+    p = result.prediction
+    assert np.all(np.abs(np.log(p.z_std / result.z_std)) < math.log(1.2)), (p.z_std, result.z_std)
+    assert np.all(np.abs(np.log(p.a_std / result.a_std)) < math.log(1.2)), (p.a_std, result.a_std)
+    assert result.z_std[-1] / result.z_std[0] < 1e-4  # and both show the collapse
+
+
+@pytest.mark.parametrize("name,q,mean", [("relu", 2.0, 0.0), ("tanh", 0.7, 0.0), ("sigmoid", 3.0, 0.5),
+                                         ("elu", 1.3, -0.2), ("swish", 0.4, 0.1)])
+def test_activation_std_agrees_with_monte_carlo(name, q, mean):
+    z = mean + math.sqrt(q - mean**2) * np.random.default_rng(5).standard_normal(4_000_000)
+    assert theory.activation_std(name, q, mean) == pytest.approx(np.std(ACTIVATIONS[name].forward(z)), rel=2e-3)
 
 
 def test_constant_weights_are_refused_with_a_reason():
