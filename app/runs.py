@@ -217,10 +217,11 @@ HEATMAP_QUANTITIES = {"a": "activations A", "z": "pre-activations Z", "dz": "gra
 
 
 def training_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
-                     quantity: str = "a", most: int = 240) -> dict[str, object]:
+                     quantity: str = "a", most: int = 240, predicted_a_std: Array | None = None) -> dict[str, object]:
     """Every Training-tab figure of a run so far (at most `most` snapshots per curve), keyed by name.
 
-    "boundary" is there only for 2-D data when the latest parameters and the run's dataset are given.
+    "boundary" is there only for 2-D data when the latest parameters and the run's dataset are given;
+    `predicted_a_std` (per layer, at initialisation) is drawn dashed on the activation-std chart.
     """
     last = snapshots[-1]
     snapshots = thin(snapshots, most)
@@ -230,7 +231,8 @@ def training_figures(snapshots: list[Snapshot], network: Network, params: Params
         "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
                                                              "test": [s.test_accuracy for s in snapshots]},
                                    "Accuracy", "accuracy", y_range=(0, 1.02)),
-        "a_std": figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A"),
+        "a_std": figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A",
+                                              predicted=predicted_a_std),
         "dw_norm": figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer",
                                                 "‖dW‖"),
         "update_ratio": figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"),
