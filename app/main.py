@@ -21,7 +21,7 @@ from app import figures  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, preflight, steps,  # noqa: E402
                       thin, training_figures)
-from app.state import config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
+from app.state import compact_layers, config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
 from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
@@ -31,6 +31,7 @@ from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
 from core.limits import Limits  # noqa: E402
 from core.network import Network  # noqa: E402
 from core.record import RunFileError, read_run  # noqa: E402
+from core.theory import Prediction, TheoryError, predict_for  # noqa: E402
 from core.train import probe  # noqa: E402
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -38,6 +39,10 @@ LIVE_SECONDS = 0.25  # the Training tab redraws 4 times a second while its run c
 MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 4 times a second
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
+TAB_KEY = "view"
+THEORY_KEY = "show_theory"
+NETWORK_MODES = ("sizes", "depth × width")
+MAX_DEPTH = Limits().max_layers - 1  # hidden layers; with the output layer, the default cap of 100 layers
 ss = st.session_state
 
 
@@ -58,6 +63,40 @@ def probe_of(config: Config, dataset, limits: Limits):
     return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_prediction(config_json: str, fingerprint: str, _dataset) -> Prediction:
+    return predict_for(Config.from_json(config_json), _dataset)
+
+
+def prediction_of(config: Config, dataset) -> Prediction | None:
+    """The mean-field prediction, if the sidebar's "theory" toggle (drawn by the caller) is on and theory applies."""
+    if not ss.get(kept(THEORY_KEY)) or dataset is None:
+        return None
+    try:
+        return cached_prediction(config.to_json(), dataset.fingerprint(), dataset)
+    except TheoryError as e:
+        st.caption(f"No prediction: {e}.")
+        return None
+
+
+def theory_toggle(container) -> None:
+    container.toggle("Mean-field prediction (dashed)", key=THEORY_KEY, **keep(THEORY_KEY, True),
+                     help="What theory predicts for each layer before anything is measured: see the Theory tab.")
+
+
+def kept(key: str) -> str:
+    return f"kept_{key}"
+
+
+def keep(key: str, default) -> dict:
+    """Streamlit forgets the state of a widget that a run does not draw (one in a closed tab), so a widget's value
+    lives in a copy: loaded into the widget before it is drawn, stored back when it changes. Returns the widget's
+    on_change; the widget itself must not pass a default value."""
+    ss.setdefault(kept(key), default)
+    ss[key] = ss[kept(key)]
+    return dict(on_change=lambda: ss.update({kept(key): ss[key]}))
+
+
 def chart(fig, key: str, caption: str) -> None:
     st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
     st.caption(caption)
@@ -67,12 +106,24 @@ def chart(fig, key: str, caption: str) -> None:
 def load_config(config: Config) -> None:
     ss.config = config
     ss.update(widget_values(config))
+    uniform_deep = len(config.layers) > 3 and len(set(config.layers)) == 1
+    ss.network_mode = NETWORK_MODES[1] if uniform_deep else NETWORK_MODES[0]
+    ss.net_depth, ss.net_width = len(config.layers), max(config.layers)
+
+
+def switch_network_mode() -> None:
+    """The other way of writing the same network: sizes text from depth x width, or depth x width from sizes."""
+    layers = ss.config.layers
+    if ss.network_mode == NETWORK_MODES[0]:
+        ss[widget_key("layers")] = compact_layers(layers)
+    else:
+        ss.net_depth, ss.net_width = min(len(layers), MAX_DEPTH), max(layers)
 
 
 def apply_preset() -> None:
     preset = presets(default_data_dir())[ss.preset]
     load_config(preset.config)
-    ss.compare = list(preset.compare)
+    ss[kept("compare")] = list(preset.compare)
 
 
 def boot() -> None:
@@ -84,7 +135,7 @@ def boot() -> None:
     config, preset, warning = from_query(st.query_params.to_dict(), all_presets)
     ss.boot_warning = warning
     ss.preset = preset
-    ss.compare = list(all_presets[preset].compare)
+    ss[kept("compare")] = list(all_presets[preset].compare)
     ss.uploads = {}
     load_config(config or all_presets[preset].config)
 
@@ -123,8 +174,17 @@ def sidebar() -> Config | None:
     sb.checkbox("Standardise features", key=widget_key("standardize"))
 
     sb.subheader("Network")
-    sb.text_input("Hidden layers", key=widget_key("layers"),
-                  help="Sizes separated by commas (20,7,5), or width x depth for deep nets: 500x30.")
+    sb.segmented_control("Hidden layers as", NETWORK_MODES, key="network_mode", on_change=switch_network_mode,
+                         required=True, label_visibility="collapsed")
+    by_depth = ss.network_mode == NETWORK_MODES[1]
+    if by_depth:
+        left, right = sb.columns(2)
+        left.number_input("Depth", key="net_depth", min_value=1, max_value=MAX_DEPTH, step=1,
+                          help="Hidden layers, all of the same width (the output layer makes one more): a deep probe.")
+        right.number_input("Width", key="net_width", min_value=1, step=10, help="Units in every hidden layer.")
+    else:
+        sb.text_input("Hidden layers", key=widget_key("layers"),
+                      help="Sizes separated by commas (20,7,5), or width x depth for deep nets: 500x30.")
     acts = list(ACTIVATIONS)
     if ss[widget_key("activation")] not in acts:
         acts.append(ss[widget_key("activation")])
@@ -165,6 +225,8 @@ def sidebar() -> Config | None:
 
     try:
         config = config_from_widgets(ss, ss.config)
+        if by_depth:
+            config = config.replace(layers=(int(ss.net_width),) * int(ss.net_depth))
     except ConfigError as e:
         sb.error(str(e))
         return None
@@ -217,12 +279,18 @@ def init_tab(config: Config, dataset, limits: Limits) -> None:
         chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
                                        "dZ"),
               "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.")
-    log_y = st.toggle("Log scale for standard deviations", value=True, key="init_log_y")
+    left, right = st.columns(2)
+    log_y = left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
+    theory_toggle(right)
+    p = prediction_of(config, dataset)
+    # dZ has mean ~0 in hidden layers, so its predicted rms is its std (at the output, within a few per cent)
+    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_rms}
     left, right = st.columns(2)
     with left:
         chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
-                                    "Standard deviation against depth", "std", log_y=log_y),
-              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing.")
+                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted),
+              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
+              "Dashed: the mean-field prediction.")
     with right:
         chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
               "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
@@ -304,7 +372,7 @@ def live_training(dataset, live: bool) -> None:
     else:
         st.warning(run.message if frozen is None and run.message else f"Stopped at step {last:,}: the charts show "
                    "the run up to there.")
-    draw_snapshots(snapshots, run.network, run.params, dataset, "live", run.key)
+    draw_snapshots(snapshots, run.config, run.network, run.params, dataset, "live", run.key)
     if live and run.done:
         st.rerun()  # the run ended: redraw the whole page once, without the timer
 
@@ -314,14 +382,15 @@ def draw_replay(recorded, dataset) -> None:
     if recorded.stopped_reason:
         st.warning(f"The recorded run ended early: {recorded.stopped_reason}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
-    draw_snapshots(recorded.snapshots, network, recorded.final_params, dataset if same_data else None, "replay",
-                   ss.replay_name)
+    draw_snapshots(recorded.snapshots, recorded.config, network, recorded.final_params,
+                   dataset if same_data else None, "replay", ss.replay_name)
 
 
 TRAINING_CAPTIONS = {
     "loss": "A loss stuck at 0.693 (ln 2) means the net predicts one class for everything.",
     "accuracy": "The gap between train and test is overfitting; flat lines mean nothing is learned.",
-    "a_std": "Lines far apart on this log scale mean the signal shrinks or grows through depth.",
+    "a_std": "Lines far apart on this log scale mean the signal shrinks or grows through depth. Dashed: each "
+             "layer's std predicted at initialisation.",
     "dw_norm": "Early layers (light) far below late ones (dark): vanishing gradients.",
     "update_ratio": "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.",
     "boundary": "Colour is P(class 1). A boundary that follows the classes is learning; one plain colour means "
@@ -331,22 +400,27 @@ TRAINING_CAPTIONS = {
 TRAINING_COLUMNS = (("loss", "dw_norm", "update_ratio", "boundary"), ("accuracy", "a_std", "heatmap"))
 
 
-def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str, run_id: str = "") -> None:
+def draw_snapshots(snapshots, config: Config, network: Network, params, dataset, prefix: str,
+                   run_id: str = "") -> None:
+    """`dataset` is the run's own data, or None when the sidebar's is another (no boundary, no prediction)."""
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
     last = snapshots[-1]
-    a, b, c = st.columns(3)
+    a, b, c, d = st.columns([2, 2, 2, 3])
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
     c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
+    theory_toggle(d)
+    prediction = prediction_of(config, dataset)
     quantity_key = f"{prefix}_heat_q"
     # Rebuild only when there is something new: most 4-per-second ticks of a slow run reuse the last figures,
     # leaving the CPU to the training.
-    token = (run_id, len(snapshots), ss.get(quantity_key, "a"), dataset is None)
+    token = (run_id, len(snapshots), ss.get(quantity_key, "a"), dataset is None, prediction is None)
     cached = ss.get(f"{prefix}_figures")
     if cached is None or cached[0] != token:
-        cached = token, training_figures(snapshots, network, params, dataset, ss.get(quantity_key, "a"), MAX_POINTS)
+        cached = token, training_figures(snapshots, network, params, dataset, ss.get(quantity_key, "a"), MAX_POINTS,
+                                         predicted_a_std=None if prediction is None else prediction.a_std)
         ss[f"{prefix}_figures"] = cached
     figs = cached[1]
     for column, names in zip(st.columns(2), TRAINING_COLUMNS):
@@ -362,7 +436,7 @@ def draw_snapshots(snapshots, network: Network, params, dataset, prefix: str, ru
 # --- Compare ---------------------------------------------------------------------------------------------------
 def start_compare(config: Config, dataset, limits: Limits) -> None:
     keys, errors = {}, []
-    for label in ss.compare:
+    for label in ss[kept("compare")]:
         try:
             keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{ss.session_id}:compare",
                                             limits).key
@@ -373,7 +447,7 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
 
 def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
     why("Same data, same network, same seed: only the initialiser changes. " + WHY_INIT)
-    st.multiselect("Initialisers", list(VARIANTS), key="compare")
+    st.multiselect("Initialisers", list(VARIANTS), key="compare", **keep("compare", []))
     if not ss.compare:
         st.info("Pick at least one initialiser.")
         return
@@ -440,8 +514,12 @@ def run_file_tab() -> None:
     elif not run.done or not run.path.is_file():
         st.caption("The file is ready when the run ends (or is stopped).")
     else:
+        last = run.snapshots[-1].step if run.snapshots else 0
         st.download_button("Download run (.h5)", run.path.read_bytes(), file_name=f"initlab-{run.key[:8]}.h5",
                            mime="application/x-hdf5", key="download_run")
+        st.caption(f"{run.network} · {run.config.init} · {run.status} at step {last:,} of {run.config.iterations:,} · "
+                   f"{len(run.snapshots)} snapshots · {run.path.stat().st_size / 1e6:.1f} MB. Replay it here, or "
+                   "read it with `python -m core show FILE` or h5py.")
     st.subheader("Replay a recorded run")
     st.file_uploader("Recorded run (.h5)", type=["h5"], key="run_upload", on_change=take_run_upload)
     if ss.get("run_upload_error"):
@@ -471,17 +549,18 @@ def main() -> None:
         st.error(str(e))
         return
     st.markdown(f"**{network}** · {network.n_params:,} parameters · {dataset.description}")
-    tabs = st.tabs(["At initialisation", "Training", "Compare", "Run file", "Theory"])
-    with tabs[0]:
-        init_tab(config, dataset, limits)
-    with tabs[1]:
-        training_tab(config, dataset, limits)
-    with tabs[2]:
-        compare_tab(config, dataset, limits, presets(default_data_dir())[ss.preset].forward_only)
-    with tabs[3]:
-        run_file_tab()
-    with tabs[4]:
-        render_theory_tab(config, dataset)
+    views = {
+        "At initialisation": lambda: init_tab(config, dataset, limits),
+        "Training": lambda: training_tab(config, dataset, limits),
+        "Compare": lambda: compare_tab(config, dataset, limits, presets(default_data_dir())[ss.preset].forward_only),
+        "Run file": run_file_tab,
+        "Theory": lambda: render_theory_tab(config, dataset),
+    }
+    # Only the open tab runs (and reaches the browser): a page redraw costs one tab's figures, not five.
+    for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):
+        if tab.open:
+            with tab:
+                view()
 
 
 main()

@@ -37,6 +37,12 @@ def start(query: dict[str, str] | None = None) -> AppTest:
     return at.run()
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Click a tab: only the open tab's code runs (st.tabs keyed "view", rerun on change)."""
+    at.session_state["view"] = name
+    return at.run()
+
+
 def decode(array) -> list:
     """A trace's data array from the chart's JSON: plain list, or plotly's typed array {dtype, bdata}."""
     if isinstance(array, dict):
@@ -129,6 +135,7 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     at.selectbox(key="preset").set_value("custom").run()
     at.number_input(key="cfg_iterations").set_value(40).run()
     at.number_input(key="cfg_record_every").set_value(10).run()
+    open_tab(at, "Training")
     at.button(key="start").click().run()
     deadline = time.monotonic() + 60
     while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
@@ -142,13 +149,16 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
         assert title in titles
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert decode(loss["data"][0]["x"]) == [0, 10, 20, 30, 40]
+    open_tab(at, "Run file")
     assert at.get("download_button"), "a finished run offers its .h5 file"
+    assert any("finished at step 40 of 40 · 5 snapshots" in c.value for c in at.caption)
 
 
 def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():
     at = start()  # the seed question on shapes64, shortened
     at.number_input(key="cfg_iterations").set_value(30).run()
     at.number_input(key="cfg_record_every").set_value(10).run()
+    open_tab(at, "Compare")
     at.button(key="train_all").click().run()
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -197,7 +207,7 @@ def test_a_bad_run_file_upload_shows_an_error(content, tmp_path):
         with h5py.File(path, "w") as f:
             f["train_set_x"] = np.zeros((2, 2, 2, 3), dtype=np.uint8)
         content = path.read_bytes()
-    at = start()
+    at = open_tab(start(), "Run file")
     at.file_uploader(key="run_upload").upload("run.h5", content, "application/x-hdf5").run()
     assert not at.exception
     assert any("run file" in e.value for e in at.error) and at.session_state.replay is None
@@ -207,12 +217,59 @@ def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     config = Config(dataset="circles", layers=(4,), iterations=20, record_every=5)
     path = tmp_path / "run.h5"
     list(record(Training(config, load_dataset("circles")), path))
-    at = start()
+    at = open_tab(start(), "Run file")
     at.file_uploader(key="run_upload").upload("run.h5", path.read_bytes(), "application/x-hdf5").run()
     no_errors(at)
+    assert any("Loaded run.h5" in m.value for m in at.success)
+    open_tab(at, "Training")
     assert any("Replaying" in i.value for i in at.info)
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert decode(loss["data"][0]["x"]) == [0, 5, 10, 15, 20]
+
+
+def test_only_the_open_tab_runs_and_its_toggles_survive_a_visit_elsewhere():
+    at = start()
+    assert "Standard deviation against depth" in chart_titles(at)
+    assert "Activation std against depth at step 0" not in chart_titles(at)  # Compare is closed: not computed
+    at.toggle(key="init_log_y").set_value(False).run()
+    open_tab(at, "Compare")
+    assert chart_titles(at) == ["Activation std against depth at step 0"]
+    at.multiselect(key="compare").set_value(["he_normal"]).run()
+    open_tab(at, "At initialisation")
+    assert not at.toggle(key="init_log_y").value
+    open_tab(at, "Compare")
+    assert at.multiselect(key="compare").value == ["he_normal"]
+    no_errors(at)
+
+
+def test_the_mean_field_prediction_is_drawn_dashed_beside_the_measurement():
+    at = start()  # seed question on shapes64: randn x 0.01, the collapse
+    spec = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Standard deviation against depth")
+    dashed = [t for t in spec["data"] if t.get("line", {}).get("dash") == "dash"]
+    assert [t["name"] for t in dashed] == ["std Z predicted", "std A predicted", "std dZ predicted"]
+    measured = {t["name"]: decode(t["y"]) for t in spec["data"]}
+    ratio = np.array(measured["std Z predicted"]) / np.array(measured["std Z"])
+    assert np.all((ratio > 0.5) & (ratio < 2)), ratio  # within a factor 2 while the std spans 5 decades
+    at.toggle(key="show_theory").set_value(False).run()
+    spec = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Standard deviation against depth")
+    assert [t["name"] for t in spec["data"]] == ["std Z", "std A", "std dZ"]
+
+
+def test_depth_times_width_builds_a_deep_probe_and_switches_back_to_sizes():
+    at = start()
+    at.segmented_control(key="network_mode").set_value("depth × width").run()
+    assert (at.number_input(key="net_depth").value, at.number_input(key="net_width").value) == (3, 20)
+    at.number_input(key="net_depth").set_value(99).run()  # with the output layer, 100: the default cap
+    at.number_input(key="net_width").set_value(64).run()
+    no_errors(at)
+    assert at.session_state.config.layers == (64,) * 99
+    assert at.query_params["layers"] == "64x99"
+    at.segmented_control(key="network_mode").set_value("sizes").run()
+    assert at.text_input(key="cfg_layers").value == "64x99"
+    at.selectbox(key="preset").set_value("30-layer ReLU").run()  # a uniform deep preset opens in depth x width
+    assert at.segmented_control(key="network_mode").value == "depth × width"
+    assert at.number_input(key="net_depth").value == 30
+    no_errors(at)
 
 
 def test_a_copied_url_restores_the_config_exactly():
