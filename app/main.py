@@ -41,6 +41,7 @@ SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the init
 UPLOAD_PREFIX = "upload:"
 TAB_KEY = "view"
 THEORY_KEY = "show_theory"
+INSTANT_KEY = "replay_instantly"  # the sidebar's "Replay cached runs instantly"
 NETWORK_MODES = ("sizes", "depth × width")
 MAX_DEPTH = Limits().max_layers - 1  # hidden layers; with the output layer, the default cap of 100 layers
 ss = st.session_state
@@ -222,6 +223,9 @@ def sidebar() -> Config | None:
     left.number_input("Record every", key=widget_key("record_every"), min_value=1, step=5,
                       help="Steps between snapshots: smaller means smoother live charts.")
     right.selectbox("dtype", DTYPES, key=widget_key("dtype"))
+    sb.toggle("Replay cached runs instantly", key=INSTANT_KEY,
+              help="A run already trained (by anyone, or in the run cache) replays at the pace it was computed; "
+                   "on, it shows at once.")
 
     try:
         config = config_from_widgets(ss, ss.config)
@@ -309,7 +313,7 @@ $\lVert \alpha\, dW^l\rVert / \lVert W^l\rVert$ near $10^{-3}$ is a healthy pace
 
 def start_training(config: Config, dataset, limits: Limits) -> None:
     try:
-        run = run_store().start(config, dataset, ss.session_id, limits)
+        run = run_store().start(config, dataset, ss.session_id, limits, instant=ss.get(INSTANT_KEY, False))
     except ConfigError as e:
         ss.train_error = f"Refused before starting: {e}"
         return
@@ -439,7 +443,7 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
     for label in ss[kept("compare")]:
         try:
             keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{ss.session_id}:compare",
-                                            limits).key
+                                            limits, instant=ss.get(INSTANT_KEY, False)).key
         except ConfigError as e:
             errors.append(f"{label}: {e}")
     ss.compare_keys, ss.compare_errors = keys, errors

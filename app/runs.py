@@ -6,14 +6,21 @@ page polls the shared run and draws it. Each run is recorded to an .h5 file thro
 A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
 With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (core/cache.py): a config any
 replica has trained is replayed from its file instead of trained again.
+
+A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
+was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
+each one took originally, reckoned from the clock whenever the page reads it (no thread, no copy). With
+``instant=True`` (the dashboard's "Replay cached runs instantly") the session gets the ended run whole.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +59,9 @@ class SharedRun:
     path: Path  # the recorded .h5, complete once the run has ended
     two_d: bool
     snapshots: list[Snapshot] = field(default_factory=list)  # append-only: readers slice a prefix
+    offsets: list[float] = field(default_factory=list)  # seconds from the start to each snapshot (empty: unknown)
     params: Params | None = None  # after the latest snapshot, kept for 2-D decision boundaries
+    initial_params: Params | None = None  # 2-D runs only: the boundary a replay shows until it reaches the end
     status: str = RUNNING
     message: str | None = None
     watchers: set[str] = field(default_factory=set)
@@ -66,45 +75,97 @@ class SharedRun:
         return self.status != RUNNING
 
 
+class Replay:
+    """One watcher's view of an ended run, revealed at the pace the run was computed, from ``started`` on.
+
+    It reads like the SharedRun (key, snapshots, status, done, params, message, ...): a page draws either. Until the
+    last snapshot is due the replay is RUNNING and shows the 2-D boundary of the initial parameters; then it is the
+    run itself. Watchers who start the same run at different times each get their own Replay and pace.
+    """
+
+    def __init__(self, run: SharedRun, watcher: str, clock=time.monotonic):
+        self.run, self.watcher, self.clock = run, watcher, clock
+        self.key = f"{run.key}/{watcher}"
+        self.started = clock()
+
+    def visible(self) -> int:
+        """How many snapshots are due: those computed, in the original run, within the time since `started`."""
+        return bisect.bisect_right(self.run.offsets, self.clock() - self.started)
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        return self.run.snapshots[:self.visible()]
+
+    @property
+    def done(self) -> bool:
+        return self.visible() >= len(self.run.snapshots)
+
+    @property
+    def status(self) -> str:
+        return self.run.status if self.done else RUNNING
+
+    @property
+    def message(self) -> str | None:
+        return self.run.message if self.done else None
+
+    @property
+    def params(self) -> Params | None:
+        return self.run.params if self.done else self.run.initial_params
+
+    def __getattr__(self, name: str):  # config, network, path, two_d, seconds, cached: the run's own
+        if name == "run":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.run, name)
+
+
 class RunStore:
     """Thread-safe map key -> SharedRun; at most `max_runs` ended runs kept, `workers` computing at once."""
 
     def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2,
-                 cache: RunCache | None = None):
+                 cache: RunCache | None = None, max_replays: int = 4096, clock=time.monotonic):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="initlab-runs-"))
         self.cache = cache if cache is not None else RunCache.from_env()
         self.max_runs = max_runs
+        self.max_replays = max_replays  # a Replay is a few references: keep one per watcher and run, most recent
+        self.clock = clock  # paces replays (tests pass a fake one)
         self._slots = threading.Semaphore(workers)
         self._lock = threading.Lock()
         self._runs: dict[str, SharedRun] = {}
+        self._replays: OrderedDict[str, Replay] = OrderedDict()
 
-    def get(self, key: str) -> SharedRun | None:
+    def get(self, key: str) -> SharedRun | Replay | None:
         with self._lock:
-            return self._runs.get(key)
+            return self._runs.get(key) or self._replays.get(key)
 
-    def start(self, config: Config, dataset, watcher: str, limits: Limits) -> SharedRun:
+    def start(self, config: Config, dataset, watcher: str, limits: Limits,
+              instant: bool = False) -> SharedRun | Replay:
         """Attach `watcher` to the run of this config, starting it unless it runs or ran to its end already.
 
-        Limits are checked and the network initialised here, before the call returns: an over-cap config raises
-        ConfigError and no work starts.
+        A run still training is shared as it goes; one that has ended (here or in the disk cache) is replayed to
+        this watcher at its original pace from now (a `Replay`), or whole if ``instant``. Limits are checked and
+        the network initialised here, before the call returns: an over-cap config raises ConfigError and no work
+        starts.
         """
         key = run_key(config, dataset.fingerprint())
         with self._lock:
             run = self._runs.get(key)
             if run is not None and run.status != STOPPED:
                 run.watchers.add(watcher)
-                return run
+                return self._replay(run, watcher, instant)
         network = preflight(config, dataset, limits)
         recorded = self.cache.load(config, dataset) if self.cache else None
         if recorded is not None:
-            run = SharedRun(key, config, network, self.cache.path(config, dataset), dataset.n_features == 2,
-                            snapshots=recorded.snapshots, params=recorded.final_params,
+            two_d = dataset.n_features == 2
+            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d,
+                            snapshots=recorded.snapshots, offsets=list(recorded.seconds or ()),
+                            params=recorded.final_params, initial_params=recorded.initial_params if two_d else None,
                             status=DIVERGED if recorded.stopped_reason else FINISHED,
-                            message=recorded.stopped_reason, watchers={watcher}, cached=True)
+                            message=recorded.stopped_reason, watchers={watcher},
+                            seconds=recorded.seconds[-1] if recorded.seconds else None, cached=True)
             with self._lock:
                 self._runs[key] = run
                 self._evict()
-            return run
+                return self._replay(run, watcher, instant)
         with self._lock:
             busy = sum(not r.done for r in self._runs.values())
         if busy >= limits.max_concurrent_trainings:
@@ -119,6 +180,18 @@ class RunStore:
         threading.Thread(target=self._work, args=(run, training, limits.max_training_seconds),
                          name=f"initlab-run-{key[:8]}", daemon=True).start()
         return run
+
+    def _replay(self, run: SharedRun, watcher: str, instant: bool) -> SharedRun | Replay:
+        """The run itself if it is still training, asked for whole, or has no timing (a file from before timings
+        were recorded); else a fresh Replay for this watcher. Call with the lock held."""
+        if not run.done or instant or len(run.offsets) < len(run.snapshots):
+            return run
+        replay = Replay(run, watcher, self.clock)
+        self._replays.pop(replay.key, None)
+        self._replays[replay.key] = replay
+        while len(self._replays) > self.max_replays:
+            self._replays.popitem(last=False)
+        return replay
 
     def detach(self, key: str, watcher: str) -> None:
         """`watcher` stops watching; the run stops when nobody watches it any more."""
@@ -144,11 +217,16 @@ class RunStore:
         with self._slots:
             run.started = time.perf_counter()
             stopped_path = self.folder / f"{run.key}.h5"  # a run stopped early is not the config's run: not cached
-            stream = self.cache.record(training, stopped_path) if self.cache else record(training, run.path)
+            if run.two_d:
+                run.initial_params = training.params.copy()
+            # a run over the time cap is recorded with the cap's message (run.message), not "stopped by the user"
+            stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message) if self.cache
+                      else record(training, run.path, stop_reason=lambda: run.message))
             try:
                 for snapshot in stream:
                     if run.two_d:
                         run.params = training.params.copy()
+                    run.offsets.append(time.perf_counter() - run.started)
                     run.snapshots.append(snapshot)
                     if run.stop.is_set():
                         break
@@ -160,7 +238,7 @@ class RunStore:
                 run.message = f"the run failed: {type(e).__name__}: {e}"
                 run.status = STOPPED
             finally:
-                stream.close()  # finishes the recording (reason "stopped by the user" when closed early)
+                stream.close()  # finishes the recording (closed early: the cap's message, or "stopped by the user")
             if not run.path.is_file():
                 run.path = stopped_path
             run.seconds = time.perf_counter() - run.started

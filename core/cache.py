@@ -109,22 +109,23 @@ class RunCache:
             path.unlink(missing_ok=True)
             return None
 
-    def record(self, training: Training, stopped_path: str | Path | None = None) -> Iterator[Snapshot]:
+    def record(self, training: Training, stopped_path: str | Path | None = None,
+               stop_reason: Callable[[], str | None] | None = None) -> Iterator[Snapshot]:
         """Iterate ``training``, recording it and yielding each snapshot; a run that ends on its own is stored.
 
-        A run closed early (stopped by the user) is not the config's run, so it is not cached: its file is moved to
-        ``stopped_path`` if given, else deleted.
+        A run closed early (stopped by the user, or by a server cap: ``stop_reason`` as in core.record.record) is not
+        the config's run, so it is not cached: its file is moved to ``stopped_path`` if given, else deleted.
         """
         final = self.path(training.config, training.dataset)
         tmp = self.tmp / f"{final.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.h5"
         ended = False
-        stream = record(training, tmp)
+        stream = record(training, tmp, stop_reason=stop_reason)
         try:
             for snapshot in stream:
                 yield snapshot
             ended = True
         finally:
-            stream.close()  # closed early: record() finishes the file with a "stopped by the user" reason
+            stream.close()  # closed early: record() finishes the file with the stop reason
             if ended and tmp.is_file():
                 os.replace(tmp, final)
                 self.evict(keep=final)

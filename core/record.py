@@ -6,6 +6,8 @@ Layout of a run file (format `FORMAT_VERSION`)::
                              dataset_name, dataset_fingerprint, network_dims, activations (JSON), stat_keys (JSON)
     /params/initial   W1..WL, b1..bL (attr lsuv_iterations)      /params/final  the same, valid once complete
     /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step
+    /run/seconds      wall-clock seconds from the start of the run to each row's snapshot (absent in files
+                      written before it was added: readers then have no timing, `RecordedRun.seconds` is None)
     /stats/<key>      one row per recorded step: (n, L) scalars, (n, L, bins) histograms, (n, L, 2) outside counts
     /edges/<h>        (L, bins + 1): histogram edges, fixed for a run, so stored once
     /status           complete (int8), stopped_reason (utf-8 bytes)
@@ -25,7 +27,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -39,6 +41,8 @@ FORMAT = "initlab-run"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
 RUN_COLUMNS = {"step": np.int64, "loss": np.float64, "train_accuracy": np.float64, "test_accuracy": np.float64}
+SECONDS = "seconds"  # optional column: older files lack it, so it is not one of RUN_COLUMNS
+DEFAULT_STOP = "stopped by the user at step {step}"
 # A flush rewrites each dataset's last, partly filled chunk, and in SWMR mode HDF5 never reuses the space the old
 # copy held: chunks of a few rows keep that leak small (large chunks made a 2,500-step file 80 MB).
 CHUNK_ROWS = 32
@@ -64,6 +68,7 @@ class RecordedRun:
     versions: dict
     initial_params: Params
     final_params: Params | None  # None unless complete
+    seconds: tuple[float, ...] | None = None  # per snapshot, from the start of the run; None in older files
 
 
 def partial_path(path: str | Path) -> Path:
@@ -126,7 +131,8 @@ class RunRecorder:
         })
         _params_group(f.create_group("params/initial"), training.params, write=True)
         _params_group(f.create_group("params/final"), training.params, write=False)
-        self.columns = {name: _row_dataset(f.require_group("run"), name, (), t) for name, t in RUN_COLUMNS.items()}
+        self.columns = {name: _row_dataset(f.require_group("run"), name, (), t)
+                        for name, t in {**RUN_COLUMNS, SECONDS: np.float64}.items()}
         self.stats = {key: _row_dataset(f.require_group("stats"), key, shape, t)
                       for key, (shape, t) in self.layout.items()}
         self.edges = {h: f.create_dataset(f"edges/{h}", shape=(net.depth, config.bins + 1), dtype=np.float64)
@@ -137,8 +143,9 @@ class RunRecorder:
         f.swmr_mode = True  # from here on only rows are appended: a kill leaves a readable file
         f.flush()
         self.buffer: list[Snapshot] = []
+        self.times: list[float] = []  # seconds from the start of the run of each buffered snapshot
         self.rows = 0
-        self.last_flush = self.last_add = time.monotonic()
+        self.started = self.last_flush = self.last_add = time.monotonic()
         self.interval = 0.0  # time between the last two snapshots
 
     def __enter__(self) -> "RunRecorder":
@@ -155,8 +162,9 @@ class RunRecorder:
         if self.rows == 0 and not self.buffer:
             for h, ds in self.edges.items():
                 ds[...] = snapshot.edges[h]
-        self.buffer.append(snapshot)
         now = time.monotonic()
+        self.buffer.append(snapshot)
+        self.times.append(now - self.started)
         self.interval, self.last_add = now - self.last_add, now
         if now + self.interval - self.last_flush >= self.flush_seconds:
             self.flush()
@@ -167,12 +175,13 @@ class RunRecorder:
             n, k = self.rows, len(self.buffer)
             blocks = {key: np.stack([s.stats[key] for s in self.buffer]) for key in self.stats}
             blocks.update({name: np.array([getattr(s, name) for s in self.buffer]) for name in RUN_COLUMNS})
+            blocks[SECONDS] = np.array(self.times)
             datasets = {**self.stats, **self.columns}
-            for key in [*self.stats, "loss", "train_accuracy", "test_accuracy", "step"]:  # steps last
+            for key in [*self.stats, "loss", "train_accuracy", "test_accuracy", SECONDS, "step"]:  # steps last
                 ds = datasets[key]
                 ds.resize(n + k, axis=0)
                 ds[n:n + k] = blocks[key]
-            self.rows, self.buffer = n + k, []
+            self.rows, self.buffer, self.times = n + k, [], []
         self.file.flush()
         self.last_flush = time.monotonic()
 
@@ -200,9 +209,11 @@ class RunRecorder:
             self.file.close()
 
 
-def record(training: Training, path: str | Path, *, flush_seconds: float = 1.0) -> Iterator[Snapshot]:
+def record(training: Training, path: str | Path, *, flush_seconds: float = 1.0,
+           stop_reason: Callable[[], str | None] | None = None) -> Iterator[Snapshot]:
     """Iterate ``training``, recording and yielding each snapshot; the file is finished and renamed when the run
-    ends, diverges, or the caller closes this iterator (the reason then says the user stopped it)."""
+    ends, diverges, or the caller closes this iterator. Closed early, the recorded reason is ``stop_reason()`` if
+    the caller gives one that returns a reason (a server's time cap, say), else that the user stopped it."""
     with RunRecorder(path, training, flush_seconds=flush_seconds) as recorder:
         steps = iter(training)
         for snapshot in steps:
@@ -211,7 +222,8 @@ def record(training: Training, path: str | Path, *, flush_seconds: float = 1.0) 
                 yield snapshot
             except GeneratorExit:
                 steps.close()
-                recorder.finish(f"stopped by the user at step {snapshot.step}")
+                reason = stop_reason() if stop_reason is not None else None
+                recorder.finish(reason or DEFAULT_STOP.format(step=snapshot.step))
                 raise
         recorder.finish()
 
@@ -270,6 +282,14 @@ def _read_snapshots(f: h5py.File, keys: list[str]) -> list[Snapshot]:
     ]
 
 
+def _read_seconds(f: h5py.File, n: int) -> tuple[float, ...] | None:
+    """Each snapshot's seconds from the start of the run; None for a file written before they were recorded."""
+    ds = f.get(f"run/{SECONDS}")
+    if ds is None or ds.shape[0] < n:  # written before the steps, so never shorter in a file of this version
+        return None
+    return tuple(ds[:n].tolist())
+
+
 def read_run(path: str | Path) -> RecordedRun:
     """The recorded run at ``path`` (a finished file or a ``.partial``); raises RunFileError if unreadable."""
     path = Path(path)
@@ -281,18 +301,20 @@ def read_run(path: str | Path) -> RecordedRun:
             depth = len(dims) - 1
             complete = bool(f["status/complete"][()])
             reason = bytes(f["status/stopped_reason"][()]).decode("utf-8") or None
+            snapshots = _read_snapshots(f, json.loads(f.attrs["stat_keys"]))
             return RecordedRun(
                 config=config,
                 dataset_name=str(f.attrs["dataset_name"]),
                 dataset_fingerprint=str(f.attrs["dataset_fingerprint"]),
                 network_dims=dims,
                 activations=tuple(json.loads(f.attrs["activations"])),
-                snapshots=_read_snapshots(f, json.loads(f.attrs["stat_keys"])),
+                snapshots=snapshots,
                 stopped_reason=reason,
                 complete=complete,
                 versions=json.loads(f.attrs["versions"]),
                 initial_params=_read_params(f["params/initial"], depth),
                 final_params=_read_params(f["params/final"], depth) if complete else None,
+                seconds=_read_seconds(f, len(snapshots)),
             )
         except ConfigError as e:
             raise RunFileError(f"{path}: the recorded config is not valid here ({e})") from None

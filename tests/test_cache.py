@@ -185,9 +185,81 @@ def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, c
     first, second = RunStore(tmp_path / "a", cache=cache), RunStore(tmp_path / "b", cache=cache)
     run = first.start(small(), circles, "one", Limits())
     assert first.wait(run.key, 30) and run.status == FINISHED and not run.cached
-    replay = second.start(small(), circles, "two", Limits())
+    replay = second.start(small(), circles, "two", Limits(), instant=True)
     assert replay.cached and replay.status == FINISHED and replay.path == cache.get(small(), circles)
     assert [s.loss for s in replay.snapshots] == [s.loss for s in run.snapshots]
+    assert replay.seconds == pytest.approx(run.seconds, abs=0.5)  # the original run's time, from its file
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_they_started(tmp_path, circles):
+    from app.runs import FINISHED, RUNNING, Replay, RunStore
+    from core.limits import Limits
+
+    clock = FakeClock()
+    store = RunStore(tmp_path, cache=RunCache(tmp_path / "cache"), clock=clock)
+    run = store.start(small(iterations=400), circles, "trainer", Limits())
+    assert store.wait(run.key, 60) and run.status == FINISHED
+    offsets = run.offsets
+    assert len(offsets) == len(run.snapshots) == 41 and offsets == sorted(offsets) and offsets[0] >= 0
+
+    first = store.start(small(iterations=400), circles, "one", Limits())
+    assert isinstance(first, Replay) and store.get(first.key) is first
+    assert first.status == RUNNING and not first.done and first.message is None
+    assert first.params is run.initial_params  # the boundary at initialisation until the replay reaches the end
+    clock.now += offsets[20]
+    assert first.snapshots == run.snapshots[:21] and first.status == RUNNING
+    second = store.start(small(iterations=400), circles, "two", Limits())  # starts later: its own pace
+    assert len(second.snapshots) == sum(t <= 0 for t in offsets) < 21
+    clock.now += offsets[-1] - offsets[20]
+    assert first.done and first.status == FINISHED and first.snapshots == run.snapshots and first.params is run.params
+    assert not second.done and len(second.snapshots) < len(run.snapshots)
+    clock.now += offsets[20]
+    assert second.done and second.snapshots == run.snapshots
+    assert store.wait(second.key, 1)
+
+    instant = store.start(small(iterations=400), circles, "three", Limits(), instant=True)
+    assert instant is run and instant.done and len(instant.snapshots) == 41
+
+
+def test_a_cache_hit_replays_at_the_pace_recorded_in_its_file_or_instantly(tmp_path, circles):
+    from app.runs import FINISHED, RUNNING, Replay, RunStore
+    from core.limits import Limits
+
+    cache = RunCache(tmp_path / "cache")
+    list(cache.compute(small(iterations=300), circles))
+    recorded = read_run(cache.get(small(iterations=300), circles))
+    clock = FakeClock()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    paced = RunStore(tmp_path / "a", cache=cache, clock=clock).start(small(iterations=300), circles, "one", Limits())
+    assert isinstance(paced, Replay) and paced.cached and paced.status == RUNNING
+    assert len(paced.snapshots) < len(recorded.snapshots)
+    clock.now += recorded.seconds[-1]
+    assert paced.status == FINISHED and [s.loss for s in paced.snapshots] == [s.loss for s in recorded.snapshots]
+    whole = RunStore(tmp_path / "b", cache=cache).start(small(iterations=300), circles, "two", Limits(), instant=True)
+    assert whole.cached and whole.status == FINISHED and len(whole.snapshots) == len(recorded.snapshots)
+
+
+def test_a_cached_file_without_timings_replays_instantly(tmp_path, circles):
+    import h5py
+
+    from app.runs import FINISHED, RunStore
+    from core.limits import Limits
+
+    cache = RunCache(tmp_path / "cache")
+    list(cache.compute(small(), circles))
+    with h5py.File(cache.get(small(), circles), "a") as f:  # as written before per-snapshot seconds existed
+        del f["run/seconds"]
+    run = RunStore(tmp_path, cache=cache).start(small(), circles, "one", Limits())
+    assert run.cached and run.status == FINISHED and len(run.snapshots) == 5 and run.seconds is None
 
 
 def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the_time_cap(tmp_path, circles):
@@ -203,7 +275,21 @@ def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the
     assert store.wait(run.key, 30) and run.status == STOPPED
     assert "INITLAB_MAX_TRAINING_SECONDS" in run.message and run.snapshots[-1].step < 100_000
     assert RunCache(tmp_path / "cache").entries() == []  # a run cut short is not the config's run
-    assert read_run(run.path).stopped_reason  # but its file is still there to download
+    stopped = read_run(run.path)  # but its file is still there to download, saying why it stopped
+    assert stopped.complete and stopped.stopped_reason == run.message
+    assert stopped.snapshots[-1].step == run.snapshots[-1].step
+
+
+def test_the_time_cap_is_recorded_without_a_disk_cache_too(tmp_path, circles):
+    from app.runs import STOPPED, RunStore
+    from core.limits import Limits
+
+    store = RunStore(tmp_path, cache=None)
+    store.cache = None  # RunCache.from_env() may find $INITLAB_CACHE_DIR set
+    endless = Config(dataset="circles", layers=(8,), iterations=100_000, record_every=1)
+    run = store.start(endless, circles, "one", Limits(max_training_seconds=0.5))
+    assert store.wait(run.key, 30) and run.status == STOPPED
+    assert read_run(run.path).stopped_reason == run.message and "INITLAB_MAX_TRAINING_SECONDS" in run.message
 
 
 def test_the_new_caps_come_from_the_environment():

@@ -67,6 +67,16 @@ def test_round_trip_gives_back_every_array(tmp_path, config):
     assert_same_params(back.initial_params, initial)
     assert_same_params(back.final_params, run.params)
     assert back.versions["numpy"] == np.__version__ and back.versions["h5py"] == h5py.__version__
+    assert len(back.seconds) == len(back.snapshots) and list(back.seconds) == sorted(back.seconds)
+    assert back.seconds[0] >= 0
+
+
+def test_a_file_from_before_the_seconds_column_still_reads(tmp_path):
+    write_run(tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5", "a") as f:  # what files written before it looked like
+        del f["run/seconds"]
+    back = read_run(tmp_path / "run.h5")
+    assert back.complete and back.seconds is None and [s.step for s in back.snapshots][-1] == 60
 
 
 def test_diverged_run_is_finished_with_its_reason(tmp_path):
@@ -89,6 +99,18 @@ def test_closing_the_stream_stops_the_run_and_finishes_the_file(tmp_path):
     assert back.complete and back.stopped_reason == "stopped by the user at step 14"
     assert_same_snapshots(back.snapshots, taken)
     assert_same_params(back.final_params, run.params)
+
+
+def test_a_caller_that_stops_the_run_for_its_own_reason_records_that_reason(tmp_path):
+    reason = "stopped at step 14: this server stops a training after 1 s (INITLAB_MAX_TRAINING_SECONDS)"
+    stream = record(Training(SMALL, load_dataset("circles")), tmp_path / "run.h5", stop_reason=lambda: reason)
+    list(itertools.islice(stream, 3))
+    stream.close()
+    assert read_run(tmp_path / "run.h5").stopped_reason == reason
+    stream = record(Training(SMALL, load_dataset("circles")), tmp_path / "user.h5", stop_reason=lambda: None)
+    list(itertools.islice(stream, 3))
+    stream.close()  # no reason of the caller's: the user stopped it
+    assert read_run(tmp_path / "user.h5").stopped_reason == "stopped by the user at step 14"
 
 
 def test_a_run_that_fails_leaves_an_incomplete_partial(tmp_path):
