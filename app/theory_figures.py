@@ -9,43 +9,24 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import get_colorscale
 
-from app.figures import _layout, colour
-from core.theory import Prediction
+from app.figures import _axis, _by_layer, _figure, _layer_axis, _layout, _plottable, _predicted_by_layer, colour
 
 Array = np.ndarray
 
 CHI_OCTAVES = 3.0  # the colour scale runs from chi = 1/8 (deep blue, ordered) to 8 (deep red, chaotic)
-PREDICTED_DASH = "dash"
+RDBU_R = get_colorscale("RdBu_r")  # a plotly name plotly.js does not know: send the colours
 JACOBIAN_BINS = 40
 JACOBIAN_DECADES = 8  # the histogram shows 8 decades below the largest value; smaller ones pile into the first bin
 
 
-def _positive(values: Array) -> Array:
-    v = np.asarray(values, dtype=float)
-    return np.where(v > 0, v, np.nan)  # a log axis cannot place zeros; leave a gap
-
-
-def predicted_std_trace(prediction: Prediction, name: str = "predicted (mean field)") -> go.Scatter:
-    """The predicted std of Z per layer as a dashed line, to overlay on a measured std-vs-depth chart."""
-    return _dashed(prediction.z_std, name)
-
-
-def _dashed(values: Array, name: str) -> go.Scatter:
-    return go.Scatter(x=np.arange(1, len(values) + 1), y=_positive(values), name=name, mode="lines+markers",
-                      line=dict(color=colour(7), width=2, dash=PREDICTED_DASH), marker=dict(symbol="circle-open"))
-
-
 def depth_comparison(predicted: Array, measured: Array, title: str, y_title: str) -> go.Figure:
     """Measured (solid) and predicted (dashed) per layer, log y: a collapse reads as a straight downward line."""
-    fig = go.Figure([
-        go.Scatter(x=np.arange(1, len(measured) + 1), y=_positive(measured), name="measured (probe)",
-                   mode="lines+markers", line=dict(color=colour(0), width=2.5)),
-        _dashed(predicted, "predicted (mean field)"),
-    ])
-    fig.update_xaxes(title="layer", dtick=1 if len(measured) <= 12 else None)
-    fig.update_yaxes(title=y_title, type="log", exponentformat="power")
-    return _layout(fig, title)
+    data = [_by_layer(_plottable(measured), "measured (probe)", dict(color=colour(0), width=2.5)),
+            _predicted_by_layer(_plottable(predicted), "predicted (mean field)", colour(7))]
+    return _figure(data, _layout(title, xaxis=_layer_axis(len(measured)),
+                                 yaxis=_axis(y_title, type="log", exponentformat="power")))
 
 
 def phase_axes(marker_sigma_w2: Sequence[float], marker_sigma_b2: Sequence[float], n_w: int = 70,
@@ -66,31 +47,31 @@ def phase_diagram(activation: str, sigma_w2: Array, sigma_b2: Array, chi: Array,
     with np.errstate(divide="ignore"):
         octaves = np.clip(np.log2(np.asarray(chi, float)), -CHI_OCTAVES, CHI_OCTAVES)
     ticks = np.arange(-CHI_OCTAVES, CHI_OCTAVES + 1)
-    fig = go.Figure(go.Heatmap(
-        x=sigma_w2, y=sigma_b2, z=octaves, zmin=-CHI_OCTAVES, zmax=CHI_OCTAVES, zmid=0, colorscale="RdBu_r",
-        customdata=chi, hovertemplate="σ_w² %{x:.3g}, σ_b² %{y:.3g}<br>χ₁ = %{customdata:.3g}<extra></extra>",
-        colorbar=dict(title="χ₁", tickvals=ticks, ticktext=[f"{2.0 ** t:g}" for t in ticks]),
-    ))
+    data = [{"type": "heatmap", "x": sigma_w2, "y": sigma_b2, "z": octaves, "zmin": -CHI_OCTAVES, "zmax": CHI_OCTAVES,
+             "zmid": 0, "colorscale": RDBU_R, "customdata": chi,
+             "hovertemplate": "σ_w² %{x:.3g}, σ_b² %{y:.3g}<br>χ₁ = %{customdata:.3g}<extra></extra>",
+             "colorbar": dict(title=dict(text="χ₁"), tickvals=ticks, ticktext=[f"{2.0 ** t:g}" for t in ticks])}]
     crit_w, crit_b = critical
     inside = (crit_w >= sigma_w2[0]) & (crit_w <= sigma_w2[-1]) & (crit_b <= sigma_b2[-1])
     crit_w, crit_b = crit_w[inside], crit_b[inside]
     point = crit_w.size > 0 and np.ptp(crit_w) + np.ptp(crit_b) < 1e-12  # relu's edge is the single point (2, 0)
     if point:
         crit_w, crit_b = crit_w[:1], crit_b[:1]
-    fig.add_trace(go.Scatter(x=crit_w, y=crit_b, name="edge of chaos (χ₁ = 1)",
-                             mode="markers" if point else "lines", cliponaxis=False,
-                             line=dict(color="#111111", width=2.5), marker=dict(size=12, symbol="diamond")))
+    data.append({"type": "scatter", "x": crit_w, "y": crit_b, "name": "edge of chaos (χ₁ = 1)",
+                 "mode": "markers" if point else "lines", "cliponaxis": False,
+                 "line": dict(color="#111111", width=2.5), "marker": dict(size=12, symbol="diamond")})
     plotted = [(label, w, b) for label, w, b in markers if w > 0]
-    fig.add_trace(go.Scatter(
-        x=[w for _, w, _ in plotted], y=[b for _, _, b in plotted], text=[label for label, _, _ in plotted],
-        name="this network's layers", mode="markers+text", textposition="top center", cliponaxis=False,
-        marker=dict(size=12, color="#ffd23f", line=dict(color="#111111", width=1.5)),
-        hovertemplate="%{text}: σ_w² %{x:.3g}, σ_b² %{y:.3g}<extra></extra>",
-    ))
-    fig.update_xaxes(title="σ_w² = n_in · Var(W)", type="log", exponentformat="power")
+    data.append({
+        "type": "scatter", "x": [w for _, w, _ in plotted], "y": [b for _, _, b in plotted],
+        "text": [label for label, _, _ in plotted], "name": "this network's layers", "mode": "markers+text",
+        "textposition": "top center", "cliponaxis": False,
+        "marker": dict(size=12, color="#ffd23f", line=dict(color="#111111", width=1.5)),
+        "hovertemplate": "%{text}: σ_w² %{x:.3g}, σ_b² %{y:.3g}<extra></extra>",
+    })
     pad = 0.03 * (sigma_b2[-1] - sigma_b2[0])  # markers at sigma_b^2 = 0 sit fully inside the frame
-    fig.update_yaxes(title="σ_b² (bias variance)", range=[sigma_b2[0] - pad, sigma_b2[-1]])
-    return _layout(fig, f"Order and chaos for {activation}: χ₁ per (σ_w², σ_b²)", height=440)
+    return _figure(data, _layout(f"Order and chaos for {activation}: χ₁ per (σ_w², σ_b²)", height=440,
+                                 xaxis=_axis("σ_w² = n_in · Var(W)", type="log", exponentformat="power"),
+                                 yaxis=_axis("σ_b² (bias variance)", range=[sigma_b2[0] - pad, sigma_b2[-1]])))
 
 
 def jacobian_histogram(spectra: Mapping[str, Array]) -> go.Figure:
@@ -106,15 +87,16 @@ def jacobian_histogram(spectra: Mapping[str, Array]) -> go.Figure:
     if high / low < 1.1:  # all equal (orthogonal, linear): widen so the spike has a visible bin
         low, high = low / 1.05, high * 1.05
     edges = np.geomspace(low, high, JACOBIAN_BINS + 1)
-    fig = go.Figure()
+    data = []
     for k, (name, values) in enumerate(spectra.items()):
         counts, _ = np.histogram(np.clip(positive[name], low, high), edges)
         zeros = int(np.size(values) - positive[name].size)
         tiny = int(np.count_nonzero(positive[name] < low))
         notes = [f"{zeros} zero"] * bool(zeros) + [f"{tiny} below {low:.0e}"] * bool(tiny)
         label = f"{name} ({', '.join(notes)})" if notes else name
-        fig.add_trace(go.Bar(x=np.sqrt(edges[:-1] * edges[1:]), y=counts / max(np.size(values), 1), width=np.diff(edges),
-                             name=label, marker=dict(color=colour(k), line=dict(width=0)), opacity=0.75))
-    fig.update_xaxes(title="singular value of J = ∏ D^l W^l", type="log", exponentformat="power")
-    fig.update_yaxes(title="share of singular values", tickformat=".0%")
-    return _layout(fig, "Input–output Jacobian spectrum at initialisation", barmode="overlay", bargap=0)
+        data.append({"type": "bar", "x": np.sqrt(edges[:-1] * edges[1:]), "y": counts / max(np.size(values), 1),
+                     "width": np.diff(edges), "name": label, "marker": dict(color=colour(k), line=dict(width=0)),
+                     "opacity": 0.75})
+    return _figure(data, _layout("Input–output Jacobian spectrum at initialisation", barmode="overlay", bargap=0,
+                                 xaxis=_axis("singular value of J = ∏ D^l W^l", type="log", exponentformat="power"),
+                                 yaxis=_axis("share of singular values", tickformat=".0%")))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from app import figures
@@ -95,3 +98,115 @@ def test_probe_histograms_of_a_vanishing_init_collapse_on_the_shared_axis():
     fig = figures.layer_histograms(snap.edges["z"], snap.stats["z_hist"], "t", "Z")
     spread = [np.average(np.abs(tr.x), weights=tr.y) for tr in fig.data]
     assert spread[-2] < spread[0] * 1e-3
+
+
+def test_depth_profile_overlays_each_prediction_dashed_in_its_series_colour():
+    series = {"std Z": [0.5, 0.02, 4e-4], "std A": [0.3, 0.01, 2e-4], "std dZ": [2e-6, 1e-4, 0.5]}
+    predicted = {"std Z": [0.53, 0.0, np.inf], "std A": [0.25, -1.0, np.nan], "elsewhere": [1.0, 1.0, 1.0]}
+    fig = figures.depth_profile(series, "t", "std", log_y=True, predicted=predicted)
+    assert [t.name for t in fig.data] == ["std Z", "std A", "std dZ", "std Z predicted", "std A predicted"]
+    colours = {t.name: t.line.color for t in fig.data}
+    for trace in fig.data[3:]:
+        assert trace.line.dash == "dash" and trace.marker.symbol == "circle-open" and trace.mode == "lines+markers"
+        assert trace.line.color == colours[trace.name.removesuffix(" predicted")]
+        assert list(trace.x) == [1, 2, 3]
+    for trace in fig.data[:3]:
+        assert trace.line.dash is None
+    z, a = fig.data[3].y, fig.data[4].y
+    assert z[0] == 0.53 and np.isnan(z[1]) and np.isnan(z[2])  # zero and inf: gaps on a log axis
+    assert a[0] == 0.25 and np.isnan(a[1]) and np.isnan(a[2])  # negative and NaN: gaps
+    assert len(figures.depth_profile(series, "t", "std", log_y=True).data) == 3
+
+
+def test_depth_profile_keeps_negative_predictions_on_a_linear_axis():
+    fig = figures.depth_profile({"mean Z": [0.1, -0.2]}, "t", "mean", predicted={"mean Z": [0.0, -0.1]})
+    assert fig.layout.yaxis.type == "linear"
+    assert list(fig.data[1].y) == [0.0, -0.1]
+
+
+def test_per_layer_over_steps_draws_each_layers_prediction_as_a_dashed_segment_in_its_colour(circles_run):
+    run, snaps = circles_run
+    t = np.array([s.step for s in snaps])
+    stds = np.stack([s.stats["a_std"] for s in snaps])
+    n = stds.shape[1]
+    predicted = np.array([0.8, 0.0, 0.4, 0.5])
+    fig = figures.per_layer_over_steps(t, stds, "t", "std A", predicted=predicted)
+    measured, dashed = fig.data[:n], fig.data[n:]
+    assert len(dashed) == n
+    for layer, (line, segment) in enumerate(zip(measured, dashed)):
+        assert line.line.dash is None and segment.line.dash == "dash"
+        assert segment.line.color == line.line.color
+        assert segment.name == "predicted at init" and segment.legendgroup == "predicted"
+        assert segment.showlegend is (layer == 0)  # one legend entry for all of them
+        assert list(segment.x) == [0, 30]  # across the whole step range
+    assert list(dashed[0].y) == [0.8, 0.8]
+    assert np.isnan(dashed[1].y).all()  # a zero cannot sit on the log axis: a gap
+    assert figures.per_layer_over_steps(t, stds, "t", "std A", log_y=False, predicted=predicted).data[n + 1].y[0] == 0
+
+
+def test_thirty_layers_with_predictions_keep_the_legend_out_of_the_way():
+    steps, values = np.arange(0, 100, 10), np.full((10, 30), 0.5)
+    fig = figures.per_layer_over_steps(steps, values, "t", "std A", predicted=np.full(30, 0.5))
+    assert len(fig.data) == 60
+    assert fig.layout.showlegend is False
+
+
+def assert_sent_as_plotly_would_validate_it(fig: go.Figure) -> None:
+    """The figures are built without plotly's validation: a validated copy must build (no misspelt property) and
+    be what the unvalidated one sends (no shorthand that only plotly, not plotly.js, understands)."""
+    validated = go.Figure(fig.to_dict())
+    assert json.dumps(json.loads(fig.to_json()), sort_keys=True) == \
+        json.dumps(json.loads(validated.to_json()), sort_keys=True)
+
+
+def _steps_values(n_steps: int, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
+    values = np.geomspace(1.0, 1e-4, n_steps * n_layers).reshape(n_steps, n_layers)
+    values[0, 0], values[-1, -1] = 0.0, np.nan
+    return np.arange(n_steps) * 25, values
+
+
+FIGURES = {
+    "histograms, 1 layer": lambda: figures.layer_histograms(np.linspace(-1, 1, 9)[None], np.ones((1, 8)), "t", "A"),
+    "histograms, 4 layers": lambda: figures.layer_histograms(np.tile(np.linspace(0, 1, 9), (4, 1)),
+                                                             np.arange(32).reshape(4, 8), "t", "A"),
+    "histograms, 35 layers": lambda: figures.layer_histograms(np.tile(np.linspace(0, 1, 9), (35, 1)),
+                                                              np.zeros((35, 8)), "t", "A"),
+    "depth, log with gaps and predictions": lambda: figures.depth_profile(
+        {"std Z": [0.5, 0.0, np.nan, 5e-6], "std A": [0.3, 0.1, 0.0, 1e-6]}, "t", "std", log_y=True,
+        predicted={"std Z": [0.53, 0.0, np.inf, 5e-6]}),
+    "depth, 1 layer": lambda: figures.depth_profile({"std A": [0.2]}, "t", "std", log_y=True,
+                                                    predicted={"std A": [0.25]}),
+    "depth, 30 layers linear": lambda: figures.depth_profile({"mean A": np.linspace(-1, 1, 30)}, "t", "mean"),
+    "depth, only zeros on log": lambda: figures.depth_profile({"std A": [0.0, 0.0]}, "t", "std", log_y=True),
+    "fractions": lambda: figures.layer_fractions(np.array([0.5, 0.0]), np.array([0.0, 0.1])),
+    "curves": lambda: figures.curves({"loss": np.arange(3)}, {"loss": [0.7, 0.6, np.nan]}, "t", "loss", log_y=True),
+    "accuracy": lambda: figures.curves({"a": [0], "b": [0]}, {"a": [0.5], "b": [0.4]}, "t", "acc", y_range=(0, 1.02)),
+    "per layer, 1 layer": lambda: figures.per_layer_over_steps(*_steps_values(1, 1), "t", "std"),
+    "per layer, reference": lambda: figures.per_layer_over_steps(*_steps_values(40, 4), "t", "r", reference=1e-3),
+    "per layer, 32 layers predicted": lambda: figures.per_layer_over_steps(
+        *_steps_values(40, 32), "t", "std", predicted=np.r_[0.0, np.nan, np.geomspace(1, 1e-6, 30)]),
+    "per layer, linear": lambda: figures.per_layer_over_steps(*_steps_values(5, 3), "t", "y", log_y=False,
+                                                              reference=0.0, predicted=np.zeros(3)),
+    "heatmaps, 1 layer": lambda: figures.histogram_heatmaps(np.arange(3), np.ones((3, 1, 8)),
+                                                            np.linspace(0, 1, 9)[None], "t"),
+    "heatmaps, 31 layers": lambda: figures.histogram_heatmaps(np.arange(3), np.zeros((3, 31, 8)),
+                                                              np.tile(np.linspace(0, 1, 9), (31, 1)), "t"),
+    "boundary": lambda: figures.decision_boundary(np.linspace(-1, 1, 5), np.linspace(-1, 1, 4), np.full((4, 5), 0.5),
+                                                  np.array([[0.0, 0.5, -0.5], [0.0, 0.5, 0.2]]), np.array([0, 1, 1])),
+}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_is_what_plotly_validation_would_make_it(name):
+    assert_sent_as_plotly_would_validate_it(FIGURES[name]())
+
+
+def test_stacked_plots_share_the_bottom_x_axis_and_keep_make_subplots_domains():
+    fig = figures.histogram_heatmaps(np.arange(3), np.ones((3, 4, 8)), np.tile(np.linspace(0, 1, 9), (4, 1)), "t")
+    layout = fig.layout
+    assert [a.matches for a in (layout.xaxis, layout.xaxis2, layout.xaxis3, layout.xaxis4)] == ["x4"] * 3 + [None]
+    assert layout.xaxis4.title.text == "step" and layout.xaxis.showticklabels is False
+    np.testing.assert_allclose([layout.yaxis.domain, layout.yaxis4.domain], [[0.8025, 1.0], [0.0, 0.1975]])
+    assert [a.text for a in layout.annotations] == ["layer 1", "layer 2", "layer 3", "layer 4"]
+    np.testing.assert_allclose([a.y for a in layout.annotations], [1.0, 0.7325, 0.465, 0.1975])  # each row's top
+    assert [(t.xaxis, t.yaxis) for t in fig.data] == [("x", "y"), ("x2", "y2"), ("x3", "y3"), ("x4", "y4")]

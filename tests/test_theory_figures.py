@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from app import theory_figures as figures
+from app.figures import depth_profile
 from core import theory
 from core.config import Config
 from core.datasets import load_dataset
+from tests.test_figures import assert_sent_as_plotly_would_validate_it
 
 
 @pytest.fixture(scope="module")
@@ -15,11 +17,12 @@ def course_prediction(cat_data):
     return theory.predict_for(config, cat_data)
 
 
-def test_predicted_std_trace_is_a_dashed_line_per_layer():
+def test_a_prediction_is_drawn_as_a_dashed_line_per_layer_over_the_measurement():
     config = Config(dataset="circles", layers=(10, 5), activation="tanh", init="xavier_normal")
     p = theory.predict_for(config, load_dataset("circles"))
-    trace = figures.predicted_std_trace(p)
-    assert trace.line.dash == "dash"
+    fig = depth_profile({"std Z": p.z_std * 1.1}, "t", "std", log_y=True, predicted={"std Z": p.z_std})
+    measured, trace = fig.data
+    assert trace.line.dash == "dash" and trace.line.color == measured.line.color
     assert list(trace.x) == [1, 2, 3]
     np.testing.assert_allclose(trace.y, p.z_std)
 
@@ -73,3 +76,15 @@ def test_jacobian_histogram_one_bar_series_per_initialiser():
     assert "4 zero" in fig.data[1].name and "below" in fig.data[1].name
     for trace, values in zip(fig.data, spectra.values()):
         assert sum(trace.y) == pytest.approx(np.count_nonzero(values) / len(values))  # nothing positive lost
+
+
+def test_theory_figures_are_what_plotly_validation_would_make_them(course_prediction):
+    sw2, sb2 = figures.phase_axes([1.2288, 0.002, 0.0007], [0.0] * 3)
+    markers = [("L1", 1.2288, 0.0), ("L2", 0.002, 0.0), ("L3", 0.0, 0.0)]
+    for activation in ("relu", "tanh"):
+        assert_sent_as_plotly_would_validate_it(figures.phase_diagram(
+            activation, sw2, sb2, theory.phase_grid(activation, sw2, sb2), theory.critical_line(activation), markers))
+    assert_sent_as_plotly_would_validate_it(figures.depth_comparison(
+        course_prediction.z_std, np.array([0.45, 0.0, np.nan, 4e-6]), "t", "std of Z"))
+    assert_sent_as_plotly_would_validate_it(figures.depth_comparison(np.ones(1), np.ones(1), "t", "std"))
+    assert_sent_as_plotly_would_validate_it(figures.jacobian_histogram({"zeros": np.zeros(8), "one": np.ones(8)}))
