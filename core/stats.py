@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .activations import ACTIVATIONS, Activation
+from .activations import ACTIVATIONS
 from .network import Cache, Grads, Network, Params
 
 Array = np.ndarray
@@ -97,6 +97,33 @@ def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
     for j in range(quad, index.size):
         lanes[0, index[j]] += 1
     return s, q, lanes.sum(axis=0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _layer_pass(values, w, lo, scale, bins, count_zeros, sat_low, sat_high, count_saturated):  # pragma: no cover
+    """One layer's statistics in one call: `_scan` over each of Z, A, dZ, dW (``values``, flattened), `_sums` over
+    W, and the counts of A's zeros and of its values outside [sat_low, sat_high] (compared in A's dtype, as NumPy
+    compares with a Python float). The same kernels as `summarize` and `moments`, so the same figures; one call
+    instead of a dozen per layer, which for a small layer cost more than the arithmetic."""
+    sums = np.empty((5, 2))  # (sum, sum of squares) of Z, A, dZ, dW, W
+    counts = np.empty((4, bins + 2), dtype=np.int64)
+    for h in range(4):
+        s, q, c = _scan(values[h], lo[h], scale[h], bins)
+        sums[h, 0], sums[h, 1] = s, q
+        counts[h] = c
+    sums[4, 0], sums[4, 1] = _sums(w)
+    a = values[1]
+    zeros = 0
+    if count_zeros:
+        for i in range(a.size):
+            if a[i] == 0:
+                zeros += 1
+    saturated = 0
+    if count_saturated:
+        for i in range(a.size):
+            if a[i] < sat_low or a[i] > sat_high:
+                saturated += 1
+    return sums, counts, zeros, saturated
 
 
 @dataclass(frozen=True)
@@ -181,50 +208,45 @@ def choose_binning(net: Network, cache: Cache, grads: Grads, bins: int) -> Binni
     return Binning(lo, hi, bins)
 
 
-def _dead_fraction(act: Activation | None, a: Array) -> float:
-    return float(np.count_nonzero(a == 0)) / a.size if act is not None and act.can_die else 0.0
-
-
-def _saturated_fraction(act: Activation | None, a: Array) -> float:
-    if act is None or act.saturation is None:
-        return 0.0
-    low, high = act.saturation
-    return float(np.count_nonzero((a < low) | (a > high))) / a.size
-
-
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
     """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
 
-    Each of Z, A, dZ and dW is read once (moments, counts and histogram together); norms come from the sums of
-    squares.
+    Each of Z, A, dZ and dW is read once (moments, counts and histogram together), W once; norms come from the sums
+    of squares. One compiled call per layer (`_layer_pass`).
     """
     L, bins = net.depth, binning.bins
     out = {name: np.empty(L) for name in SCALARS}
     for h in HISTOGRAMS:
         out[f"{h}_hist"] = np.empty((L, bins), dtype=np.int64)
         out[f"{h}_outside"] = np.empty((L, 2), dtype=np.int64)
+    lo = np.stack([binning.lo[h] for h in HISTOGRAMS], axis=1)  # (L, 4)
+    scale = bins / (np.stack([binning.hi[h] for h in HISTOGRAMS], axis=1) - lo)
     for i in range(L):
         act = ACTIVATIONS.get(net.layer_activation(i))  # None only for the softmax output
         a_values = cache.A[i + 1]
-        summaries = {}
-        for h, values in (("z", cache.Z[i]), ("a", a_values), ("dz", grads.dZ[i]), ("dw", grads.dW[i])):
-            s = summarize(values, float(binning.lo[h][i]), float(binning.hi[h][i]), bins)
-            out[f"{h}_hist"][i] = s.counts
-            out[f"{h}_outside"][i] = (s.under, s.over)
-            summaries[h] = s
-        z, a, dz, dw = (summaries[h] for h in HISTOGRAMS)
-        out["z_mean"][i], out["z_var"][i] = z.mean, z.var
-        out["a_mean"][i], out["a_var"][i] = a.mean, a.var
-        out["dz_mean"][i], out["dz_std"][i] = dz.mean, math.sqrt(dz.var)
-        out["dw_mean"][i], out["dw_std"][i] = dw.mean, math.sqrt(dw.var)
-        out["dw_norm"][i] = math.sqrt(dw.sum_sq)
+        flats = (cache.Z[i].reshape(-1), a_values.reshape(-1), grads.dZ[i].reshape(-1), grads.dW[i].reshape(-1))
+        w = params.W[i].reshape(-1)
+        saturation = act.saturation if act is not None and act.saturation is not None else (0.0, 0.0)
+        cast = a_values.dtype.type
+        sums, counts, zeros, saturated = _layer_pass(
+            flats, w, lo[i], scale[i], bins, act is not None and act.can_die,
+            cast(saturation[0]), cast(saturation[1]), act is not None and act.saturation is not None)
+        for k, h in enumerate(HISTOGRAMS):
+            out[f"{h}_hist"][i] = counts[k, 1:-1]
+            out[f"{h}_outside"][i] = counts[k, 0], counts[k, -1]
+        (z_mean, z_var), (a_mean, a_var), (dz_mean, dz_var), (dw_mean, dw_var), (_, w_var) = (
+            _mean_var(sums[k, 0], sums[k, 1], flat) for k, flat in enumerate((*flats, w)))
+        out["z_mean"][i], out["z_var"][i] = z_mean, z_var
+        out["a_mean"][i], out["a_var"][i] = a_mean, a_var
+        out["dz_mean"][i], out["dz_std"][i] = dz_mean, math.sqrt(dz_var)
+        out["dw_mean"][i], out["dw_std"][i] = dw_mean, math.sqrt(dw_var)
+        out["dw_norm"][i] = math.sqrt(sums[3, 1])
         db = grads.db[i].reshape(-1)
         out["db_norm"][i] = math.sqrt(float(np.dot(db, db)))
-        _, w_var, w_sum_sq = moments(params.W[i])
         out["w_std"][i] = math.sqrt(w_var)
-        out["w_norm"][i] = math.sqrt(w_sum_sq)
-        out["dead_fraction"][i] = _dead_fraction(act, a_values)
-        out["saturated_fraction"][i] = _saturated_fraction(act, a_values)
+        out["w_norm"][i] = math.sqrt(sums[4, 1])
+        out["dead_fraction"][i] = zeros / a_values.size
+        out["saturated_fraction"][i] = saturated / a_values.size
     out["z_std"] = np.sqrt(out["z_var"])
     out["a_std"] = np.sqrt(out["a_var"])
     out["update_ratio"][:] = np.nan

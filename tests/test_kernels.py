@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 
+from core.activations import ACTIVATIONS
 from core.config import Config
-from core.network import Params
-from core.network import Grads
-from core.stats import moments, summarize
-from core.train import ADAM_EPSILON, Optimizer
+from core.datasets import Dataset
+from core.network import Grads, Params, backward, forward, targets
+from core.stats import choose_binning, layer_stats, moments, summarize
+from core.train import ADAM_EPSILON, Optimizer, Training
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -67,7 +68,7 @@ def numpy_update(kind, p, g, v, s, lr, b1, b2, t):
 @pytest.mark.parametrize("kind", ["gd", "momentum", "adam"])
 def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
     rng = np.random.default_rng(1)
-    shapes = [(6, 4), (3, 6)]
+    shapes = [(6, 4), (3, 6), (5, 1031)]  # the last one long enough for the compiled loop's SIMD body and tail
     params = Params([rng.standard_normal(sh).astype(dtype) for sh in shapes],
                     [rng.standard_normal((sh[0], 1)).astype(dtype) for sh in shapes])
     config = Config(optimizer=kind, lr=0.05, momentum=0.8, beta2=0.99)
@@ -84,4 +85,43 @@ def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
         for ours, theirs in zip(params.W + params.b, reference.W + reference.b):
             assert ours.dtype == dtype
             np.testing.assert_array_equal(ours, theirs)
-        np.testing.assert_allclose(norms, [np.linalg.norm(d.astype(np.float64)) for d in deltas[:2]], rtol=1e-12)
+        expected = [np.linalg.norm(d.astype(np.float64)) for d in deltas[:len(shapes)]]  # the weights' updates
+        np.testing.assert_allclose(norms, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_layer_stats_match_numpy_written_out(activation, dtype):
+    """The one compiled call per layer gives what the plain NumPy expressions give, saturation bounds compared in
+    the data's dtype (as NumPy compares an array with a Python float) and values on them included."""
+    rng = np.random.default_rng(4)
+    data = Dataset(name="toy", x_train=rng.normal(size=(9, 60)) * 3, y_train=rng.integers(0, 2, (1, 60)),
+                   x_test=rng.normal(size=(9, 5)), y_test=rng.integers(0, 2, (1, 5)), classes=("0", "1"))
+    run = Training(Config(layers=(12, 6), activation=activation, init="he_normal", dtype=np.dtype(dtype).name),
+                   data)
+    net, params = run.network, run.params
+    cache = forward(net, params, run.x)
+    grads = backward(net, params, cache, targets(net, run.y, run.x.dtype))
+    act = ACTIVATIONS[activation]
+    if act.saturation is not None:  # values exactly on, and just inside, the saturation bounds
+        low, high = (dtype(b) for b in act.saturation)
+        cache.A[1][0, :4] = [low, high, np.nextafter(low, dtype(0)), np.nextafter(high, dtype(0))]
+    binning = choose_binning(net, cache, grads, 16)
+    stats = layer_stats(net, params, cache, grads, binning)
+    for i in range(net.depth):
+        a = cache.A[i + 1]
+        for h, values in (("z", cache.Z[i]), ("a", a), ("dz", grads.dZ[i]), ("dw", grads.dW[i])):
+            s = summarize(values, binning.lo[h][i], binning.hi[h][i], 16)
+            np.testing.assert_array_equal(stats[f"{h}_hist"][i], s.counts)
+            assert tuple(stats[f"{h}_outside"][i]) == (s.under, s.over)
+        assert stats["z_var"][i] == summarize(cache.Z[i], -1.0, 1.0, 4).var
+        assert stats["w_std"][i] == math.sqrt(moments(params.W[i])[1])
+        assert stats["dw_norm"][i] == math.sqrt(moments(grads.dW[i])[2])
+        layer_act = ACTIVATIONS.get(net.layer_activation(i))
+        dead = np.count_nonzero(a == 0) / a.size if layer_act is not None and layer_act.can_die else 0.0
+        assert stats["dead_fraction"][i] == dead
+        if layer_act is not None and layer_act.saturation is not None:
+            low, high = layer_act.saturation
+            assert stats["saturated_fraction"][i] == np.count_nonzero((a < low) | (a > high)) / a.size
+        else:
+            assert stats["saturated_fraction"][i] == 0.0
