@@ -83,6 +83,27 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: in
     return out
 
 
+def matmul_floor(w: list[np.ndarray], x: np.ndarray, dz: list[np.ndarray]) -> Callable[[], None]:
+    """The matrix products of one forward and backward pass through weights ``w`` on input ``x``, into preallocated
+    outputs: forward W_l A_{l-1} for every layer; backward dZ_l A_{l-1}^T for every layer and W_l^T dZ_l for every
+    layer but the first (the input's gradient is never needed). ``dz[l]`` stands for layer l's dZ. The floor a
+    network engine cannot go below with the same shapes, dtype and memory layout."""
+    m, dtype = x.shape[1], x.dtype
+    a = [x] + [np.empty((wi.shape[0], m), dtype) for wi in w]
+    dw = [np.empty_like(wi) for wi in w]
+    da = [np.empty((wi.shape[1], m), dtype) for wi in w[1:]]
+
+    def products() -> None:
+        for i, wi in enumerate(w):
+            np.matmul(wi, a[i], out=a[i + 1])
+        for i in reversed(range(len(w))):
+            np.matmul(dz[i], a[i].T, out=dw[i])
+            if i > 0:
+                np.matmul(w[i].T, dz[i], out=da[i - 1])
+
+    return products
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 

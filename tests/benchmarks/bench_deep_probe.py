@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _bench import dtypes, interleaved, parser, peak_rss_mib, print_header, print_table, set_threads
+from _bench import dtypes, interleaved, matmul_floor, parser, peak_rss_mib, print_header, print_table, set_threads
 from core.config import Config
 from core.datasets import Dataset
 from core.network import Network, backward, cost, forward, initialize, targets
@@ -61,24 +61,13 @@ def torch_probe(torch, dataset: Dataset, dtype: str):
 
 
 def floor_probe(dtype: str):
-    """Forward W_l A_{l-1}; backward dZ_l A_{l-1}^T for every layer and W_l^T dZ_l for all but the first."""
+    """The passes' matrix products alone (see `matmul_floor`), on scaled random weights (nothing overflows)."""
     rng = np.random.default_rng(1)
     dims = (N_IN, *(WIDTH,) * DEPTH, 1)
     w = [(rng.standard_normal((o, i)) / i**0.5).astype(dtype) for i, o in zip(dims[:-1], dims[1:])]  # no overflow
-    a = [rng.standard_normal((n, M)).astype(dtype) for n in dims]
+    x = rng.standard_normal((N_IN, M)).astype(dtype)
     dz = [rng.standard_normal((n, M)).astype(dtype) for n in dims[1:]]
-    dw = [np.empty_like(wi) for wi in w]
-    da = [np.empty((n, M), dtype) for n in dims[1:-1]]
-
-    def run() -> None:
-        for i in range(len(w)):
-            np.matmul(w[i], a[i], out=a[i + 1])
-        for i in reversed(range(len(w))):
-            np.matmul(dz[i], a[i].T, out=dw[i])
-            if i > 0:
-                np.matmul(w[i].T, dz[i], out=da[i - 1])
-
-    return run
+    return matmul_floor(w, x, dz)
 
 
 def main() -> None:

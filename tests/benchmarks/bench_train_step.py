@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from _bench import REPO, dtypes, interleaved, parser, peak_rss_mib, print_header, print_table, set_threads
+from _bench import (REPO, dtypes, interleaved, matmul_floor, parser, peak_rss_mib, print_header, print_table,
+                    set_threads)
 from core.config import Config
 from core.datasets import load_dataset
 from core.network import backward, cost, forward, targets
@@ -70,27 +71,13 @@ def torch_step(torch, dataset, dtype: str):
 
 
 def floor_step(dataset, dtype: str):
-    """The matrix products of one step into preallocated outputs: forward W_l A_{l-1}, backward dZ_l A_{l-1}^T
-    for every layer and W_l^T dZ_l for every layer but the first."""
+    """The step's matrix products alone (see `matmul_floor`), on the input in the layout the engine multiplies."""
     rng = np.random.default_rng(0)
     x = dataset.x_train.astype(dtype, copy=False)  # the same memory layout the engine multiplies
-    m = x.shape[1]
     dims = (x.shape[0], *LAYERS, 1)
     w = [rng.standard_normal((n_out, n_in)).astype(dtype) for n_in, n_out in zip(dims[:-1], dims[1:])]
-    a = [x] + [np.empty((n, m), dtype) for n in dims[1:]]
-    dz = [rng.standard_normal((n, m)).astype(dtype) for n in dims[1:]]
-    dw = [np.empty_like(wi) for wi in w]
-    da = [np.empty((n, m), dtype) for n in dims[1:-1]]
-
-    def step() -> None:
-        for i, wi in enumerate(w):
-            np.matmul(wi, a[i], out=a[i + 1])
-        for i in reversed(range(len(w))):
-            np.matmul(dz[i], a[i].T, out=dw[i])
-            if i > 0:
-                np.matmul(w[i].T, dz[i], out=da[i - 1])
-
-    return step
+    dz = [rng.standard_normal((n, x.shape[1])).astype(dtype) for n in dims[1:]]
+    return matmul_floor(w, x, dz)
 
 
 def main() -> None:
