@@ -90,9 +90,10 @@ def _by_layer(values: Array, name: str, line: dict, **extra) -> dict:
             "mode": "lines+markers", "line": line, **extra}
 
 
-def _predicted_by_layer(values: Array, name: str, colour_: str) -> dict:
+def _predicted_by_layer(values: Array, name: str, colour_: str, **extra) -> dict:
     """A prediction per layer: dashed, open markers, so it never reads as a measurement."""
-    return _by_layer(values, name, dict(color=colour_, width=2, dash=PREDICTED_DASH), marker=dict(symbol="circle-open"))
+    return _by_layer(values, name, dict(color=colour_, width=2, dash=PREDICTED_DASH), marker=dict(symbol="circle-open"),
+                     **extra)
 
 
 def _layer_axis(n_layers: int) -> dict:
@@ -160,13 +161,15 @@ def depth_profile(series: Mapping[str, Array], title: str, y_title: str, log_y: 
                   predicted: Mapping[str, Array] | None = None) -> go.Figure:
     """Per-layer values against depth, one line per series (a statistic, or one initialiser in Compare).
 
-    `predicted` (per layer, by series name) adds a dashed line in its series' colour for each series it names.
+    `predicted` (per layer, by series name) adds a dashed line in its series' colour for each series it names. It
+    shows and hides with its series' legend entry and adds none of its own (six entries wrap into the title).
     """
     measured = {name: _plottable(values, log_y) for name, values in series.items()}
     colours = {name: colour(k) for k, name in enumerate(measured)}
     expected = {name: _plottable(predicted[name], log_y) for name in measured if name in (predicted or {})}
-    data = [_by_layer(v, name, dict(color=colours[name], width=2.5)) for name, v in measured.items()]
-    data += [_predicted_by_layer(v, f"{name} predicted", colours[name]) for name, v in expected.items()]
+    data = [_by_layer(v, name, dict(color=colours[name], width=2.5), legendgroup=name) for name, v in measured.items()]
+    data += [_predicted_by_layer(v, f"{name} predicted", colours[name], legendgroup=name, showlegend=False)
+             for name, v in expected.items()]
     depth = max((len(v) for v in [*measured.values(), *expected.values()]), default=0)
     return _figure(data, _layout(title, xaxis=_layer_axis(depth),
                                  yaxis=_value_axis(y_title, log_y, [*measured.values(), *expected.values()])))
@@ -198,17 +201,19 @@ def per_layer_over_steps(steps: Array, values: Array, title: str, y_title: str, 
     """values (steps, layers): one line per layer, coloured light (first) to dark (last).
 
     `reference` is a dashed red guide line; `predicted` (one value per layer, at initialisation) a dashed segment
-    across the steps in each layer's colour, under one legend entry that shows or hides them all.
+    across the steps in each layer's colour. The segments add no legend entries (a fifth entry already wraps the
+    legend of four layers into the title): each one shows and hides with its layer's entry, and hovering names it.
     """
     n = values.shape[1]
     data = [{"type": "scatter", "x": steps, "y": _plottable(values[:, i], log_y), "name": f"layer {i + 1}",
-             "mode": "lines", "line": dict(color=layer_colour(i, n), width=2)} for i in range(n)]
+             "legendgroup": f"layer {i + 1}", "mode": "lines", "line": dict(color=layer_colour(i, n), width=2)}
+            for i in range(n)]
     drawn = [values]
     if predicted is not None:
         levels = _plottable(predicted, log_y)[:n]
         span = np.asarray(steps)[[0, -1]] if len(steps) else np.array([])
         data += [{"type": "scatter", "x": span, "y": np.full(len(span), level), "name": "predicted at init",
-                  "legendgroup": "predicted", "showlegend": i == 0, "mode": "lines",
+                  "legendgroup": f"layer {i + 1}", "showlegend": False, "mode": "lines",
                   "line": dict(color=layer_colour(i, n), width=2, dash=PREDICTED_DASH),
                   "hovertemplate": f"layer {i + 1} predicted at init: %{{y:.3g}}<extra></extra>"}
                  for i, level in enumerate(levels)]

@@ -109,6 +109,7 @@ def test_depth_profile_overlays_each_prediction_dashed_in_its_series_colour():
     for trace in fig.data[3:]:
         assert trace.line.dash == "dash" and trace.marker.symbol == "circle-open" and trace.mode == "lines+markers"
         assert trace.line.color == colours[trace.name.removesuffix(" predicted")]
+        assert trace.legendgroup == trace.name.removesuffix(" predicted") and not trace.showlegend  # one legend row
         assert list(trace.x) == [1, 2, 3]
     for trace in fig.data[:3]:
         assert trace.line.dash is None
@@ -133,11 +134,11 @@ def test_per_layer_over_steps_draws_each_layers_prediction_as_a_dashed_segment_i
     fig = figures.per_layer_over_steps(t, stds, "t", "std A", predicted=predicted)
     measured, dashed = fig.data[:n], fig.data[n:]
     assert len(dashed) == n
-    for layer, (line, segment) in enumerate(zip(measured, dashed)):
+    for line, segment in zip(measured, dashed):
         assert line.line.dash is None and segment.line.dash == "dash"
         assert segment.line.color == line.line.color
-        assert segment.name == "predicted at init" and segment.legendgroup == "predicted"
-        assert segment.showlegend is (layer == 0)  # one legend entry for all of them
+        assert segment.name == "predicted at init" and not segment.showlegend  # the legend stays one row of layers
+        assert segment.legendgroup == line.legendgroup  # shown and hidden with its layer
         assert list(segment.x) == [0, 30]  # across the whole step range
     assert list(dashed[0].y) == [0.8, 0.8]
     assert np.isnan(dashed[1].y).all()  # a zero cannot sit on the log axis: a gap
