@@ -16,7 +16,7 @@ import tempfile
 import time
 
 import numpy as np
-from _bench import blas_threads, interleaved, parser, print_header, print_table
+from _bench import blas_threads, interleaved, parser, print_header, print_table, set_threads
 from app.presets import presets
 from app.runs import RunStore, training_figures
 from core.datasets import load_dataset
@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=500)
     p.set_defaults(repeats=3, warmup=1)
     args = p.parse_args()
+    set_threads(args.threads)
     preset = presets(args.data_dir)["seed question"]
     config = preset.config.replace(iterations=args.iterations)
     dataset = load_dataset(config.dataset, args.data_dir)
