@@ -52,7 +52,8 @@ def _layout(title: str, height: int = 340, **extra) -> dict:
         "template": TEMPLATE, "font": FONT, "height": height, "margin": dict(l=64, r=20, t=76, b=50),
         "title": dict(text=title, x=0.0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=8),
                       font=dict(size=17)),
-        # legend in its own band between the title and the plot, so neither covers the other
+        # legend in its own band between the title and the plot, so neither covers the other; "normal" order keeps
+        # it one row when predictions share their series' legendgroup (plotly.js would otherwise group the entries)
         "legend": dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0, traceorder="normal"),
         "uirevision": "keep", **extra,
     }

@@ -7,10 +7,11 @@ iterations through its URL, goes to the Training tab and presses Start; timed fr
 replays a config it has already trained. Also counted: how often the browser saw the run's progress change, sampled
 in the page every 100 ms ("step N of M" above the charts, and the number of points in the loss chart), and the CPU
 seconds the server and the browser spent during the run: on a 2-core machine the browser drawing the charts and
-the training share the cores. `--threads N` gives the server and the CLI N BLAS threads (the deployment uses 1).
+the training share the cores. `--threads N` gives the server and the CLI N BLAS threads (the deployment uses 1);
+`--browser-core` keeps the browser on a core of its own, as a student's browser runs on their own machine.
 
     python tests/benchmarks/bench_streaming_browser.py [--data-dir ../shared/data] [--repeats 3] [--iterations 1000]
-        [--threads 1] [--screenshots artifacts/screenshots]
+        [--threads 1] [--browser-core] [--screenshots artifacts/screenshots]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ SAMPLER = """() => {
 }"""
 
 
-def cpu_seconds(root: int) -> float:
+def tree_cpu_seconds(root: int) -> float:
     """CPU time (user + system) of process `root` and all its live descendants, from /proc."""
     parents: dict[int, list[int]] = {}
     times: dict[int, float] = {}
@@ -89,12 +90,12 @@ def browser_round(browser, url: str, config: Config, server: int, shots: Path | 
         start.wait_for(timeout=60_000)
         wait_until_idle(page)
         page.evaluate(SAMPLER)
-        cpu = cpu_seconds(server), cpu_seconds(os.getpid()) - cpu_seconds(server)
+        cpu = tree_cpu_seconds(server), tree_cpu_seconds(os.getpid()) - tree_cpu_seconds(server)
         began = time.perf_counter()
         start.click()
         page.get_by_text("Finished", exact=False).first.wait_for(timeout=600_000)
         seconds = time.perf_counter() - began
-        cpu = cpu_seconds(server) - cpu[0], cpu_seconds(os.getpid()) - cpu_seconds(server) - cpu[1]
+        cpu = tree_cpu_seconds(server) - cpu[0], tree_cpu_seconds(os.getpid()) - tree_cpu_seconds(server) - cpu[1]
         samples = page.evaluate("() => { clearInterval(window.__sampler); return window.__samples; }")
         reported = page.get_by_text("Finished", exact=False).first.inner_text()
         if page.locator('[data-testid="stException"]').count():
@@ -124,6 +125,8 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--record-every", type=int, default=25)
     p.add_argument("--screenshots", type=Path, default=None, help="save the At initialisation and Training tabs")
+    p.add_argument("--browser-core", action="store_true",
+                   help="the browser on a core of its own, as on a student's own machine; the rest for the server")
     p.set_defaults(repeats=3, warmup=1)
     args = p.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
@@ -140,27 +143,34 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
+    cores = sorted(os.sched_getaffinity(0))
+    if args.browser_core:  # the server, and the CLI after it, on every core but the last; the browser on that one
+        os.sched_setaffinity(0, cores[:-1])
     port = free_port()
     server = start_app(port, Path(tempfile.mkdtemp(prefix="bench-browser-")) / "streamlit.log", env,
                        streamlit=[sys.executable, "-m", "streamlit"])
     rounds: list[tuple[dict, float]] = []
     try:
         with sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
+            if args.browser_core:
+                os.sched_setaffinity(0, cores[-1:])
+            browser = launch_chromium(playwright)  # Playwright's driver started above, on the server's cores
+            if args.browser_core:
+                os.sched_setaffinity(0, cores[:-1])
             for i in range(args.warmup + args.repeats):
                 config = base.replace(seed=base.seed + i)  # a config the server has not trained: no replay
                 last = i == args.warmup + args.repeats - 1
                 seen = browser_round(browser, f"http://127.0.0.1:{port}", config, server.pid,
                                      args.screenshots if last else None)
                 time.sleep(0.5)
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 list(Training(config, dataset))
-                cli = time.perf_counter() - began
+                cli, cli_cpu = time.perf_counter() - began, time.process_time() - cpu
                 tag = "warm-up" if i < args.warmup else f"round {i - args.warmup + 1}"
                 print(f"{tag:>8}: browser {seen['seconds']:6.2f} s ({seen['reported']!r}), CLI {cli:6.2f} s, "
                       f"ratio {seen['seconds'] / cli:5.2f}; progress {seen['text_rate']:.1f}/s, "
                       f"loss chart {seen['chart_rate']:.1f}/s; CPU s: server {seen['server_cpu']:.1f}, browser "
-                      f"{seen['browser_cpu']:.1f}")
+                      f"{seen['browser_cpu']:.1f}, CLI {cli_cpu:.1f}")
                 if i >= args.warmup:
                     rounds.append((seen, cli))
             browser.close()
