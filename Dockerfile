@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     INITLAB_CACHE_DIR=/cache \
     OMP_NUM_THREADS=1 \
-    OPENBLAS_NUM_THREADS=1
+    OPENBLAS_NUM_THREADS=1 \
+    NUMBA_CACHE_DIR=/tmp/numba
 
 WORKDIR /app
 
@@ -33,6 +34,8 @@ USER initlab
 VOLUME ["/cache"]
 EXPOSE 8501
 
+# The engine's kernels are compiled by numba with cache=True; its default cache sits beside the code in /app, which
+# the non-root user cannot write: NUMBA_CACHE_DIR (set above) puts it in /tmp instead.
 # slim has no curl: ask the health endpoint with the standard library.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"

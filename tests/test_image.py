@@ -97,13 +97,7 @@ def serve_image(venv: Path, tmp_path: Path, skip: tuple[str, ...] = ()):
     env = {**image_env, "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
            "INITLAB_CACHE_DIR": str(tmp_path / "cache")}  # the image's /cache volume
     assert "PYTHONPATH" not in env
-    process = serving.start(argv, tmp_path / "server.log", cwd=workdir, env=env)
-    try:
-        serving.wait_for(f"http://127.0.0.1:{port}/_stcore/health", b"ok", 90, process)
-    except Exception:
-        serving.stop(process)
-        raise
-    return process, port
+    return serving.healthy(serving.start(argv, tmp_path / "server.log", cwd=workdir, env=env), port, 90), port
 
 
 def page_text(port: int) -> tuple[str, int]:
@@ -127,6 +121,10 @@ def test_dockerfile_copies_only_what_the_app_needs():
     words = [w for w, _ in instructions(ROOT / "Dockerfile")]
     assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN")  # runs as non-root
     assert "HEALTHCHECK" in words and "EXPOSE" in words
+    _, env, _ = build_tree(ROOT / "Dockerfile", Path("/nonexistent"), skip=("app", "core", "data", ".streamlit",
+                                                                           "requirements.txt"))
+    # numba (cache=True) cannot write its cache beside the code as the non-root user: it must go somewhere writable
+    assert env["NUMBA_CACHE_DIR"].startswith("/tmp/")
 
 
 def test_the_image_tree_serves_the_app(venv, tmp_path):
