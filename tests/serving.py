@@ -58,18 +58,22 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def healthy(process: subprocess.Popen, port: int, timeout: float) -> subprocess.Popen:
+    """``process`` once 127.0.0.1:port/_stcore/health says ok; stopped, and the error raised, if it never does."""
+    try:
+        wait_for(f"http://127.0.0.1:{port}/_stcore/health", b"ok", timeout, process)
+    except Exception:
+        stop(process)
+        raise
+    return process
+
+
 def start_app(port: int, log: Path, env: dict[str, str], *, cwd: Path = ROOT,
               streamlit: list[str] | None = None) -> subprocess.Popen:
     """`streamlit run app/main.py` on 127.0.0.1:port; returns once /_stcore/health says ok."""
     argv = [*(streamlit or ["streamlit"]), "run", "app/main.py", f"--server.port={port}",
             "--server.address=127.0.0.1", *STREAMLIT_FLAGS]
-    process = start(argv, log, cwd=cwd, env=env)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/_stcore/health", b"ok", 60, process)
-    except Exception:
-        stop(process)
-        raise
-    return process
+    return healthy(start(argv, log, cwd=cwd, env=env), port, 60)
 
 
 def render_nginx_conf(listen: int, upstreams: list[int], prefix: Path) -> Path:
@@ -91,34 +95,36 @@ def start_nginx(listen: int, upstreams: list[int], prefix: Path) -> subprocess.P
     # as root, nginx would run its workers as nobody, who cannot write the temp paths in a root-only tmp folder
     argv = [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
             "-g", f"daemon off; pid {prefix / 'nginx.pid'};" + (" user root;" if os.geteuid() == 0 else "")]
-    process = start(argv, prefix / "nginx.out", cwd=prefix, env=dict(os.environ))
-    try:
-        wait_for(f"http://127.0.0.1:{listen}/_stcore/health", b"ok", 20, process)
-    except Exception:
-        stop(process)
-        raise
-    return process
+    return healthy(start(argv, prefix / "nginx.out", cwd=prefix, env=dict(os.environ)), listen, 20)
 
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+# The app has drawn something and its script run has ended: Streamlit's status widget (shown while a script runs)
+# stayed away for a second. A page predicate, so the sync and async Playwright APIs share it.
+IDLE_JS = """() => {
+    const busy = document.querySelector('[data-testid="stStatusWidget"]');
+    const drawn = document.querySelector('[data-testid="stMain"] [data-testid="stElementContainer"]');
+    if (busy || !drawn) { window.__initlabQuiet = null; return false; }
+    window.__initlabQuiet = window.__initlabQuiet || performance.now();
+    return performance.now() - window.__initlabQuiet >= 1000;
+}"""
+
+
 def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
-    """The app has drawn something and its script run has ended: Streamlit's status widget (shown while a script
-    runs) stayed away for a second."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_selector('[data-testid="stMain"] [data-testid="stElementContainer"]', timeout=timeout_ms)
-    end, quiet_since = time.monotonic() + timeout_ms / 1000, None
-    while time.monotonic() < end:
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= 1.0:
-            return
-        page.wait_for_timeout(100)
-    raise TimeoutError(f"the app was still running its script after {timeout_ms / 1000:.0f} s")
+    page.wait_for_function(IDLE_JS, timeout=timeout_ms, polling=100)
+
+
+async def async_wait_until_idle(page, timeout_ms: int = 60_000) -> None:
+    await page.wait_for_function(IDLE_JS, timeout=timeout_ms, polling=100)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process and its waited-for children have used so far (user + system), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
 def peak_rss_mb(pid: int) -> float:

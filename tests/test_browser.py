@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -21,65 +18,41 @@ import pytest
 
 from app.state import to_query
 from core.config import Config
+from tests import serving
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = serving.ROOT
 SHARED_DATA = ROOT.parent / "shared" / "data"
 HAS_COURSE_FILES = (SHARED_DATA / "train_catvnoncat.h5").is_file() and (SHARED_DATA / "test_catvnoncat.h5").is_file()
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 2400}
 
-if not Path(CHROMIUM).exists():
+if not Path(serving.CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
+    port = serving.free_port()
     data_dir = SHARED_DATA if HAS_COURSE_FILES else tmp_path_factory.mktemp("no-course-files")
-    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true", "--server.port",
-         str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, "INITLAB_DATA_DIR": str(data_dir)}, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"streamlit did not come up:\n{log.read()[-2000:]}")
-            time.sleep(0.25)
-        yield url
+        process = serving.start_app(port, log, {**os.environ, "INITLAB_DATA_DIR": str(data_dir)},
+                                    streamlit=[sys.executable, "-m", "streamlit"])
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(f"streamlit did not come up ({e}):\n{log.read_text()[-2000:]}")
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        serving.stop(process)
 
 
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = serving.launch_chromium(p)
         yield b
         b.close()
 
