@@ -1,14 +1,26 @@
 """Load test: K concurrent headless-Chromium sessions against one Init Lab server (a script, not a pytest test).
 
-Each session opens the app on the custom preset, picks the "seed question" preset in the sidebar, opens Compare,
-presses Train all and waits until both runs show as finished. For each K it prints completed/failed sessions, the
-median and 95th percentile time from the preset click to the result, the server's peak memory and the server log's
-error count, once with the run cache cleared (the first session trains, the others attach to the shared runs) and
-once warm (a fresh server process whose disk cache already holds the runs).
+Each session opens the app on the custom preset and waits until its first page is drawn; then all K, at the same
+moment, pick the "seed question" preset in the sidebar, open Compare, press Train all and wait until both runs show
+as finished. For each K it prints completed/failed sessions, the median and 95th percentile time from the preset
+click to the result on screen, the same up to the moment the WebSocket frame carrying the finished table reached
+the browser (without the drawing of the result itself; the page's work between the clicks is still in it), the
+server's peak memory, the server log's error count, and where the CPU went: seconds used by the server, by the
+browser, and by whatever else runs on this machine.
+
+Two scenarios per K: the run cache cleared (the first session trains, the others attach to the shared runs) and
+warm (a fresh server process whose disk cache already holds the runs). Every session first turns on the sidebar's
+"Replay cached runs instantly", as a teacher would for a class: without it a cache hit replays at the pace the run
+was computed, which is the point for one student and a pointless wait for a load figure (`--paced` leaves it off).
 
     python tests/load/load_test.py --sessions 10 30
 
-Everything runs on 127.0.0.1. The course's cat files are used when ../shared/data holds them (else shapes64).
+One Chromium serves every session, each in its own context (its own cookies and cache, as separate students);
+images and fonts are not fetched (they do not change what the server does). Chromium and the server share this
+machine's cores, as the students' browsers would not share the server's: the CPU columns say which of them the time
+went to (on a 2-core machine the K pages' plotly drawing, not the server, is most of it; --browser-nice 19 lets the
+server's work go first). Everything runs on 127.0.0.1. The course's cat files are used when ../shared/data holds
+them (else shapes64).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,36 +49,79 @@ from tests import serving  # noqa: E402
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FINISHED_TWICE = ("() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
                   " return t && (t.innerText.match(/finished/g) || []).length === 2; }")
+BLOCKED = ("image", "font", "media")  # nothing the server computes depends on them
+INSTANT = "Replay cached runs instantly"
+VIEWPORT = {"width": 1400, "height": 1600}
+PRESET = '[data-testid="stSidebar"] [data-testid="stSelectbox"]'  # the first one picks the preset
 
 
-async def session(browser, url: str, timeout_ms: int) -> float:
-    """One student: returns seconds from the preset click to both Compare runs shown as finished."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1600})
-    try:
-        page = await context.new_page()
-        page.set_default_timeout(timeout_ms)  # an overloaded server answers clicks late; that is a slow result
-        await page.goto(f"{url}/?preset=custom", timeout=timeout_ms)
-        await page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]', timeout=timeout_ms)
-        started = time.perf_counter()
-        await page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
-        await page.get_by_role("option", name="seed question", exact=True).click()
-        await page.get_by_text("randn×0.01 gets 34%").wait_for(timeout=timeout_ms)  # the preset's note
-        await page.get_by_role("tab", name="Compare").click()
-        await page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click(timeout=timeout_ms)
-        await page.wait_for_function(FINISHED_TWICE, timeout=timeout_ms, polling=250)
-        elapsed = time.perf_counter() - started
-        if await page.locator('[data-testid="stException"]').count():
-            raise RuntimeError("the page shows an exception")
-        return elapsed
-    finally:
-        await context.close()
+class Session:
+    """One student. `seconds`: preset click to result on screen; `served`: preset click to the WebSocket frame
+    that carried the finished table."""
+
+    def __init__(self):
+        self.started: float | None = None
+        self.served: float | None = None
+        self.seconds: float | None = None
+
+    def frame(self, payload) -> None:
+        if self.started is not None and self.served is None and isinstance(payload, bytes) \
+                and payload.count(b"finished") >= 2:
+            self.served = time.perf_counter() - self.started
+
+    async def run(self, browser, url: str, timeout_ms: int, instant: bool, ready: asyncio.Barrier) -> "Session":
+        context = await browser.new_context(viewport=VIEWPORT)
+        await context.route("**/*", lambda route: route.abort() if route.request.resource_type in BLOCKED
+                            else route.fallback())
+        try:
+            page = await context.new_page()
+            page.on("websocket", lambda ws: ws.on("framereceived", self.frame))
+            page.set_default_timeout(timeout_ms)  # an overloaded server answers clicks late; that is a slow result
+            loaded: BaseException | None = None
+            try:
+                await page.goto(f"{url}/?preset=custom", timeout=timeout_ms)
+                await serving.async_wait_until_idle(page, timeout_ms)
+                if instant:
+                    toggle = page.locator('[data-testid="stSidebar"] label', has_text=INSTANT)
+                    await toggle.click()
+                    await page.locator('[data-testid="stSidebar"] label[data-selected="true"]',
+                                       has_text=INSTANT).wait_for(timeout=timeout_ms)  # it took: on
+                    await serving.async_wait_until_idle(page, timeout_ms)
+                    # back to the top of the sidebar: a select scrolled into view by its own click closes again
+                    await page.locator(PRESET).first.scroll_into_view_if_needed()
+                    await page.wait_for_timeout(300)
+            except Exception as e:  # still meet the others at the barrier, then report the failure
+                loaded = e
+            await ready.wait()  # the whole class clicks at the same moment
+            if loaded is not None:
+                raise loaded
+            self.started = time.perf_counter()
+            await page.locator(PRESET).first.click()
+            await page.get_by_role("option", name="seed question", exact=True).click()
+            await page.get_by_text("randn×0.01 gets 34%").wait_for(timeout=timeout_ms)  # the preset's note
+            await page.get_by_role("tab", name="Compare").click()
+            await page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click(timeout=timeout_ms)
+            await page.wait_for_function(FINISHED_TWICE, timeout=timeout_ms, polling=250)
+            self.seconds = time.perf_counter() - self.started
+            if await page.locator('[data-testid="stException"]').count():
+                raise RuntimeError("the page shows an exception")
+            return self
+        finally:
+            await context.close()
 
 
-async def drive(url: str, k: int, timeout_ms: int) -> list[float | BaseException]:
+async def drive(url: str, k: int, timeout_ms: int, instant: bool, nice: int,
+                server_pid: int) -> list[Session | BaseException]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=serving.CHROMIUM, args=serving.CHROMIUM_ARGS)
+        for pid in browser_processes(server_pid):  # renderers fork from these, and inherit their priority
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
+            except OSError:
+                pass
         try:
-            return await asyncio.gather(*(session(browser, url, timeout_ms) for _ in range(k)),
+            ready = asyncio.Barrier(k)
+            return await asyncio.gather(*(Session().run(browser, url, timeout_ms, instant, ready) for _ in range(k)),
                                         return_exceptions=True)
         finally:
             await browser.close()
@@ -86,7 +142,69 @@ def warm_up(cache: Path, data_dir: Path) -> int:
     return trained
 
 
-def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int) -> dict:
+class CpuWatch:
+    """CPU seconds over a scenario: the server's, the browser's (Playwright's driver and every Chromium process,
+    sampled from /proc twice a second so that renderers closed with their context still count up to their last
+    sample), and the whole machine's (so the rest is what other work on this machine took)."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid, self.browser, self.stopped = server_pid, {}, threading.Event()
+        self.server0, self.machine0 = serving.cpu_seconds(server_pid), machine_cpu()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.stopped.wait(0.5):
+            for pid, seconds in browser_processes(self.server_pid).items():
+                self.browser[pid] = max(seconds, self.browser.get(pid, 0.0))
+
+    def stop(self) -> dict[str, float]:
+        self.stopped.set()
+        self.thread.join()
+        server = serving.cpu_seconds(self.server_pid) - self.server0
+        browser = sum(self.browser.values())
+        return {"server_cpu": server, "browser_cpu": browser,
+                "other_cpu": max(0.0, machine_cpu() - self.machine0 - server - browser)}
+
+
+def machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine since boot (every core: user, nice, system, irq, softirq, steal)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def browser_processes(server_pid: int) -> dict[int, float]:
+    """pid -> CPU seconds of this script's descendants other than the server (Playwright's driver, Chromium)."""
+    parents, seconds = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    mine, me = {}, os.getpid()
+    for pid in seconds:
+        ancestor = parents.get(pid)
+        while ancestor not in (None, 0, 1, me, server_pid):
+            ancestor = parents.get(ancestor)
+        if ancestor == me and pid != server_pid:
+            mine[pid] = seconds[pid]
+    return mine
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest rank: the value below which a share q of the sorted values lie."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, instant: bool, nice: int) -> dict:
     data_dir = SHARED_DATA if (SHARED_DATA / "train_catvnoncat.h5").is_file() else work / "no-course-data"
     if clear:
         shutil.rmtree(cache, ignore_errors=True)
@@ -98,18 +216,24 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int) -> d
     port, log = serving.free_port(), work / f"server-k{k}-{'cold' if clear else 'warm'}.log"
     server = serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"])
     try:
-        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms))
+        watch, wall = CpuWatch(server.pid), time.perf_counter()
+        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms, instant, nice, server.pid))
+        wall = time.perf_counter() - wall
+        cpu = watch.stop()
         peak = serving.peak_rss_mb(server.pid)
     finally:
         serving.stop(server)
-    times = sorted(r for r in results if isinstance(r, float))
-    failures = [r for r in results if not isinstance(r, float)]
+    done = [r for r in results if isinstance(r, Session)]
+    failures = [r for r in results if not isinstance(r, Session)]
+    times, served = [s.seconds for s in done], [s.served for s in done if s.served is not None]
     text = log.read_text()
     return {
-        "k": k, "cache": "cleared" if clear else "warm", "completed": len(times), "failed": len(failures),
-        "median": statistics.median(times) if times else float("nan"),
-        "p95": times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))] if times else float("nan"),
-        "peak_mb": peak, "log_errors": text.count("Traceback") + text.count("Error"),
+        "k": k, "cache": "cleared" if clear else "warm", "completed": len(done), "failed": len(failures),
+        "median": statistics.median(times) if times else float("nan"), "p95": percentile(times, 0.95),
+        "served_median": statistics.median(served) if served else float("nan"),
+        "served_p95": percentile(served, 0.95), "peak_mb": peak,
+        "log_errors": text.count("Traceback") + text.count("Error"),
+        **cpu, "wall": wall,
         "first_failure": f"{type(failures[0]).__name__}: {str(failures[0])[:160]}" if failures else "",
     }
 
@@ -119,18 +243,33 @@ def main(argv=None) -> int:
     parser.add_argument("--sessions", type=int, nargs="+", default=[10, 30], help="values of K (default 10 30)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds one session may take (default 300)")
     parser.add_argument("--warm-only", action="store_true", help="skip the cleared-cache runs")
+    parser.add_argument("--paced", action="store_true",
+                        help="leave 'Replay cached runs instantly' off: cache hits replay at the recorded pace")
+    parser.add_argument("--browser-nice", type=int, default=0, metavar="N",
+                        help="run Chromium at this niceness (19: the server's work comes first, as when the students' "
+                             "browsers run on their own machines; default 0)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="initlab-load-"))
     print(f"server logs in {work}; data: "
-          f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}")
-    print(f"{'K':>3} {'cache':>8} {'done':>5} {'failed':>6} {'median s':>9} {'p95 s':>7} {'peak MB':>8} {'log err':>7}")
+          f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}; "
+          f"{'cache hits replay at the recorded pace' if args.paced else INSTANT + ': on (as a teacher would)'}; "
+          f"Chromium at niceness {args.browser_nice}; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the first run")
+    print("times in seconds from the preset click: 'screen' until the result is drawn, 'served' until the frame that "
+          "carries it reached the browser; CPU seconds over the whole scenario (page loads included) of the server, "
+          "of the browser, and of everything else on this machine, beside its wall-clock time")
+    print(f"{'K':>3} {'cache':>8} {'done':>5} {'failed':>6} {'median':>7} {'p95':>7} {'served med':>10} "
+          f"{'served p95':>10} {'peak MB':>8} {'log err':>7} {'server CPU':>10} {'browser CPU':>11} {'other CPU':>9} "
+          f"{'wall':>6}")
     rows = []
     for k in args.sessions:
         for clear in (False,) if args.warm_only else (True, False):  # cleared first: it may warm the cache
-            row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000))
+            row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000), not args.paced, args.browser_nice)
             rows.append(row)
-            print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>9.2f} "
-                  f"{row['p95']:>7.2f} {row['peak_mb']:>8.0f} {row['log_errors']:>7}"
+            print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>7.2f} "
+                  f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
+                  f"{row['peak_mb']:>8.0f} {row['log_errors']:>7} {row['server_cpu']:>10.1f} "
+                  f"{row['browser_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f}"
                   + (f"  first failure: {row['first_failure']}" if row["failed"] else ""), flush=True)
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
