@@ -70,7 +70,7 @@ def cached_prediction(config_json: str, fingerprint: str, _dataset) -> Predictio
 
 
 def prediction_of(config: Config, dataset) -> Prediction | None:
-    """The mean-field prediction, if the sidebar's "theory" toggle (drawn by the caller) is on and theory applies."""
+    """The mean-field prediction, if the tab's theory toggle (drawn by the caller) is on and theory applies."""
     if not ss.get(kept(THEORY_KEY)) or dataset is None:
         return None
     try:
@@ -109,16 +109,19 @@ def load_config(config: Config) -> None:
     ss.update(widget_values(config))
     uniform_deep = len(config.layers) > 3 and len(set(config.layers)) == 1
     ss.network_mode = NETWORK_MODES[1] if uniform_deep else NETWORK_MODES[0]
-    ss.net_depth, ss.net_width = len(config.layers), max(config.layers)
+    load_depth_width(config.layers)
+
+
+def load_depth_width(layers: tuple[int, ...]) -> None:
+    ss.net_depth, ss.net_width = min(len(layers), MAX_DEPTH), max(layers)
 
 
 def switch_network_mode() -> None:
     """The other way of writing the same network: sizes text from depth x width, or depth x width from sizes."""
-    layers = ss.config.layers
     if ss.network_mode == NETWORK_MODES[0]:
-        ss[widget_key("layers")] = compact_layers(layers)
+        ss[widget_key("layers")] = compact_layers(ss.config.layers)
     else:
-        ss.net_depth, ss.net_width = min(len(layers), MAX_DEPTH), max(layers)
+        load_depth_width(ss.config.layers)
 
 
 def apply_preset() -> None:
