@@ -19,8 +19,8 @@ import streamlit as st  # noqa: E402
 
 from app import figures  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
-from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, preflight, steps,  # noqa: E402
-                      thin, training_figures)
+from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
+                      preflight, progress_figures, steps, thin)
 from app.state import compact_layers, config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
@@ -35,7 +35,9 @@ from core.theory import Prediction, TheoryError, predict_for  # noqa: E402
 from core.train import probe  # noqa: E402
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
-LIVE_SECONDS = 0.25  # the Training tab redraws 4 times a second while its run computes
+LIVE_PLOT_CONFIG = {"staticPlot": True}
+LIVE_SECONDS = 0.2  # the Training tab's progress and curves redraw 5 times a second while its run computes
+LAYER_SECONDS = 1.0  # and its per-layer figures once a second
 MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 4 times a second
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
@@ -98,8 +100,10 @@ def keep(key: str, default) -> dict:
     return dict(on_change=lambda: ss.update({kept(key): ss[key]}))
 
 
-def chart(fig, key: str, caption: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+def chart(fig, key: str, caption: str, live: bool = False) -> None:
+    """A figure and what to look for in it. A `live` one is a static picture: it is replaced several times a second,
+    so hover and zoom could not be used anyway, and skipping their setup makes the browser's redraw cheaper."""
+    st.plotly_chart(fig, key=key, config=LIVE_PLOT_CONFIG if live else PLOT_CONFIG, theme=None)
     st.caption(caption)
 
 
@@ -356,17 +360,28 @@ def training_tab(config: Config, dataset, limits: Limits) -> None:
     same_data = (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize)
     if run.config != config:
         st.caption("These charts show the run of an earlier setting; press Start to train the sidebar's config.")
-    st.fragment(run_every=LIVE_SECONDS if live else None)(live_training)(dataset if same_data else None, live)
+    # Two timers: the browser redraws a changed Plotly chart from scratch, and the per-layer figures cost it ~4x the
+    # loss curves, so they refresh once a second while the progress and the curves refresh 4 times.
+    st.fragment(run_every=LIVE_SECONDS if live else None)(live_progress)(live)
+    st.fragment(run_every=LAYER_SECONDS if live else None)(live_layers)(dataset if same_data else None, live)
 
 
-def live_training(dataset, live: bool) -> None:
-    """The watched run's status and charts; `dataset` (for the decision boundary) is None if it is not the run's."""
+def watched_snapshots():
+    """The watched run (None if the server dropped it) and the snapshots this session sees: all, or up to Stop."""
     run = run_store().get(ss.get("train_key") or "")
+    if run is None:
+        return None, []
+    frozen = ss.get("train_frozen")
+    return run, run.snapshots[:frozen] if frozen is not None else run.snapshots[:]
+
+
+def live_progress(live: bool) -> None:
+    """The watched run's status, latest figures and loss and accuracy curves."""
+    run, snapshots = watched_snapshots()
     if run is None:
         st.warning("This run was dropped from the server's cache; press Start to run it again.")
         return
     frozen = ss.get("train_frozen")
-    snapshots = run.snapshots[:frozen] if frozen is not None else run.snapshots[:]
     status = run.status if frozen is None else "stopped"
     last = snapshots[-1].step if snapshots else 0
     if status == RUNNING:
@@ -379,9 +394,16 @@ def live_training(dataset, live: bool) -> None:
     else:
         st.warning(run.message if frozen is None and run.message else f"Stopped at step {last:,}: the charts show "
                    "the run up to there.")
-    draw_snapshots(snapshots, run.config, run.network, run.params, dataset, "live", run.key)
+    draw_progress(snapshots, "live", run.key, live and not run.done)
     if live and run.done:
-        st.rerun()  # the run ended: redraw the whole page once, without the timer
+        st.rerun()  # the run ended: redraw the whole page once, without the timers
+
+
+def live_layers(dataset, live: bool) -> None:
+    """The watched run's per-layer figures; `dataset` (for the decision boundary) is None if it is not the run's."""
+    run, snapshots = watched_snapshots()
+    if run is not None:
+        draw_layers(snapshots, run.config, run.network, run.params, dataset, "live", run.key, live and not run.done)
 
 
 def draw_replay(recorded, dataset) -> None:
@@ -389,8 +411,9 @@ def draw_replay(recorded, dataset) -> None:
     if recorded.stopped_reason:
         st.warning(f"The recorded run ended early: {recorded.stopped_reason}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
-    draw_snapshots(recorded.snapshots, recorded.config, network, recorded.final_params,
-                   dataset if same_data else None, "replay", ss.replay_name)
+    draw_progress(recorded.snapshots, "replay", ss.replay_name)
+    draw_layers(recorded.snapshots, recorded.config, network, recorded.final_params, dataset if same_data else None,
+                "replay", ss.replay_name)
 
 
 TRAINING_CAPTIONS = {
@@ -404,40 +427,56 @@ TRAINING_CAPTIONS = {
                 "one class everywhere.",
     "heatmap": "Bright bands that narrow to one row mean the layer's values collapsed to one value.",
 }
-TRAINING_COLUMNS = (("loss", "dw_norm", "update_ratio", "boundary"), ("accuracy", "a_std", "heatmap"))
+LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "heatmap"))
 
 
-def draw_snapshots(snapshots, config: Config, network: Network, params, dataset, prefix: str,
-                   run_id: str = "") -> None:
-    """`dataset` is the run's own data, or None when the sidebar's is another (no boundary, no prediction)."""
+def cached_figures(slot: str, token: tuple, build):
+    """`build()`'s figures, rebuilt only when `token` changes: most ticks of a slow run have no new snapshot and
+    reuse the last ones, leaving the CPU to the training."""
+    cached = ss.get(slot)
+    if cached is None or cached[0] != token:
+        cached = token, build()
+        ss[slot] = cached
+    return cached[1]
+
+
+def draw_progress(snapshots, prefix: str, run_id: str, live: bool = False) -> None:
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
     last = snapshots[-1]
-    a, b, c, d = st.columns([2, 2, 2, 3])
+    a, b, c = st.columns(3)
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
     c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
-    theory_toggle(d)
+    figs = cached_figures(f"{prefix}_progress_figures", (run_id, len(snapshots)),
+                          lambda: progress_figures(snapshots, MAX_POINTS))
+    for column, name in zip(st.columns(2), ("loss", "accuracy")):
+        with column:
+            chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
+
+
+def draw_layers(snapshots, config: Config, network: Network, params, dataset, prefix: str, run_id: str,
+                live: bool = False) -> None:
+    """`dataset` is the run's own data, or None when the sidebar's is another (no boundary, no prediction)."""
+    if not snapshots:
+        return
+    theory_toggle(st)
     prediction = prediction_of(config, dataset)
     quantity_key = f"{prefix}_heat_q"
-    # Rebuild only when there is something new: most 4-per-second ticks of a slow run reuse the last figures,
-    # leaving the CPU to the training.
-    token = (run_id, len(snapshots), ss.get(quantity_key, "a"), dataset is None, prediction is None)
-    cached = ss.get(f"{prefix}_figures")
-    if cached is None or cached[0] != token:
-        cached = token, training_figures(snapshots, network, params, dataset, ss.get(quantity_key, "a"), MAX_POINTS,
-                                         predicted_a_std=None if prediction is None else prediction.a_std)
-        ss[f"{prefix}_figures"] = cached
-    figs = cached[1]
-    for column, names in zip(st.columns(2), TRAINING_COLUMNS):
+    quantity = ss.get(quantity_key, "a")
+    figs = cached_figures(f"{prefix}_layer_figures",
+                          (run_id, len(snapshots), quantity, dataset is None, prediction is None),
+                          lambda: layer_figures(snapshots, network, params, dataset, quantity, MAX_POINTS,
+                                                predicted_a_std=None if prediction is None else prediction.a_std))
+    for column, names in zip(st.columns(2), LAYER_COLUMNS):
         with column:
             for name in names:
                 if name == "heatmap":  # its choice was read from session state above; the widget sits here
                     st.selectbox("Histograms over time of", list(HEATMAP_QUANTITIES), key=quantity_key,
                                  format_func=HEATMAP_QUANTITIES.get)
                 if name in figs:
-                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name])
+                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
 
 
 # --- Compare ---------------------------------------------------------------------------------------------------

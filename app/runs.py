@@ -294,9 +294,21 @@ def decision_grid(network: Network, params: Params, points: Array, n: int = 120)
 HEATMAP_QUANTITIES = {"a": "activations A", "z": "pre-activations Z", "dz": "gradients dZ", "dw": "weight gradients dW"}
 
 
-def training_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
-                     quantity: str = "a", most: int = 240, predicted_a_std: Array | None = None) -> dict[str, object]:
-    """Every Training-tab figure of a run so far (at most `most` snapshots per curve), keyed by name.
+def progress_figures(snapshots: list[Snapshot], most: int = 240) -> dict[str, object]:
+    """The Training tab's loss and accuracy curves of a run so far (at most `most` snapshots each), keyed by name."""
+    snapshots = thin(snapshots, most)
+    t = steps(snapshots)
+    return {
+        "loss": figures.curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", "cross-entropy"),
+        "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
+                                                             "test": [s.test_accuracy for s in snapshots]},
+                                   "Accuracy", "accuracy", y_range=(0, 1.02)),
+    }
+
+
+def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
+                  quantity: str = "a", most: int = 240, predicted_a_std: Array | None = None) -> dict[str, object]:
+    """The Training tab's per-layer figures of a run so far (at most `most` snapshots per curve), keyed by name.
 
     "boundary" is there only for 2-D data when the latest parameters and the run's dataset are given;
     `predicted_a_std` (per layer, at initialisation) is drawn dashed on the activation-std chart.
@@ -305,10 +317,6 @@ def training_figures(snapshots: list[Snapshot], network: Network, params: Params
     snapshots = thin(snapshots, most)
     t = steps(snapshots)
     out = {
-        "loss": figures.curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", "cross-entropy"),
-        "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
-                                                             "test": [s.test_accuracy for s in snapshots]},
-                                   "Accuracy", "accuracy", y_range=(0, 1.02)),
         "a_std": figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A",
                                               predicted=predicted_a_std),
         "dw_norm": figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer",
