@@ -21,7 +21,8 @@ from app import figures  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
                       preflight, progress_figures, steps, thin)
-from app.state import compact_layers, config_from_widgets, from_query, to_query, widget_key, widget_values  # noqa: E402
+from app.state import (compact_layers, config_from_widgets, from_query, to_query, versioned,  # noqa: E402
+                       widget_key, widget_values)
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
 from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
@@ -45,6 +46,7 @@ TAB_KEY = "view"
 THEORY_KEY = "show_theory"
 INSTANT_KEY = "replay_instantly"  # the sidebar's "Replay cached runs instantly"
 NETWORK_MODES = ("sizes", "depth × width")
+GENERATION_KEY = "widget_generation"  # of the sidebar's config widgets: see app.state.versioned
 MAX_DEPTH = Limits().max_layers - 1  # hidden layers; with the output layer, the default cap of 100 layers
 ss = st.session_state
 
@@ -108,22 +110,40 @@ def chart(fig, key: str, caption: str, live: bool = False) -> None:
 
 
 # --- sidebar state ----------------------------------------------------------------------------------------------
+NETWORK_WIDGETS = ("network_mode", "net_depth", "net_width")  # set from a config too, beside the cfg_ widgets
+
+
+def sidebar_key(name: str) -> str:
+    """The current generation's key of a widget that loading a config sets."""
+    return versioned(name, ss[GENERATION_KEY])
+
+
+def cfg_key(field: str) -> str:
+    return widget_key(field, ss[GENERATION_KEY])
+
+
 def load_config(config: Config) -> None:
+    """Show `config` in the sidebar, in widgets of a new generation (the old ones' keys are dropped)."""
+    old = ss.get(GENERATION_KEY)
+    if old is not None:
+        for name in [*widget_values(config, old), *(versioned(n, old) for n in NETWORK_WIDGETS)]:
+            ss.pop(name, None)
+    ss[GENERATION_KEY] = 0 if old is None else old + 1
     ss.config = config
-    ss.update(widget_values(config))
+    ss.update(widget_values(config, ss[GENERATION_KEY]))
     uniform_deep = len(config.layers) > 3 and len(set(config.layers)) == 1
-    ss.network_mode = NETWORK_MODES[1] if uniform_deep else NETWORK_MODES[0]
+    ss[sidebar_key("network_mode")] = NETWORK_MODES[1] if uniform_deep else NETWORK_MODES[0]
     load_depth_width(config.layers)
 
 
 def load_depth_width(layers: tuple[int, ...]) -> None:
-    ss.net_depth, ss.net_width = min(len(layers), MAX_DEPTH), max(layers)
+    ss[sidebar_key("net_depth")], ss[sidebar_key("net_width")] = min(len(layers), MAX_DEPTH), max(layers)
 
 
 def switch_network_mode() -> None:
     """The other way of writing the same network: sizes text from depth x width, or depth x width from sizes."""
-    if ss.network_mode == NETWORK_MODES[0]:
-        ss[widget_key("layers")] = compact_layers(ss.config.layers)
+    if ss[sidebar_key("network_mode")] == NETWORK_MODES[0]:
+        ss[cfg_key("layers")] = compact_layers(ss.config.layers)
     else:
         load_depth_width(ss.config.layers)
 
@@ -160,7 +180,7 @@ def take_dataset_upload() -> None:
     ss.upload_error = None
     name = f"{UPLOAD_PREFIX}{dataset.name}"
     ss.uploads[name] = dataset
-    ss[widget_key("dataset")] = name
+    ss[cfg_key("dataset")] = name
 
 
 def sidebar() -> Config | None:
@@ -171,73 +191,74 @@ def sidebar() -> Config | None:
 
     sb.subheader("Data")
     names = dataset_names(default_data_dir()) + list(ss.uploads)
-    current = ss[widget_key("dataset")]
-    sb.selectbox("Dataset", names if current in names else [current, *names], key=widget_key("dataset"),
+    current = ss[cfg_key("dataset")]
+    sb.selectbox("Dataset", names if current in names else [current, *names], key=cfg_key("dataset"),
                  help="catvnoncat appears when the course's files are in the data folder (INITLAB_DATA_DIR).")
     sb.file_uploader("…or upload a course-layout .h5", type=["h5"], key="dataset_upload",
                      on_change=take_dataset_upload,
                      help="Keys train_set_x, train_set_y, test_set_x, test_set_y (and optionally list_classes).")
     if ss.get("upload_error"):
         sb.error(ss.upload_error)
-    sb.checkbox("Standardise features", key=widget_key("standardize"))
+    sb.checkbox("Standardise features", key=cfg_key("standardize"))
 
     sb.subheader("Network")
-    sb.segmented_control("Hidden layers as", NETWORK_MODES, key="network_mode", on_change=switch_network_mode,
-                         required=True, label_visibility="collapsed")
-    by_depth = ss.network_mode == NETWORK_MODES[1]
+    sb.segmented_control("Hidden layers as", NETWORK_MODES, key=sidebar_key("network_mode"),
+                         on_change=switch_network_mode, required=True, label_visibility="collapsed")
+    by_depth = ss[sidebar_key("network_mode")] == NETWORK_MODES[1]
     if by_depth:
         left, right = sb.columns(2)
-        left.number_input("Depth", key="net_depth", min_value=1, max_value=MAX_DEPTH, step=1,
+        left.number_input("Depth", key=sidebar_key("net_depth"), min_value=1, max_value=MAX_DEPTH, step=1,
                           help="Hidden layers, all of the same width (the output layer makes one more): a deep probe.")
-        right.number_input("Width", key="net_width", min_value=1, step=10, help="Units in every hidden layer.")
+        right.number_input("Width", key=sidebar_key("net_width"), min_value=1, step=10,
+                           help="Units in every hidden layer.")
     else:
-        sb.text_input("Hidden layers", key=widget_key("layers"),
+        sb.text_input("Hidden layers", key=cfg_key("layers"),
                       help="Sizes separated by commas (20,7,5), or width x depth for deep nets: 500x30.")
     acts = list(ACTIVATIONS)
-    if ss[widget_key("activation")] not in acts:
-        acts.append(ss[widget_key("activation")])
-    sb.selectbox("Activation", acts, key=widget_key("activation"))
+    if ss[cfg_key("activation")] not in acts:
+        acts.append(ss[cfg_key("activation")])
+    sb.selectbox("Activation", acts, key=cfg_key("activation"))
 
     sb.subheader("Initialisation")
-    sb.selectbox("Initialiser", list(INITIALIZERS), key=widget_key("init"),
+    sb.selectbox("Initialiser", list(INITIALIZERS), key=cfg_key("init"),
                  format_func=lambda name: INITIALIZERS[name].label)
-    init = ss[widget_key("init")]
+    init = ss[cfg_key("init")]
     sb.latex(INITIALIZERS[init].latex)
     sb.caption(INITIALIZERS[init].doc)
     left, right = sb.columns(2)
-    left.number_input("Scale s", key=widget_key("init_scale"), format="%g", step=0.01,
+    left.number_input("Scale s", key=cfg_key("init_scale"), format="%g", step=0.01,
                       disabled=init not in SCALED_INITS)
-    right.number_input("Gain ×", key=widget_key("init_gain"), format="%g", step=0.1,
+    right.number_input("Gain ×", key=cfg_key("init_gain"), format="%g", step=0.1,
                        help="Multiplies every weight matrix after drawing it.")
-    sb.selectbox("Fan mode", FAN_MODES, key=widget_key("init_mode"), disabled=not init.startswith("he_"))
+    sb.selectbox("Fan mode", FAN_MODES, key=cfg_key("init_mode"), disabled=not init.startswith("he_"))
     left, right = sb.columns(2)
-    left.selectbox("Bias", BIAS_INITIALIZERS, key=widget_key("bias_init"))
-    right.number_input("Bias value", key=widget_key("bias_value"), format="%g",
-                       disabled=ss[widget_key("bias_init")] != "constant")
+    left.selectbox("Bias", BIAS_INITIALIZERS, key=cfg_key("bias_init"))
+    right.number_input("Bias value", key=cfg_key("bias_value"), format="%g",
+                       disabled=ss[cfg_key("bias_init")] != "constant")
     left, right = sb.columns(2)
-    left.number_input("Seed", key=widget_key("seed"), min_value=0, step=1)
-    right.selectbox("RNG", RNG_MODES, key=widget_key("rng"),
+    left.number_input("Seed", key=cfg_key("seed"), min_value=0, step=1)
+    right.selectbox("RNG", RNG_MODES, key=cfg_key("rng"),
                     help="legacy: the course's np.random.seed stream; default: NumPy's PCG64.")
 
     sb.subheader("Training")
     left, right = sb.columns(2)
-    left.selectbox("Optimiser", OPTIMIZERS, key=widget_key("optimizer"))
-    right.number_input("Learning rate", key=widget_key("lr"), format="%g", step=0.001)
+    left.selectbox("Optimiser", OPTIMIZERS, key=cfg_key("optimizer"))
+    right.number_input("Learning rate", key=cfg_key("lr"), format="%g", step=0.001)
     left, right = sb.columns(2)
-    left.number_input("Iterations", key=widget_key("iterations"), min_value=0, step=100)
-    right.number_input("Batch size", key=widget_key("batch_size"), min_value=0, step=32, help="0: full batch")
+    left.number_input("Iterations", key=cfg_key("iterations"), min_value=0, step=100)
+    right.number_input("Batch size", key=cfg_key("batch_size"), min_value=0, step=32, help="0: full batch")
     left, right = sb.columns(2)
-    left.number_input("Record every", key=widget_key("record_every"), min_value=1, step=5,
+    left.number_input("Record every", key=cfg_key("record_every"), min_value=1, step=5,
                       help="Steps between snapshots: smaller means smoother live charts.")
-    right.selectbox("dtype", DTYPES, key=widget_key("dtype"))
+    right.selectbox("dtype", DTYPES, key=cfg_key("dtype"))
     sb.toggle("Replay cached runs instantly", key=INSTANT_KEY,
               help="A run already trained (by anyone, or in the run cache) replays at the pace it was computed; "
                    "on, it shows at once.")
 
     try:
-        config = config_from_widgets(ss, ss.config)
+        config = config_from_widgets(ss, ss.config, ss[GENERATION_KEY])
         if by_depth:
-            config = config.replace(layers=(int(ss.net_width),) * int(ss.net_depth))
+            config = config.replace(layers=(int(ss[sidebar_key("net_width")]),) * int(ss[sidebar_key("net_depth")]))
     except ConfigError as e:
         sb.error(str(e))
         return None

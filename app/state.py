@@ -9,15 +9,22 @@ from core.config import Config, ConfigError
 
 from .presets import DEFAULT_PRESET
 
-# Config fields the sidebar edits, each bound to the widget key "cfg_<field>".
+# Config fields the sidebar edits, each bound to the widget key "cfg_<field>" (versioned: see `versioned`).
 EDITABLE = ("dataset", "standardize", "layers", "activation", "init", "init_scale", "init_gain", "init_mode",
             "bias_init", "bias_value", "seed", "rng", "optimizer", "lr", "iterations", "batch_size", "record_every",
             "dtype")
 PRESET_PARAM = "preset"
 
 
-def widget_key(field: str) -> str:
-    return f"cfg_{field}"
+def versioned(name: str, generation: int = 0) -> str:
+    """A widget's key in a generation of the sidebar. Loading a preset starts a new generation: to the browser its
+    widgets are new ones, so a click that still carries the old widgets' values (made before the preset's values
+    reached the page, as on a busy server) cannot put them back over the preset's."""
+    return f"{name}~{generation}" if generation else name
+
+
+def widget_key(field: str, generation: int = 0) -> str:
+    return versioned(f"cfg_{field}", generation)
 
 
 def compact_layers(layers: tuple[int, ...]) -> str:
@@ -29,19 +36,20 @@ def compact_layers(layers: tuple[int, ...]) -> str:
     return ",".join(parts)
 
 
-def widget_values(config: Config) -> dict[str, Any]:
-    """The value each sidebar widget shows for this config."""
-    values = {widget_key(f): getattr(config, f) for f in EDITABLE}
-    values[widget_key("layers")] = compact_layers(config.layers)
+def widget_values(config: Config, generation: int = 0) -> dict[str, Any]:
+    """The value each sidebar widget (of that generation) shows for this config."""
+    values = {widget_key(f, generation): getattr(config, f) for f in EDITABLE}
+    values[widget_key("layers", generation)] = compact_layers(config.layers)
     return values
 
 
-def config_from_widgets(values: Mapping[str, Any], base: Config) -> Config:
-    """The base config with every widget value present in `values` applied. Raises ConfigError."""
+def config_from_widgets(values: Mapping[str, Any], base: Config, generation: int = 0) -> Config:
+    """The base config with every widget value (of that generation) present in `values` applied. Raises
+    ConfigError."""
     data = base.to_dict()
     for f in EDITABLE:
-        if widget_key(f) in values:
-            data[f] = values[widget_key(f)]
+        if widget_key(f, generation) in values:
+            data[f] = values[widget_key(f, generation)]
     return Config.from_dict(data)
 
 

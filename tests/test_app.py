@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.presets import presets
-from app.state import compact_layers, from_query, to_query
+from app.state import compact_layers, from_query, to_query, versioned
 from core.config import Config
 from core.datasets import load_dataset
 from core.record import record
@@ -41,6 +41,11 @@ def open_tab(at: AppTest, name: str) -> AppTest:
     """Click a tab: only the open tab's code runs (st.tabs keyed "view", rerun on change)."""
     at.session_state["view"] = name
     return at.run()
+
+
+def key(at: AppTest, name: str) -> str:
+    """A sidebar widget's key now: each loaded preset gives the config widgets new keys (app.state.versioned)."""
+    return versioned(name, at.session_state["widget_generation"])
 
 
 def decode(array) -> list:
@@ -81,9 +86,9 @@ def test_seed_preset_without_course_files_uses_shapes64():
 
 def test_widgets_change_the_config_and_the_url():
     at = start()
-    at.text_input(key="cfg_layers").set_value("8,4").run()
-    at.selectbox(key="cfg_init").set_value("xavier_normal").run()
-    at.number_input(key="cfg_lr").set_value(0.05).run()
+    at.text_input(key=key(at, "cfg_layers")).set_value("8,4").run()
+    at.selectbox(key=key(at, "cfg_init")).set_value("xavier_normal").run()
+    at.number_input(key=key(at, "cfg_lr")).set_value(0.05).run()
     no_errors(at)
     config = at.session_state.config
     assert (config.layers, config.init, config.lr) == ((8, 4), "xavier_normal", 0.05)
@@ -93,7 +98,7 @@ def test_widgets_change_the_config_and_the_url():
 
 def test_an_invalid_widget_value_is_an_error_message_not_a_traceback():
     at = start()
-    at.text_input(key="cfg_layers").set_value("20,x").run()
+    at.text_input(key=key(at, "cfg_layers")).set_value("20,x").run()
     assert not at.exception
     assert any("layers" in e.value for e in at.sidebar.error)
 
@@ -133,8 +138,8 @@ def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
 def test_a_short_training_run_completes_and_can_be_downloaded():
     at = start()
     at.selectbox(key="preset").set_value("custom").run()
-    at.number_input(key="cfg_iterations").set_value(40).run()
-    at.number_input(key="cfg_record_every").set_value(10).run()
+    at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
     open_tab(at, "Training")
     at.button(key="start").click().run()
     deadline = time.monotonic() + 60
@@ -156,8 +161,8 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
 
 def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():
     at = start()  # the seed question on shapes64, shortened
-    at.number_input(key="cfg_iterations").set_value(30).run()
-    at.number_input(key="cfg_record_every").set_value(10).run()
+    at.number_input(key=key(at, "cfg_iterations")).set_value(30).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
     open_tab(at, "Compare")
     at.button(key="train_all").click().run()
     deadline = time.monotonic() + 90
@@ -257,18 +262,19 @@ def test_the_mean_field_prediction_is_drawn_dashed_beside_the_measurement():
 
 def test_depth_times_width_builds_a_deep_probe_and_switches_back_to_sizes():
     at = start()
-    at.segmented_control(key="network_mode").set_value("depth × width").run()
-    assert (at.number_input(key="net_depth").value, at.number_input(key="net_width").value) == (3, 20)
-    at.number_input(key="net_depth").set_value(99).run()  # with the output layer, 100: the default cap
-    at.number_input(key="net_width").set_value(64).run()
+    at.segmented_control(key=key(at, "network_mode")).set_value("depth × width").run()
+    assert (at.number_input(key=key(at, "net_depth")).value,
+            at.number_input(key=key(at, "net_width")).value) == (3, 20)
+    at.number_input(key=key(at, "net_depth")).set_value(99).run()  # with the output layer, 100: the default cap
+    at.number_input(key=key(at, "net_width")).set_value(64).run()
     no_errors(at)
     assert at.session_state.config.layers == (64,) * 99
     assert at.query_params["layers"] == "64x99"
-    at.segmented_control(key="network_mode").set_value("sizes").run()
-    assert at.text_input(key="cfg_layers").value == "64x99"
+    at.segmented_control(key=key(at, "network_mode")).set_value("sizes").run()
+    assert at.text_input(key=key(at, "cfg_layers")).value == "64x99"
     at.selectbox(key="preset").set_value("30-layer ReLU").run()  # a uniform deep preset opens in depth x width
-    assert at.segmented_control(key="network_mode").value == "depth × width"
-    assert at.number_input(key="net_depth").value == 30
+    assert at.segmented_control(key=key(at, "network_mode")).value == "depth × width"
+    assert at.number_input(key=key(at, "net_depth")).value == 30
     no_errors(at)
 
 
@@ -280,7 +286,7 @@ def test_a_copied_url_restores_the_config_exactly():
     no_errors(at)
     assert at.session_state.config == config
     assert dict(at.query_params) == query
-    assert at.text_input(key="cfg_layers").value == "16x12,3"
+    assert at.text_input(key=key(at, "cfg_layers")).value == "16x12,3"
 
 
 def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
@@ -301,3 +307,18 @@ def test_compact_layers_is_short_and_parses_back(layers, text):
 def test_from_query_rejects_unknown_presets():
     config, preset, warning = from_query({"preset": "nope"}, presets())
     assert config is None and preset == "seed question" and "unknown preset" in warning
+
+
+def test_a_click_that_overtakes_a_preset_change_does_not_mix_the_old_settings_in():
+    """The browser sends every widget's value with each click. A click made before the preset's new values reached
+    the page (a busy classroom server) carries the old ones: they must not overwrite what the preset set."""
+    at = start()  # seed question: 2500 iterations, record every 25
+    at.selectbox(key="preset").set_value("course 2 circles")
+    stale = at._tree.get_widget_states()  # the new preset, every other widget as the page showed it before
+    at.run()
+    expected = presets()["course 2 circles"].config
+    at._run(stale)  # e.g. a tab clicked while the preset's run was still on its way to the page
+    no_errors(at)
+    assert at.session_state["config"] == expected
+    assert from_query(at.query_params, presets()) == (expected, "course 2 circles", None)  # and so does the URL
+    assert at.number_input(key=key(at, "cfg_iterations")).value == expected.iterations
