@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -50,6 +51,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 FINISHED_TWICE = ("() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
                   " return t && (t.innerText.match(/finished/g) || []).length === 2; }")
 BLOCKED = ("image", "font", "media")  # nothing the server computes depends on them
+# --skip-chart-drawing: Streamlit loads its Plotly chart component (4.7 MB of JavaScript) on demand; this module in
+# its place draws nothing, so the K pages stop costing this machine what the students' own machines would spend.
+CHART_MODULE = re.compile(r"/PlotlyChart\.[^/]*\.js$")
+NO_CHART_MODULE = "export default function PlotlyChart() { return null; }"
 INSTANT = "Replay cached runs instantly"
 VIEWPORT = {"width": 1400, "height": 1600}
 PRESET = '[data-testid="stSidebar"] [data-testid="stSelectbox"]'  # the first one picks the preset
@@ -69,10 +74,19 @@ class Session:
                 and payload.count(b"finished") >= 2:
             self.served = time.perf_counter() - self.started
 
-    async def run(self, browser, url: str, timeout_ms: int, instant: bool, ready: asyncio.Barrier) -> "Session":
+    async def run(self, browser, url: str, timeout_ms: int, instant: bool, draw: bool,
+                  ready: asyncio.Barrier) -> "Session":
         context = await browser.new_context(viewport=VIEWPORT)
-        await context.route("**/*", lambda route: route.abort() if route.request.resource_type in BLOCKED
-                            else route.fallback())
+
+        async def route(route):
+            if route.request.resource_type in BLOCKED:
+                await route.abort()
+            elif not draw and CHART_MODULE.search(route.request.url):
+                await route.fulfill(body=NO_CHART_MODULE, content_type="text/javascript")
+            else:
+                await route.fallback()
+
+        await context.route("**/*", route)
         try:
             page = await context.new_page()
             page.on("websocket", lambda ws: ws.on("framereceived", self.frame))
@@ -110,7 +124,7 @@ class Session:
             await context.close()
 
 
-async def drive(url: str, k: int, timeout_ms: int, instant: bool, nice: int,
+async def drive(url: str, k: int, timeout_ms: int, instant: bool, draw: bool, nice: int,
                 server_pid: int) -> list[Session | BaseException]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=serving.CHROMIUM, args=serving.CHROMIUM_ARGS)
@@ -121,7 +135,7 @@ async def drive(url: str, k: int, timeout_ms: int, instant: bool, nice: int,
                 pass
         try:
             ready = asyncio.Barrier(k)
-            return await asyncio.gather(*(Session().run(browser, url, timeout_ms, instant, ready) for _ in range(k)),
+            return await asyncio.gather(*(Session().run(browser, url, timeout_ms, instant, draw, ready) for _ in range(k)),
                                         return_exceptions=True)
         finally:
             await browser.close()
@@ -204,7 +218,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, instant: bool, nice: int) -> dict:
+def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, instant: bool, draw: bool,
+             nice: int) -> dict:
     data_dir = SHARED_DATA if (SHARED_DATA / "train_catvnoncat.h5").is_file() else work / "no-course-data"
     if clear:
         shutil.rmtree(cache, ignore_errors=True)
@@ -217,7 +232,7 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     server = serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"])
     try:
         watch, wall = CpuWatch(server.pid), time.perf_counter()
-        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms, instant, nice, server.pid))
+        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms, instant, draw, nice, server.pid))
         wall = time.perf_counter() - wall
         cpu = watch.stop()
         peak = serving.peak_rss_mb(server.pid)
@@ -248,12 +263,16 @@ def main(argv=None) -> int:
     parser.add_argument("--browser-nice", type=int, default=0, metavar="N",
                         help="run Chromium at this niceness (19: the server's work comes first, as when the students' "
                              "browsers run on their own machines; default 0)")
+    parser.add_argument("--skip-chart-drawing", action="store_true",
+                        help="the pages load a Plotly component that draws nothing: the server's work stays the "
+                             "same, the K pages' drawing (done by the students' own machines in a class) goes")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="initlab-load-"))
     print(f"server logs in {work}; data: "
           f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}; "
           f"{'cache hits replay at the recorded pace' if args.paced else INSTANT + ': on (as a teacher would)'}; "
           f"Chromium at niceness {args.browser_nice}; "
+          f"{'charts not drawn (--skip-chart-drawing)' if args.skip_chart_drawing else 'charts drawn'}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the first run")
     print("times in seconds from the preset click: 'screen' until the result is drawn, 'served' until the frame that "
           "carries it reached the browser; CPU seconds over the whole scenario (page loads included) of the server, "
@@ -264,7 +283,8 @@ def main(argv=None) -> int:
     rows = []
     for k in args.sessions:
         for clear in (False,) if args.warm_only else (True, False):  # cleared first: it may warm the cache
-            row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000), not args.paced, args.browser_nice)
+            row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000), not args.paced,
+                           not args.skip_chart_drawing, args.browser_nice)
             rows.append(row)
             print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>7.2f} "
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
