@@ -39,6 +39,7 @@ PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "sele
 LIVE_PLOT_CONFIG = {"staticPlot": True}
 LIVE_SECONDS = 0.2  # the Training tab's progress and curves redraw 5 times a second while its run computes
 LAYER_SECONDS = 1.0  # and its per-layer figures once a second
+COMPARE_SECONDS = 1.0  # the Compare tab's loss curves and table: a class watches several runs at once there
 MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 4 times a second
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
@@ -531,17 +532,19 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
         return
     runs = {label: run_store().get(key) for label, key in keys.items()}
     live = any(r is not None and not r.done for r in runs.values())
-    st.fragment(run_every=0.5 if live else None)(compare_results)(keys, live)
+    st.fragment(run_every=COMPARE_SECONDS if live else None)(compare_results)(keys, live)
 
 
 def compare_results(keys: dict[str, str], live: bool) -> None:
     runs = {label: run_store().get(key) for label, key in keys.items()}
     runs = {label: r for label, r in runs.items() if r is not None}
     curves = {label: thin(r.snapshots[:], MAX_POINTS) for label, r in runs.items()}
-    chart(figures.curves({k: steps(v) for k, v in curves.items() if v},
-                         {k: [s.loss for s in v] for k, v in curves.items() if v}, "Loss by initialiser",
-                         "cross-entropy"),
-          "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer learn.")
+    counts = tuple((label, len(r.snapshots)) for label, r in runs.items())
+    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts), lambda: figures.curves(
+        {k: steps(v) for k, v in curves.items() if v}, {k: [s.loss for s in v] for k, v in curves.items() if v},
+        "Loss by initialiser", "cross-entropy"))
+    chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
+          "learn.", live)
     rows = []
     for label, r in runs.items():
         last = curves[label][-1] if curves[label] else None
