@@ -5,8 +5,9 @@ moment, pick the "seed question" preset in the sidebar, open Compare, press Trai
 as finished. For each K it prints completed/failed sessions, the median and 95th percentile time from the preset
 click to the result on screen, the same up to the moment the WebSocket frame carrying the finished table reached
 the browser (without the drawing of the result itself; the page's work between the clicks is still in it), the
-server's peak memory, the server log's error count, and where the CPU went: seconds used by the server, by the
-browser, and by whatever else runs on this machine.
+server's peak memory, the server log's error count, where the CPU went (seconds used by the server, by the browser,
+and by whatever else runs on this machine), and how many runs the server trained into its cache: 2 with the cache
+cleared (the preset's two initialisers), 0 when warm; more means some session trained another config.
 
 Two scenarios per K: the run cache cleared (the first session trains, the others attach to the shared runs) and
 warm (a fresh server process whose disk cache already holds the runs). Every session first turns on the sidebar's
@@ -74,8 +75,8 @@ class Session:
                 and payload.count(b"finished") >= 2:
             self.served = time.perf_counter() - self.started
 
-    async def run(self, browser, url: str, timeout_ms: int, instant: bool, draw: bool,
-                  ready: asyncio.Barrier) -> "Session":
+    async def run(self, browser, url: str, timeout_ms: int, instant: bool, draw: bool, ready: asyncio.Barrier,
+                  failures: Path) -> "Session":
         context = await browser.new_context(viewport=VIEWPORT)
 
         async def route(route):
@@ -110,22 +111,27 @@ class Session:
             if loaded is not None:
                 raise loaded
             self.started = time.perf_counter()
-            await page.locator(PRESET).first.click()
-            await page.get_by_role("option", name="seed question", exact=True).click()
-            await page.get_by_text("randn×0.01 gets 34%").wait_for(timeout=timeout_ms)  # the preset's note
-            await page.get_by_role("tab", name="Compare").click()
-            await page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click(timeout=timeout_ms)
-            await page.wait_for_function(FINISHED_TWICE, timeout=timeout_ms, polling=250)
-            self.seconds = time.perf_counter() - self.started
-            if await page.locator('[data-testid="stException"]').count():
-                raise RuntimeError("the page shows an exception")
+            try:
+                await page.locator(PRESET).first.click()
+                await page.get_by_role("option", name="seed question", exact=True).click()
+                await page.get_by_text("randn×0.01 gets 34%").wait_for(timeout=timeout_ms)  # the preset's note
+                await page.get_by_role("tab", name="Compare").click()
+                await page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click(timeout=timeout_ms)
+                await page.wait_for_function(FINISHED_TWICE, timeout=timeout_ms, polling=250)
+                self.seconds = time.perf_counter() - self.started
+                if await page.locator('[data-testid="stException"]').count():
+                    raise RuntimeError("the page shows an exception")
+            except Exception as e:
+                shot = Path(tempfile.mkstemp(prefix="failed-session-", suffix=".png", dir=failures)[1])
+                await page.screenshot(path=str(shot), full_page=True)
+                raise RuntimeError(f"{type(e).__name__}: {str(e)[:120]} (the page: {shot})") from e
             return self
         finally:
             await context.close()
 
 
 async def drive(url: str, k: int, timeout_ms: int, instant: bool, draw: bool, nice: int,
-                server_pid: int) -> list[Session | BaseException]:
+                server_pid: int, failures: Path) -> list[Session | BaseException]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=serving.CHROMIUM, args=serving.CHROMIUM_ARGS)
         for pid in browser_processes(server_pid):  # renderers fork from these, and inherit their priority
@@ -135,7 +141,8 @@ async def drive(url: str, k: int, timeout_ms: int, instant: bool, draw: bool, ni
                 pass
         try:
             ready = asyncio.Barrier(k)
-            return await asyncio.gather(*(Session().run(browser, url, timeout_ms, instant, draw, ready) for _ in range(k)),
+            return await asyncio.gather(*(Session().run(browser, url, timeout_ms, instant, draw, ready, failures)
+                                          for _ in range(k)),
                                         return_exceptions=True)
         finally:
             await browser.close()
@@ -228,11 +235,13 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(data_dir),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    before = set(cache.glob("*.h5"))
     port, log = serving.free_port(), work / f"server-k{k}-{'cold' if clear else 'warm'}.log"
     server = serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"])
     try:
         watch, wall = CpuWatch(server.pid), time.perf_counter()
-        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms, instant, draw, nice, server.pid))
+        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms, instant, draw, nice, server.pid,
+                                      work))
         wall = time.perf_counter() - wall
         cpu = watch.stop()
         peak = serving.peak_rss_mb(server.pid)
@@ -248,8 +257,9 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
         "served_median": statistics.median(served) if served else float("nan"),
         "served_p95": percentile(served, 0.95), "peak_mb": peak,
         "log_errors": text.count("Traceback") + text.count("Error"),
+        "trained": len(set(cache.glob("*.h5")) - before),
         **cpu, "wall": wall,
-        "first_failure": f"{type(failures[0]).__name__}: {str(failures[0])[:160]}" if failures else "",
+        "first_failure": f"{type(failures[0]).__name__}: {str(failures[0])[:260]}" if failures else "",
     }
 
 
@@ -279,7 +289,7 @@ def main(argv=None) -> int:
           "of the browser, and of everything else on this machine, beside its wall-clock time")
     print(f"{'K':>3} {'cache':>8} {'done':>5} {'failed':>6} {'median':>7} {'p95':>7} {'served med':>10} "
           f"{'served p95':>10} {'peak MB':>8} {'log err':>7} {'server CPU':>10} {'browser CPU':>11} {'other CPU':>9} "
-          f"{'wall':>6}")
+          f"{'wall':>6} {'trained':>7}")
     rows = []
     for k in args.sessions:
         for clear in (False,) if args.warm_only else (True, False):  # cleared first: it may warm the cache
@@ -289,7 +299,7 @@ def main(argv=None) -> int:
             print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>7.2f} "
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
                   f"{row['peak_mb']:>8.0f} {row['log_errors']:>7} {row['server_cpu']:>10.1f} "
-                  f"{row['browser_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f}"
+                  f"{row['browser_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f} {row['trained']:>7}"
                   + (f"  first failure: {row['first_failure']}" if row["failed"] else ""), flush=True)
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
