@@ -61,6 +61,9 @@ class Binning:
 
 
 SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (order only; NaN and inf still propagate)
+# The same for the loop that also computes bin indices, without "contract": a fused multiply-add there would move
+# values that sit exactly on an edge into the neighbouring bin.
+INDEX_MATH = {"reassoc"}
 
 
 @numba.njit(cache=True, nogil=True, fastmath=SUMS_MATH)
@@ -74,19 +77,30 @@ def _sums(flat):  # pragma: no cover - compiled
     return s, q
 
 
-@numba.njit(cache=True, nogil=True)
-def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
-    """Sum, sum of squares, and the counts of the bin indices floor((v - lo) * scale) + 1, with 0 for values
-    below lo and bins + 1 for those at or above hi (and NaN). Three tight loops, each compiled to SIMD or to
-    independent increments, instead of NumPy's five passes and two temporaries."""
-    s, q = _sums(flat)
-    top = float(bins + 1)
-    index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
+@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
+def _sums_and_bins(flat, lo, scale, top, index):  # pragma: no cover - compiled
+    """Sum and sum of squares of the values, and each one's bin index into ``index``: floor((v - lo) * scale) + 1,
+    0 below lo, ``top`` at or above hi (and NaN). One loop, so the values are read once."""
+    s = 0.0
+    q = 0.0
     for i in range(flat.size):
-        t = (np.float64(flat[i]) - lo) * scale + 1.0
+        v = np.float64(flat[i])
+        s += v
+        q += v * v
+        t = (v - lo) * scale + 1.0
         t = t if t < top else top  # NaN goes to "over" here
         t = t if t > 0.0 else 0.0
         index[i] = np.uint16(t)
+    return s, q
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
+    """Sum, sum of squares, and the counts of the bin indices, with 0 for values below lo and bins + 1 for those at
+    or above hi (and NaN). Two tight loops, one compiled to SIMD and one to independent increments, instead of
+    NumPy's five passes and two temporaries."""
+    index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
+    s, q = _sums_and_bins(flat, lo, scale, float(bins + 1), index)
     lanes = np.zeros((4, bins + 2), dtype=np.int64)  # four counters: consecutive values do not wait on each other
     quad = index.size - index.size % 4
     for j in range(0, quad, 4):
