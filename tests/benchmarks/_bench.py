@@ -39,12 +39,15 @@ def blas_threads() -> tuple[int, str]:
     return pool["num_threads"], f"{pool['internal_api']} {pool['version']} ({pool.get('architecture', '?')})"
 
 
-def set_threads(threads: int | None):
-    """Limit NumPy's BLAS to ``threads`` (None: leave it), then give PyTorch the same count; returns torch."""
+def set_threads(threads: int | None, pytorch: bool = True):
+    """Limit NumPy's BLAS to ``threads`` (None: leave it), then give PyTorch the same count; returns torch (None
+    with ``pytorch=False``: it is not even imported)."""
     from threadpoolctl import threadpool_limits
 
     if threads:
         threadpool_limits(limits=threads, user_api="blas")
+    if not pytorch:
+        return None
     import torch
 
     torch.set_num_threads(blas_threads()[0])
@@ -57,6 +60,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     p.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
     p.add_argument("--threads", type=int, default=None, help="BLAS and PyTorch threads (default: BLAS's own)")
+    p.add_argument("--without-pytorch", action="store_true",
+                   help="leave PyTorch out (not imported): at 2 threads its OpenMP pool and NumPy's OpenBLAS pool, "
+                        "each spinning between calls on the same two cores, slow whichever runs next")
     return p
 
 
@@ -109,15 +115,17 @@ def peak_rss_mib() -> float:
 
 
 def print_header(title: str) -> None:
-    import torch
-
+    torch = sys.modules.get("torch")
     threads, library = blas_threads()
     print(f"\n== {title}")
-    print(f"threads: NumPy BLAS {threads} ({library}), PyTorch {torch.get_num_threads()}")
+    print(f"threads: NumPy BLAS {threads} ({library}), "
+          + (f"PyTorch {torch.get_num_threads()}" if torch else "PyTorch not loaded"))
 
 
 def print_table(rows: list[tuple[str, float, float, str]], timing: dict[str, tuple[float, float]]) -> None:
-    """rows: (figure, Init Lab seconds, reference seconds, reference name); times in ms, ratio = ours / ref."""
+    """rows: (figure, Init Lab seconds, reference seconds, reference name); times in ms, ratio = ours / ref. A row
+    with a contender that was not run (None: --without-pytorch) is left out."""
+    rows = [row for row in rows if row[1] is not None and row[2] is not None]
     print(f"{'figure':<44} {'Init Lab ms':>12} {'reference ms':>13} {'ratio':>7}  reference")
     for figure, ours, ref, ref_name in rows:
         print(f"{figure:<44} {ours * 1e3:12.3f} {ref * 1e3:13.3f} {ours / ref:7.3f}  {ref_name}")

@@ -74,13 +74,15 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.set_defaults(repeats=7, warmup=1)
     args = p.parse_args()
-    torch = set_threads(args.threads)
+    torch = set_threads(args.threads, pytorch=not args.without_pytorch)
     dataset = synthetic()
     for dtype in dtypes(args.dtype):
-        cases = {"Init Lab": init_lab_probe(dataset, dtype), "PyTorch": torch_probe(torch, dataset, dtype),
-                 "floor": floor_probe(dtype)}
+        cases = {"Init Lab": init_lab_probe(dataset, dtype), "floor": floor_probe(dtype)}
+        if torch:
+            cases["PyTorch"] = torch_probe(torch, dataset, dtype)
         t = interleaved(cases, args.repeats, args.warmup)
         med = {k: v[0] for k, v in t.items()}
+        med.setdefault("PyTorch", None)
         print_header(f"deep probe {DEPTH} x {WIDTH} tanh, {M} inputs, forward + backward + all statistics, "
                      f"{dtype}, median of {args.repeats}")
         print_table([

@@ -88,13 +88,16 @@ def main() -> None:
         dataset = load_dataset("catvnoncat", args.data_dir)
     except Exception:  # noqa: BLE001 - any missing or unreadable file: fall back to the stand-in
         dataset = load_dataset("shapes64")
-    torch = set_threads(args.threads)
+    torch = set_threads(args.threads, pytorch=not args.without_pytorch)
     for dtype in dtypes(args.dtype):
         plain, with_stats, stream = init_lab_steps(dataset, dtype)
         cases = {"Init Lab": plain, "Init Lab + stats": with_stats, "Init Lab stream": stream,
-                 "PyTorch": torch_step(torch, dataset, dtype), "floor": floor_step(dataset, dtype)}
+                 "floor": floor_step(dataset, dtype)}
+        if torch:
+            cases["PyTorch"] = torch_step(torch, dataset, dtype)
         t = interleaved(cases, args.repeats, args.warmup)
         med = {k: v[0] for k, v in t.items()}
+        med.setdefault("PyTorch", None)
         print_header(f"train step [{dataset.n_features}, 20, 7, 5, 1] relu, m={dataset.x_train.shape[1]} "
                      f"({dataset.name}), GD, {dtype}, median of {args.repeats}")
         print_table([
