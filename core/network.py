@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import NamedTuple
 
 import numpy as np
@@ -47,7 +48,17 @@ class Network:
         return sum(n_out * (n_in + 1) for n_in, n_out in zip(self.dims[:-1], self.dims[1:]))
 
     def __str__(self) -> str:
-        return f"[{', '.join(map(str, self.dims))}] {'/'.join(self.activations)} -> {self.output}"
+        """E.g. "[12288, 20, 7, 5, 1] relu×3 -> sigmoid"; a deep probe stays short: "[784, 500×30, 1] tanh×30 -> sigmoid"."""
+        return f"[{', '.join(_runs(map(str, self.dims)))}] {'/'.join(_runs(self.activations))} -> {self.output}"
+
+
+def _runs(items) -> list[str]:
+    """Items with every run of three or more equal ones written once with its count: a, b, b, b -> a, b×3."""
+    out: list[str] = []
+    for item, run in groupby(items):
+        count = len(list(run))
+        out += [f"{item}×{count}"] if count > 2 else [item] * count
+    return out
 
 
 @dataclass

@@ -281,3 +281,10 @@ def test_probe_statistics_match_direct_computation():
     assert snap.stats["dead_fraction"][0] == pytest.approx(np.mean(cache.A[1] == 0))
     assert snap.stats["update_ratio"][0] == pytest.approx(
         config.lr * np.linalg.norm(grads.dW[0]) / np.linalg.norm(params.W[0]))
+
+
+def test_a_network_names_itself_in_one_short_line_at_any_depth():
+    assert str(Network((12288, 20, 7, 5, 1), ("relu",) * 3)) == "[12288, 20, 7, 5, 1] relu×3 -> sigmoid"
+    assert str(Network((2, 10, 10, 1), ("relu", "tanh"))) == "[2, 10, 10, 1] relu/tanh -> sigmoid"
+    deep = Network((784, *(500,) * 99, 10), ("tanh",) * 99)  # 10 outputs: softmax
+    assert str(deep) == "[784, 500×99, 10] tanh×99 -> softmax"
