@@ -190,6 +190,14 @@ def sidebar() -> Config | None:
     sb.selectbox("Preset", list(all_presets), key="preset", on_change=apply_preset)
     sb.caption(all_presets[ss.preset].note)
 
+    # Every run hands each config widget its value again, so it reaches the page as set: a busy server drops a run's
+    # unsent messages when the next run starts, and a page that missed the run creating new widgets drew them at
+    # their defaults, which its next click sent back.
+    generation = ss[GENERATION_KEY]
+    for key in [*widget_values(ss.config, generation), *(versioned(n, generation) for n in NETWORK_WIDGETS)]:
+        if key in ss:
+            ss[key] = ss[key]
+
     sb.subheader("Data")
     names = dataset_names(default_data_dir()) + list(ss.uploads)
     current = ss[cfg_key("dataset")]
