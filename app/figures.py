@@ -3,7 +3,7 @@
 Histograms arrive pre-binned from the engine (counts per fixed bin), so every figure sends a few small traces to
 the browser, never raw samples. Colours and fonts are chosen to stay legible on a projector.
 
-The Training tab redraws its figures four times a second, so they are built as plain dicts (traces with a "type",
+The Training tab redraws its figures several times a second, so they are built as plain dicts (traces with a "type",
 axes laid out by hand instead of make_subplots) and wrapped without plotly's validation, which otherwise costs ten
 times the drawing itself. tests/test_figures.py checks that validating each figure changes nothing in it.
 """

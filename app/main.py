@@ -21,8 +21,8 @@ from app import figures  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
                       preflight, progress_figures, steps, thin)
-from app.state import (compact_layers, config_from_widgets, from_query, to_query, versioned,  # noqa: E402
-                       widget_key, widget_values)
+from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query,  # noqa: E402
+                       versioned, widget_key, widget_values)
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
 from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
@@ -40,7 +40,7 @@ LIVE_PLOT_CONFIG = {"staticPlot": True}
 LIVE_SECONDS = 0.2  # the Training tab's progress and curves redraw 5 times a second while its run computes
 LAYER_SECONDS = 1.0  # and its per-layer figures once a second
 COMPARE_SECONDS = 1.0  # the Compare tab's loss curves and table: a class watches several runs at once there
-MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 4 times a second
+MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 5 times a second
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
 TAB_KEY = "view"
@@ -123,12 +123,17 @@ def cfg_key(field: str) -> str:
     return widget_key(field, ss[GENERATION_KEY])
 
 
+def config_widget_keys(generation: int) -> list[str]:
+    """The keys of every sidebar widget that loading a config sets, in that generation."""
+    return [widget_key(f, generation) for f in EDITABLE] + [versioned(n, generation) for n in NETWORK_WIDGETS]
+
+
 def load_config(config: Config) -> None:
     """Show `config` in the sidebar, in widgets of a new generation (the old ones' keys are dropped)."""
     old = ss.get(GENERATION_KEY)
     if old is not None:
-        for name in [*widget_values(config, old), *(versioned(n, old) for n in NETWORK_WIDGETS)]:
-            ss.pop(name, None)
+        for key in config_widget_keys(old):
+            ss.pop(key, None)
     ss[GENERATION_KEY] = 0 if old is None else old + 1
     ss.config = config
     ss.update(widget_values(config, ss[GENERATION_KEY]))
@@ -193,8 +198,7 @@ def sidebar() -> Config | None:
     # Every run hands each config widget its value again, so it reaches the page as set: a busy server drops a run's
     # unsent messages when the next run starts, and a page that missed the run creating new widgets drew them at
     # their defaults, which its next click sent back.
-    generation = ss[GENERATION_KEY]
-    for key in [*widget_values(ss.config, generation), *(versioned(n, generation) for n in NETWORK_WIDGETS)]:
+    for key in config_widget_keys(ss[GENERATION_KEY]):
         if key in ss:
             ss[key] = ss[key]
 
@@ -391,7 +395,7 @@ def training_tab(config: Config, dataset, limits: Limits) -> None:
     if run.config != config:
         st.caption("These charts show the run of an earlier setting; press Start to train the sidebar's config.")
     # Two timers: the browser redraws a changed Plotly chart from scratch, and the per-layer figures cost it ~4x the
-    # loss curves, so they refresh once a second while the progress and the curves refresh 4 times.
+    # loss curves, so they refresh once a second while the progress and the curves refresh 5 times.
     st.fragment(run_every=LIVE_SECONDS if live else None)(live_progress)(live)
     st.fragment(run_every=LAYER_SECONDS if live else None)(live_layers)(dataset if same_data else None, live)
 

@@ -263,7 +263,7 @@ class RunStore:
 # --- reading runs for the figures ------------------------------------------------------------------------------
 def thin(snapshots: list[Snapshot], most: int) -> list[Snapshot]:
     """At most `most` snapshots, evenly spread, always keeping the first and the last: a long run stays cheap to
-    redraw four times a second (a chart cannot show more points than it has pixels anyway)."""
+    redraw several times a second (a chart cannot show more points than it has pixels anyway)."""
     if len(snapshots) <= most:
         return snapshots
     picks = np.unique(np.linspace(0, len(snapshots) - 1, most).round().astype(int))

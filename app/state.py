@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Any, Mapping
 
 from core.config import Config, ConfigError
+from core.network import compact_runs
 
 from .presets import DEFAULT_PRESET
 
@@ -29,11 +29,7 @@ def widget_key(field: str, generation: int = 0) -> str:
 
 def compact_layers(layers: tuple[int, ...]) -> str:
     """(20, 7, 5) -> "20,7,5"; (500,)*10 -> "500x10": short enough for a URL at 100 layers."""
-    parts = []
-    for width, run in groupby(layers):
-        count = len(list(run))
-        parts.append(f"{width}x{count}" if count > 2 else ",".join([str(width)] * count))
-    return ",".join(parts)
+    return ",".join(compact_runs(map(str, layers), "x"))
 
 
 def widget_values(config: Config, generation: int = 0) -> dict[str, Any]:

@@ -48,16 +48,18 @@ class Network:
         return sum(n_out * (n_in + 1) for n_in, n_out in zip(self.dims[:-1], self.dims[1:]))
 
     def __str__(self) -> str:
-        """E.g. "[12288, 20, 7, 5, 1] relu×3 -> sigmoid"; a deep probe stays short: "[784, 500×30, 1] tanh×30 -> sigmoid"."""
-        return f"[{', '.join(_runs(map(str, self.dims)))}] {'/'.join(_runs(self.activations))} -> {self.output}"
+        """E.g. "[12288, 20, 7, 5, 1] relu×3 -> sigmoid"; a deep probe stays short:
+        "[784, 500×30, 1] tanh×30 -> sigmoid"."""
+        dims, activations = compact_runs(map(str, self.dims)), compact_runs(self.activations)
+        return f"[{', '.join(dims)}] {'/'.join(activations)} -> {self.output}"
 
 
-def _runs(items) -> list[str]:
-    """Items with every run of three or more equal ones written once with its count: a, b, b, b -> a, b×3."""
+def compact_runs(items, times: str = "×") -> list[str]:
+    """Strings with every run of three or more equal ones written once with its count: a, b, b, b -> a, b×3."""
     out: list[str] = []
     for item, run in groupby(items):
         count = len(list(run))
-        out += [f"{item}×{count}"] if count > 2 else [item] * count
+        out += [f"{item}{times}{count}"] if count > 2 else [item] * count
     return out
 
 
