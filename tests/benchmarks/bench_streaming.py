@@ -81,7 +81,8 @@ def main() -> None:
     print(f"figures of the whole run: progress {progress_s * 1e3:.1f} ms, per layer {layers_s * 1e3:.1f} ms per call "
           "(target <= 15 ms together)")
     timing = interleaved({"dashboard": dashboard, "cli": cli}, args.repeats, args.warmup)
-    print_table([("streamed run with the page's redraws (s x 1000)", timing["dashboard"][0], timing["cli"][0], "CLI run")],
+    print_table([("streamed run with the page's redraws (s x 1000)", timing["dashboard"][0], timing["cli"][0],
+                  "CLI run")],
                 timing)
     print(f"redraws per run: {redraws[-1]} (target ratio <= 1.3)")
 
