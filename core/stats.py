@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -59,11 +60,18 @@ class Binning:
             h: np.linspace(self.lo[h], self.hi[h], self.bins + 1, axis=1) for h in HISTOGRAMS
         }
 
+    @cached_property
+    def tables(self) -> tuple[Array, Array]:
+        """lo and bins / (hi - lo) as (L, 4) tables in HISTOGRAMS order: what the kernels take, built once a run."""
+        lo = np.stack([self.lo[h] for h in HISTOGRAMS], axis=1)
+        return lo, self.bins / (np.stack([self.hi[h] for h in HISTOGRAMS], axis=1) - lo)
+
 
 SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (order only; NaN and inf still propagate)
 # The same for the loop that also computes bin indices, without "contract": a fused multiply-add there would move
 # values that sit exactly on an edge into the neighbouring bin.
 INDEX_MATH = {"reassoc"}
+COUNTERS = 8  # histogram counters per array (see `_scan`)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=SUMS_MATH)
@@ -101,32 +109,32 @@ def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
     NumPy's five passes and two temporaries."""
     index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
     s, q = _sums_and_bins(flat, lo, scale, float(bins + 1), index)
-    lanes = np.zeros((4, bins + 2), dtype=np.int64)  # four counters: consecutive values do not wait on each other
-    quad = index.size - index.size % 4
-    for j in range(0, quad, 4):
-        lanes[0, index[j]] += 1
-        lanes[1, index[j + 1]] += 1
-        lanes[2, index[j + 2]] += 1
-        lanes[3, index[j + 3]] += 1
-    for j in range(quad, index.size):
+    # Eight counters, so that consecutive values do not wait on each other's increment. Neighbouring values of real
+    # data (the pixels of an image, in dW^1) often fall in the same bin; with four counters that still stalled.
+    lanes = np.zeros((COUNTERS, bins + 2), dtype=np.int64)
+    whole = index.size - index.size % COUNTERS
+    for j in range(0, whole, COUNTERS):
+        for k in range(COUNTERS):
+            lanes[k, index[j + k]] += 1
+    for j in range(whole, index.size):
         lanes[0, index[j]] += 1
     return s, q, lanes.sum(axis=0)
 
 
 @numba.njit(cache=True, nogil=True)
-def _layer_pass(values, w, lo, scale, bins, count_zeros, sat_low, sat_high, count_saturated):  # pragma: no cover
-    """One layer's statistics in one call: `_scan` over each of Z, A, dZ, dW (``values``, flattened), `_sums` over
-    W, and the counts of A's zeros and of its values outside [sat_low, sat_high] (compared in A's dtype, as NumPy
-    compares with a Python float). The same kernels as `summarize` and `moments`, so the same figures; one call
-    instead of a dozen per layer, which for a small layer cost more than the arithmetic."""
-    sums = np.empty((5, 2))  # (sum, sum of squares) of Z, A, dZ, dW, W
-    counts = np.empty((4, bins + 2), dtype=np.int64)
-    for h in range(4):
-        s, q, c = _scan(values[h], lo[h], scale[h], bins)
+def _layer_pass(z, a, dz, dw, w, db, lo, scale, bins,  # pragma: no cover - compiled
+                count_zeros, sat_low, sat_high, count_saturated, sums, counts):
+    """One layer's statistics in one call: `_scan` over each of Z, A, dZ, dW (flattened), `_sums` over W and db,
+    into ``sums`` (6, 2) and ``counts`` (4, bins + 2); returns the counts of A's zeros and of its values outside
+    [sat_low, sat_high] (compared in A's dtype, as NumPy compares with a Python float). The same kernels as
+    `summarize` and `moments`, so the same figures; one call instead of a dozen per layer, which for a small layer
+    cost more than the arithmetic."""
+    for h, values in enumerate((z, a, dz, dw)):
+        s, q, c = _scan(values, lo[h], scale[h], bins)
         sums[h, 0], sums[h, 1] = s, q
         counts[h] = c
     sums[4, 0], sums[4, 1] = _sums(w)
-    a = values[1]
+    sums[5, 0], sums[5, 1] = _sums(db)
     zeros = 0
     if count_zeros:
         for i in range(a.size):
@@ -137,7 +145,7 @@ def _layer_pass(values, w, lo, scale, bins, count_zeros, sat_low, sat_high, coun
         for i in range(a.size):
             if a[i] < sat_low or a[i] > sat_high:
                 saturated += 1
-    return sums, counts, zeros, saturated
+    return zeros, saturated
 
 
 @dataclass(frozen=True)
@@ -152,28 +160,30 @@ class Summary:
     over: int  # values at or above the last edge, and NaN
 
 
-def _mean_var(total: float, total_sq: float, flat: Array) -> tuple[float, float]:
-    n = flat.size
-    mean, mean_sq = total / n, total_sq / n
+def _mean_var(sums: Array, flats: list[Array]) -> tuple[Array, Array]:
+    """Means and variances from (sum, sum of squares) pairs ``sums`` (k, 2) of the arrays ``flats`` (k of them)."""
+    sizes = np.array([flat.size for flat in flats], dtype=np.float64)
+    mean, mean_sq = sums[:, 0] / sizes, sums[:, 1] / sizes
     var = mean_sq - mean * mean
-    if var < 1e-6 * mean_sq:  # most of E[x^2] is the mean: the difference lost its digits
-        var = float(flat.var(dtype=np.float64))
-    return mean, max(var, 0.0)
+    for k in np.flatnonzero(var < 1e-6 * mean_sq):  # most of E[x^2] is the mean: the difference lost its digits
+        var[k] = flats[k].var(dtype=np.float64)
+    return mean, np.maximum(var, 0.0)
 
 
 def moments(x: Array) -> tuple[float, float, float]:
     """Mean, variance and sum of squares in one pass with float64 accumulators (two passes where they cancel)."""
     flat = x.reshape(-1)
-    total, total_sq = _sums(flat)
-    return (*_mean_var(total, total_sq, flat), total_sq)
+    sums = np.array([_sums(flat)])
+    mean, var = _mean_var(sums, [flat])
+    return float(mean[0]), float(var[0]), float(sums[0, 1])
 
 
 def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
     flat = x.reshape(-1)
     total, total_sq, counts = _scan(flat, lo, bins / (hi - lo), bins)
-    mean, var = _mean_var(total, total_sq, flat)
-    return Summary(mean, var, total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
+    mean, var = _mean_var(np.array([[total, total_sq]]), [flat])
+    return Summary(float(mean[0]), float(var[0]), total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -226,42 +236,36 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
 
     Each of Z, A, dZ and dW is read once (moments, counts and histogram together), W once; norms come from the sums
-    of squares. One compiled call per layer (`_layer_pass`).
+    of squares. One compiled call per layer (`_layer_pass`), then the figures of all layers at once.
     """
     L, bins = net.depth, binning.bins
-    out = {name: np.empty(L) for name in SCALARS}
-    for h in HISTOGRAMS:
-        out[f"{h}_hist"] = np.empty((L, bins), dtype=np.int64)
-        out[f"{h}_outside"] = np.empty((L, 2), dtype=np.int64)
-    lo = np.stack([binning.lo[h] for h in HISTOGRAMS], axis=1)  # (L, 4)
-    scale = bins / (np.stack([binning.hi[h] for h in HISTOGRAMS], axis=1) - lo)
+    lo, scale = binning.tables
+    sums = np.empty((L, 6, 2))  # per layer: (sum, sum of squares) of Z, A, dZ, dW, W, db
+    counts = np.empty((L, 4, bins + 2), dtype=np.int64)  # per layer: Z, A, dZ, dW's under, bins, over
+    flagged = np.empty((L, 2))  # per layer: A's zeros, A's saturated values
+    flats = []  # per layer: Z, A, dZ, dW, W flattened
     for i in range(L):
         act = ACTIVATIONS.get(net.layer_activation(i))  # None only for the softmax output
-        a_values = cache.A[i + 1]
-        flats = (cache.Z[i].reshape(-1), a_values.reshape(-1), grads.dZ[i].reshape(-1), grads.dW[i].reshape(-1))
-        w = params.W[i].reshape(-1)
+        layer = [cache.Z[i].reshape(-1), cache.A[i + 1].reshape(-1), grads.dZ[i].reshape(-1),
+                 grads.dW[i].reshape(-1), params.W[i].reshape(-1)]
         saturation = act.saturation if act is not None and act.saturation is not None else (0.0, 0.0)
-        cast = a_values.dtype.type
-        sums, counts, zeros, saturated = _layer_pass(
-            flats, w, lo[i], scale[i], bins, act is not None and act.can_die,
-            cast(saturation[0]), cast(saturation[1]), act is not None and act.saturation is not None)
-        for k, h in enumerate(HISTOGRAMS):
-            out[f"{h}_hist"][i] = counts[k, 1:-1]
-            out[f"{h}_outside"][i] = counts[k, 0], counts[k, -1]
-        (z_mean, z_var), (a_mean, a_var), (dz_mean, dz_var), (dw_mean, dw_var), (_, w_var) = (
-            _mean_var(sums[k, 0], sums[k, 1], flat) for k, flat in enumerate((*flats, w)))
-        out["z_mean"][i], out["z_var"][i] = z_mean, z_var
-        out["a_mean"][i], out["a_var"][i] = a_mean, a_var
-        out["dz_mean"][i], out["dz_std"][i] = dz_mean, math.sqrt(dz_var)
-        out["dw_mean"][i], out["dw_std"][i] = dw_mean, math.sqrt(dw_var)
-        out["dw_norm"][i] = math.sqrt(sums[3, 1])
-        db = grads.db[i].reshape(-1)
-        out["db_norm"][i] = math.sqrt(float(np.dot(db, db)))
-        out["w_std"][i] = math.sqrt(w_var)
-        out["w_norm"][i] = math.sqrt(sums[4, 1])
-        out["dead_fraction"][i] = zeros / a_values.size
-        out["saturated_fraction"][i] = saturated / a_values.size
-    out["z_std"] = np.sqrt(out["z_var"])
-    out["a_std"] = np.sqrt(out["a_var"])
-    out["update_ratio"][:] = np.nan
+        cast = layer[1].dtype.type
+        flagged[i] = _layer_pass(*layer, grads.db[i].reshape(-1), lo[i], scale[i], bins,
+                                 act is not None and act.can_die, cast(saturation[0]), cast(saturation[1]),
+                                 act is not None and act.saturation is not None, sums[i], counts[i])
+        flats += layer
+    mean, var = (m.reshape(L, 5) for m in _mean_var(sums[:, :5].reshape(-1, 2), flats))
+    std = np.sqrt(var)
+    out = {"z_mean": mean[:, 0], "z_var": var[:, 0], "z_std": std[:, 0],
+           "a_mean": mean[:, 1], "a_var": var[:, 1], "a_std": std[:, 1],
+           "dz_mean": mean[:, 2], "dz_std": std[:, 2],
+           "dw_mean": mean[:, 3], "dw_std": std[:, 3], "dw_norm": np.sqrt(sums[:, 3, 1]),
+           "w_std": std[:, 4], "w_norm": np.sqrt(sums[:, 4, 1]),
+           "db_norm": np.sqrt(sums[:, 5, 1]),
+           "update_ratio": np.full(L, np.nan)}
+    a_sizes = np.array([a.size for a in cache.A[1:]], dtype=np.float64)
+    out["dead_fraction"], out["saturated_fraction"] = (flagged / a_sizes[:, None]).T
+    for k, h in enumerate(HISTOGRAMS):
+        out[f"{h}_hist"] = counts[:, k, 1:-1]
+        out[f"{h}_outside"] = counts[:, k, [0, -1]]
     return out

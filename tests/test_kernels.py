@@ -118,6 +118,8 @@ def test_layer_stats_match_numpy_written_out(activation, dtype):
         assert stats["w_std"][i] == math.sqrt(moments(params.W[i])[1])
         # summed in another order than NumPy's (SIMD lanes): equal to rounding
         assert stats["dw_norm"][i] == pytest.approx(np.sqrt(np.sum(grads.dW[i].astype(np.float64) ** 2)), rel=1e-12)
+        assert stats["db_norm"][i] == pytest.approx(np.sqrt(np.sum(grads.db[i].astype(np.float64) ** 2)), rel=1e-12)
+        assert stats["w_norm"][i] == pytest.approx(np.sqrt(np.sum(params.W[i].astype(np.float64) ** 2)), rel=1e-12)
         layer_act = ACTIVATIONS.get(net.layer_activation(i))
         dead = np.count_nonzero(a == 0) / a.size if layer_act is not None and layer_act.can_die else 0.0
         assert stats["dead_fraction"][i] == dead
