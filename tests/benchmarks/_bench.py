@@ -54,9 +54,13 @@ def set_threads(threads: int | None, pytorch: bool = True):
     return torch
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, burst: int = 1) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per contender (median reported)")
+    p.add_argument("--burst", type=int, default=burst,
+                   help="calls back to back in each timed round, timed together: a training loop runs its steps "
+                        "back to back, so a short call is timed warm, not as a lone call that wakes the BLAS "
+                        "threads and finds its arrays out of cache")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     p.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
     p.add_argument("--threads", type=int, default=None, help="BLAS and PyTorch threads (default: BLAS's own)")
@@ -70,8 +74,10 @@ def dtypes(choice: str) -> tuple[str, ...]:
     return ("float64", "float32") if choice == "both" else (choice,)
 
 
-def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, tuple[float, float]]:
-    """Seconds per call of each case: (median, interquartile range / median), the cases run in turns."""
+def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                burst: int = 1) -> dict[str, tuple[float, float]]:
+    """Seconds per call of each case: (median, interquartile range / median), the cases run in turns, each round
+    timing ``burst`` calls of a case back to back."""
     for _ in range(warmup):
         for run in cases.values():
             run()
@@ -80,8 +86,9 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: in
         for name, run in cases.items():
             time.sleep(SETTLE)
             start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(burst):
+                run()
+            times[name].append((time.perf_counter() - start) / burst)
     out = {}
     for name, ts in times.items():
         q1, median, q3 = np.percentile(ts, [25, 50, 75])

@@ -81,7 +81,7 @@ def floor_step(dataset, dtype: str):
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], burst=10)
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     args = p.parse_args()
     try:
@@ -95,7 +95,7 @@ def main() -> None:
                  "floor": floor_step(dataset, dtype)}
         if torch:
             cases["PyTorch"] = torch_step(torch, dataset, dtype)
-        t = interleaved(cases, args.repeats, args.warmup)
+        t = interleaved(cases, args.repeats, args.warmup, args.burst)
         med = {k: v[0] for k, v in t.items()}
         med.setdefault("PyTorch", None)
         print_header(f"train step [{dataset.n_features}, 20, 7, 5, 1] relu, m={dataset.x_train.shape[1]} "
