@@ -15,6 +15,12 @@ warm (a fresh server process whose disk cache already holds the runs). Every ses
 was computed, which is the point for one student and a pointless wait for a load figure (`--paced` leaves it off).
 
     python tests/load/load_test.py --sessions 10 30
+    python tests/load/load_test.py --protocol --sessions 10 30 100
+
+With --protocol the students have no browser: each speaks Streamlit's WebSocket protocol from this script
+(`protocol.py`), asking for the same runs with the same widget values and waiting for the table to arrive with both
+runs finished (and, on the course's data, its 0.34 and 0.80). Nothing is drawn, so this machine's cores are the
+server's, as in a classroom where every student's own machine draws their page: these are the server's figures.
 
 One Chromium serves every session, each in its own context (its own cookies and cache, as separate students);
 images and fonts are not fetched (they do not change what the server does). Chromium and the server share this
@@ -30,6 +36,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -47,6 +54,7 @@ from app.presets import VARIANTS, presets  # noqa: E402
 from core.cache import RunCache  # noqa: E402
 from core.datasets import load_dataset  # noqa: E402
 from tests import serving  # noqa: E402
+from tests.load.protocol import Client  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FINISHED_TWICE = ("() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
@@ -57,6 +65,8 @@ BLOCKED = ("image", "font", "media")  # nothing the server computes depends on t
 CHART_MODULE = re.compile(r"/PlotlyChart\.[^/]*\.js$")
 NO_CHART_MODULE = "export default function PlotlyChart() { return null; }"
 INSTANT = "Replay cached runs instantly"
+SEED_NOTE = "randn×0.01 gets 34%"  # the seed question preset's note: its run has reached the page
+SEED_RESULT = (b"0.34", b"0.80")  # the Compare table's test accuracies on the course's data, both runs finished
 VIEWPORT = {"width": 1400, "height": 1600}
 PRESET = '[data-testid="stSidebar"] [data-testid="stSelectbox"]'  # the first one picks the preset
 
@@ -114,7 +124,7 @@ class Session:
             try:
                 await page.locator(PRESET).first.click()
                 await page.get_by_role("option", name="seed question", exact=True).click()
-                await page.get_by_text("randn×0.01 gets 34%").wait_for(timeout=timeout_ms)  # the preset's note
+                await page.get_by_text(SEED_NOTE).wait_for(timeout=timeout_ms)
                 await page.get_by_role("tab", name="Compare").click()
                 await page.get_by_test_id("stTabs").get_by_role("button", name="Train all").click(timeout=timeout_ms)
                 await page.wait_for_function(FINISHED_TWICE, timeout=timeout_ms, polling=250)
@@ -128,6 +138,46 @@ class Session:
             return self
         finally:
             await context.close()
+
+
+class ProtocolSession(Session):
+    """The same student as `Session`, speaking Streamlit's WebSocket protocol instead of driving a browser
+    (`protocol.Client`): the same runs of the same script with the same widget values, nothing drawn. The result
+    counts when the Compare table arrives with both runs finished and ``expect`` (the course's test accuracies,
+    when its data is used) in it."""
+
+    async def run(self, url: str, timeout_ms: int, instant: bool, ready: asyncio.Barrier,
+                  expect: tuple[bytes, ...]) -> "ProtocolSession":
+        timeout = timeout_ms / 1000
+        loaded: BaseException | None = None
+        async with Client(url, "preset=custom") as page:
+            try:
+                await page.run(timeout=timeout)
+                if instant:
+                    await page.run(page.switch(INSTANT, True), timeout=timeout)
+            except Exception as e:  # still meet the others at the barrier, then report the failure
+                loaded = e
+            await ready.wait()
+            if loaded is not None:
+                raise loaded
+            self.started = time.perf_counter()
+            await page.run(page.choose("Preset", "seed question"), timeout=timeout)
+            await page.wait_for(lambda payload: SEED_NOTE.encode() in payload, timeout)
+            await page.run(page.choose("tabs", "Compare"), timeout=timeout)
+            await page.run(page.press("Train all"), timeout=timeout)
+            await page.wait_for(lambda payload: payload.count(b"finished") >= 2
+                                and all(figure in payload for figure in expect), timeout)
+            self.served = self.seconds = time.perf_counter() - self.started
+            if page.exceptions:
+                raise RuntimeError(f"the page shows an exception: {page.exceptions[0][:200]}")
+        return self
+
+
+async def drive_protocol(url: str, k: int, timeout_ms: int, instant: bool,
+                         expect: tuple[bytes, ...]) -> list[Session | BaseException]:
+    ready = asyncio.Barrier(k)
+    return await asyncio.gather(*(ProtocolSession().run(url, timeout_ms, instant, ready, expect) for _ in range(k)),
+                                return_exceptions=True)
 
 
 async def drive(url: str, k: int, timeout_ms: int, instant: bool, draw: bool, nice: int,
@@ -164,13 +214,13 @@ def warm_up(cache: Path, data_dir: Path) -> int:
 
 
 class CpuWatch:
-    """CPU seconds over a scenario: the server's, the browser's (Playwright's driver and every Chromium process,
-    sampled from /proc twice a second so that renderers closed with their context still count up to their last
-    sample), and the whole machine's (so the rest is what other work on this machine took)."""
+    """CPU seconds over a scenario: the server's, the clients' (this script itself, Playwright's driver and every
+    Chromium process, sampled from /proc twice a second so that renderers closed with their context still count up
+    to their last sample), and the whole machine's (so the rest is what other work on this machine took)."""
 
     def __init__(self, server_pid: int):
         self.server_pid, self.browser, self.stopped = server_pid, {}, threading.Event()
-        self.server0, self.machine0 = serving.cpu_seconds(server_pid), machine_cpu()
+        self.server0, self.machine0, self.own0 = serving.cpu_seconds(server_pid), machine_cpu(), own_cpu()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
@@ -183,9 +233,14 @@ class CpuWatch:
         self.stopped.set()
         self.thread.join()
         server = serving.cpu_seconds(self.server_pid) - self.server0
-        browser = sum(self.browser.values())
-        return {"server_cpu": server, "browser_cpu": browser,
-                "other_cpu": max(0.0, machine_cpu() - self.machine0 - server - browser)}
+        clients = sum(self.browser.values()) + own_cpu() - self.own0
+        return {"server_cpu": server, "client_cpu": clients,
+                "other_cpu": max(0.0, machine_cpu() - self.machine0 - server - clients)}
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_cpu() -> float:
@@ -226,7 +281,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, instant: bool, draw: bool,
-             nice: int) -> dict:
+             nice: int, protocol: bool) -> dict:
     data_dir = SHARED_DATA if (SHARED_DATA / "train_catvnoncat.h5").is_file() else work / "no-course-data"
     if clear:
         shutil.rmtree(cache, ignore_errors=True)
@@ -240,8 +295,10 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     server = serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"])
     try:
         watch, wall = CpuWatch(server.pid), time.perf_counter()
-        results = asyncio.run(drive(f"http://127.0.0.1:{port}", k, timeout_ms, instant, draw, nice, server.pid,
-                                      work))
+        url = f"http://127.0.0.1:{port}"
+        course = data_dir == SHARED_DATA
+        results = asyncio.run(drive_protocol(url, k, timeout_ms, instant, SEED_RESULT if course else ()) if protocol
+                              else drive(url, k, timeout_ms, instant, draw, nice, server.pid, work))
         wall = time.perf_counter() - wall
         cpu = watch.stop()
         peak = serving.peak_rss_mb(server.pid)
@@ -276,30 +333,35 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-chart-drawing", action="store_true",
                         help="the pages load a Plotly component that draws nothing: the server's work stays the "
                              "same, the K pages' drawing (done by the students' own machines in a class) goes")
+    parser.add_argument("--protocol", action="store_true",
+                        help="students without browsers: each speaks Streamlit's WebSocket protocol from this script "
+                             "(tests/load/protocol.py), so the machine's cores are the server's, as in a classroom")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="initlab-load-"))
     print(f"server logs in {work}; data: "
           f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}; "
           f"{'cache hits replay at the recorded pace' if args.paced else INSTANT + ': on (as a teacher would)'}; "
-          f"Chromium at niceness {args.browser_nice}; "
-          f"{'charts not drawn (--skip-chart-drawing)' if args.skip_chart_drawing else 'charts drawn'}; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the first run")
+          + ("clients speak the protocol, no browser; " if args.protocol else
+             f"Chromium at niceness {args.browser_nice}; "
+             f"{'charts not drawn (--skip-chart-drawing)' if args.skip_chart_drawing else 'charts drawn'}; ")
+          + f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the first run")
     print("times in seconds from the preset click: 'screen' until the result is drawn, 'served' until the frame that "
-          "carries it reached the browser; CPU seconds over the whole scenario (page loads included) of the server, "
-          "of the browser, and of everything else on this machine, beside its wall-clock time")
+          "carries it reached the client (the same, without a browser); CPU seconds over the whole scenario (page "
+          "loads included) of the server, of the clients, and of everything else on this machine, beside its "
+          "wall-clock time")
     print(f"{'K':>3} {'cache':>8} {'done':>5} {'failed':>6} {'median':>7} {'p95':>7} {'served med':>10} "
-          f"{'served p95':>10} {'peak MB':>8} {'log err':>7} {'server CPU':>10} {'browser CPU':>11} {'other CPU':>9} "
+          f"{'served p95':>10} {'peak MB':>8} {'log err':>7} {'server CPU':>10} {'client CPU':>11} {'other CPU':>9} "
           f"{'wall':>6} {'trained':>7}")
     rows = []
     for k in args.sessions:
         for clear in (False,) if args.warm_only else (True, False):  # cleared first: it may warm the cache
             row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000), not args.paced,
-                           not args.skip_chart_drawing, args.browser_nice)
+                           not args.skip_chart_drawing, args.browser_nice, args.protocol)
             rows.append(row)
             print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>7.2f} "
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
                   f"{row['peak_mb']:>8.0f} {row['log_errors']:>7} {row['server_cpu']:>10.1f} "
-                  f"{row['browser_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f} {row['trained']:>7}"
+                  f"{row['client_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f} {row['trained']:>7}"
                   + (f"  first failure: {row['first_failure']}" if row["failed"] else ""), flush=True)
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
