@@ -147,10 +147,10 @@ class ProtocolSession(Session):
     when its data is used) in it."""
 
     async def run(self, url: str, timeout_ms: int, instant: bool, ready: asyncio.Barrier,
-                  expect: tuple[bytes, ...]) -> "ProtocolSession":
+                  expect: tuple[bytes, ...], source: str | None) -> "ProtocolSession":
         timeout = timeout_ms / 1000
         loaded: BaseException | None = None
-        async with Client(url, "preset=custom") as page:
+        async with Client(url, "preset=custom", source) as page:
             try:
                 await page.run(timeout=timeout)
                 if instant:
@@ -173,18 +173,22 @@ class ProtocolSession(Session):
         return self
 
 
-async def drive_protocol(url: str, k: int, timeout_ms: int, instant: bool,
-                         expect: tuple[bytes, ...]) -> list[Session | BaseException]:
+async def drive_protocol(url: str, k: int, timeout_ms: int, instant: bool, expect: tuple[bytes, ...],
+                         spread: bool) -> list[Session | BaseException]:
+    """K protocol students; with ``spread`` each from its own loopback network 127.0.i.1 (nginx's ip_hash keys on
+    the first three bytes of the address), as a class's machines would arrive at a proxy."""
     ready = asyncio.Barrier(k)
-    return await asyncio.gather(*(ProtocolSession().run(url, timeout_ms, instant, ready, expect) for _ in range(k)),
+    return await asyncio.gather(*(ProtocolSession().run(url, timeout_ms, instant, ready, expect,
+                                                        f"127.0.{i + 1}.1" if spread else None)
+                                  for i in range(k)),
                                 return_exceptions=True)
 
 
 async def drive(url: str, k: int, timeout_ms: int, instant: bool, draw: bool, nice: int,
-                server_pid: int, failures: Path) -> list[Session | BaseException]:
+                server_pids: set[int], failures: Path) -> list[Session | BaseException]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=serving.CHROMIUM, args=serving.CHROMIUM_ARGS)
-        for pid in browser_processes(server_pid):  # renderers fork from these, and inherit their priority
+        for pid in browser_processes(server_pids):  # renderers fork from these, and inherit their priority
             try:
                 os.setpriority(os.PRIO_PROCESS, pid, nice)
             except OSError:
@@ -218,24 +222,27 @@ class CpuWatch:
     Chromium process, sampled from /proc twice a second so that renderers closed with their context still count up
     to their last sample), and the whole machine's (so the rest is what other work on this machine took)."""
 
-    def __init__(self, server_pid: int):
-        self.server_pid, self.browser, self.stopped = server_pid, {}, threading.Event()
-        self.server0, self.machine0, self.own0 = serving.cpu_seconds(server_pid), machine_cpu(), own_cpu()
+    def __init__(self, server_pids: set[int]):
+        self.server_pids, self.browser, self.stopped = server_pids, {}, threading.Event()
+        self.server0, self.machine0, self.own0 = self._servers(), machine_cpu(), own_cpu()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
     def _sample(self) -> None:
         while not self.stopped.wait(0.5):
-            for pid, seconds in browser_processes(self.server_pid).items():
+            for pid, seconds in browser_processes(self.server_pids).items():
                 self.browser[pid] = max(seconds, self.browser.get(pid, 0.0))
 
     def stop(self) -> dict[str, float]:
         self.stopped.set()
         self.thread.join()
-        server = serving.cpu_seconds(self.server_pid) - self.server0
+        server = self._servers() - self.server0
         clients = sum(self.browser.values()) + own_cpu() - self.own0
         return {"server_cpu": server, "client_cpu": clients,
                 "other_cpu": max(0.0, machine_cpu() - self.machine0 - server - clients)}
+
+    def _servers(self) -> float:
+        return sum(serving.cpu_seconds(pid) for pid in self.server_pids)
 
 
 def own_cpu() -> float:
@@ -249,7 +256,7 @@ def machine_cpu() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def browser_processes(server_pid: int) -> dict[int, float]:
+def browser_processes(server_pids: set[int]) -> dict[int, float]:
     """pid -> CPU seconds of this script's descendants other than the server (Playwright's driver, Chromium)."""
     parents, seconds = {}, {}
     for entry in Path("/proc").iterdir():
@@ -265,9 +272,9 @@ def browser_processes(server_pid: int) -> dict[int, float]:
     mine, me = {}, os.getpid()
     for pid in seconds:
         ancestor = parents.get(pid)
-        while ancestor not in (None, 0, 1, me, server_pid):
+        while ancestor not in (None, 0, 1, me) and ancestor not in server_pids:
             ancestor = parents.get(ancestor)
-        if ancestor == me and pid != server_pid:
+        if ancestor == me and pid not in server_pids:
             mine[pid] = seconds[pid]
     return mine
 
@@ -281,7 +288,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, instant: bool, draw: bool,
-             nice: int, protocol: bool) -> dict:
+             nice: int, protocol: bool, replicas: int) -> dict:
     data_dir = SHARED_DATA if (SHARED_DATA / "train_catvnoncat.h5").is_file() else work / "no-course-data"
     if clear:
         shutil.rmtree(cache, ignore_errors=True)
@@ -291,23 +298,35 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(data_dir),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     before = set(cache.glob("*.h5"))
-    port, log = serving.free_port(), work / f"server-k{k}-{'cold' if clear else 'warm'}.log"
-    server = serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"])
+    name = f"k{k}-{'cold' if clear else 'warm'}"
+    ports = [serving.free_port() for _ in range(replicas)]
+    logs = [work / f"server-{name}-{i}.log" for i in range(replicas)]
+    servers = []
     try:
-        watch, wall = CpuWatch(server.pid), time.perf_counter()
-        url = f"http://127.0.0.1:{port}"
+        for port, log in zip(ports, logs):
+            servers.append(serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"]))
+        apps = servers[:]
+        url = f"http://127.0.0.1:{ports[0]}"
+        if replicas > 1:  # behind deploy/nginx.conf, as deploy/compose.yaml runs them
+            listen = serving.free_port()
+            servers.append(serving.start_nginx(listen, ports, work / f"nginx-{name}"))
+            url = f"http://127.0.0.1:{listen}"
+        pids = {s.pid for s in servers}
+        watch, wall = CpuWatch(pids), time.perf_counter()
         course = data_dir == SHARED_DATA
-        results = asyncio.run(drive_protocol(url, k, timeout_ms, instant, SEED_RESULT if course else ()) if protocol
-                              else drive(url, k, timeout_ms, instant, draw, nice, server.pid, work))
+        results = asyncio.run(
+            drive_protocol(url, k, timeout_ms, instant, SEED_RESULT if course else (), replicas > 1) if protocol
+            else drive(url, k, timeout_ms, instant, draw, nice, pids, work))
         wall = time.perf_counter() - wall
         cpu = watch.stop()
-        peak = serving.peak_rss_mb(server.pid)
+        peak = sum(serving.peak_rss_mb(app.pid) for app in apps)
     finally:
-        serving.stop(server)
+        for server in reversed(servers):
+            serving.stop(server)
     done = [r for r in results if isinstance(r, Session)]
     failures = [r for r in results if not isinstance(r, Session)]
     times, served = [s.seconds for s in done], [s.served for s in done if s.served is not None]
-    text = log.read_text()
+    text = "".join(log.read_text() for log in logs)
     return {
         "k": k, "cache": "cleared" if clear else "warm", "completed": len(done), "failed": len(failures),
         "median": statistics.median(times) if times else float("nan"), "p95": percentile(times, 0.95),
@@ -336,7 +355,12 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", action="store_true",
                         help="students without browsers: each speaks Streamlit's WebSocket protocol from this script "
                              "(tests/load/protocol.py), so the machine's cores are the server's, as in a classroom")
+    parser.add_argument("--replicas", type=int, default=1, metavar="N",
+                        help="N app processes sharing the run cache behind deploy/nginx.conf (needs --protocol, whose "
+                             "students then come from N different loopback networks for ip_hash); default 1")
     args = parser.parse_args(argv)
+    if args.replicas > 1 and not args.protocol:
+        parser.error("--replicas needs --protocol: a browser's pages all come from 127.0.0.1, one ip_hash bucket")
     work = Path(tempfile.mkdtemp(prefix="initlab-load-"))
     print(f"server logs in {work}; data: "
           f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}; "
@@ -344,6 +368,8 @@ def main(argv=None) -> int:
           + ("clients speak the protocol, no browser; " if args.protocol else
              f"Chromium at niceness {args.browser_nice}; "
              f"{'charts not drawn (--skip-chart-drawing)' if args.skip_chart_drawing else 'charts drawn'}; ")
+          + (f"{args.replicas} app processes behind nginx (peak MB and server CPU: their sums; nginx's own CPU "
+             "counts as other); " if args.replicas > 1 else "")
           + f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the first run")
     print("times in seconds from the preset click: 'screen' until the result is drawn, 'served' until the frame that "
           "carries it reached the client (the same, without a browser); CPU seconds over the whole scenario (page "
@@ -356,7 +382,7 @@ def main(argv=None) -> int:
     for k in args.sessions:
         for clear in (False,) if args.warm_only else (True, False):  # cleared first: it may warm the cache
             row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000), not args.paced,
-                           not args.skip_chart_drawing, args.browser_nice, args.protocol)
+                           not args.skip_chart_drawing, args.browser_nice, args.protocol, args.replicas)
             rows.append(row)
             print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>7.2f} "
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
