@@ -418,7 +418,10 @@ def live_progress(live: bool) -> None:
     frozen = ss.get("train_frozen")
     status = run.status if frozen is None else "stopped"
     last = snapshots[-1].step if snapshots else 0
-    if status == RUNNING:
+    if status == RUNNING and run.elsewhere:
+        st.info(f"Another server of this class is training this run ({run.config.iterations:,} steps); it appears "
+                "here, whole, as soon as it has finished.")
+    elif status == RUNNING:
         st.info(f"Training… step {last:,} of {run.config.iterations:,}")
     elif status == FINISHED:
         st.success(f"Finished {run.config.iterations:,} steps" + (f" in {run.seconds:.1f} s." if run.seconds else ".")
@@ -560,7 +563,8 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     rows = []
     for label, r in runs.items():
         last = curves[label][-1] if curves[label] else None
-        rows.append({"initialiser": label, "status": r.status + (" (from the run cache)" if r.cached else ""),
+        rows.append({"initialiser": label, "status": r.status + (" (from the run cache)" if r.cached else
+                                                                 " on another server" if r.elsewhere else ""),
                      "step": f"{last.step:,}" if last else "–",
                      "loss": f"{last.loss:.4f}" if last else "–",
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",

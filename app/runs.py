@@ -5,7 +5,9 @@ one computation. Workers only compute and append snapshots (Streamlit calls from
 page polls the shared run and draws it. Each run is recorded to an .h5 file through core.record while it trains.
 A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
 With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (core/cache.py): a config any
-replica has trained is replayed from its file instead of trained again.
+replica has trained is replayed from its file instead of trained again, and one another replica is training now
+(it holds the cache's claim on it) is waited for, not trained twice: the run shows as running elsewhere until its
+file appears (or is trained here after all, if that replica stops it or dies).
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from app import figures
-from core.cache import RunCache
+from core.cache import CLAIM_REFRESH_SECONDS, RunCache
 from core.config import Config, ConfigError
 from core.limits import Limits, check_limits
 from core.network import Network, Params, forward
@@ -38,6 +40,7 @@ from core.train import Training
 Array = np.ndarray
 
 RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
+ELSEWHERE_POLL_SECONDS = 0.5  # how often a run trained by another replica is looked for in the shared cache
 
 
 def run_key(config: Config, fingerprint: str) -> str:
@@ -69,10 +72,19 @@ class SharedRun:
     started: float = field(default_factory=time.perf_counter)
     seconds: float | None = None
     cached: bool = False  # replayed from the disk cache, not trained in this process
+    elsewhere: bool = False  # another process sharing the disk cache is training it; its file is awaited
 
     @property
     def done(self) -> bool:
         return self.status != RUNNING
+
+
+def _recorded(recorded, two_d: bool) -> dict:
+    """A SharedRun's fields for a run read back from its file (the disk cache's), ``status`` last."""
+    return dict(snapshots=recorded.snapshots, offsets=list(recorded.seconds or ()), params=recorded.final_params,
+                initial_params=recorded.initial_params if two_d else None, message=recorded.stopped_reason,
+                seconds=recorded.seconds[-1] if recorded.seconds else None, cached=True,
+                status=DIVERGED if recorded.stopped_reason else FINISHED)
 
 
 class Replay:
@@ -153,32 +165,36 @@ class RunStore:
                 run.watchers.add(watcher)
                 return self._replay(run, watcher, instant)
         network = preflight(config, dataset, limits)
+        two_d = dataset.n_features == 2
         recorded = self.cache.load(config, dataset) if self.cache else None
         if recorded is not None:
-            two_d = dataset.n_features == 2
-            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d,
-                            snapshots=recorded.snapshots, offsets=list(recorded.seconds or ()),
-                            params=recorded.final_params, initial_params=recorded.initial_params if two_d else None,
-                            status=DIVERGED if recorded.stopped_reason else FINISHED,
-                            message=recorded.stopped_reason, watchers={watcher},
-                            seconds=recorded.seconds[-1] if recorded.seconds else None, cached=True)
+            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, watchers={watcher},
+                            **_recorded(recorded, two_d))
             with self._lock:
                 self._runs[key] = run
                 self._evict()
                 return self._replay(run, watcher, instant)
-        with self._lock:
-            busy = sum(not r.done for r in self._runs.values())
-        if busy >= limits.max_concurrent_trainings:
-            raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
-                              "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
-        training = Training(config, dataset, limits)
-        path = self.cache.path(config, dataset) if self.cache else self.folder / f"{key}.h5"
-        run = SharedRun(key, config, training.network, path, dataset.n_features == 2, watchers={watcher})
+        claim = self.cache.claim(config, dataset) if self.cache else None
+        if self.cache and claim is None:  # another replica is training it: wait for its file
+            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, watchers={watcher},
+                            elsewhere=True)
+            target, args = self._await_elsewhere, (run, dataset, limits)
+        else:
+            with self._lock:
+                busy = sum(not r.done and not r.elsewhere for r in self._runs.values())
+            if busy >= limits.max_concurrent_trainings:
+                if claim is not None:
+                    self.cache.release(claim)
+                raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
+                                  "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
+            training = Training(config, dataset, limits)
+            path = self.cache.path(config, dataset) if self.cache else self.folder / f"{key}.h5"
+            run = SharedRun(key, config, training.network, path, two_d, watchers={watcher})
+            target, args = self._work, (run, training, limits.max_training_seconds, claim)
         with self._lock:
             self._runs[key] = run
             self._evict()
-        threading.Thread(target=self._work, args=(run, training, limits.max_training_seconds),
-                         name=f"initlab-run-{key[:8]}", daemon=True).start()
+        threading.Thread(target=target, args=args, name=f"initlab-run-{key[:8]}", daemon=True).start()
         return run
 
     def _replay(self, run: SharedRun, watcher: str, instant: bool) -> SharedRun | Replay:
@@ -213,15 +229,35 @@ class RunStore:
             time.sleep(0.02)
         return False
 
-    def _work(self, run: SharedRun, training: Training, max_seconds: float) -> None:
-        with self._slots:
+    def _await_elsewhere(self, run: SharedRun, dataset, limits: Limits) -> None:
+        """Wait for the file of a run another replica trains; train it here if that one gives up its claim (stopped
+        by its users, or dead); stop waiting when nobody here watches any more."""
+        while not run.stop.wait(ELSEWHERE_POLL_SECONDS):
+            recorded = self.cache.load(run.config, dataset)
+            if recorded is not None:
+                for name, value in _recorded(recorded, run.two_d).items():  # status last: readers check it
+                    setattr(run, name, value)
+                return
+            claim = self.cache.claim(run.config, dataset)
+            if claim is not None:
+                run.elsewhere = False
+                run.started = time.perf_counter()
+                self._work(run, Training(run.config, dataset, limits), limits.max_training_seconds, claim)
+                return
+        run.status, run.message = STOPPED, "stopped by the user while another server was training it"
+
+    def _work(self, run: SharedRun, training: Training, max_seconds: float, claim: Path | None = None) -> None:
+        while not self._slots.acquire(timeout=CLAIM_REFRESH_SECONDS):  # queued: still alive, say so to the others
+            if claim is not None:
+                self.cache.refresh(claim)
+        try:
             run.started = time.perf_counter()
             stopped_path = self.folder / f"{run.key}.h5"  # a run stopped early is not the config's run: not cached
             if run.two_d:
                 run.initial_params = training.params.copy()
             # a run over the time cap is recorded with the cap's message (run.message), not "stopped by the user"
-            stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message) if self.cache
-                      else record(training, run.path, stop_reason=lambda: run.message))
+            stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message, claim=claim)
+                      if self.cache else record(training, run.path, stop_reason=lambda: run.message))
             try:
                 for snapshot in stream:
                     if run.two_d:
@@ -251,6 +287,8 @@ class RunStore:
             else:
                 last = run.snapshots[-1].step if run.snapshots else 0
                 run.status, run.message = STOPPED, run.message or f"stopped by the user at step {last}"
+        finally:
+            self._slots.release()
 
     def _evict(self) -> None:
         ended = [k for k, r in self._runs.items() if r.done]

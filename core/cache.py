@@ -6,10 +6,15 @@ HDF5 file from core.record, stored as ``<directory>/<key>.h5``.
 
 Writes are atomic: a run is recorded under a unique name in ``<directory>/.tmp/`` and os.replace'd to its key only
 once it has ended on its own (finished or diverged), so a reader — in this process or another replica sharing the
-volume — sees a complete file or none. Concurrency: there is no lock. Two processes that miss the same key at the
-same moment both compute it; both renames are atomic and both files are identical, so the later one simply wins.
-Within one server process the dashboard's run store already shares one computation between sessions, and sticky
-sessions keep a class on few replicas, so duplicate work is rare and bounded by one run per replica.
+volume — sees a complete file or none.
+
+Each config is computed once across replicas: a process about to train a missing run first `claim`s its key, by
+creating ``<directory>/.claims/<key>`` exclusively (O_EXCL, atomic on local disks and on NFS v3+). Another process
+that misses the same key finds the claim and waits for the file instead of training. The holder refreshes the
+claim's modification time while it works and removes it when the run has ended; a claim left unrefreshed for
+CLAIM_STALE_SECONDS belongs to a process that died, and the next claimant takes it over. (Two claimants taking over
+the same dead claim at the same instant may both compute: the renames are atomic and the files identical, so the
+later one simply wins. That is the only duplicate work left.)
 
 Eviction is least recently used by total size: `get` touches an entry's modification time, `evict` removes the
 oldest entries until the folder fits in ``max_bytes``. A damaged entry (truncated, foreign, incomplete) is deleted on
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +44,9 @@ CACHE_VERSION = 1  # bump when what a cached run means changes without the run-f
 DEFAULT_MAX_MB = 1024
 STALE_TMP_SECONDS = 24 * 3600  # a temporary file this old belongs to a writer that was killed
 TMP_DIR = ".tmp"
+CLAIMS_DIR = ".claims"
+CLAIM_STALE_SECONDS = 60.0  # a claim not refreshed for this long belongs to a process that died
+CLAIM_REFRESH_SECONDS = 5.0  # how often a working holder refreshes its claim
 
 
 def cache_key(config: Config, fingerprint: str) -> str:
@@ -64,6 +73,8 @@ class RunCache:
         self.max_bytes = int(max_bytes)
         self.tmp = self.directory / TMP_DIR
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.claims = self.directory / CLAIMS_DIR
+        self.claims.mkdir(exist_ok=True)
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "RunCache | None":
@@ -109,19 +120,56 @@ class RunCache:
             path.unlink(missing_ok=True)
             return None
 
+    def claim(self, config: Config, dataset) -> Path | None:
+        """Take the right to compute this run: the claim file, to `refresh` while working and `release` at the end;
+        None if a live process holds it already (wait for its file instead)."""
+        path = self.claims / self.path(config, dataset).stem
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    age = time.time() - path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # released a moment ago: try again
+                if age < CLAIM_STALE_SECONDS:
+                    return None
+                path.unlink(missing_ok=True)  # its holder died without releasing it: take it over
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{socket.gethostname()} {os.getpid()}\n")  # who holds it, for a person looking
+            return path
+        return None
+
+    @staticmethod
+    def refresh(claim: Path) -> None:
+        try:
+            os.utime(claim)
+        except FileNotFoundError:  # taken over as stale by another process: it computes the same file
+            pass
+
+    @staticmethod
+    def release(claim: Path) -> None:
+        claim.unlink(missing_ok=True)
+
     def record(self, training: Training, stopped_path: str | Path | None = None,
-               stop_reason: Callable[[], str | None] | None = None) -> Iterator[Snapshot]:
+               stop_reason: Callable[[], str | None] | None = None, claim: Path | None = None) -> Iterator[Snapshot]:
         """Iterate ``training``, recording it and yielding each snapshot; a run that ends on its own is stored.
 
         A run closed early (stopped by the user, or by a server cap: ``stop_reason`` as in core.record.record) is not
         the config's run, so it is not cached: its file is moved to ``stopped_path`` if given, else deleted.
+        ``claim`` (from `claim`) is refreshed as snapshots come and released once the file is in place or gone.
         """
         final = self.path(training.config, training.dataset)
         tmp = self.tmp / f"{final.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.h5"
         ended = False
         stream = record(training, tmp, stop_reason=stop_reason)
+        refreshed = time.monotonic()
         try:
             for snapshot in stream:
+                if claim is not None and time.monotonic() - refreshed > CLAIM_REFRESH_SECONDS:
+                    self.refresh(claim)
+                    refreshed = time.monotonic()
                 yield snapshot
             ended = True
         finally:
@@ -134,6 +182,8 @@ class RunCache:
             else:
                 tmp.unlink(missing_ok=True)
                 Path(f"{tmp}.partial").unlink(missing_ok=True)
+            if claim is not None:
+                self.release(claim)
 
     def compute(self, config: Config, dataset,
                 training_factory: Callable[[Config, object], Training] = Training) -> Iterator[Snapshot]:

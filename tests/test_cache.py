@@ -297,3 +297,58 @@ def test_the_new_caps_come_from_the_environment():
 
     limits = Limits.from_env({"INITLAB_MAX_CONCURRENT_TRAININGS": "3", "INITLAB_MAX_TRAINING_SECONDS": "90"})
     assert (limits.max_concurrent_trainings, limits.max_training_seconds) == (3, 90)
+
+
+# --- one computation per config across replicas: the cache's claims -----------------------------------------------
+def test_a_claim_is_held_by_one_process_until_released_or_stale(tmp_path, circles):
+    cache, other = RunCache(tmp_path), RunCache(tmp_path)  # two replicas' views of one folder
+    claim = cache.claim(small(), circles)
+    assert claim is not None and other.claim(small(), circles) is None
+    assert cache.claim(small(seed=2), circles) is not None  # another config is another claim
+    cache.release(claim)
+    again = other.claim(small(), circles)
+    assert again is not None and cache.claim(small(), circles) is None
+    old = time.time() - 120  # its holder died: nobody refreshed it for two minutes
+    os.utime(again, (old, old))
+    assert cache.claim(small(), circles) is not None
+
+
+def test_two_replicas_starting_one_config_train_it_once(tmp_path, circles, monkeypatch):
+    import app.runs
+    from app.runs import FINISHED, RUNNING, RunStore
+    from core.limits import Limits
+
+    trained = []
+    monkeypatch.setattr(app.runs, "Training", lambda *args: trained.append(args) or Training(*args))
+    cache = RunCache(tmp_path / "cache")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first, second = RunStore(tmp_path / "a", cache=cache), RunStore(tmp_path / "b", cache=cache)
+    config = small(iterations=600)
+    run = first.start(config, circles, "one", Limits())
+    waiting = second.start(config, circles, "two", Limits())  # the same moment, on the other replica
+    assert waiting.elsewhere and waiting.status == RUNNING and not waiting.snapshots
+    assert first.wait(run.key, 60) and second.wait(waiting.key, 60)
+    assert len(trained) == 1 and run.status == waiting.status == FINISHED
+    assert waiting.cached and [s.loss for s in waiting.snapshots] == [s.loss for s in run.snapshots]
+    assert list(cache.claims.iterdir()) == []  # released once the file was in place
+
+
+def test_a_replica_trains_the_run_itself_when_the_other_gives_it_up(tmp_path, circles):
+    from app.runs import FINISHED, STOPPED, RunStore
+    from core.limits import Limits
+
+    cache = RunCache(tmp_path / "cache")
+    held = cache.claim(small(), circles)  # another replica is training it
+    store = RunStore(tmp_path, cache=cache)
+    run = store.start(small(), circles, "one", Limits())
+    assert run.elsewhere and not store.wait(run.key, 1)
+    cache.release(held)  # that replica's students stopped it: no file will come
+    assert store.wait(run.key, 30) and run.status == FINISHED and not run.cached and not run.elsewhere
+    assert cache.get(small(), circles) is not None
+
+    held = cache.claim(small(seed=2), circles)
+    waiting = store.start(small(seed=2), circles, "one", Limits())
+    store.detach(waiting.key, "one")  # nobody here wants it any more
+    assert store.wait(waiting.key, 5) and waiting.status == STOPPED and "another server" in waiting.message
+    assert held.exists()  # the other replica's claim is its own
