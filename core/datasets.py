@@ -24,6 +24,7 @@ import hashlib
 import io
 import math
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -240,8 +241,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, standardize: 
             f"unknown dataset {name!r}. Choose one of catvnoncat, shapes64, digits, digits:K (K = 0..9), "
             f"{', '.join(TWO_D_NAMES)}, gaussian:D (D = 1..{GAUSSIAN_MAX_DIM})."
         )
-    dataset = _load_cached(key, str(folder))
-    return standardized(dataset) if standardize else dataset
+    with _LOADING:
+        return _load_cached(key, str(folder), standardize)
 
 
 def _stat_key(path: Path) -> tuple[str, int, int]:
@@ -250,8 +251,16 @@ def _stat_key(path: Path) -> tuple[str, int, int]:
     return (str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
+# One load at a time: a class that picks a preset at once on a fresh server would otherwise all miss lru_cache
+# together, each reading, scaling and fingerprinting its own copy of the data (30 copies of the cat files took
+# ~30 CPU-seconds of the server's GIL). A hit takes microseconds under the lock.
+_LOADING = threading.Lock()
+
+
 @lru_cache(maxsize=8)
-def _load_cached(key: tuple, folder: str) -> Dataset:
+def _load_cached(key: tuple, folder: str, standardize: bool = False) -> Dataset:
+    if standardize:  # cached too: every page run of a standardised config asks for it
+        return standardized(_load_cached(key, folder, False))
     name = key[0]
     if name == "catvnoncat":
         train, test = _cat_paths(Path(folder))

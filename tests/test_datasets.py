@@ -631,4 +631,34 @@ def test_core_datasets_imports_no_dashboard_libraries():
             imported.add(node.module.split(".")[0])
     assert not imported & {"streamlit", "plotly", "sklearn", "matplotlib"}
     assert imported <= {"__future__", "hashlib", "io", "math", "os", "dataclasses", "functools", "pathlib", "h5py",
-                        "numpy"}
+                        "numpy", "threading"}
+
+
+def test_a_class_asking_at_once_shares_one_load(monkeypatch):
+    """Thirty sessions asking for the same dataset at the same moment get one object, read once (lru_cache alone
+    lets every caller miss while the first is still reading); the standardised variant is cached as well."""
+    import threading
+    import time
+
+    reads, real = [], D._GENERATORS["moons"]
+
+    def slow_read():
+        reads.append(1)
+        time.sleep(0.05)  # the others arrive while this one reads
+        return real()
+
+    monkeypatch.setitem(D._GENERATORS, "moons", slow_read)
+    got, start = [], threading.Barrier(30)
+
+    def session():
+        start.wait()
+        got.append(load_dataset("moons"))
+
+    threads = [threading.Thread(target=session) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reads) == 1 and len({id(d) for d in got}) == 1
+    assert load_dataset("moons", standardize=True) is load_dataset("moons", standardize=True)
+    assert len(reads) == 1
