@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from app import figures
-from core.cache import CLAIM_REFRESH_SECONDS, RunCache
+from core.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, RunCache
 from core.config import Config, ConfigError
 from core.limits import Limits, check_limits
 from core.network import Network, Params, forward
@@ -40,7 +40,6 @@ from core.train import Training
 Array = np.ndarray
 
 RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
-ELSEWHERE_POLL_SECONDS = 0.5  # how often a run trained by another replica is looked for in the shared cache
 
 
 def run_key(config: Config, fingerprint: str) -> str:
@@ -232,7 +231,7 @@ class RunStore:
     def _await_elsewhere(self, run: SharedRun, dataset, limits: Limits) -> None:
         """Wait for the file of a run another replica trains; train it here if that one gives up its claim (stopped
         by its users, or dead); stop waiting when nobody here watches any more."""
-        while not run.stop.wait(ELSEWHERE_POLL_SECONDS):
+        while not run.stop.wait(CLAIM_POLL_SECONDS):
             recorded = self.cache.load(run.config, dataset)
             if recorded is not None:
                 for name, value in _recorded(recorded, run.two_d).items():  # status last: readers check it

@@ -47,6 +47,7 @@ TMP_DIR = ".tmp"
 CLAIMS_DIR = ".claims"
 CLAIM_STALE_SECONDS = 60.0  # a claim not refreshed for this long belongs to a process that died
 CLAIM_REFRESH_SECONDS = 5.0  # how often a working holder refreshes its claim
+CLAIM_POLL_SECONDS = 0.5  # how often a process that found a claim looks for the holder's file
 
 
 def cache_key(config: Config, fingerprint: str) -> str:
@@ -187,12 +188,18 @@ class RunCache:
 
     def compute(self, config: Config, dataset,
                 training_factory: Callable[[Config, object], Training] = Training) -> Iterator[Snapshot]:
-        """The run's snapshots: replayed from the cache on a hit, else trained (recorded while streaming)."""
-        cached = self.load(config, dataset)
-        if cached is not None:
-            yield from cached.snapshots
-            return
-        yield from self.record(training_factory(config, dataset))
+        """The run's snapshots: replayed from the cache on a hit, else trained (recorded while streaming), or, if
+        another process holds its claim, replayed once that one's file is in place."""
+        while True:
+            cached = self.load(config, dataset)
+            if cached is not None:
+                yield from cached.snapshots
+                return
+            claim = self.claim(config, dataset)
+            if claim is not None:
+                break
+            time.sleep(CLAIM_POLL_SECONDS)
+        yield from self.record(training_factory(config, dataset), claim=claim)
 
     def entries(self) -> list[Path]:
         """Stored runs, least recently used first."""

@@ -144,17 +144,24 @@ RACER = textwrap.dedent("""
     from core.cache import RunCache
     from core.config import Config
     from core.datasets import load_dataset
+    from core.train import Training
     config = Config(dataset="circles", layers=(64, 64, 64), iterations=600, record_every=2)
-    for _ in RunCache(sys.argv[1]).compute(config, load_dataset("circles")):
+
+    def training(config, dataset):
+        print("trained", flush=True)
+        return Training(config, dataset)
+
+    for _ in RunCache(sys.argv[1]).compute(config, load_dataset("circles"), training):
         pass
 """)
 
 
-def test_two_processes_racing_on_one_key_never_expose_a_partial_file(tmp_path, circles):
+def test_two_processes_racing_on_one_key_train_it_once_and_never_expose_a_partial_file(tmp_path, circles):
     config = Config(dataset="circles", layers=(64, 64, 64), iterations=600, record_every=2)
     target = RunCache(tmp_path).path(config, circles)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path)], env=env, cwd=ROOT) for _ in range(2)]
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path)], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
     try:
         while any(p.poll() is None for p in racers):
             if target.exists():
@@ -165,6 +172,7 @@ def test_two_processes_racing_on_one_key_never_expose_a_partial_file(tmp_path, c
         for p in racers:
             p.wait(timeout=60)
     assert [p.returncode for p in racers] == [0, 0]
+    assert sorted(p.stdout.read() for p in racers) == ["", "trained\n"]  # the other waited for its file
     assert read_run(target).complete
     assert list(tmp_path.glob(".tmp/*")) == []  # both writers cleaned up after their rename
     assert cache_files(tmp_path) == [target.name]
