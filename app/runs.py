@@ -186,7 +186,12 @@ class RunStore:
                     self.cache.release(claim)
                 raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
                                   "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
-            training = Training(config, dataset, limits)
+            try:
+                training = Training(config, dataset, limits)
+            except BaseException:
+                if claim is not None:
+                    self.cache.release(claim)
+                raise
             path = self.cache.path(config, dataset) if self.cache else self.folder / f"{key}.h5"
             run = SharedRun(key, config, training.network, path, two_d, watchers={watcher})
             target, args = self._work, (run, training, limits.max_training_seconds, claim)
@@ -240,8 +245,13 @@ class RunStore:
             claim = self.cache.claim(run.config, dataset)
             if claim is not None:
                 run.elsewhere = False
-                run.started = time.perf_counter()
-                self._work(run, Training(run.config, dataset, limits), limits.max_training_seconds, claim)
+                try:
+                    training = Training(run.config, dataset, limits)
+                except Exception as e:  # a worker must never die silently: the page shows what happened
+                    self.cache.release(claim)
+                    run.status, run.message = STOPPED, f"the run failed: {type(e).__name__}: {e}"
+                    return
+                self._work(run, training, limits.max_training_seconds, claim)
                 return
         run.status, run.message = STOPPED, "stopped by the user while another server was training it"
 
