@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numba
 import numpy as np
@@ -232,6 +232,20 @@ def choose_binning(net: Network, cache: Cache, grads: Grads, bins: int) -> Binni
     return Binning(lo, hi, bins)
 
 
+@lru_cache(maxsize=256)
+def _activation_checks(net: Network, dtype: str) -> tuple[tuple, ...]:
+    """Per layer, what `_layer_pass` counts in A: (zeros?, saturation bounds in the data's dtype, saturated?). Fixed
+    for a network, so worked out once rather than at every recorded step."""
+    cast = np.dtype(dtype).type
+    checks = []
+    for i in range(net.depth):
+        act = ACTIVATIONS.get(net.layer_activation(i))  # None only for the softmax output
+        bounds = act.saturation if act is not None and act.saturation is not None else (0.0, 0.0)
+        checks.append((act is not None and act.can_die, cast(bounds[0]), cast(bounds[1]),
+                       act is not None and act.saturation is not None))
+    return tuple(checks)
+
+
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
     """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
 
@@ -244,15 +258,10 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     counts = np.empty((L, 4, bins + 2), dtype=np.int64)  # per layer: Z, A, dZ, dW's under, bins, over
     flagged = np.empty((L, 2))  # per layer: A's zeros, A's saturated values
     flats = []  # per layer: Z, A, dZ, dW, W flattened
-    for i in range(L):
-        act = ACTIVATIONS.get(net.layer_activation(i))  # None only for the softmax output
+    for i, checks in enumerate(_activation_checks(net, cache.A[1].dtype.str)):
         layer = [cache.Z[i].reshape(-1), cache.A[i + 1].reshape(-1), grads.dZ[i].reshape(-1),
                  grads.dW[i].reshape(-1), params.W[i].reshape(-1)]
-        saturation = act.saturation if act is not None and act.saturation is not None else (0.0, 0.0)
-        cast = layer[1].dtype.type
-        flagged[i] = _layer_pass(*layer, grads.db[i].reshape(-1), lo[i], scale[i], bins,
-                                 act is not None and act.can_die, cast(saturation[0]), cast(saturation[1]),
-                                 act is not None and act.saturation is not None, sums[i], counts[i])
+        flagged[i] = _layer_pass(*layer, grads.db[i].reshape(-1), lo[i], scale[i], bins, *checks, sums[i], counts[i])
         flats += layer
     mean, var = (m.reshape(L, 5) for m in _mean_var(sums[:, :5].reshape(-1, 2), flats))
     std = np.sqrt(var)
