@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
+from core.cache import RunCache
 from core.config import Config
 from core.datasets import load_dataset
 from core.record import record
@@ -157,6 +158,35 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     open_tab(at, "Run file")
     assert at.get("download_button"), "a finished run offers its .h5 file"
     assert any("finished at step 40 of 40 · 5 snapshots" in c.value for c in at.caption)
+
+
+def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch, tmp_path):
+    """Another server sharing the run cache holds the claim on this config: the page says so instead of training
+    it a second time; when that server gives the run up, this one trains it."""
+    monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
+    st.cache_resource.clear()  # the run store is built once per process: rebuild it under this environment
+    try:
+        at = start()
+        at.selectbox(key="preset").set_value("custom").run()
+        at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
+        at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
+        config = at.session_state.config
+        cache = RunCache(tmp_path / "cache")
+        held = cache.claim(config, load_dataset(config.dataset, standardize=config.standardize))
+        open_tab(at, "Training")
+        at.button(key="start").click().run()
+        no_errors(at)
+        assert any("Another server of this class is training this run" in i.value for i in at.info)
+        assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
+        cache.release(held)  # its students stopped it there: no file will come
+        deadline = time.monotonic() + 60
+        while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            at.run()
+        assert any("Finished 40 steps" in s.value for s in at.success)
+        assert len(list(cache.directory.glob("*.h5"))) == 1
+    finally:
+        st.cache_resource.clear()
 
 
 def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():
