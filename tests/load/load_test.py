@@ -79,11 +79,27 @@ class Session:
         self.started: float | None = None
         self.served: float | None = None
         self.seconds: float | None = None
+        self.traffic = {"sent": 0, "received": 0, "closed": 0}  # WebSocket frames and closes since the click
 
     def frame(self, payload) -> None:
+        if self.started is not None:
+            self.traffic["received"] += 1
         if self.started is not None and self.served is None and isinstance(payload, bytes) \
                 and payload.count(b"finished") >= 2:
             self.served = time.perf_counter() - self.started
+
+    def watch(self, ws) -> None:
+        """Count what crosses the page's WebSocket after the click: a stalled page says whether its request left
+        the browser and whether anything came back."""
+        def count(what: str):
+            def counted(*_) -> None:
+                if self.started is not None:
+                    self.traffic[what] += 1
+            return counted
+
+        ws.on("framereceived", self.frame)
+        ws.on("framesent", count("sent"))
+        ws.on("close", count("closed"))
 
     async def run(self, browser, url: str, timeout_ms: int, instant: bool, draw: bool, ready: asyncio.Barrier,
                   failures: Path) -> "Session":
@@ -100,7 +116,7 @@ class Session:
         await context.route("**/*", route)
         try:
             page = await context.new_page()
-            page.on("websocket", lambda ws: ws.on("framereceived", self.frame))
+            page.on("websocket", self.watch)
             page.set_default_timeout(timeout_ms)  # an overloaded server answers clicks late; that is a slow result
             loaded: BaseException | None = None
             try:
@@ -134,7 +150,8 @@ class Session:
             except Exception as e:
                 shot = Path(tempfile.mkstemp(prefix="failed-session-", suffix=".png", dir=failures)[1])
                 await page.screenshot(path=str(shot), full_page=True)
-                raise RuntimeError(f"{type(e).__name__}: {str(e)[:120]} (the page: {shot})") from e
+                raise RuntimeError(f"{type(e).__name__}: {str(e)[:120]} (the page: {shot}; WebSocket since the "
+                                   f"click: {self.traffic})") from e
             return self
         finally:
             await context.close()
@@ -335,7 +352,7 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
         "log_errors": text.count("Traceback") + text.count("Error"),
         "trained": len(set(cache.glob("*.h5")) - before),
         **cpu, "wall": wall,
-        "first_failure": f"{type(failures[0]).__name__}: {str(failures[0])[:260]}" if failures else "",
+        "failures": [f"{type(f).__name__}: {str(f)[:400]}" for f in failures],
     }
 
 
@@ -388,7 +405,7 @@ def main(argv=None) -> int:
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
                   f"{row['peak_mb']:>8.0f} {row['log_errors']:>7} {row['server_cpu']:>10.1f} "
                   f"{row['client_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f} {row['trained']:>7}"
-                  + (f"  first failure: {row['first_failure']}" if row["failed"] else ""), flush=True)
+                  + "".join(f"\n    failed: {failure}" for failure in row["failures"]), flush=True)
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
 
