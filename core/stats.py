@@ -265,15 +265,15 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         flats += layer
     mean, var = (m.reshape(L, 5) for m in _mean_var(sums[:, :5].reshape(-1, 2), flats))
     std = np.sqrt(var)
-    out = {"z_mean": mean[:, 0], "z_var": var[:, 0], "z_std": std[:, 0],
-           "a_mean": mean[:, 1], "a_var": var[:, 1], "a_std": std[:, 1],
-           "dz_mean": mean[:, 2], "dz_std": std[:, 2],
-           "dw_mean": mean[:, 3], "dw_std": std[:, 3], "dw_norm": np.sqrt(sums[:, 3, 1]),
-           "w_std": std[:, 4], "w_norm": np.sqrt(sums[:, 4, 1]),
-           "db_norm": np.sqrt(sums[:, 5, 1]),
-           "update_ratio": np.full(L, np.nan)}
-    a_sizes = np.array([a.size for a in cache.A[1:]], dtype=np.float64)
-    out["dead_fraction"], out["saturated_fraction"] = (flagged / a_sizes[:, None]).T
+    dead, saturated = (flagged / np.array([a.size for a in cache.A[1:]], dtype=np.float64)[:, None]).T
+    scalars = {"z_mean": mean[:, 0], "z_var": var[:, 0], "z_std": std[:, 0],
+               "a_mean": mean[:, 1], "a_var": var[:, 1], "a_std": std[:, 1],
+               "dead_fraction": dead, "saturated_fraction": saturated,
+               "dz_mean": mean[:, 2], "dz_std": std[:, 2],
+               "dw_mean": mean[:, 3], "dw_std": std[:, 3], "dw_norm": np.sqrt(sums[:, 3, 1]),
+               "db_norm": np.sqrt(sums[:, 5, 1]), "w_std": std[:, 4], "w_norm": np.sqrt(sums[:, 4, 1]),
+               "update_ratio": np.full(L, np.nan)}
+    out = {name: scalars[name] for name in SCALARS}  # in SCALARS order, as the run file stores them
     for k, h in enumerate(HISTOGRAMS):
         out[f"{h}_hist"] = counts[:, k, 1:-1]
         out[f"{h}_outside"] = counts[:, k, [0, -1]]
