@@ -80,7 +80,7 @@ def main() -> None:
         cases = {"Init Lab": init_lab_probe(dataset, dtype), "floor": floor_probe(dtype)}
         if torch:
             cases["PyTorch"] = torch_probe(torch, dataset, dtype)
-        t = interleaved(cases, args.repeats, args.warmup)
+        t = interleaved(cases, args.repeats, args.warmup, args.burst)
         med = {k: v[0] for k, v in t.items()}
         med.setdefault("PyTorch", None)
         print_header(f"deep probe {DEPTH} x {WIDTH} tanh, {M} inputs, forward + backward + all statistics, "

@@ -80,7 +80,7 @@ def main() -> None:
     progress_s, layers_s = figure_seconds(Training(config, dataset, limits), predicted)
     print(f"figures of the whole run: progress {progress_s * 1e3:.1f} ms, per layer {layers_s * 1e3:.1f} ms per call "
           "(target <= 15 ms together)")
-    timing = interleaved({"dashboard": dashboard, "cli": cli}, args.repeats, args.warmup)
+    timing = interleaved({"dashboard": dashboard, "cli": cli}, args.repeats, args.warmup, args.burst)
     print_table([("streamed run with the page's redraws (s x 1000)", timing["dashboard"][0], timing["cli"][0],
                   "CLI run")],
                 timing)

@@ -74,7 +74,7 @@ def main() -> None:
     x64, y = rng.standard_normal((DIMS[0], M)), rng.integers(0, DIMS[-1], (1, M))
     for dtype in dtypes(args.dtype):
         cases = {"Init Lab": init_lab_step(x64, y, dtype), "PyTorch": torch_step(torch, x64, y, dtype)}
-        t = interleaved(cases, args.repeats, args.warmup)
+        t = interleaved(cases, args.repeats, args.warmup, args.burst)
         med = {k: v[0] for k, v in t.items()}
         print_header(f"wide mini-batch {list(DIMS)} relu/softmax, batch {BATCH}, Adam, {dtype}, "
                      f"median of {args.repeats}")
