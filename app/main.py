@@ -553,8 +553,11 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
 def compare_results(keys: dict[str, str], live: bool) -> None:
     runs = {label: run_store().get(key) for label, key in keys.items()}
     runs = {label: r for label, r in runs.items() if r is not None}
-    curves = {label: thin(r.snapshots[:], MAX_POINTS) for label, r in runs.items()}
-    counts = tuple((label, len(r.snapshots)) for label, r in runs.items())
+    # Each run's snapshots read once: a run (or a replay's clock) may add one between two reads, and a figure keyed
+    # by the later count but drawn from the earlier list would stay one snapshot short, the final one included.
+    seen = {label: r.snapshots[:] for label, r in runs.items()}
+    curves = {label: thin(snapshots, MAX_POINTS) for label, snapshots in seen.items()}
+    counts = tuple((label, len(snapshots)) for label, snapshots in seen.items())
     loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts), lambda: figures.curves(
         {k: steps(v) for k, v in curves.items() if v}, {k: [s.loss for s in v] for k, v in curves.items() if v},
         "Loss by initialiser", "cross-entropy"))
