@@ -78,7 +78,7 @@ class Client:
             raise ScriptFailed(self.exceptions[0])
 
     async def wait_for(self, found, timeout: float = 300) -> None:
-        """Wait until ``found(payload)`` is true of a ForwardMsg received from now on (or already held)."""
+        """Wait until ``found(payload)`` is true of a ForwardMsg this session has received, earlier ones included."""
         seen = 0
         async with asyncio.timeout(timeout):
             while True:
