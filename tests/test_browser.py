@@ -90,8 +90,10 @@ def test_the_page_loads_with_the_initialisation_charts(server, browser):
     page.close()
 
 
-def current_step(page) -> int:
-    text = page.locator('[data-testid="stAlert"]').first.inner_text()
+def stopped_step(page) -> int:
+    """The step in the "Stopped at step N" status. Read from that alert, not the first one: for a moment after Stop
+    the page can still hold the live fragment's last "Training… step N" above it, until Streamlit clears it."""
+    text = page.locator('[data-testid="stAlert"]', has_text="Stopped at step").first.inner_text()
     match = re.search(r"step ([\d,]+)", text)
     return int(match.group(1).replace(",", "")) if match else -1
 
@@ -107,9 +109,9 @@ def test_stop_stops_a_run_and_leaves_its_charts(server, browser):
     shot(page, "02-training-live")
     page.get_by_test_id("stTabs").get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped at step").wait_for(timeout=10_000)
-    stopped = current_step(page)
+    stopped = stopped_step(page)
     time.sleep(2.0)
-    assert current_step(page) == stopped, "the view keeps the step where Stop was pressed"
+    assert stopped_step(page) == stopped, "the view keeps the step where Stop was pressed"
     assert 0 < stopped < long_run.iterations
     assert page.get_by_test_id("stTabs").get_by_role("button", name="Start").is_enabled()
     assert page.get_by_text("Decision boundary").count() >= 1
