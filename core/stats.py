@@ -121,31 +121,60 @@ def _scan(flat, lo, scale, bins):  # pragma: no cover - compiled
     return s, q, lanes.sum(axis=0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _layer_pass(z, a, dz, dw, w, db, lo, scale, bins,  # pragma: no cover - compiled
-                count_zeros, sat_low, sat_high, count_saturated, sums, counts):
-    """One layer's statistics in one call: `_scan` over each of Z, A, dZ, dW (flattened), `_sums` over W and db,
-    into ``sums`` (6, 2) and ``counts`` (4, bins + 2); returns the counts of A's zeros and of its values outside
-    [sat_low, sat_high] (compared in A's dtype, as NumPy compares with a Python float). The same kernels as
-    `summarize` and `moments`, so the same figures; one call instead of a dozen per layer, which for a small layer
-    cost more than the arithmetic."""
-    for h, values in enumerate((z, a, dz, dw)):
-        s, q, c = _scan(values, lo[h], scale[h], bins)
-        sums[h, 0], sums[h, 1] = s, q
-        counts[h] = c
-    sums[4, 0], sums[4, 1] = _sums(w)
-    sums[5, 0], sums[5, 1] = _sums(db)
-    zeros = 0
-    if count_zeros:
-        for i in range(a.size):
-            if a[i] == 0:
-                zeros += 1
-    saturated = 0
-    if count_saturated:
-        for i in range(a.size):
-            if a[i] < sat_low or a[i] > sat_high:
-                saturated += 1
-    return zeros, saturated
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mean_var(total, total_sq, flat):  # pragma: no cover - compiled
+    """Mean and variance of ``flat`` from its sum and sum of squares; two passes where they cancel."""
+    mean = total / flat.size
+    mean_sq = total_sq / flat.size
+    var = mean_sq - mean * mean
+    if var < 1e-6 * mean_sq:  # most of E[x^2] is the mean: the difference lost its digits
+        deviations = 0.0
+        for i in range(flat.size):
+            d = np.float64(flat[i]) - mean
+            deviations += d * d
+        var = deviations / flat.size
+    return mean, (0.0 if var < 0.0 else var)  # NaN stays NaN
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _all_layers(zs, activations, dzs, dws, ws, dbs, lo, scale, bins,  # pragma: no cover - compiled
+                counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
+    """Every layer's statistics in one call, from its flattened Z, A, dZ, dW, W and db (one tuple of each):
+    `_scan` over Z, A, dZ and dW, `_sums` over W and db. Writes, for layer i,
+    ``moments[k, :, i]`` = mean, variance, std of Z, A, dZ, dW, W (k = 0..4); ``norms[:, i]`` = the norms of dW, W,
+    db; ``fractions[:, i]`` = the shares of A's values that are zero and outside ``saturation[i]`` (each counted
+    only where the flag says the activation has it; compared in A's dtype, as NumPy compares with a Python float);
+    ``hist[h, i]`` and ``outside[h, i]`` = the counts in the bins and (under, over) of Z, A, dZ, dW (h = 0..3).
+    The same kernels as `summarize` and `moments`, so the same figures; one call for the whole network, because
+    a call per layer and the NumPy calls to assemble the figures cost more than a small layer's arithmetic."""
+    for i in range(len(zs)):
+        scanned = (zs[i], activations[i], dzs[i], dws[i])
+        for h in range(4):
+            s, q, c = _scan(scanned[h], lo[i, h], scale[i, h], bins)
+            moments[h, 0, i], moments[h, 1, i] = _mean_var(s, q, scanned[h])
+            hist[h, i] = c[1:-1]
+            outside[h, i, 0], outside[h, i, 1] = c[0], c[-1]
+            if h == 3:
+                norms[0, i] = math.sqrt(q)
+        s, q = _sums(ws[i])
+        moments[4, 0, i], moments[4, 1, i] = _mean_var(s, q, ws[i])
+        norms[1, i] = math.sqrt(q)
+        norms[2, i] = math.sqrt(_sums(dbs[i])[1])
+        a = activations[i]
+        low, high = saturation[i, 0], saturation[i, 1]
+        zeros = 0
+        saturated = 0
+        if counts_zeros[i]:
+            for j in range(a.size):
+                if a[j] == 0:
+                    zeros += 1
+        if counts_saturated[i]:
+            for j in range(a.size):
+                if a[j] < low or a[j] > high:
+                    saturated += 1
+        fractions[0, i] = zeros / a.size
+        fractions[1, i] = saturated / a.size
+    moments[:, 2] = np.sqrt(moments[:, 1])
 
 
 @dataclass(frozen=True)
@@ -160,30 +189,19 @@ class Summary:
     over: int  # values at or above the last edge, and NaN
 
 
-def _mean_var(sums: Array, flats: list[Array]) -> tuple[Array, Array]:
-    """Means and variances from (sum, sum of squares) pairs ``sums`` (k, 2) of the arrays ``flats`` (k of them)."""
-    sizes = np.array([flat.size for flat in flats], dtype=np.float64)
-    mean, mean_sq = sums[:, 0] / sizes, sums[:, 1] / sizes
-    var = mean_sq - mean * mean
-    for k in np.flatnonzero(var < 1e-6 * mean_sq):  # most of E[x^2] is the mean: the difference lost its digits
-        var[k] = flats[k].var(dtype=np.float64)
-    return mean, np.maximum(var, 0.0)
-
-
 def moments(x: Array) -> tuple[float, float, float]:
     """Mean, variance and sum of squares in one pass with float64 accumulators (two passes where they cancel)."""
     flat = x.reshape(-1)
-    sums = np.array([_sums(flat)])
-    mean, var = _mean_var(sums, [flat])
-    return float(mean[0]), float(var[0]), float(sums[0, 1])
+    total, total_sq = _sums(flat)
+    return (*_mean_var(total, total_sq, flat), total_sq)
 
 
 def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
     flat = x.reshape(-1)
     total, total_sq, counts = _scan(flat, lo, bins / (hi - lo), bins)
-    mean, var = _mean_var(np.array([[total, total_sq]]), [flat])
-    return Summary(float(mean[0]), float(var[0]), total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
+    mean, var = _mean_var(total, total_sq, flat)
+    return Summary(mean, var, total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -233,48 +251,44 @@ def choose_binning(net: Network, cache: Cache, grads: Grads, bins: int) -> Binni
 
 
 @lru_cache(maxsize=256)
-def _activation_checks(net: Network, dtype: str) -> tuple[tuple, ...]:
-    """Per layer, what `_layer_pass` counts in A: (zeros?, saturation bounds in the data's dtype, saturated?). Fixed
-    for a network, so worked out once rather than at every recorded step."""
-    cast = np.dtype(dtype).type
-    checks = []
-    for i in range(net.depth):
-        act = ACTIVATIONS.get(net.layer_activation(i))  # None only for the softmax output
-        bounds = act.saturation if act is not None and act.saturation is not None else (0.0, 0.0)
-        checks.append((act is not None and act.can_die, cast(bounds[0]), cast(bounds[1]),
-                       act is not None and act.saturation is not None))
-    return tuple(checks)
+def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
+    """What `_all_layers` counts in each layer's A: whether zeros count (L,), the saturation bounds in the data's
+    dtype (L, 2), whether saturation counts (L,). Fixed for a network, so worked out once rather than at every
+    recorded step (the arrays are shared: never written to)."""
+    acts = [ACTIVATIONS.get(net.layer_activation(i)) for i in range(net.depth)]  # None only for the softmax output
+    saturates = [act is not None and act.saturation is not None for act in acts]
+    bounds = [act.saturation if s else (0.0, 0.0) for act, s in zip(acts, saturates)]
+    return (np.array([act is not None and act.can_die for act in acts]), np.array(bounds, dtype=dtype),
+            np.array(saturates))
+
+
+SCANNED = ("z", "a", "dz", "dw", "w")  # the arrays whose mean, variance and std `_all_layers` works out, in order
+HISTOGRAM_KEYS = tuple((f"{h}_hist", f"{h}_outside") for h in HISTOGRAMS)
 
 
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
     """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
 
     Each of Z, A, dZ and dW is read once (moments, counts and histogram together), W once; norms come from the sums
-    of squares. One compiled call per layer (`_layer_pass`), then the figures of all layers at once.
+    of squares. One compiled call for all layers (`_all_layers`); the figures are views of its outputs.
     """
     L, bins = net.depth, binning.bins
     lo, scale = binning.tables
-    sums = np.empty((L, 6, 2))  # per layer: (sum, sum of squares) of Z, A, dZ, dW, W, db
-    counts = np.empty((L, 4, bins + 2), dtype=np.int64)  # per layer: Z, A, dZ, dW's under, bins, over
-    flagged = np.empty((L, 2))  # per layer: A's zeros, A's saturated values
-    flats = []  # per layer: Z, A, dZ, dW, W flattened
-    for i, checks in enumerate(_activation_checks(net, cache.A[1].dtype.str)):
-        layer = [cache.Z[i].reshape(-1), cache.A[i + 1].reshape(-1), grads.dZ[i].reshape(-1),
-                 grads.dW[i].reshape(-1), params.W[i].reshape(-1)]
-        flagged[i] = _layer_pass(*layer, grads.db[i].reshape(-1), lo[i], scale[i], bins, *checks, sums[i], counts[i])
-        flats += layer
-    mean, var = (m.reshape(L, 5) for m in _mean_var(sums[:, :5].reshape(-1, 2), flats))
-    std = np.sqrt(var)
-    dead, saturated = (flagged / np.array([a.size for a in cache.A[1:]], dtype=np.float64)[:, None]).T
-    scalars = {"z_mean": mean[:, 0], "z_var": var[:, 0], "z_std": std[:, 0],
-               "a_mean": mean[:, 1], "a_var": var[:, 1], "a_std": std[:, 1],
-               "dead_fraction": dead, "saturated_fraction": saturated,
-               "dz_mean": mean[:, 2], "dz_std": std[:, 2],
-               "dw_mean": mean[:, 3], "dw_std": std[:, 3], "dw_norm": np.sqrt(sums[:, 3, 1]),
-               "db_norm": np.sqrt(sums[:, 5, 1]), "w_std": std[:, 4], "w_norm": np.sqrt(sums[:, 4, 1]),
-               "update_ratio": np.full(L, np.nan)}
-    out = {name: scalars[name] for name in SCALARS}  # in SCALARS order, as the run file stores them
-    for k, h in enumerate(HISTOGRAMS):
-        out[f"{h}_hist"] = counts[:, k, 1:-1]
-        out[f"{h}_outside"] = counts[:, k, [0, -1]]
+    moments = np.empty((len(SCANNED), 3, L))  # mean, variance, std
+    norms = np.empty((3, L))  # dW, W, db
+    fractions = np.empty((2, L))  # dead, saturated
+    hist = np.empty((len(HISTOGRAMS), L, bins), dtype=np.int64)
+    outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)
+    _all_layers(*(tuple(a.reshape(-1) for a in arrays)
+                  for arrays in (cache.Z, cache.A[1:], grads.dZ, grads.dW, params.W, grads.db)),
+                lo, scale, bins, *_activation_checks(net, cache.A[1].dtype.str),
+                moments, norms, fractions, hist, outside)
+    z, a, dz, dw, w = moments
+    out = {"z_mean": z[0], "z_var": z[1], "z_std": z[2], "a_mean": a[0], "a_var": a[1], "a_std": a[2],
+           "dead_fraction": fractions[0], "saturated_fraction": fractions[1], "dz_mean": dz[0], "dz_std": dz[2],
+           "dw_mean": dw[0], "dw_std": dw[2], "dw_norm": norms[0], "db_norm": norms[2], "w_std": w[2],
+           "w_norm": norms[1], "update_ratio": np.full(L, np.nan)}  # in SCALARS order, as the run file stores them
+    for k, (hist_key, outside_key) in enumerate(HISTOGRAM_KEYS):
+        out[hist_key] = hist[k]
+        out[outside_key] = outside[k]
     return out
