@@ -63,7 +63,7 @@ class Watch:
                 self._note(where, item)
         elif hasattr(value, "__dict__") and not isinstance(value, type):
             for key, item in vars(value).items():
-                if key not in ("lo", "hi", "tables"):  # Binning's float64 histogram ranges, not data
+                if key not in ("lo", "hi", "table"):  # Binning's float64 histogram ranges, not data
                     self._note(f"{where}.{key}", item)
 
     def floats(self) -> set[str]:

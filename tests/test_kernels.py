@@ -13,12 +13,16 @@ from core.stats import choose_binning, layer_stats, moments, summarize
 from core.train import ADAM_EPSILON, Optimizer, Training
 
 
+# A small array; and large ones, whose values are counted in pairs (`PAIRED_MIN_SIZE`) from the two halves, of
+# even and odd size (the odd one's last value counted on its own).
+@pytest.mark.parametrize("shape", [(37, 53), (132, 256), (133, 255)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_summarize_matches_numpy(dtype):
+def test_summarize_matches_numpy(dtype, shape):
     rng = np.random.default_rng(0)
-    x = (rng.standard_normal((37, 53)) * 2 + 0.3).astype(dtype)
-    x[0, :4] = [np.inf, -np.inf, 10.0, -10.0]
+    x = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
+    x[0, :5] = [np.inf, -np.inf, 10.0, -10.0, np.nan]
     x[1, :3] = [-3.0, 3.0, np.nextafter(dtype(-3.0), dtype(0))]  # lo is in, hi is out
+    x[-1, -3:] = [-3.0, np.nextafter(dtype(3.0), dtype(0)), 3.0]  # the same at the end, in the second half
     finite = x[np.isfinite(x)].astype(np.float64)
     s = summarize(x[2:], -3.0, 3.0, 12)
     rest = x[2:].astype(np.float64)
@@ -29,7 +33,7 @@ def test_summarize_matches_numpy(dtype):
     counts, _ = np.histogram(finite[(finite >= -3.0) & (finite < 3.0)], np.linspace(-3.0, 3.0, 13))
     np.testing.assert_array_equal(full.counts, counts)
     assert full.under == np.count_nonzero(x < -3.0)  # -inf included
-    assert full.over == np.count_nonzero(x >= 3.0)
+    assert full.over == np.count_nonzero(x >= 3.0) + 1  # and the NaN
     assert math.isnan(full.mean)
 
 
