@@ -198,12 +198,14 @@ def _all_layers(zs, activations, dzs, dws, ws, dbs, table, bins,  # pragma: no c
                 counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
     """Every layer's statistics in one call, from its flattened Z, A, dZ, dW, W and db (one tuple of each):
     `_scan` over Z, A, dZ and dW with their ends in ``table`` (`Binning.table`), `_sums` over W and db.
-    Writes, for layer i, ``moments[k, :, i]`` = mean, variance, std of Z, A, dZ, dW, W (k = 0..4); ``norms[:, i]`` = the norms of dW, W,
-    db; ``fractions[:, i]`` = the shares of A's values that are zero and outside ``saturation[i]`` (each counted
-    only where the flag says the activation has it; compared in A's dtype, as NumPy compares with a Python float);
-    ``hist[h, i]`` and ``outside[h, i]`` = the counts in the bins and (under, over) of Z, A, dZ, dW (h = 0..3).
-    The same kernels as `summarize` and `moments`, so the same figures; one call for the whole network, because
-    a call per layer and the NumPy calls to assemble the figures cost more than a small layer's arithmetic."""
+
+    Writes, for layer i: ``moments[k, :, i]`` = mean, variance, std of Z, A, dZ, dW, W (k = 0..4); ``norms[:, i]``
+    = the norms of dW, W, db; ``fractions[:, i]`` = the shares of A's values that are zero and outside
+    ``saturation[i]`` (each counted only where the flag says the activation has it; compared in A's dtype, as NumPy
+    compares with a Python float); ``hist[h, i]`` and ``outside[h, i]`` = the counts in the bins and (under, over)
+    of Z, A, dZ, dW (h = 0..3). The same kernels as `summarize` and `moments`, so the same figures; one call for
+    the whole network, because a call per layer and the NumPy calls to assemble the figures cost more than a small
+    layer's arithmetic."""
     for i in range(len(zs)):
         scanned = (zs[i], activations[i], dzs[i], dws[i])
         for h in range(4):
