@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/, not the 
 import streamlit as st  # noqa: E402
 
 from app import figures  # noqa: E402
+from app.live_chart import live_chart  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
                       preflight, progress_figures, steps, thin)
@@ -104,9 +105,13 @@ def keep(key: str, default) -> dict:
 
 
 def chart(fig, key: str, caption: str, live: bool = False) -> None:
-    """A figure and what to look for in it. A `live` one is a static picture: it is replaced several times a second,
-    so hover and zoom could not be used anyway, and skipping their setup makes the browser's redraw cheaper."""
-    st.plotly_chart(fig, key=key, config=LIVE_PLOT_CONFIG if live else PLOT_CONFIG, theme=None)
+    """A figure and what to look for in it. A `live` one is redrawn in place (`live_chart`) as a static picture: it is
+    replaced several times a second, so hover and zoom could not be used anyway, and skipping their setup makes the
+    browser's redraw cheaper."""
+    if live:
+        live_chart(fig, key, LIVE_PLOT_CONFIG)
+    else:
+        st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
     st.caption(caption)
 
 

@@ -123,6 +123,54 @@ def test_stop_stops_a_run_and_leaves_its_charts(server, browser):
     page.close()
 
 
+WATCH_LIVE_CHARTS = """() => {
+  // Every live chart's drawing node added or removed from now on, and the loss chart's points as they change.
+  window.chartNodes = [];
+  new MutationObserver(function (mutations) {
+    for (const m of mutations) {
+      for (const [kind, nodes] of [["added", m.addedNodes], ["removed", m.removedNodes]]) {
+        for (const n of nodes) {
+          if (n.nodeType === 1 && (n.matches(".initlab-live-chart") || n.querySelector(".initlab-live-chart"))) {
+            window.chartNodes.push(kind);
+          }
+        }
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true});
+}"""
+LOSS_POINTS = "document.querySelector('.st-key-live_loss .initlab-live-chart')?._fullData?.[0]?.x?.length ?? 0"
+LIVE_CHARTS = 7  # loss, accuracy, activation std, gradient norm, decision boundary, update ratio, heatmap
+
+
+def test_live_charts_change_in_place(server, browser):
+    """While a run computes, each chart keeps its drawing and takes the new figure in place (`app/live_chart.py`):
+    no chart is removed and drawn again (a heatmap left a blank frame each time), the page loads plotly.js once, and
+    the curves do grow."""
+    run = Config(dataset="circles", layers=(10, 5), init="he_normal", lr=0.04, iterations=100_000, record_every=50)
+    page = open_app(browser, server, to_query(run, "custom"))
+    plotly_loads = []
+    page.on("request", lambda r: plotly_loads.append(r.url) if r.url.endswith("/plotly.min.js") else None)
+    page.get_by_role("tab", name="Training").click()
+    page.get_by_test_id("stTabs").get_by_role("button", name="Start").click()
+    page.wait_for_function(f"document.querySelectorAll('.initlab-live-chart.js-plotly-plot').length >= {LIVE_CHARTS}",
+                           timeout=30_000)
+    page.wait_for_function(f"{LOSS_POINTS} > 1", timeout=30_000)
+    page.evaluate(WATCH_LIVE_CHARTS)
+    points = page.evaluate(LOSS_POINTS)
+    step = page.wait_for_function("document.body.innerText.match(/Training… step ([\\d,]+)/)[1]").json_value()
+    time.sleep(3.0)
+    assert page.get_by_text("Training…").count() >= 1, "still computing, so the charts were live all along"
+    assert page.evaluate(LOSS_POINTS) != points or page.evaluate(
+        "document.body.innerText.match(/Training… step ([\\d,]+)/)[1]") != step, "the run moved on"
+    assert page.evaluate(f"{LOSS_POINTS} > 1")
+    assert page.evaluate("window.chartNodes") == [], "a live chart was drawn anew instead of updated"
+    assert len(plotly_loads) == 1, plotly_loads
+    no_exception(page)
+    page.get_by_test_id("stTabs").get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped at step").wait_for(timeout=10_000)
+    page.close()
+
+
 def test_the_seed_preset_compare_tab_answers_the_seed_question(server, browser):
     page = open_app(browser, server)
     page.get_by_role("tab", name="Compare").click()

@@ -1,0 +1,45 @@
+// The browser side of app/live_chart.py: one Plotly chart per component instance, given each new figure through
+// Plotly.react, which updates the drawing in place instead of drawing a new chart from nothing.
+
+function loadPlotly(url) {
+  // Once per page, shared by every live chart.
+  if (!window.initLabPlotly) {
+    window.initLabPlotly = new Promise(function (resolve, reject) {
+      const script = document.createElement("script");
+      script.src = url;
+      script.onload = function () { resolve(window.Plotly); };
+      script.onerror = function () { window.initLabPlotly = null; reject(new Error("could not load " + url)); };
+      document.head.appendChild(script);
+    });
+  }
+  return window.initLabPlotly;
+}
+
+function chartIn(parent, Plotly) {
+  let chart = parent.querySelector("div.initlab-live-chart");
+  if (!chart) {
+    chart = document.createElement("div");
+    chart.className = "initlab-live-chart";
+    parent.appendChild(chart);
+    // Follow the column's width (the page's layout can change it after the first drawing).
+    new ResizeObserver(function () {
+      if (chart.data && chart.clientWidth > 0 && chart.layout.width !== chart.clientWidth) {
+        Plotly.relayout(chart, {width: chart.clientWidth});
+      }
+    }).observe(chart);
+  }
+  return chart;
+}
+
+export default function (component) {
+  const {data, parentElement} = component;
+  const figure = JSON.parse(data.figure);
+  const height = figure.layout.height || 450;
+  parentElement.style.minHeight = height + "px";  // the chart's place is kept while plotly.js loads
+  loadPlotly(new URL(data.plotly, document.baseURI).href).then(function (Plotly) {
+    const chart = chartIn(parentElement, Plotly);
+    const layout = Object.assign({}, figure.layout, {height: height});
+    if (chart.clientWidth > 0) layout.width = chart.clientWidth;
+    Plotly.react(chart, figure.data || [], layout, data.config);
+  });
+}

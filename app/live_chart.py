@@ -1,0 +1,46 @@
+"""A Plotly chart that changes in place: the charts of a run that is still computing.
+
+`st.plotly_chart` (Streamlit 1.67) derives its element's identity from the figure, so every new figure of a live
+chart mounted a new chart: the page dropped the old drawing and drew the new one from nothing. Line charts redraw
+within a frame, but the histogram heatmaps and the decision boundary were blank for a frame or more at every update
+(seen in screencasts of the Training tab, once a second). This component keeps one chart per key and hands it each
+new figure through `Plotly.react`, which changes the drawing where it is.
+
+It runs in the page itself (`st.components.v2`), not in an iframe, so the page loads plotly.js once for all its live
+charts. That plotly.js is the plotly package's own, served by Streamlit from a component folder of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+import plotly
+import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit as st
+import streamlit.components.v1 as components
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+SCRIPT = Path(__file__).with_name("live_chart.js")
+
+
+def _serve_plotly_js() -> str:
+    """Serve plotly.min.js and return its page-relative address. Streamlit serves only the files inside a
+    component's folder, so the file is copied into a temporary one (removed at exit). Done once, on import."""
+    folder = Path(tempfile.mkdtemp(prefix="initlab-plotly-js-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    shutil.copy(PLOTLY_JS, folder)
+    components.declare_component("plotly_js", path=str(folder))
+    return f"component/{__name__}.plotly_js/{PLOTLY_JS.name}"
+
+
+PLOTLY_JS_URL = _serve_plotly_js()
+_live_chart = st.components.v2.component("initlab_live_chart", js=SCRIPT.read_text(), isolate_styles=False)
+
+
+def live_chart(fig: go.Figure, key: str, config: dict) -> None:
+    """``fig`` in the chart named ``key``, which keeps its place and its drawing from one update to the next."""
+    _live_chart(key=key, data={"figure": pio.to_json(fig, validate=False), "config": config, "plotly": PLOTLY_JS_URL})
