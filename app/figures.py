@@ -26,6 +26,8 @@ PALETTE = ("#0b4f9c", "#d1495b", "#2a9d3f", "#e08e0b", "#6a3d9a", "#00798c", "#8
 UPDATE_RATIO_GUIDE = 1e-3  # Karpathy's rule of thumb: each step changes a weight matrix by ~1/1000 of its size
 MAX_FACETS = 10  # most layers drawn as small multiples; deeper nets show an even selection
 PREDICTED_DASH = "dash"  # predicted values are drawn dashed, measured ones solid
+LEGEND_MOST = 4  # named entries that fit one legend row above a half-width chart; more would wrap into the title
+RIGHT_LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1.0, yanchor="top", traceorder="normal")
 TRACE_TYPES = ("scatter", "bar", "heatmap", "contour")  # every trace type Init Lab draws
 VIRIDIS = get_colorscale("Viridis")  # plotly.js knows fewer colourscale names than plotly: send the colours
 RDBU = get_colorscale("RdBu")
@@ -43,6 +45,10 @@ TEMPLATE = _template("plotly_white")
 
 
 def _figure(data: list[dict], layout: dict) -> go.Figure:
+    """The figure; a legend of more than LEGEND_MOST names goes in a column at the right, where any number fits."""
+    named = sum(1 for t in data if t["type"] in ("scatter", "bar") and t.get("showlegend", True))
+    if layout.get("showlegend", True) and named > LEGEND_MOST:
+        layout = {**layout, "legend": RIGHT_LEGEND}
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
@@ -134,6 +140,15 @@ def layer_colour(i: int, n: int) -> str:
     return f"rgb({r},{g},{b})"
 
 
+def _layer_scale(n: int) -> dict:
+    """A colour bar from layer 1 (light) to layer n (dark), the key to `layer_colour` where a legend of n names would
+    not fit: a trace without points that only carries the scale."""
+    bar = {"title": {"text": "layer"}, "thickness": 12, **({"dtick": 1} if n <= 12 else {})}
+    return {"type": "scatter", "x": [None, None], "y": [None, None], "mode": "markers", "showlegend": False,
+            "hoverinfo": "skip", "marker": {"color": [1, n], "cmin": 1, "cmax": n, "showscale": True, "colorbar": bar,
+                                            "colorscale": [[0.0, layer_colour(0, n)], [1.0, layer_colour(n - 1, n)]]}}
+
+
 def facet_layers(n_layers: int, most: int = MAX_FACETS) -> list[int]:
     """0-based layers to draw as small multiples: all of them, or an even spread that keeps the first and last."""
     if n_layers <= most:
@@ -204,6 +219,7 @@ def per_layer_over_steps(steps: Array, values: Array, title: str, y_title: str, 
     `reference` is a dashed red guide line; `predicted` (one value per layer, at initialisation) a dashed segment
     across the steps in each layer's colour. The segments add no legend entries (a fifth entry already wraps the
     legend of four layers into the title): each one shows and hides with its layer's entry, and hovering names it.
+    More than LEGEND_MOST layers get a colour bar of layers instead of the legend.
     """
     n = values.shape[1]
     data = [{"type": "scatter", "x": steps, "y": _plottable(values[:, i], log_y), "name": f"layer {i + 1}",
@@ -227,7 +243,10 @@ def per_layer_over_steps(steps: Array, values: Array, title: str, y_title: str, 
                                 line=dict(color="#d1495b", dash="dash", width=2))]
         extra["annotations"] = [dict(text=f"{reference:g}", showarrow=False, xref="x domain", x=1, xanchor="right",
                                      yref="y", y=label_y, yanchor="bottom")]
-    return _figure(data, _layout(title, showlegend=n <= 12, xaxis=_axis("step"),
+    named = n <= LEGEND_MOST
+    if not named:
+        data.append(_layer_scale(n))
+    return _figure(data, _layout(title, showlegend=named, xaxis=_axis("step"),
                                  yaxis=_value_axis(y_title, log_y, drawn), **extra))
 
 

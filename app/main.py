@@ -563,8 +563,10 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     seen = {label: r.snapshots[:] for label, r in runs.items()}
     curves = {label: thin(snapshots, MAX_POINTS) for label, snapshots in seen.items()}
     counts = tuple((label, len(snapshots)) for label, snapshots in seen.items())
+    # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
+    # not move when a run listed before it starts later.
     loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts), lambda: figures.curves(
-        {k: steps(v) for k, v in curves.items() if v}, {k: [s.loss for s in v] for k, v in curves.items() if v},
+        {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
         "Loss by initialiser", "cross-entropy"))
     chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
           "learn.", live)

@@ -145,11 +145,40 @@ def test_per_layer_over_steps_draws_each_layers_prediction_as_a_dashed_segment_i
     assert figures.per_layer_over_steps(t, stds, "t", "std A", log_y=False, predicted=predicted).data[n + 1].y[0] == 0
 
 
-def test_thirty_layers_with_predictions_keep_the_legend_out_of_the_way():
-    steps, values = np.arange(0, 100, 10), np.full((10, 30), 0.5)
-    fig = figures.per_layer_over_steps(steps, values, "t", "std A", predicted=np.full(30, 0.5))
-    assert len(fig.data) == 60
+@pytest.mark.parametrize("n", [5, 11, 30])
+def test_more_layers_than_a_legend_row_holds_get_a_colour_bar_of_layers(n):
+    """Past LEGEND_MOST names the legend wrapped into the chart's title (seen at 11 layers): the layers' colours get a
+    colour bar from layer 1 to n instead, whose ends are the first and last layer's line colours."""
+    steps, values = np.arange(0, 100, 10), np.full((10, n), 0.5)
+    fig = figures.per_layer_over_steps(steps, values, "t", "std A", predicted=np.full(n, 0.5))
     assert fig.layout.showlegend is False
+    lines, scale = fig.data[:n], fig.data[2 * n:]
+    assert len(scale) == 1 and scale[0].marker.showscale and scale[0].showlegend is False
+    assert (scale[0].marker.cmin, scale[0].marker.cmax) == (1, n)
+    assert [c for _, c in scale[0].marker.colorscale] == [lines[0].line.color, lines[-1].line.color]
+    assert all(v is None for v in scale[0].y)  # it carries the scale, draws nothing
+
+
+def test_a_legend_row_of_layers_stays_a_legend():
+    steps, values = np.arange(0, 100, 10), np.full((10, figures.LEGEND_MOST), 0.5)
+    fig = figures.per_layer_over_steps(steps, values, "t", "std A")
+    assert fig.layout.showlegend is True and fig.layout.legend.orientation == "h"
+    assert not any(getattr(t.marker, "showscale", None) for t in fig.data)
+
+
+def test_many_named_series_put_their_legend_in_a_column_at_the_right():
+    """Compare's charts name one series per initialiser, up to 13: past LEGEND_MOST a top legend wraps into the
+    title, so the legend becomes a column at the right. Predictions (no legend entry of their own) do not count."""
+    names = [f"init {k}" for k in range(figures.LEGEND_MOST + 1)]
+    fig = figures.curves({k: [0, 1] for k in names}, {k: [0.7, 0.6] for k in names}, "Loss by initialiser", "loss")
+    assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1
+    few = figures.curves({k: [0, 1] for k in names[:2]}, {k: [0.7, 0.6] for k in names[:2]}, "t", "loss")
+    assert few.layout.legend.orientation == "h"
+    depth = figures.depth_profile({k: [0.5, 0.4] for k in names}, "Activation std against depth", "std A", log_y=True)
+    assert depth.layout.legend.orientation == "v"
+    series = {k: [0.5, 0.4] for k in names[:figures.LEGEND_MOST]}
+    predicted = figures.depth_profile(series, "t", "std A", log_y=True, predicted=series)
+    assert len(predicted.data) == 2 * figures.LEGEND_MOST and predicted.layout.legend.orientation == "h"
 
 
 def assert_sent_as_plotly_would_validate_it(fig: go.Figure) -> None:
@@ -186,6 +215,9 @@ FIGURES = {
     "per layer, reference": lambda: figures.per_layer_over_steps(*_steps_values(40, 4), "t", "r", reference=1e-3),
     "per layer, 32 layers predicted": lambda: figures.per_layer_over_steps(
         *_steps_values(40, 32), "t", "std", predicted=np.r_[0.0, np.nan, np.geomspace(1, 1e-6, 30)]),
+    "per layer, 11 layers (colour bar)": lambda: figures.per_layer_over_steps(*_steps_values(40, 11), "t", "std"),
+    "curves, 6 names": lambda: figures.curves({str(k): [0, 1] for k in range(6)}, {str(k): [1, 0] for k in range(6)},
+                                              "t", "loss"),
     "per layer, linear": lambda: figures.per_layer_over_steps(*_steps_values(5, 3), "t", "y", log_y=False,
                                                               reference=0.0, predicted=np.zeros(3)),
     "heatmaps, 1 layer": lambda: figures.histogram_heatmaps(np.arange(3), np.ones((3, 1, 8)),
