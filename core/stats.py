@@ -194,46 +194,46 @@ def _mean_var(total, total_sq, flat):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _all_layers(zs, activations, dzs, dws, ws, dbs, table, bins,  # pragma: no cover - compiled
-                counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
-    """Every layer's statistics in one call, from its flattened Z, A, dZ, dW, W and db (one tuple of each):
-    `_scan` over Z, A, dZ and dW with their ends in ``table`` (`Binning.table`), `_sums` over W and db.
+def _layer(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
+           counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
+    """Layer i's statistics in one call, from its flattened Z, A, dZ, dW, W and db: `_scan` over Z, A, dZ and dW
+    with their ends in ``table[i]`` (`Binning.table`), `_sums` over W and db.
 
-    Writes, for layer i: ``moments[k, :, i]`` = mean, variance, std of Z, A, dZ, dW, W (k = 0..4); ``norms[:, i]``
-    = the norms of dW, W, db; ``fractions[:, i]`` = the shares of A's values that are zero and outside
-    ``saturation[i]`` (each counted only where the flag says the activation has it; compared in A's dtype, as NumPy
-    compares with a Python float); ``hist[h, i]`` and ``outside[h, i]`` = the counts in the bins and (under, over)
-    of Z, A, dZ, dW (h = 0..3). The same kernels as `summarize` and `moments`, so the same figures; one call for
-    the whole network, because a call per layer and the NumPy calls to assemble the figures cost more than a small
-    layer's arithmetic."""
-    for i in range(len(zs)):
-        scanned = (zs[i], activations[i], dzs[i], dws[i])
-        for h in range(4):
-            s, q, c = _scan(scanned[h], table[i, h], bins)
-            moments[h, 0, i], moments[h, 1, i] = _mean_var(s, q, scanned[h])
-            hist[h, i] = c[1:-1]
-            outside[h, i, 0], outside[h, i, 1] = c[0], c[-1]
-            if h == 3:
-                norms[0, i] = math.sqrt(q)
-        s, q = _sums(ws[i])
-        moments[4, 0, i], moments[4, 1, i] = _mean_var(s, q, ws[i])
-        norms[1, i] = math.sqrt(q)
-        norms[2, i] = math.sqrt(_sums(dbs[i])[1])
-        a = activations[i]
-        low, high = saturation[i, 0], saturation[i, 1]
-        zeros = 0
-        saturated = 0
-        if counts_zeros[i]:
-            for j in range(a.size):
-                if a[j] == 0:
-                    zeros += 1
-        if counts_saturated[i]:
-            for j in range(a.size):
-                if a[j] < low or a[j] > high:
-                    saturated += 1
-        fractions[0, i] = zeros / a.size
-        fractions[1, i] = saturated / a.size
-    moments[:, 2] = np.sqrt(moments[:, 1])
+    Writes ``moments[k, :, i]`` = mean, variance, std of Z, A, dZ, dW, W (k = 0..4); ``norms[:, i]`` = the norms of
+    dW, W, db; ``fractions[:, i]`` = the shares of A's values that are zero and outside ``saturation[i]`` (each
+    counted only where the flag says the activation has it; compared in A's dtype, as NumPy compares with a Python
+    float); ``hist[h, i]`` and ``outside[h, i]`` = the counts in the bins and (under, over) of Z, A, dZ, dW
+    (h = 0..3). The same kernels as `summarize` and `moments`, so the same figures. Written into arrays for the whole
+    network, of which the figures are views: assembling them with NumPy calls cost more than a small layer's
+    arithmetic. (A layer per call, not one call with a tuple per array: a tuple's length is part of its type, so
+    each depth compiled a kernel of its own, 4 s the first time.)"""
+    scanned = (z, a, dz, dw)
+    for h in range(4):
+        s, q, c = _scan(scanned[h], table[i, h], bins)
+        mean, var = _mean_var(s, q, scanned[h])
+        moments[h, 0, i], moments[h, 1, i], moments[h, 2, i] = mean, var, math.sqrt(var)
+        hist[h, i] = c[1:-1]
+        outside[h, i, 0], outside[h, i, 1] = c[0], c[-1]
+        if h == 3:
+            norms[0, i] = math.sqrt(q)
+    s, q = _sums(w)
+    mean, var = _mean_var(s, q, w)
+    moments[4, 0, i], moments[4, 1, i], moments[4, 2, i] = mean, var, math.sqrt(var)
+    norms[1, i] = math.sqrt(q)
+    norms[2, i] = math.sqrt(_sums(db)[1])
+    low, high = saturation[i, 0], saturation[i, 1]
+    zeros = 0
+    saturated = 0
+    if counts_zeros[i]:
+        for j in range(a.size):
+            if a[j] == 0:
+                zeros += 1
+    if counts_saturated[i]:
+        for j in range(a.size):
+            if a[j] < low or a[j] > high:
+                saturated += 1
+    fractions[0, i] = zeros / a.size
+    fractions[1, i] = saturated / a.size
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ def choose_binning(net: Network, cache: Cache, grads: Grads, bins: int) -> Binni
 
 @lru_cache(maxsize=256)
 def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
-    """What `_all_layers` counts in each layer's A: whether zeros count (L,), the saturation bounds in the data's
+    """What `_layer` counts in each layer's A: whether zeros count (L,), the saturation bounds in the data's
     dtype (L, 2), whether saturation counts (L,). Fixed for a network, so worked out once rather than at every
     recorded step (the arrays are shared: never written to)."""
     acts = [ACTIVATIONS.get(net.layer_activation(i)) for i in range(net.depth)]  # None only for the softmax output
@@ -321,7 +321,7 @@ def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
             np.array(saturates))
 
 
-SCANNED = ("z", "a", "dz", "dw", "w")  # the arrays whose mean, variance and std `_all_layers` works out, in order
+SCANNED = ("z", "a", "dz", "dw", "w")  # the arrays whose mean, variance and std `_layer` works out, in order
 HISTOGRAM_KEYS = tuple((f"{h}_hist", f"{h}_outside") for h in HISTOGRAMS)
 
 
@@ -329,7 +329,7 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
 
     Each of Z, A, dZ and dW is read once (moments, counts and histogram together), W once; norms come from the sums
-    of squares. One compiled call for all layers (`_all_layers`); the figures are views of its outputs.
+    of squares. One compiled call per layer (`_layer`), into arrays for all layers; the figures are views of them.
     """
     L, bins = net.depth, binning.bins
     moments = np.empty((len(SCANNED), 3, L))  # mean, variance, std
@@ -337,10 +337,11 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     fractions = np.empty((2, L))  # dead, saturated
     hist = np.empty((len(HISTOGRAMS), L, bins), dtype=np.int64)
     outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)
-    _all_layers(*(tuple(a.reshape(-1) for a in arrays)
-                  for arrays in (cache.Z, cache.A[1:], grads.dZ, grads.dW, params.W, grads.db)),
-                binning.table, bins, *_activation_checks(net, cache.A[1].dtype.str),
-                moments, norms, fractions, hist, outside)
+    checks = _activation_checks(net, cache.A[1].dtype.str)
+    for i in range(L):
+        layer = (cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i], params.W[i], grads.db[i])
+        _layer(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
+               outside)
     z, a, dz, dw, w = moments
     out = {"z_mean": z[0], "z_var": z[1], "z_std": z[2], "a_mean": a[0], "a_var": a[1], "a_std": a[2],
            "dead_fraction": fractions[0], "saturated_fraction": fractions[1], "dz_mean": dz[0], "dz_std": dz[2],
