@@ -38,8 +38,11 @@ export default function (component) {
   parentElement.style.minHeight = height + "px";  // the chart's place is kept while plotly.js loads
   loadPlotly(new URL(data.plotly, document.baseURI).href).then(function (Plotly) {
     const chart = chartIn(parentElement, Plotly);
-    const layout = Object.assign({}, figure.layout, {height: height});
-    if (chart.clientWidth > 0) layout.width = chart.clientWidth;
-    Plotly.react(chart, figure.data || [], layout, data.config);
+    // One drawing at a time, in the order the figures came: a heatmap's drawing finishes asynchronously.
+    chart.drawing = (chart.drawing || Promise.resolve()).then(function () {
+      const layout = Object.assign({}, figure.layout, {height: height});
+      if (chart.clientWidth > 0) layout.width = chart.clientWidth;
+      return Plotly.react(chart, figure.data || [], layout, data.config);
+    }).catch(function (error) { console.error(error); });  // a failed drawing must not stop the next ones
   });
 }
