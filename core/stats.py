@@ -62,10 +62,14 @@ class Binning:
 
     @cached_property
     def table(self) -> Array:
-        """(L, 4, 3): per layer and histogram (in HISTOGRAMS order) lo, hi and bins / (hi - lo), what the kernels
-        take; built once a run."""
+        """(L, 4, 3): `kernel_ends` per layer and histogram (in HISTOGRAMS order), built once a run."""
         lo, hi = (np.stack([ends[h] for h in HISTOGRAMS], axis=1) for ends in (self.lo, self.hi))
-        return np.stack([lo, hi, self.bins / (hi - lo)], axis=2)
+        return kernel_ends(lo, hi, self.bins)
+
+
+def kernel_ends(lo, hi, bins: int) -> Array:
+    """What `_scan` takes for ``bins`` equal bins over [lo, hi): (lo, hi, bins / (hi - lo)) along a last axis."""
+    return np.stack([lo, hi, bins / (hi - lo)], axis=-1)
 
 
 SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (order only; NaN and inf still propagate)
@@ -258,7 +262,7 @@ def moments(x: Array) -> tuple[float, float, float]:
 def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
     flat = x.reshape(-1)
-    total, total_sq, counts = _scan(flat, np.array([lo, hi, bins / (hi - lo)]), bins)
+    total, total_sq, counts = _scan(flat, kernel_ends(float(lo), float(hi), bins), bins)
     mean, var = _mean_var(total, total_sq, flat)
     return Summary(mean, var, total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
 
