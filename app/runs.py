@@ -179,14 +179,12 @@ class RunStore:
                             elsewhere=True)
             target, args = self._await_elsewhere, (run, dataset, limits)
         else:
-            with self._lock:
-                busy = sum(not r.done and not r.elsewhere for r in self._runs.values())
-            if busy >= limits.max_concurrent_trainings:
-                if claim is not None:
-                    self.cache.release(claim)
-                raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
-                                  "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
-            try:
+            try:  # a run that cannot start here gives its claim back
+                with self._lock:
+                    busy = sum(not r.done and not r.elsewhere for r in self._runs.values())
+                if busy >= limits.max_concurrent_trainings:
+                    raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
+                                      "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
                 training = Training(config, dataset, limits)
             except BaseException:
                 if claim is not None:

@@ -280,6 +280,8 @@ def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the
     run = store.start(endless, circles, "one", Limits(max_training_seconds=1))
     with pytest.raises(ConfigError, match="INITLAB_MAX_CONCURRENT_TRAININGS"):
         store.start(endless.replace(seed=2), circles, "two", Limits(max_concurrent_trainings=1))
+    # the refused run gave its claim back: only the running one holds one
+    assert [c.name for c in store.cache.claims.iterdir()] == [store.cache.path(endless, circles).stem]
     assert store.wait(run.key, 30) and run.status == STOPPED
     assert "INITLAB_MAX_TRAINING_SECONDS" in run.message and run.snapshots[-1].step < 100_000
     assert RunCache(tmp_path / "cache").entries() == []  # a run cut short is not the config's run
