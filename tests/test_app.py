@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
 from core.cache import RunCache
 from core.config import Config
 from core.datasets import load_dataset
-from core.record import record
+from core.record import RunRecorder, record
 from core.train import Training
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
@@ -119,7 +121,7 @@ def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path):
     try:
         at = start()
         assert not at.exception
-        assert any("INITLAB_CACHE_MAX_MB" in e.value for e in at.error)
+        assert any("INITLAB_CACHE_MAX_MB" in shown_text(e.value) for e in at.error)
     finally:
         st.cache_resource.clear()
 
@@ -255,7 +257,7 @@ def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     at = open_tab(start(), "Run file")
     at.file_uploader(key="run_upload").upload("run.h5", path.read_bytes(), "application/x-hdf5").run()
     no_errors(at)
-    assert any("Loaded run.h5" in m.value for m in at.success)
+    assert any("Loaded run.h5" in shown_text(m.value) for m in at.success)
     open_tab(at, "Training")
     assert any("Replaying" in i.value for i in at.info)
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
@@ -324,6 +326,84 @@ def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
     assert not at.exception
     assert any("not valid" in w.value for w in at.warning)
     assert at.session_state.config == presets()["seed question"].config
+
+
+# --- text from users, shown as text --------------------------------------------------------------------------
+# Streamlit renders the text of error, warning, info, success, markdown and caption elements as GitHub-flavoured
+# Markdown. A link or image is an unescaped "](" ("[text](url)", "![alt](url)"), "][" or "]:" (references), "<"
+# before a letter starts an autolink or HTML, and GitHub's autolinking makes bare URLs and e-mail addresses links.
+LIVE_LINK = re.compile(r"(?<!\\)\][(\[:]|(?<!\\)<[a-z]|(?:https?|ftp)://|www\.|[\w.+-]@[\w-]", re.IGNORECASE)
+HOSTILE = ("**Session expired.** [Sign in](https://evil.example/login) ![pixel](http://evil.example/p.png) "
+           "<https://evil.example> www.evil.example a@evil.example :red[x] $x$ # h")
+
+
+def shown_text(markdown: str) -> str:
+    """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation,
+    and the word joiner (U+2060) is invisible."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
+def markdown_bodies(at: AppTest) -> list[str]:
+    return [e.value for kind in ("error", "warning", "info", "success", "markdown", "caption") for e in getattr(at, kind)]
+
+
+def assert_shown_as_text(at: AppTest, text: str) -> None:
+    """`text` reaches the page in some Markdown element, as exactly that text, and no element links anywhere."""
+    assert not at.exception
+    bodies = markdown_bodies(at)
+    assert any(text in shown_text(body) for body in bodies), bodies
+    assert not [body for body in bodies if LIVE_LINK.search(body)]
+
+
+@pytest.mark.parametrize("text", [HOSTILE, "`code` \\[x\\] 1. item\n\n- list\n> quote | a | b |\n***", "plain words"])
+def test_escaped_text_has_no_markdown_and_reads_the_same(text):
+    escaped = escape_markdown(text)
+    assert not LIVE_LINK.search(escaped)
+    assert shown_text(escaped) == text
+
+
+@pytest.mark.parametrize("param", ["dataset", "init", "preset"])
+def test_text_from_the_url_is_shown_as_text_not_markdown(param):
+    """A link whose parameters are Markdown shows them as typed (in an error box, a warning), with no live link."""
+    value = "[Sign in](https://evil.example/login)"  # the app quotes at most 40 characters of an unknown name
+    assert_shown_as_text(start({param: value}), value)
+
+
+def test_an_uploaded_files_name_is_shown_as_text():
+    at = start()
+    name = "**Expired** [Sign in](mailto:a@evil.example)"
+    at.file_uploader(key="dataset_upload").upload(f"{name}.h5", b"this is not HDF5", "application/x-hdf5").run()
+    assert_shown_as_text(at, name)
+
+
+def test_an_uploaded_datasets_description_is_shown_as_text(tmp_path):
+    path = tmp_path / "tiny.h5"
+    with h5py.File(path, "w") as f:
+        f["train_set_x"] = np.arange(24, dtype=np.uint8).reshape(6, 2, 2)
+        f["train_set_y"] = np.arange(6) % 2
+        f["test_set_x"] = np.arange(16, dtype=np.uint8).reshape(4, 2, 2)
+        f["test_set_y"] = np.arange(4) % 2
+        f.attrs["description"] = HOSTILE
+    at = start()
+    at.file_uploader(key="dataset_upload").upload("tiny.h5", path.read_bytes(), "application/x-hdf5").run()
+    assert at.session_state.config.dataset.startswith("upload:")
+    assert_shown_as_text(at, HOSTILE)
+
+
+def test_a_replayed_runs_name_and_stop_reason_are_shown_as_text(tmp_path):
+    training = Training(Config(dataset="circles", layers=(4,), iterations=10, record_every=5), load_dataset("circles"))
+    path = tmp_path / "run.h5"
+    with RunRecorder(path, training) as recorder:
+        for snapshot in training:
+            recorder.add(snapshot)
+        recorder.finish(HOSTILE)
+    name = "![pixel](http:evil.example) www.evil.example.h5"
+    at = open_tab(start(), "Run file")
+    at.file_uploader(key="run_upload").upload(name, path.read_bytes(), "application/x-hdf5").run()
+    assert_shown_as_text(at, f"Loaded {name}")
+    at = open_tab(at, "Training")
+    assert_shown_as_text(at, f"ended early: {HOSTILE}")
+    assert any(f"({name})" in shown_text(i.value) for i in at.info)
 
 
 # --- the pure state helpers --------------------------------------------------------------------------------------
