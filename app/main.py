@@ -27,7 +27,7 @@ from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query
                        versioned, widget_key, widget_values)
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
-from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
+from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
 from core.datasets import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5  # noqa: E402
 from core.datasets import standardized  # noqa: E402
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
@@ -50,7 +50,6 @@ THEORY_KEY = "show_theory"
 INSTANT_KEY = "replay_instantly"  # the sidebar's "Replay cached runs instantly"
 NETWORK_MODES = ("sizes", "depth × width")
 GENERATION_KEY = "widget_generation"  # of the sidebar's config widgets: see app.state.versioned
-MAX_DEPTH = Limits().max_layers - 1  # hidden layers; with the output layer, the default cap of 100 layers
 ss = st.session_state
 
 
@@ -149,7 +148,9 @@ def load_config(config: Config) -> None:
 
 
 def load_depth_width(layers: tuple[int, ...]) -> None:
-    ss[sidebar_key("net_depth")], ss[sidebar_key("net_width")] = min(len(layers), MAX_DEPTH), max(layers)
+    """Every depth a config can hold fits the depth field (MAX_DEPTH): one over this server's cap on layers is shown
+    as it is and refused, with the cap, by the same check as any other config (`preflight`)."""
+    ss[sidebar_key("net_depth")], ss[sidebar_key("net_width")] = len(layers), max(layers)
 
 
 def switch_network_mode() -> None:

@@ -114,6 +114,29 @@ def test_a_config_over_the_cap_is_refused_before_any_work(monkeypatch):
     assert not at.get("plotly_chart")
 
 
+def test_a_link_deeper_than_the_cap_says_so_instead_of_dropping_layers():
+    """layers=1x1000 is 1001 layers: over the default cap of 100, refused with the cap named, not cut to 99."""
+    at = start({"layers": "1x1000"})
+    assert not at.exception
+    assert at.session_state.config.layers == (1,) * 1000
+    assert at.number_input(key=key(at, "net_depth")).value == 1000
+    assert any("cap of 100 layers" in shown_text(e.value) and "INITLAB_MAX_LAYERS" in shown_text(e.value)
+               for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+def test_the_depth_field_follows_the_servers_cap_on_layers(monkeypatch):
+    monkeypatch.setenv("INITLAB_MAX_LAYERS", "130")
+    at = start({"layers": "4x120", "dataset": "xor"})
+    no_errors(at)
+    assert at.session_state.config.layers == (4,) * 120
+    at.number_input(key=key(at, "net_depth")).set_value(129).run()
+    no_errors(at)
+    assert len(at.session_state.config.layers) == 129 and "Activations A per layer" in chart_titles(at)
+    at.number_input(key=key(at, "net_depth")).set_value(130).run()
+    assert any("cap of 130 layers" in shown_text(e.value) for e in at.error)
+
+
 def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path):
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("INITLAB_CACHE_MAX_MB", "lots")

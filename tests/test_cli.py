@@ -61,6 +61,9 @@ def test_probe_table_matches_the_readme(cat_data):
     (["train", "--dataset", "nosuchset"], "nosuchset"),
     (["train", "--dataset", "gaussian:2000", "--layers", "4000,4000"], "parameters, over the cap"),
     (["probe", "--dataset", "gaussian:1000", "--layers", "1000", "--max-memory-mb", "1"], "over the cap of 1 MB"),
+    (["probe", "--layers", "1x1000"], "1,001 layers (1,000 hidden and the output) is over the cap of 100 layers "
+                                      "(set by INITLAB_MAX_LAYERS); use at most 99 hidden layers"),
+    (["probe", "--layers", "1x2000"], "at most 1000 hidden layers, and fewer where INITLAB_MAX_LAYERS"),
     (["fly"], "invalid choice"),
 ])
 def test_mistakes_give_one_line_and_exit_code_2(argv, fragment):
