@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -71,6 +72,46 @@ def test_mistakes_give_one_line_and_exit_code_2(argv, fragment):
     assert code == 2
     assert fragment in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("folder", "names a folder"),
+    ("folder/", "names a folder"),
+    ("new-folder/", "names a folder"),
+    ("", "needs a file name"),
+    ("pipe", "not a regular file"),
+    ("missing/run.h5", "the folder"),
+    ("plain.txt/run.h5", "is a file, not a folder"),
+])
+def test_an_out_the_run_cannot_end_in_is_refused_before_training(tmp_path, monkeypatch, target, fragment):
+    """The run is written to OUT.partial and renamed to OUT at the end: a folder there gave a traceback after the
+    whole training, an empty name recorded nothing without a word, and a pipe (as root, a device) was replaced."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain.txt").write_text("not a folder")
+    os.mkfifo(tmp_path / "pipe")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run_cli("train", "--iterations", "1", "--out", target)
+    assert code == 2 and out == ""
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and (tmp_path / "pipe").is_fifo()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder, so none is unwritable here")
+def test_an_out_in_a_folder_that_cannot_be_written_is_refused(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    code, _, err = run_cli("train", "--iterations", "1", "--out", str(folder / "run.h5"))
+    assert code == 2 and "is not writable" in err and err.count("\n") == 1
+
+
+def test_a_file_system_error_while_recording_is_one_line(tmp_path, monkeypatch):
+    """A file the checks let through can still fail (the disk fills, the folder goes): one line, not a traceback."""
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device", str(source))
+    monkeypatch.setattr("core.record.os.replace", full_disk)
+    code, _, err = run_cli("train", "--iterations", "1", "--out", str(tmp_path / "run.h5"))
+    assert code == 2 and "No space left on device" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_malformed_data_file_is_reported(tmp_path):
