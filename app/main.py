@@ -21,8 +21,8 @@ from app import figures  # noqa: E402
 from app.live_chart import live_chart  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
-from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
-                      preflight, progress_figures, steps, thin)
+from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, layer_figures, preflight,  # noqa: E402
+                      progress_figures, run_store, steps, thin)
 from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query,  # noqa: E402
                        versioned, widget_key, widget_values)
 from app.theory_tab import render_theory_tab  # noqa: E402
@@ -54,11 +54,6 @@ ss = st.session_state
 
 
 # --- shared, cached computation ---------------------------------------------------------------------------------
-@st.cache_resource
-def run_store() -> RunStore:
-    return RunStore()
-
-
 @st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
 def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
     """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint)."""

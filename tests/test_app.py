@@ -14,6 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app import runs
 from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
@@ -137,16 +138,38 @@ def test_the_depth_field_follows_the_servers_cap_on_layers(monkeypatch):
     assert any("cap of 130 layers" in shown_text(e.value) for e in at.error)
 
 
-def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path):
+@pytest.fixture
+def fresh_run_store(monkeypatch):
+    """The run store is built once per server process, from $INITLAB_CACHE_*: a test that sets them gets a store of
+    its own, built at its first page run, and the tests after it the store from before."""
+    monkeypatch.setattr(runs, "_store", None)
+
+
+def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path, fresh_run_store):
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("INITLAB_CACHE_MAX_MB", "lots")
-    st.cache_resource.clear()  # the run store is built once per process: rebuild it under this environment
-    try:
-        at = start()
-        assert not at.exception
-        assert any("INITLAB_CACHE_MAX_MB" in shown_text(e.value) for e in at.error)
-    finally:
-        st.cache_resource.clear()
+    at = start()
+    assert not at.exception
+    assert any("INITLAB_CACHE_MAX_MB" in shown_text(e.value) for e in at.error)
+
+
+def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
+    """Any client can send Streamlit's "clear caches" request over its WebSocket (the viewer menu only hides the
+    button); the server then calls st.cache_data.clear() and st.cache_resource.clear() for every session. A run in
+    progress must survive it, watched as before: a second run store would have lost it (and doubled the cap on
+    concurrent trainings)."""
+    long_run = Config(dataset="circles", layers=(10, 5), lr=0.05, iterations=100_000, record_every=50)
+    at = open_tab(start(to_query(long_run, "custom")), "Training")
+    at.button(key="start").click().run()
+    assert any("Training…" in i.value for i in at.info)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at.run()
+    no_errors(at)
+    assert not any("dropped" in w.value for w in at.warning)
+    assert any("Training…" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="stop").click().run()
+    assert any("Stopped at step" in w.value for w in at.warning)
 
 
 def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
@@ -185,33 +208,29 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     assert any("finished at step 40 of 40 · 5 snapshots" in c.value for c in at.caption)
 
 
-def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch, tmp_path):
+def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch, tmp_path, fresh_run_store):
     """Another server sharing the run cache holds the claim on this config: the page says so instead of training
     it a second time; when that server gives the run up, this one trains it."""
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
-    st.cache_resource.clear()  # the run store is built once per process: rebuild it under this environment
-    try:
-        at = start()
-        at.selectbox(key="preset").set_value("custom").run()
-        at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
-        at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
-        config = at.session_state.config
-        cache = RunCache(tmp_path / "cache")
-        held = cache.claim(config, load_dataset(config.dataset, standardize=config.standardize))
-        open_tab(at, "Training")
-        at.button(key="start").click().run()
-        no_errors(at)
-        assert any("Another server of this class is training this run" in i.value for i in at.info)
-        assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
-        cache.release(held)  # its students stopped it there: no file will come
-        deadline = time.monotonic() + 60
-        while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            at.run()
-        assert any("Finished 40 steps" in s.value for s in at.success)
-        assert len(list(cache.directory.glob("*.h5"))) == 1
-    finally:
-        st.cache_resource.clear()
+    at = start()
+    at.selectbox(key="preset").set_value("custom").run()
+    at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
+    config = at.session_state.config
+    cache = RunCache(tmp_path / "cache")
+    held = cache.claim(config, load_dataset(config.dataset, standardize=config.standardize))
+    open_tab(at, "Training")
+    at.button(key="start").click().run()
+    no_errors(at)
+    assert any("Another server of this class is training this run" in i.value for i in at.info)
+    assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
+    cache.release(held)  # its students stopped it there: no file will come
+    deadline = time.monotonic() + 60
+    while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert any("Finished 40 steps" in s.value for s in at.success)
+    assert len(list(cache.directory.glob("*.h5"))) == 1
 
 
 def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():
