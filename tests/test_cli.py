@@ -59,6 +59,8 @@ def test_probe_table_matches_the_readme(cat_data):
     (["train", "--iterations", "ten"], "invalid int value"),
     (["train", "--optimizer", "sgdx"], "optimizer='sgdx' is not known"),
     (["train", "--dataset", "catvnoncat", "--data-dir", "/nonexistent"], "--data-dir"),
+    (["probe", "--dataset", "catvnoncat", "--data-dir", "~initlab-no-such-user/data"],
+     "not in the folder ~initlab-no-such-user/data (which does not exist)"),
     (["train", "--dataset", "nosuchset"], "nosuchset"),
     (["train", "--dataset", "gaussian:2000", "--layers", "4000,4000"], "parameters, over the cap"),
     (["probe", "--dataset", "gaussian:1000", "--layers", "1000", "--max-memory-mb", "1"], "over the cap of 1 MB"),
