@@ -19,14 +19,15 @@ import streamlit as st  # noqa: E402
 
 from app import figures  # noqa: E402
 from app.live_chart import live_chart  # noqa: E402
+from app.markup import escape_markdown  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
-from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
-                      preflight, progress_figures, steps, thin)
+from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, layer_figures, preflight,  # noqa: E402
+                      progress_figures, run_store, steps, thin)
 from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query,  # noqa: E402
                        versioned, widget_key, widget_values)
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
-from core.config import DTYPES, FAN_MODES, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
+from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
 from core.datasets import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5  # noqa: E402
 from core.datasets import standardized  # noqa: E402
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
@@ -49,16 +50,10 @@ THEORY_KEY = "show_theory"
 INSTANT_KEY = "replay_instantly"  # the sidebar's "Replay cached runs instantly"
 NETWORK_MODES = ("sizes", "depth × width")
 GENERATION_KEY = "widget_generation"  # of the sidebar's config widgets: see app.state.versioned
-MAX_DEPTH = Limits().max_layers - 1  # hidden layers; with the output layer, the default cap of 100 layers
 ss = st.session_state
 
 
 # --- shared, cached computation ---------------------------------------------------------------------------------
-@st.cache_resource
-def run_store() -> RunStore:
-    return RunStore()
-
-
 @st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
 def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
     """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint)."""
@@ -82,7 +77,7 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
     try:
         return cached_prediction(config.to_json(), dataset.fingerprint(), dataset)
     except TheoryError as e:
-        st.caption(f"No prediction: {e}.")
+        st.caption(f"No prediction: {escape_markdown(e)}.")
         return None
 
 
@@ -148,7 +143,9 @@ def load_config(config: Config) -> None:
 
 
 def load_depth_width(layers: tuple[int, ...]) -> None:
-    ss[sidebar_key("net_depth")], ss[sidebar_key("net_width")] = min(len(layers), MAX_DEPTH), max(layers)
+    """Every depth a config can hold fits the depth field (MAX_DEPTH): one over this server's cap on layers is shown
+    as it is and refused, with the cap, by the same check as any other config (`preflight`)."""
+    ss[sidebar_key("net_depth")], ss[sidebar_key("net_width")] = len(layers), max(layers)
 
 
 def switch_network_mode() -> None:
@@ -216,7 +213,7 @@ def sidebar() -> Config | None:
                      on_change=take_dataset_upload,
                      help="Keys train_set_x, train_set_y, test_set_x, test_set_y (and optionally list_classes).")
     if ss.get("upload_error"):
-        sb.error(ss.upload_error)
+        sb.error(escape_markdown(ss.upload_error))
     sb.checkbox("Standardise features", key=cfg_key("standardize"))
 
     sb.subheader("Network")
@@ -278,7 +275,7 @@ def sidebar() -> Config | None:
         if by_depth:
             config = config.replace(layers=(int(ss[sidebar_key("net_width")]),) * int(ss[sidebar_key("net_depth")]))
     except ConfigError as e:
-        sb.error(str(e))
+        sb.error(escape_markdown(e))
         return None
     ss.config = config
     query = to_query(config, ss.preset)
@@ -388,9 +385,9 @@ def training_tab(config: Config, dataset, limits: Limits) -> None:
                 args=(config, dataset, limits))
     middle.button("Stop", key="stop", disabled=not live, on_click=stop_training)
     if ss.get("train_error"):
-        st.error(ss.train_error)
+        st.error(escape_markdown(ss.train_error))
     if ss.get("replay") is not None:
-        right.info(f"Replaying a recorded run ({ss.replay_name}). Start a run to leave the replay.")
+        right.info(f"Replaying a recorded run ({escape_markdown(ss.replay_name)}). Start a run to leave the replay.")
         draw_replay(ss.replay, dataset)
         return
     if run is None:
@@ -432,10 +429,10 @@ def live_progress(live: bool) -> None:
         st.success(f"Finished {run.config.iterations:,} steps" + (f" in {run.seconds:.1f} s." if run.seconds else ".")
                    + (" Replayed from the run cache." if run.cached else ""))
     elif status == DIVERGED:
-        st.error(f"The run {run.message}")
+        st.error(f"The run {escape_markdown(run.message)}")
     else:
-        st.warning(run.message if frozen is None and run.message else f"Stopped at step {last:,}: the charts show "
-                   "the run up to there.")
+        st.warning(escape_markdown(run.message) if frozen is None and run.message else
+                   f"Stopped at step {last:,}: the charts show the run up to there.")
     draw_progress(snapshots, "live", run.key, live and not run.done)
     if live and run.done:
         st.rerun()  # the run ended: redraw the whole page once, without the timers
@@ -451,7 +448,7 @@ def live_layers(dataset, live: bool) -> None:
 def draw_replay(recorded, dataset) -> None:
     network = Network(tuple(recorded.network_dims), tuple(recorded.activations[:len(recorded.network_dims) - 2]))
     if recorded.stopped_reason:
-        st.warning(f"The recorded run ended early: {recorded.stopped_reason}")
+        st.warning(f"The recorded run ended early: {escape_markdown(recorded.stopped_reason)}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
     draw_progress(recorded.snapshots, "replay", ss.replay_name)
     draw_layers(recorded.snapshots, recorded.config, network, recorded.final_params, dataset if same_data else None,
@@ -546,7 +543,7 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
               args=(config, dataset, limits),
               help=f"{len(ss.compare)} runs of {config.iterations:,} steps on the same data, network and seed.")
     for error in ss.get("compare_errors") or []:
-        st.error(f"Refused before starting: {error}")
+        st.error(f"Refused before starting: {escape_markdown(error)}")
     keys = {label: key for label, key in (ss.get("compare_keys") or {}).items() if label in ss.compare}
     if not keys:
         return
@@ -619,9 +616,10 @@ def run_file_tab() -> None:
     st.subheader("Replay a recorded run")
     st.file_uploader("Recorded run (.h5)", type=["h5"], key="run_upload", on_change=take_run_upload)
     if ss.get("run_upload_error"):
-        st.error(ss.run_upload_error)
+        st.error(escape_markdown(ss.run_upload_error))
     elif ss.get("replay") is not None:
-        st.success(f"Loaded {ss.replay_name}: {len(ss.replay.snapshots)} snapshots. See the Training tab.")
+        st.success(f"Loaded {escape_markdown(ss.replay_name)}: {len(ss.replay.snapshots)} snapshots. See the "
+                   "Training tab.")
 
 
 # --- page ------------------------------------------------------------------------------------------------------
@@ -632,7 +630,7 @@ def main() -> None:
     st.title("Init Lab")
     st.caption("Why the initial weights decide whether a deep network learns, layer by layer.")
     if ss.boot_warning:
-        st.warning(ss.boot_warning)
+        st.warning(escape_markdown(ss.boot_warning))
     if config is None:
         st.error("Fix the highlighted setting in the sidebar to continue.")
         return
@@ -642,9 +640,9 @@ def main() -> None:
         dataset = resolve_dataset(config)
         network = preflight(config, dataset, limits)
     except (ConfigError, DatasetError, ValueError) as e:
-        st.error(str(e))
+        st.error(escape_markdown(e))
         return
-    st.markdown(f"**{network}** · {network.n_params:,} parameters · {dataset.description}")
+    st.markdown(f"**{network}** · {network.n_params:,} parameters · {escape_markdown(dataset.description)}")
     views = {
         "At initialisation": lambda: init_tab(config, dataset, limits),
         "Training": lambda: training_tab(config, dataset, limits),

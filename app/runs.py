@@ -306,6 +306,23 @@ class RunStore:
 
 
 # --- reading runs for the figures ------------------------------------------------------------------------------
+_store: RunStore | None = None
+_store_lock = threading.Lock()
+
+
+def run_store() -> RunStore:
+    """This server process's one RunStore, built on first use from $INITLAB_CACHE_* (a malformed setting raises
+    ConfigError, and the next call tries again). Not an st.cache_resource: Streamlit empties those for every session
+    on a "clear caches" request, which any client can send over its WebSocket whatever the page's menu shows, and a
+    second store would lose the runs in progress to their students and train as many again beside them, past the
+    cap on concurrent trainings."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = RunStore()
+        return _store
+
+
 def thin(snapshots: list[Snapshot], most: int) -> list[Snapshot]:
     """At most `most` snapshots, evenly spread, always keeping the first and the last: a long run stays cheap to
     redraw several times a second (a chart cannot show more points than it has pixels anyway)."""

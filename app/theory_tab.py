@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app import theory_figures as figures
+from app.markup import escape_markdown
 from core.config import Config, ConfigError
 from core.datasets import Dataset
 from core.limits import Limits
@@ -53,10 +54,10 @@ def render_theory_tab(config: Config, dataset: Dataset) -> None:
     try:
         result = _comparison(config.to_json(), dataset.fingerprint(), dataset)
     except TheoryError as e:
-        st.info(f"No prediction for this setting: {e}.")
+        st.info(f"No prediction for this setting: {escape_markdown(e)}.")
         result = None
     except (ConfigError, FloatingPointError) as e:
-        st.warning(f"The probe could not run: {e}")
+        st.warning(f"The probe could not run: {escape_markdown(e)}")
         result = None
     if result is not None:
         _depth_charts(result)
@@ -112,7 +113,7 @@ def _jacobian_section(config: Config) -> None:
             spectra[init] = _spectrum(activation, init, width, depth, config.init_scale, config.init_gain,
                                       config.seed)
         except (ConfigError, ValueError, FloatingPointError) as e:
-            st.warning(f"No Jacobian for {init}: {e}")
+            st.warning(f"No Jacobian for {init}: {escape_markdown(e)}")
     if spectra:
         _chart(figures.jacobian_histogram(spectra), "theory_jacobian",
                f"A square {activation} network, {depth} layers of {width} units, {JACOBIAN_INPUTS} random inputs. "

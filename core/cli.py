@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 from .activations import ACTIVATIONS
 from .config import MAX_DEPTH, Config, ConfigError
@@ -106,6 +108,26 @@ def _limits(args: argparse.Namespace) -> Limits:
             raise UsageError("--max-memory-mb must be at least 1")
         limits = Limits(**{**limits.__dict__, "max_memory_mb": args.max_memory_mb})
     return limits
+
+
+def check_out(out: str) -> None:
+    """Refuse an --out the run could not end in, before any work: the run is written to OUT.partial and renamed over
+    OUT when it ends, which would fail on a folder after the whole training (or, as root, replace a device file)."""
+    if not out.strip():
+        raise UsageError("--out needs a file name, e.g. --out run.h5")
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        raise UsageError(f"--out {out} names a folder; give a file path, e.g. --out {path / 'run.h5'}")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--out {out} exists and is not a regular file (a device, pipe or socket); give a path for "
+                         "a new .h5 file")
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} is a file, not a folder; choose another path")
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: the folder {folder} does not exist; create it first or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: the folder {folder} is not writable; choose a path in a folder you can write")
 
 
 def _json_number(x: float) -> float | None:
@@ -231,10 +253,15 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
             run_theory_map(args, out)
             return 0
         config = config_from_args(args)
+        if args.command == "train" and args.out is not None:
+            check_out(args.out)
         data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
         dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
         {"train": run_train, "probe": run_probe, "theory": run_theory}[args.command](args, config, dataset, out)
     except (UsageError, ConfigError, DatasetError, FloatingPointError, RunFileError, TheoryError) as e:
         print(f"error: {e}", file=err)
+        return USAGE_ERROR
+    except OSError as e:  # the file system refused a file the checks above let through (a race, a full disk)
+        print(f"error: {e}; check the paths given and the free space", file=err)
         return USAGE_ERROR
     return 0

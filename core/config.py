@@ -22,6 +22,7 @@ DTYPES = ("float64", "float32")
 FAN_MODES = ("fan_in", "fan_out")
 MAX_TEXT = 200  # longest accepted string field: a URL is untrusted input
 MAX_DEPTH = 1000  # most hidden layers a config may describe (the server's own cap is lower: core/limits.py)
+_DEPTH_RULE = f"a network has at most {MAX_DEPTH} hidden layers, and fewer where INITLAB_MAX_LAYERS caps its layers"
 
 
 class ConfigError(ValueError):
@@ -162,11 +163,13 @@ def _parse_layers(text: str) -> tuple[int, ...]:
             continue
         width, _, repeat = item.partition("x")
         count = int(repeat) if repeat else 1
-        if not 1 <= count <= MAX_DEPTH:
-            raise ConfigError(f"layers: {item!r} repeats a layer {count} times; use 1 to {MAX_DEPTH}")
+        if count < 1:
+            raise ConfigError(f"layers: {item!r} repeats a layer {count} times; repeat it at least once, e.g. 500x10")
+        if count > MAX_DEPTH:
+            raise ConfigError(f"layers: {item!r} repeats a layer {count} times; {_DEPTH_RULE}")
         sizes.extend([int(width)] * count)
         if len(sizes) > MAX_DEPTH:
-            raise ConfigError(f"layers: more than {MAX_DEPTH} hidden layers; use fewer")
+            raise ConfigError(f"layers: more than {MAX_DEPTH} hidden layers; {_DEPTH_RULE}")
     return tuple(sizes)
 
 

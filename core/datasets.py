@@ -148,11 +148,20 @@ class Dataset:
 def default_data_dir() -> Path:
     """$INITLAB_DATA_DIR if set, else the repository's data/ folder."""
     env = os.environ.get("INITLAB_DATA_DIR", "").strip()
-    return Path(env).expanduser() if env else REPO_DATA_DIR
+    return _expand_user(env) if env else REPO_DATA_DIR
 
 
 def _resolve_dir(data_dir: str | Path | None) -> Path:
-    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    return _expand_user(data_dir) if data_dir is not None else default_data_dir()
+
+
+def _expand_user(folder: str | Path) -> Path:
+    """`folder` with a leading ~ or ~user expanded; as written if this machine knows no such user (expanduser raises
+    RuntimeError then), so the message that the folder does not exist shows it as the user gave it."""
+    try:
+        return Path(folder).expanduser()
+    except RuntimeError:
+        return Path(folder)
 
 
 def _shipped_path(filename: str, data_dir: Path) -> Path:

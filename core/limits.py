@@ -69,20 +69,25 @@ def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> i
 
 
 def check_limits(net: Network, config: Config, m_train: int, m_test: int, limits: Limits) -> None:
-    """Raise ConfigError naming the cap a run would exceed, before any of its work starts."""
+    """Raise ConfigError naming the cap a run would exceed and the variable that sets it, before any work starts."""
     if net.depth > limits.max_layers:
-        raise ConfigError(f"{net.depth} layers is over this server's cap of {limits.max_layers}; use fewer layers")
+        raise ConfigError(
+            f"{net.depth:,} layers ({net.depth - 1:,} hidden and the output) is over the cap of {limits.max_layers:,} "
+            f"layers (set by {_ENV['max_layers']}); use at most {limits.max_layers - 1:,} hidden layers"
+        )
     widest = max(net.dims[1:])
     if widest > limits.max_width:
-        raise ConfigError(f"a layer of {widest} units is over the cap of {limits.max_width}; use narrower layers")
+        raise ConfigError(f"a layer of {widest:,} units is over the cap of {limits.max_width:,} "
+                          f"(set by {_ENV['max_width']}); use narrower layers")
     if net.n_params > limits.max_params:
         raise ConfigError(
-            f"the network has {net.n_params:,} parameters, over the cap of {limits.max_params:,}; "
-            "use fewer or narrower layers"
+            f"the network has {net.n_params:,} parameters, over the cap of {limits.max_params:,} "
+            f"(set by {_ENV['max_params']}); use fewer or narrower layers"
         )
     if config.iterations > limits.max_iterations:
         raise ConfigError(
-            f"{config.iterations:,} iterations is over the cap of {limits.max_iterations:,}; use fewer iterations"
+            f"{config.iterations:,} iterations is over the cap of {limits.max_iterations:,} "
+            f"(set by {_ENV['max_iterations']}); use fewer iterations"
         )
     need = estimate_bytes(net, config, m_train, m_test)
     if need > limits.max_memory_mb * 2**20:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,12 +14,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app import runs
+from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
 from core.cache import RunCache
 from core.config import Config
 from core.datasets import load_dataset
-from core.record import record
+from core.record import RunRecorder, record
 from core.train import Training
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
@@ -112,16 +115,61 @@ def test_a_config_over_the_cap_is_refused_before_any_work(monkeypatch):
     assert not at.get("plotly_chart")
 
 
-def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path):
+def test_a_link_deeper_than_the_cap_says_so_instead_of_dropping_layers():
+    """layers=1x1000 is 1001 layers: over the default cap of 100, refused with the cap named, not cut to 99."""
+    at = start({"layers": "1x1000"})
+    assert not at.exception
+    assert at.session_state.config.layers == (1,) * 1000
+    assert at.number_input(key=key(at, "net_depth")).value == 1000
+    assert any("cap of 100 layers" in shown_text(e.value) and "INITLAB_MAX_LAYERS" in shown_text(e.value)
+               for e in at.error)
+    assert not at.get("plotly_chart")
+
+
+def test_the_depth_field_follows_the_servers_cap_on_layers(monkeypatch):
+    monkeypatch.setenv("INITLAB_MAX_LAYERS", "130")
+    at = start({"layers": "4x120", "dataset": "xor"})
+    no_errors(at)
+    assert at.session_state.config.layers == (4,) * 120
+    at.number_input(key=key(at, "net_depth")).set_value(129).run()
+    no_errors(at)
+    assert len(at.session_state.config.layers) == 129 and "Activations A per layer" in chart_titles(at)
+    at.number_input(key=key(at, "net_depth")).set_value(130).run()
+    assert any("cap of 130 layers" in shown_text(e.value) for e in at.error)
+
+
+@pytest.fixture
+def fresh_run_store(monkeypatch):
+    """The run store is built once per server process, from $INITLAB_CACHE_*: a test that sets them gets a store of
+    its own, built at its first page run, and the tests after it the store from before."""
+    monkeypatch.setattr(runs, "_store", None)
+
+
+def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path, fresh_run_store):
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("INITLAB_CACHE_MAX_MB", "lots")
-    st.cache_resource.clear()  # the run store is built once per process: rebuild it under this environment
-    try:
-        at = start()
-        assert not at.exception
-        assert any("INITLAB_CACHE_MAX_MB" in e.value for e in at.error)
-    finally:
-        st.cache_resource.clear()
+    at = start()
+    assert not at.exception
+    assert any("INITLAB_CACHE_MAX_MB" in shown_text(e.value) for e in at.error)
+
+
+def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
+    """Any client can send Streamlit's "clear caches" request over its WebSocket (the viewer menu only hides the
+    button); the server then calls st.cache_data.clear() and st.cache_resource.clear() for every session. A run in
+    progress must survive it, watched as before: a second run store would have lost it (and doubled the cap on
+    concurrent trainings)."""
+    long_run = Config(dataset="circles", layers=(10, 5), lr=0.05, iterations=100_000, record_every=50)
+    at = open_tab(start(to_query(long_run, "custom")), "Training")
+    at.button(key="start").click().run()
+    assert any("Training…" in i.value for i in at.info)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at.run()
+    no_errors(at)
+    assert not any("dropped" in w.value for w in at.warning)
+    assert any("Training…" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="stop").click().run()
+    assert any("Stopped at step" in w.value for w in at.warning)
 
 
 def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
@@ -160,33 +208,29 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     assert any("finished at step 40 of 40 · 5 snapshots" in c.value for c in at.caption)
 
 
-def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch, tmp_path):
+def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch, tmp_path, fresh_run_store):
     """Another server sharing the run cache holds the claim on this config: the page says so instead of training
     it a second time; when that server gives the run up, this one trains it."""
     monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
-    st.cache_resource.clear()  # the run store is built once per process: rebuild it under this environment
-    try:
-        at = start()
-        at.selectbox(key="preset").set_value("custom").run()
-        at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
-        at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
-        config = at.session_state.config
-        cache = RunCache(tmp_path / "cache")
-        held = cache.claim(config, load_dataset(config.dataset, standardize=config.standardize))
-        open_tab(at, "Training")
-        at.button(key="start").click().run()
-        no_errors(at)
-        assert any("Another server of this class is training this run" in i.value for i in at.info)
-        assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
-        cache.release(held)  # its students stopped it there: no file will come
-        deadline = time.monotonic() + 60
-        while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            at.run()
-        assert any("Finished 40 steps" in s.value for s in at.success)
-        assert len(list(cache.directory.glob("*.h5"))) == 1
-    finally:
-        st.cache_resource.clear()
+    at = start()
+    at.selectbox(key="preset").set_value("custom").run()
+    at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
+    config = at.session_state.config
+    cache = RunCache(tmp_path / "cache")
+    held = cache.claim(config, load_dataset(config.dataset, standardize=config.standardize))
+    open_tab(at, "Training")
+    at.button(key="start").click().run()
+    no_errors(at)
+    assert any("Another server of this class is training this run" in i.value for i in at.info)
+    assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
+    cache.release(held)  # its students stopped it there: no file will come
+    deadline = time.monotonic() + 60
+    while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert any("Finished 40 steps" in s.value for s in at.success)
+    assert len(list(cache.directory.glob("*.h5"))) == 1
 
 
 def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():
@@ -255,7 +299,7 @@ def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     at = open_tab(start(), "Run file")
     at.file_uploader(key="run_upload").upload("run.h5", path.read_bytes(), "application/x-hdf5").run()
     no_errors(at)
-    assert any("Loaded run.h5" in m.value for m in at.success)
+    assert any("Loaded run.h5" in shown_text(m.value) for m in at.success)
     open_tab(at, "Training")
     assert any("Replaying" in i.value for i in at.info)
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
@@ -324,6 +368,84 @@ def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
     assert not at.exception
     assert any("not valid" in w.value for w in at.warning)
     assert at.session_state.config == presets()["seed question"].config
+
+
+# --- text from users, shown as text --------------------------------------------------------------------------
+# Streamlit renders the text of error, warning, info, success, markdown and caption elements as GitHub-flavoured
+# Markdown. A link or image is an unescaped "](" ("[text](url)", "![alt](url)"), "][" or "]:" (references), "<"
+# before a letter starts an autolink or HTML, and GitHub's autolinking makes bare URLs and e-mail addresses links.
+LIVE_LINK = re.compile(r"(?<!\\)\][(\[:]|(?<!\\)<[a-z]|(?:https?|ftp)://|www\.|[\w.+-]@[\w-]", re.IGNORECASE)
+HOSTILE = ("**Session expired.** [Sign in](https://evil.example/login) ![pixel](http://evil.example/p.png) "
+           "<https://evil.example> www.evil.example a@evil.example :red[x] $x$ # h")
+
+
+def shown_text(markdown: str) -> str:
+    """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation,
+    and the word joiner (U+2060) is invisible."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
+def markdown_bodies(at: AppTest) -> list[str]:
+    return [e.value for kind in ("error", "warning", "info", "success", "markdown", "caption") for e in getattr(at, kind)]
+
+
+def assert_shown_as_text(at: AppTest, text: str) -> None:
+    """`text` reaches the page in some Markdown element, as exactly that text, and no element links anywhere."""
+    assert not at.exception
+    bodies = markdown_bodies(at)
+    assert any(text in shown_text(body) for body in bodies), bodies
+    assert not [body for body in bodies if LIVE_LINK.search(body)]
+
+
+@pytest.mark.parametrize("text", [HOSTILE, "`code` \\[x\\] 1. item\n\n- list\n> quote | a | b |\n***", "plain words"])
+def test_escaped_text_has_no_markdown_and_reads_the_same(text):
+    escaped = escape_markdown(text)
+    assert not LIVE_LINK.search(escaped)
+    assert shown_text(escaped) == text
+
+
+@pytest.mark.parametrize("param", ["dataset", "init", "preset"])
+def test_text_from_the_url_is_shown_as_text_not_markdown(param):
+    """A link whose parameters are Markdown shows them as typed (in an error box, a warning), with no live link."""
+    value = "[Sign in](https://evil.example/login)"  # the app quotes at most 40 characters of an unknown name
+    assert_shown_as_text(start({param: value}), value)
+
+
+def test_an_uploaded_files_name_is_shown_as_text():
+    at = start()
+    name = "**Expired** [Sign in](mailto:a@evil.example)"
+    at.file_uploader(key="dataset_upload").upload(f"{name}.h5", b"this is not HDF5", "application/x-hdf5").run()
+    assert_shown_as_text(at, name)
+
+
+def test_an_uploaded_datasets_description_is_shown_as_text(tmp_path):
+    path = tmp_path / "tiny.h5"
+    with h5py.File(path, "w") as f:
+        f["train_set_x"] = np.arange(24, dtype=np.uint8).reshape(6, 2, 2)
+        f["train_set_y"] = np.arange(6) % 2
+        f["test_set_x"] = np.arange(16, dtype=np.uint8).reshape(4, 2, 2)
+        f["test_set_y"] = np.arange(4) % 2
+        f.attrs["description"] = HOSTILE
+    at = start()
+    at.file_uploader(key="dataset_upload").upload("tiny.h5", path.read_bytes(), "application/x-hdf5").run()
+    assert at.session_state.config.dataset.startswith("upload:")
+    assert_shown_as_text(at, HOSTILE)
+
+
+def test_a_replayed_runs_name_and_stop_reason_are_shown_as_text(tmp_path):
+    training = Training(Config(dataset="circles", layers=(4,), iterations=10, record_every=5), load_dataset("circles"))
+    path = tmp_path / "run.h5"
+    with RunRecorder(path, training) as recorder:
+        for snapshot in training:
+            recorder.add(snapshot)
+        recorder.finish(HOSTILE)
+    name = "![pixel](http:evil.example) www.evil.example.h5"
+    at = open_tab(start(), "Run file")
+    at.file_uploader(key="run_upload").upload(name, path.read_bytes(), "application/x-hdf5").run()
+    assert_shown_as_text(at, f"Loaded {name}")
+    at = open_tab(at, "Training")
+    assert_shown_as_text(at, f"ended early: {HOSTILE}")
+    assert any(f"({name})" in shown_text(i.value) for i in at.info)
 
 
 # --- the pure state helpers --------------------------------------------------------------------------------------

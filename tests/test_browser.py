@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import pytest
 
@@ -191,4 +191,22 @@ def test_the_seed_preset_compare_tab_answers_the_seed_question(server, browser):
         assert small["step"].strip() == course["step"].strip() == "2,500"
     no_exception(page)
     shot(page, "03-compare")
+    page.close()
+
+
+def test_markdown_in_a_link_shows_as_text_with_no_live_link_or_image(server, browser):
+    """A URL parameter written as Markdown (a sign-in link, a remote image, a bare address) reaches the error box as
+    the text it is: the rendered page links to and loads nothing from it."""
+    hostile = ("**Session expired.** [Sign in](https://evil.example/login) ![x](http://evil.example/p.png) "
+               "www.evil.example")
+    requests = []
+    page = browser.new_page(viewport=VIEWPORT)
+    page.on("request", lambda r: requests.append(r.url) if urlparse(r.url).hostname == "evil.example" else None)
+    page.goto(server + "/?" + urlencode({"dataset": hostile}))
+    alert = page.locator('[data-testid="stAlert"]', has_text="unknown dataset")
+    alert.wait_for(timeout=30_000)
+    assert hostile in alert.inner_text().replace("\u2060", "")
+    assert page.locator('a[href*="evil.example"], img[src*="evil.example"]').count() == 0
+    assert requests == []
+    no_exception(page)
     page.close()

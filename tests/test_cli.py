@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -58,9 +59,14 @@ def test_probe_table_matches_the_readme(cat_data):
     (["train", "--iterations", "ten"], "invalid int value"),
     (["train", "--optimizer", "sgdx"], "optimizer='sgdx' is not known"),
     (["train", "--dataset", "catvnoncat", "--data-dir", "/nonexistent"], "--data-dir"),
+    (["probe", "--dataset", "catvnoncat", "--data-dir", "~initlab-no-such-user/data"],
+     "not in the folder ~initlab-no-such-user/data (which does not exist)"),
     (["train", "--dataset", "nosuchset"], "nosuchset"),
     (["train", "--dataset", "gaussian:2000", "--layers", "4000,4000"], "parameters, over the cap"),
     (["probe", "--dataset", "gaussian:1000", "--layers", "1000", "--max-memory-mb", "1"], "over the cap of 1 MB"),
+    (["probe", "--layers", "1x1000"], "1,001 layers (1,000 hidden and the output) is over the cap of 100 layers "
+                                      "(set by INITLAB_MAX_LAYERS); use at most 99 hidden layers"),
+    (["probe", "--layers", "1x2000"], "at most 1000 hidden layers, and fewer where INITLAB_MAX_LAYERS"),
     (["fly"], "invalid choice"),
 ])
 def test_mistakes_give_one_line_and_exit_code_2(argv, fragment):
@@ -68,6 +74,46 @@ def test_mistakes_give_one_line_and_exit_code_2(argv, fragment):
     assert code == 2
     assert fragment in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target, fragment", [
+    ("folder", "names a folder"),
+    ("folder/", "names a folder"),
+    ("new-folder/", "names a folder"),
+    ("", "needs a file name"),
+    ("pipe", "not a regular file"),
+    ("missing/run.h5", "the folder"),
+    ("plain.txt/run.h5", "is a file, not a folder"),
+])
+def test_an_out_the_run_cannot_end_in_is_refused_before_training(tmp_path, monkeypatch, target, fragment):
+    """The run is written to OUT.partial and renamed to OUT at the end: a folder there gave a traceback after the
+    whole training, an empty name recorded nothing without a word, and a pipe (as root, a device) was replaced."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain.txt").write_text("not a folder")
+    os.mkfifo(tmp_path / "pipe")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run_cli("train", "--iterations", "1", "--out", target)
+    assert code == 2 and out == ""
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and (tmp_path / "pipe").is_fifo()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder, so none is unwritable here")
+def test_an_out_in_a_folder_that_cannot_be_written_is_refused(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    code, _, err = run_cli("train", "--iterations", "1", "--out", str(folder / "run.h5"))
+    assert code == 2 and "is not writable" in err and err.count("\n") == 1
+
+
+def test_a_file_system_error_while_recording_is_one_line(tmp_path, monkeypatch):
+    """A file the checks let through can still fail (the disk fills, the folder goes): one line, not a traceback."""
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device", str(source))
+    monkeypatch.setattr("core.record.os.replace", full_disk)
+    code, _, err = run_cli("train", "--iterations", "1", "--out", str(tmp_path / "run.h5"))
+    assert code == 2 and "No space left on device" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_malformed_data_file_is_reported(tmp_path):
