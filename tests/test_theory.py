@@ -125,6 +125,110 @@ def test_mean_field_map_iterated_by_monte_carlo():
         q = 1.5 * float(np.mean(np.tanh(math.sqrt(q) * z) ** 2)) + 0.05
 
 
+# --- fixed points and depth scales (Schoenholz et al. 2017), against an independent quadrature -------------------
+_X, _W = np.polynomial.hermite.hermgauss(160)  # physicists' nodes: E[f(z)] = sum w f(sqrt(2) x) / sqrt(pi)
+
+
+def reference_mean(f, q):
+    return float(np.sum(_W * f(math.sqrt(2 * q) * _X)) / math.sqrt(math.pi))
+
+
+def reference_pair_mean(f, q, c):
+    """E[f(u1) f(u2)], u1, u2 ~ N(0, q) with correlation c, by a product rule."""
+    z1, z2 = math.sqrt(2) * _X[:, None], math.sqrt(2) * _X[None, :]
+    u1, u2 = math.sqrt(q) * z1, math.sqrt(q) * (c * z1 + math.sqrt(max(1 - c * c, 0.0)) * z2)
+    return float(np.sum(_W[:, None] * _W[None, :] * f(u1) * f(u2)) / math.pi)
+
+
+def reference_fixed_point(phi, sw2, sb2, lo, hi):
+    """Plain bisection of sigma_w^2 E[phi^2] + sigma_b^2 - q on a bracket chosen by hand."""
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if sw2 * reference_mean(lambda u: phi(u) ** 2, mid) + sb2 - mid > 0:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def tanh_slope(u):
+    return 1 / np.cosh(u) ** 2
+
+
+def test_relu_fixed_point_is_the_closed_form_and_none_past_the_critical_line():
+    q = 1.0
+    for _ in range(100_000):  # the map itself, iterated: it contracts by 0.9995 per step
+        q = 1.999 * q / 2 + 0.1
+    assert float(theory.fixed_point("relu", 1.999, 0.1)) == pytest.approx(200.0, rel=1e-12)
+    assert q == pytest.approx(200.0, rel=1e-12)
+    assert float(theory.fixed_point("leaky_relu", 1.5, 0.2)) == pytest.approx(0.2 / (1 - 1.5 * (1 + 0.01**2) / 2))
+    assert float(theory.fixed_point("linear", 0.5, 0.3)) == pytest.approx(0.6)
+    assert float(theory.fixed_point("relu", 2.0, 0.1)) == math.inf  # q grows by 0.1 per layer for ever
+    assert float(theory.fixed_point("relu", 2.5, 0.0)) == math.inf
+    c = theory.criticality("relu", 2.0, 0.1)
+    assert c.q_star == math.inf and math.isnan(c.xi_q) and math.isnan(c.xi_c)
+
+
+def test_tanh_at_the_critical_point_has_q_star_zero_and_infinite_depth_scales():
+    c = theory.criticality("tanh", 1.0, 0.0)
+    assert (c.q_star, c.chi_1, c.phase, c.c_star) == (0.0, 1.0, "critical", 1.0)
+    assert c.xi_q == c.xi_c == c.trainable_depth == math.inf
+    below = theory.criticality("tanh", 0.999, 0.0)  # ordered: q decays to 0, chi_1 = sigma_w^2 phi'(0)^2
+    assert below.q_star == 0.0 and below.chi_1 == pytest.approx(0.999) and below.phase == "ordered"
+    assert below.xi_c == pytest.approx(-1 / math.log(0.999))
+
+
+def test_tanh_just_past_the_critical_point_is_chaotic():
+    c = theory.criticality("tanh", 1.002, 0.0)
+    q_star = reference_fixed_point(np.tanh, 1.002, 0.0, 1e-9, 1.0)
+    assert c.q_star == pytest.approx(q_star, rel=1e-9)
+    chi = 1.002 * reference_mean(lambda u: tanh_slope(u) ** 2, q_star)
+    assert c.chi_1 == pytest.approx(chi, abs=1e-12) and round(c.chi_1, 7) == 1.0000013 and c.phase == "chaotic"
+    # tanh is odd and there is no bias: the correlation map's stable fixed point is c* = 0, slope sigma_w^2 E[phi']^2
+    assert c.c_star == pytest.approx(0.0, abs=1e-9)
+    assert c.chi_c == pytest.approx(1.002 * reference_mean(tanh_slope, q_star) ** 2, abs=1e-12)
+
+
+@pytest.mark.parametrize("name,phi,sw2,sb2", [("tanh", np.tanh, 1.5, 0.05), ("tanh", np.tanh, 2.5, 0.1),
+                                              ("tanh", np.tanh, 4.0, 0.3), ("sigmoid", ACTIVATIONS["sigmoid"].forward,
+                                                                            3.0, 0.2)])
+def test_fixed_point_and_depth_scales_against_the_iterated_maps(name, phi, sw2, sb2):
+    c = theory.criticality(name, sw2, sb2)
+    q_star = reference_fixed_point(phi, sw2, sb2, 0.0, 50.0)
+    assert c.q_star == pytest.approx(q_star, rel=1e-8)
+    # xi_q: the rate at which the map's iterates approach q*, measured on one step from 1e-4 away
+    start = q_star * (1 + 1e-4)
+    rate = (sw2 * reference_mean(lambda u: phi(u) ** 2, start) + sb2 - q_star) / (start - q_star)
+    assert c.xi_q == pytest.approx(-1 / math.log(rate), rel=1e-3)
+    # xi_c: iterate the correlation map from 0.99 to its stable fixed point, then its slope there
+    corr = 0.99
+    for _ in range(500):  # slopes <= 0.94 here: 500 steps leave less than 1e-13
+        corr = (sw2 * reference_pair_mean(phi, q_star, corr) + sb2) / q_star
+    derivative = ACTIVATIONS[name]
+    slope = sw2 * reference_pair_mean(lambda u: derivative.derivative(u, phi(u)), q_star, corr)
+    assert c.c_star == pytest.approx(min(corr, 1.0), abs=1e-7)
+    chi_c = slope if corr < 1 - 1e-6 else c.chi_1
+    assert c.chi_c == pytest.approx(chi_c, rel=1e-7) and c.xi_c == pytest.approx(-1 / math.log(chi_c), rel=1e-5)
+    assert c.phase == ("chaotic" if c.chi_1 > 1 else "ordered") and (c.c_star < 1) == (c.phase == "chaotic")
+
+
+def test_cli_map_reports_the_fixed_point_or_its_absence():
+    code, out, _ = cli("theory", "--activation", "relu", "--sigma-w2", "1.999", "--sigma-b2", "0.1", "--json")
+    assert code == 0 and json.loads(out)["q_star"] == pytest.approx(200.0)
+    code, out, _ = cli("theory", "--activation", "relu", "--sigma-w2", "2", "--sigma-b2", "0.1", "--json")
+    assert code == 0 and json.loads(out)["q_star"] is None
+    code, out, _ = cli("theory", "--activation", "relu", "--sigma-w2", "2", "--sigma-b2", "0.1")
+    assert "no finite fixed point (q grows without bound)" in out
+    code, out, _ = cli("theory", "--activation", "tanh", "--sigma-w2", "1", "--json")
+    r = json.loads(out)
+    assert (r["q_star"], r["chi_1"], r["phase"], r["xi_q"], r["xi_c"]) == (0.0, 1.0, "critical", "inf", "inf")
+    code, out, _ = cli("theory", "--activation", "tanh", "--sigma-w2", "1")
+    assert "critical" in out and "xi_c = ∞ layers" in out and "6 xi_c = ∞" in out
+    code, out, _ = cli("theory", "--activation", "tanh", "--sigma-w2", "1.002", "--json")
+    r = json.loads(out)
+    assert round(r["chi_1"], 7) == 1.0000013 and r["phase"] == "chaotic" and 0 < r["xi_c"] < math.inf
+
+
 # --- a real network against the prediction -----------------------------------------------------------------------
 # Orthogonal is narrower only because 30 QR decompositions of 1000 x 1000 take too long for a unit test.
 @pytest.mark.parametrize("init,scale,width", [("xavier_normal", 0.01, 1000), ("lecun_uniform", 0.01, 1000),
@@ -254,14 +358,18 @@ def test_cli_map_json():
     r = json.loads(out)
     assert len(r["q"]) == 20 and r["q"][0] == pytest.approx(1.5 * 1.0 + 0.05)
     assert r["q"][-1] == pytest.approx(r["q_star"], rel=1e-4)
-    assert 0 < r["chi_1"] < 1 and r["depth_scale"] == pytest.approx(-1 / math.log(r["chi_1"]))
+    # ordered: correlations settle to c* = 1 at the rate chi_c* = chi_1
+    assert 0 < r["chi_1"] < 1 and r["c_star"] == 1.0 and r["xi_c"] == pytest.approx(-1 / math.log(r["chi_1"]))
+    assert r["trainable_depth"] == pytest.approx(6 * r["xi_c"]) and r["phase"] == "ordered"
 
 
-def test_cli_map_critical_relu_has_no_finite_depth_scale():
+def test_cli_map_critical_relu_has_infinite_depth_scales():
+    # sigma_w^2 = 2, no bias: every q is a fixed point, the one reached is q^1; both maps have slope exactly 1
     code, out, _ = cli("theory", "--activation", "relu", "--sigma-w2", "2", "--depth", "3", "--input-q", "0.3",
                        "--json")
     r = json.loads(out)
-    assert code == 0 and r["q"] == pytest.approx([0.6] * 3) and r["chi_1"] == 1.0 and r["depth_scale"] is None
+    assert code == 0 and r["q"] == pytest.approx([0.6] * 3) and r["q_star"] == pytest.approx(0.6)
+    assert r["chi_1"] == 1.0 and r["phase"] == "critical" and r["xi_q"] == r["xi_c"] == "inf"
 
 
 def test_cli_network_prediction_next_to_probe():
