@@ -333,8 +333,7 @@ def init_tab(config: Config, dataset, limits: Limits) -> None:
     log_y = left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
     theory_toggle(right)
     p = prediction_of(config, dataset)
-    # dZ has mean ~0 in hidden layers, so its predicted rms is its std (at the output, within a few per cent)
-    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_rms}
+    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
     left, right = st.columns(2)
     with left:
         chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},

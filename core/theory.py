@@ -10,10 +10,12 @@ variance Var(W^l) = sigma_{w,l}^2 / n_{l-1} and biases of variance sigma_b^2.
   A constant bias b (not random) makes Z^l ~ N(b, q^l - b^2); the expectations then use that mean.
 * Backward (Glorot & Bengio 2010; He et al. 2015), with dZ the per-example gradient the engine records:
       E[(dZ^l)^2] = E[(dZ^{l+1})^2] * n_{l+1} Var(W^{l+1}) * E[phi'(Z^l)^2]
-      E[(dW^l)^2] = E[(dZ^l)^2] E[(A^{l-1})^2] / m + (1 - 1/m) E[dZ^l dZ'^l] E[A^{l-1} A'^{l-1}]
-  (m examples averaged, whose gradients are correlated through the shared weights; ' marks another example)
-* Order and chaos: the fixed point q* of the forward map, chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2], and the depth
-  scale 1 / |ln chi_1| over which gradients shrink (chi_1 < 1) or grow (chi_1 > 1) by a factor e.
+  Stds are predicted as a probe measures them, about the layer's mean over n units x m examples (`pooled_variance`).
+* Order and chaos (Schoenholz et al. 2017): the fixed point q* of the forward map; chi_1 = sigma_w^2
+  E[phi'(sqrt(q*) z)^2], the factor by which gradients shrink (chi_1 < 1, ordered) or grow (> 1, chaotic) per
+  layer; the depth scales xi_q = -1/ln chi_q (q^l settling to q*, chi_q the variance map's slope at q*) and
+  xi_c = -1/ln chi_c* (two inputs' correlation settling to the correlation map's stable fixed point c*, chi_c* the
+  slope there: c* = 1 and chi_c* = chi_1 unless chaotic). Both are infinite on the critical line chi_1 = 1.
 * Dynamical isometry (Saxe et al. 2013; Pennington et al. 2017): singular values of J = prod_l D^l W^l.
 
 Gaussian expectations use Gauss-Hermite quadrature (probabilists' nodes, weights normalised to sum 1); functions
@@ -48,6 +50,7 @@ KINKED = frozenset({"relu", "leaky_relu", "elu", "selu"})  # phi or phi' not smo
 # E[phi(z)^2] = c2 * q and E[phi'(z)^2] = d2 for z ~ N(0, q): positively homogeneous activations.
 HOMOGENEOUS = {"relu": (0.5, 0.5), "leaky_relu": ((1 + LEAKY_SLOPE**2) / 2,) * 2, "linear": (1.0, 1.0)}
 Q_MAX = 1e12  # a forward map above this is reported as diverging (q* = inf)
+SOFTMAX_POINTS = 4000  # grid points per axis for E[sum p^2] of a softmax (enough up to logit std ~100)
 
 _H_NODES, _H_WEIGHTS = hermegauss(HERMITE_POINTS)
 _H_WEIGHTS = _H_WEIGHTS / _H_WEIGHTS.sum()
@@ -112,12 +115,9 @@ def derivative_second_moment(name: str, q, mean=0.0) -> Array:
     return _expectation(name, lambda z: slope(z) ** 2, q, mean)
 
 
-def activation_std(name: str, q: float, mean: float = 0.0) -> float:
-    """sqrt(E[phi(Z)^2] - E[phi(Z)]^2) for Gaussian Z with second moment q and mean `mean`; nan for softmax."""
-    if name not in ACTIVATIONS or not math.isfinite(q):
-        return math.nan
-    first = float(_expectation(name, ACTIVATIONS[name].forward, q, mean))
-    return math.sqrt(max(float(activation_second_moment(name, q, mean)) - first**2, 0.0))
+def activation_mean(name: str, q, mean=0.0) -> Array:
+    """E[phi(Z)] for Gaussian Z with second moment q and mean `mean`."""
+    return _expectation(name, ACTIVATIONS[name].forward, q, mean)
 
 
 def _derivative(name: str) -> Callable[[Array], Array]:
@@ -196,27 +196,26 @@ def forward_variance(activations: Sequence[str] | str, sigma_w2, sigma_b2, input
     return Forward(q, q12, mean.copy(), a2, a12)
 
 
-def expected_measured_var(fwd: Forward, units: Sequence[int], batch: int) -> Array:
-    """E[Var(Z^l)] as a probe measures it: over all n_l x m values, about their common mean.
+def pooled_variance(second, cross, mean, units, batch: int) -> Array:
+    """E[Var] as a probe measures it: over a layer's n x m values about their common mean, averaged over draws.
 
-    The common mean z_mean = b + (1/n_l) sum_j mu_j, where a unit's mean mu_j over the m examples has
-    E[(mu_j - b)^2] = ((q - b^2) + (m - 1)(q12 - b^2)) / m: correlated inputs give each unit an offset, and a
-    narrow layer does not average the offsets away. So E[Var] = q - b^2 - E[(mu_j - b)^2] / n_l.
+    For values h with E[h^2] = second, E[h(x) h(x')] = cross (one unit, two examples) and E[h] = mean, units
+    independent given the layer below (mean field): a unit's mean over the batch has E[mu_j^2] = (second + (m - 1)
+    cross) / m, and the layer's mean averages n of them, so E[Var] = second - mean^2 - (E[mu_j^2] - mean^2) / n.
+    Inputs correlated across examples give each unit an offset that a narrow layer does not average away: one
+    output unit of a deep relu network sees nearly the same value for every example, its spread far below sqrt(q).
     """
-    centred = fwd.q - fwd.z_mean**2
-    offset2 = (centred + (batch - 1) * (fwd.q12 - fwd.z_mean**2)) / batch
-    return np.maximum(centred - offset2 / np.asarray(units, float), 0.0)
+    unit_mean2 = (np.asarray(second) + (batch - 1) * np.asarray(cross)) / batch
+    return np.maximum(second - mean**2 - (unit_mean2 - mean**2) / np.asarray(units, float), 0.0)
 
 
 def backward_variance(activations: Sequence[str], dims: Sequence[int], sigma_w2, fwd: Forward,
-                      output_moments: tuple[float, float], batch: int) -> tuple[Array, Array]:
-    """E[(dZ^l)^2] and E[(dW^l)^2] for l = 1..L, from (E[(dZ^L)^2], E[dZ^L(x) dZ^L(x')]) at the output.
+                      output_moments: tuple[float, float]) -> tuple[Array, Array]:
+    """E[(dZ^l)^2] and E[dZ^l(x) dZ^l(x')] for l = 1..L, from those of the output layer.
 
     E[(dZ^l)^2] = E[(dZ^{l+1})^2] * n_{l+1} Var(W^{l+1}) * E[phi_l'(Z^l)^2], n_{l+1} Var(W^{l+1}) =
-    sigma_{w,l+1}^2 n_{l+1} / n_l; the cross moment g12 of two examples follows with E[phi'(Z(x)) phi'(Z(x'))].
-    dW^l = (1/m) sum_k dZ_k A_k^T averages m examples whose gradients are correlated, so (gradients independent of
-    activations, as in the mean-field backward pass)
-        E[(dW^l)^2] = E[(dZ^l)^2] E[(A^{l-1})^2] / m + (1 - 1/m) g12^l E[A^{l-1}(x) A^{l-1}(x')].
+    sigma_{w,l+1}^2 n_{l+1} / n_l (gradients independent of the forward weights, as mean field assumes); the cross
+    moment of two examples follows with E[phi'(Z(x)) phi'(Z(x'))].
     """
     sigma_w2 = np.asarray(sigma_w2, float)
     depth = len(sigma_w2)
@@ -229,8 +228,7 @@ def backward_variance(activations: Sequence[str], dims: Sequence[int], sigma_w2,
             dz2[l] = dz2[l + 1] * fan * derivative_second_moment(name, q, mean)
             dz12[l] = (dz12[l + 1] * fan * activation_cross_moment(name, q, fwd.q12[l], mean, derivative=True)
                        if math.isfinite(q) else math.nan)
-        dw2 = dz2 * fwd.input_q / batch + (1 - 1 / batch) * dz12 * fwd.input_q12
-    return dz2, np.maximum(dw2, 0.0)
+    return dz2, dz12
 
 
 # --- order and chaos -------------------------------------------------------------------------------------------
@@ -509,11 +507,15 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float, depth: int, in
 class Prediction:
     """The theory's per-layer numbers for one (config, dataset), l = 1..L (the output layer included).
 
-    z_rms = sqrt(q^l); z_std = sqrt(q^l - b^2), the std of Z^l ~ N(b, q^l - b^2) over weights and inputs (what the
-    charts draw); a_std = the std of A^l = phi(Z^l) for that Z (nan for a softmax output, which is not elementwise);
-    z_std_pooled = the std one probe measures about its layer's mean, averaged over weight draws (see
-    `expected_measured_var`: below sqrt(q) in narrow layers); dz_rms = sqrt(E[(dZ^l)^2]), dw_rms = sqrt(E[(dW^l)^2]).
+    z_rms = sqrt(q^l), dz_rms = sqrt(E[(dZ^l)^2]). The stds are what a probe measures: over the layer's n x m
+    values about their common mean, averaged over weight draws (`pooled_variance`); in a wide layer that is the std
+    of Z^l ~ N(b, q^l - b^2), in a narrow one less (a_std is nan for a softmax output, which is not elementwise).
     sigma_w2[l] = n_{l-1} Var(W^l) is what a phase diagram plots for each layer.
+
+    There is no prediction for dW: dW^l = (1/m) sum_k dZ_k A_k^T is dominated by what the m examples share (the
+    output's common logit, relu's non-zero mean), a handful of random numbers per draw, so one draw's rms scatters
+    by a factor of 2 around the mean over draws (measured: 1.85x on 256x5 relu) and a mean-field number beside one
+    measurement would mislead.
     """
 
     dims: tuple[int, ...]
@@ -525,9 +527,8 @@ class Prediction:
     z_rms: Array
     z_std: Array
     a_std: Array
-    z_std_pooled: Array
     dz_rms: Array
-    dw_rms: Array
+    dz_std: Array
 
 
 def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -> Array:
@@ -565,12 +566,37 @@ def pair_mean(total: Array, squares: float, m: int) -> float:
     return (float(np.dot(total, total)) - squares) / (m * (m - 1)) if m > 1 else 0.0
 
 
-def output_dz_moments(output: str, q: float, q12: float, mean: float, y: Array, n_classes: int) -> tuple[float, float]:
-    """(E[(dZ^L)^2], E[dZ^L(x) dZ^L(x')]) for dZ^L = A^L - Y at initialisation, labels independent of Z.
+def softmax_square_sum(var: float, k: int) -> float:
+    """E[sum_c p_c^2] for p = softmax of k i.i.d. N(b, var) logits (b cancels): 1/k for small logits, 1 for large.
 
-    Sigmoid, y in {0, 1}: E[(s - y)^2] = E[s^2] - 2 ybar E[s] + ybar, and for two examples
-    E[s s'] - 2 ybar E[s] + mean(y y'). Softmax with K classes: with small logits every probability is about 1/K,
-    so E[(dZ)^2] = (1/K)(1 - 1/K) and the pair moment is (1/K)(sum_c P_c - 1/K), P_c = share of pairs both in c.
+    With 1/s^2 = int_0^inf t e^{-ts} dt and t = e^{-tau}, E[p_1^2] = int dtau E[g(z - tau)] L(tau)^{k-1}, where
+    g(x) = exp(2x - e^x) and L(tau) = E[exp(-e^{z - tau})]: two one-dimensional Gaussian expectations on a grid
+    of tau (the trapezoid rule, spectrally accurate on these smooth, fast-decaying integrands).
+    """
+    sd = math.sqrt(max(var, 0.0))
+    if k == 1 or sd == 0.0:
+        return 1.0 / k
+    z = sd * np.linspace(-TAIL, TAIL, int(min(SOFTMAX_POINTS, max(400, 2 * TAIL * sd / 0.05))))
+    weights = np.exp(-((z / sd) ** 2) / 2)
+    weights /= weights.sum()
+    span = (-TAIL * sd - 8.0, TAIL * sd + 45.0)  # g(x) < e^-80 for x < -40, and it vanishes for x > 4
+    tau = np.linspace(*span, int(min(SOFTMAX_POINTS, max(800, (span[1] - span[0]) / 0.05))))
+    x = z[None, :] - tau[:, None]
+    with np.errstate(over="ignore"):
+        ex = np.exp(x)
+        integrand = (np.exp(2 * x - ex) @ weights) * (np.exp(-ex) @ weights) ** (k - 1)
+    return k * float(np.sum(integrand) * (tau[1] - tau[0]))
+
+
+def output_dz_moments(output: str, q: float, q12: float, mean: float, y: Array,
+                      n_classes: int) -> tuple[float, float, float]:
+    """(E[dZ^L], E[(dZ^L)^2], E[dZ^L(x) dZ^L(x')]) for dZ^L = A^L - Y at initialisation, labels independent of Z.
+
+    Sigmoid, y in {0, 1}: E[s] - ybar; E[(s - y)^2] = E[s^2] - 2 ybar E[s] + ybar; for two examples
+    E[s s'] - 2 ybar E[s] + mean(y y'). Softmax with K classes: the mean is 0 (each example's dZ sums to 0);
+    E[(dZ)^2] = (1/K)(E[sum_c p_c^2] - 2/K + 1), E[p_y] = 1/K as the K logits are exchangeable; the pair moment
+    is taken for small logits, (1/K)(sum_c P_c - 1/K), P_c = the share of pairs both in c (it enters the hidden
+    layers' spread through 1/n only).
     """
     y = np.asarray(y).reshape(-1)
     m = max(y.size, 1)
@@ -580,11 +606,13 @@ def output_dz_moments(output: str, q: float, q12: float, mean: float, y: Array, 
         s2 = float(gaussian_expectation(lambda z: s(z) ** 2, q, mean))
         s12 = activation_cross_moment("sigmoid", q, q12, mean)
         ybar = float(y.mean()) if y.size else 0.5
-        return s2 - 2 * ybar * s1 + ybar, s12 - 2 * ybar * s1 + pair_mean(np.array([y.sum()]), float(y.sum()), m)
+        return (s1 - ybar, s2 - 2 * ybar * s1 + ybar,
+                s12 - 2 * ybar * s1 + pair_mean(np.array([y.sum()]), float(y.sum()), m))
     counts = np.bincount(y, minlength=n_classes).astype(float)
     same_class = pair_mean(counts, float(counts.sum()), m)  # v_k = one-hot(y_k)
     k = float(n_classes)
-    return (1 / k) * (1 - 1 / k), (1 / k) * (same_class - 1 / k)
+    square = softmax_square_sum(q - mean**2, n_classes) if math.isfinite(q) else 1.0
+    return 0.0, (square - 2 / k + 1) / k, (1 / k) * (same_class - 1 / k)
 
 
 def input_moments(x: Array) -> tuple[float, float]:
@@ -607,14 +635,24 @@ def predict_for(config: Config, dataset, params: Params | None = None) -> Predic
     x = dataset.x_train
     input_q, input_q12 = input_moments(x)
     fwd = forward_variance(net.activations, sigma_w2, sigma_b2, input_q, bias_mean, input_q12)
-    out = output_dz_moments(net.output, fwd.q[-1], fwd.q12[-1], bias_mean[-1], dataset.y_train, net.dims[-1])
-    dz2, dw2 = backward_variance(net.activations, net.dims, sigma_w2, fwd, out, max(x.shape[1], 1))
+    dz_mean, *out = output_dz_moments(net.output, fwd.q[-1], fwd.q12[-1], bias_mean[-1], dataset.y_train, net.dims[-1])
+    dz2, dz12 = backward_variance(net.activations, net.dims, sigma_w2, fwd, tuple(out))
+    units, m = np.array(net.dims[1:], float), max(x.shape[1], 1)
+    a_second, a_cross, a_mean = (np.full(net.depth, math.nan) for _ in range(3))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(net.depth):
+            name, q, b = net.layer_activation(i), fwd.q[i], fwd.z_mean[i]
+            if name in ACTIVATIONS and math.isfinite(q):  # not softmax, which is not elementwise
+                a_second[i], a_mean[i] = activation_second_moment(name, q, b), activation_mean(name, q, b)
+                a_cross[i] = activation_cross_moment(name, q, fwd.q12[i], b)
+        dz_var = pooled_variance(dz2, dz12, np.append(np.zeros(net.depth - 1), dz_mean), units, m)
+        if net.output == "softmax":  # its K gradients sum to 0 for every example: the layer's mean is exactly 0
+            dz_var[-1] = dz2[-1]
     return Prediction(
         dims=net.dims, activations=net.activations, sigma_w2=sigma_w2, sigma_b2=sigma_b2, bias_mean=bias_mean,
-        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(np.maximum(fwd.q - fwd.z_mean**2, 0.0)),
-        a_std=np.array([activation_std(net.layer_activation(i), fwd.q[i], fwd.z_mean[i]) for i in range(net.depth)]),
-        z_std_pooled=np.sqrt(expected_measured_var(fwd, net.dims[1:], x.shape[1])),
-        dz_rms=np.sqrt(dz2), dw_rms=np.sqrt(dw2),
+        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(pooled_variance(fwd.q, fwd.q12, fwd.z_mean, units, m)),
+        a_std=np.sqrt(pooled_variance(a_second, a_cross, a_mean, units, m)), dz_rms=np.sqrt(dz2),
+        dz_std=np.sqrt(dz_var),
     )
 
 
@@ -627,25 +665,22 @@ class Comparison:
     z_std: Array
     a_std: Array
     dz_rms: Array
-    dw_rms: Array
+    dz_std: Array
 
     def rows(self) -> list[dict]:
         """One dict per layer, predicted and measured side by side (for the CLI and tables)."""
         p = self.prediction
         return [
             {"layer": i + 1, "units": p.dims[i + 1], "sigma_w2": float(p.sigma_w2[i]),
-             "z_std_predicted": float(p.z_std[i]), "z_std_measured": float(self.z_std[i]),
-             "z_std_pooled_predicted": float(p.z_std_pooled[i]),
-             "a_std_predicted": float(p.a_std[i]), "a_std_measured": float(self.a_std[i]),
-             "z_rms_predicted": float(p.z_rms[i]), "z_rms_measured": float(self.z_rms[i]),
-             "dz_rms_predicted": float(p.dz_rms[i]), "dz_rms_measured": float(self.dz_rms[i]),
-             "dw_rms_predicted": float(p.dw_rms[i]), "dw_rms_measured": float(self.dw_rms[i])}
+             **{f"{name}_{kind}": float(getattr(source, name)[i])
+                for name in ("z_std", "a_std", "z_rms", "dz_std", "dz_rms")
+                for kind, source in (("predicted", p), ("measured", self))}}
             for i in range(len(p.z_rms))
         ]
 
 
 def measured_rms(stats: dict[str, Array], name: str) -> Array:
-    """sqrt(E[h^2]) = sqrt(std^2 + mean^2) from a snapshot's per-layer stats, h in z, dz, dw."""
+    """sqrt(E[h^2]) = sqrt(std^2 + mean^2) from a snapshot's per-layer stats, h in z, dz."""
     return np.sqrt(stats[f"{name}_std"] ** 2 + stats[f"{name}_mean"] ** 2)
 
 
@@ -654,7 +689,7 @@ def compare(config: Config, dataset, limits=None) -> Comparison:
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats
     return Comparison(predict_for(config, dataset, params), measured_rms(s, "z"), s["z_std"], s["a_std"],
-                      measured_rms(s, "dz"), measured_rms(s, "dw"))
+                      measured_rms(s, "dz"), s["dz_std"])
 
 
 # --- the input-output Jacobian ------------------------------------------------------------------------------
