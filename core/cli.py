@@ -215,12 +215,13 @@ def criticality_lines(c: Criticality) -> list[str]:
              f"fixed point q*: none, {NO_FIXED_POINT}",
              f"chi_1 = {c.chi_1:.10g} ({what})"]
     if not math.isfinite(c.q_star):
-        return lines + ["depth scales xi_q, xi_c: none (there is no fixed point for q or the correlations to settle to)"]
+        return lines + ["depth scales xi_q, xi_c: none (no fixed point for q or the correlations to settle to)"]
     return lines + [
-        f"xi_q = {describe(c.xi_q)} layers: the depth over which q^l settles to q* (-1/ln chi_q, chi_q = {c.chi_q:.6g})",
+        f"xi_q = {describe(c.xi_q)} layers: the depth over which q^l settles to q* "
+        f"(-1/ln chi_q, chi_q = {c.chi_q:.6g})",
         f"xi_c = {describe(c.xi_c)} layers: the depth over which the correlation of two inputs settles to "
         f"c* = {round(c.c_star, 6) + 0.0:.6g} (-1/ln chi_c, chi_c = {c.chi_c:.10g}; Schoenholz et al. 2017)",
-        f"trainable depth 6 xi_c = {describe(c.trainable_depth)} layers (Schoenholz et al.: deeper networks do not train)",
+        f"trainable depth 6 xi_c = {describe(c.trainable_depth)} layers (Schoenholz et al.: deeper ones do not train)",
     ]
 
 

@@ -160,13 +160,11 @@ def activation_cross_moment(name: str, q: float, q12: float, mean: float = 0.0, 
 @dataclass(frozen=True)
 class Forward:
     """Per layer l = 1..L: q = E[(Z^l)^2] for one input, q12 = E[Z^l(x) Z^l(x')] for two different inputs,
-    z_mean = the constant bias b, input_q = E[(A^{l-1})^2], input_q12 = E[A^{l-1}(x) A^{l-1}(x')]."""
+    z_mean = the constant bias b."""
 
     q: Array
     q12: Array
     z_mean: Array
-    input_q: Array
-    input_q12: Array
 
 
 def forward_variance(activations: Sequence[str] | str, sigma_w2, sigma_b2, input_q: float, bias_mean=0.0,
@@ -193,7 +191,7 @@ def forward_variance(activations: Sequence[str] | str, sigma_w2, sigma_b2, input
                           if math.isfinite(q[l - 1]) else math.nan)
             q[l] = sigma_w2[l] * a2[l] + sigma_b2[l] + mean[l] ** 2
             q12[l] = sigma_w2[l] * a12[l] + sigma_b2[l] + mean[l] ** 2
-    return Forward(q, q12, mean.copy(), a2, a12)
+    return Forward(q, q12, mean.copy())
 
 
 def pooled_variance(second, cross, mean, units, batch: int) -> Array:

@@ -309,6 +309,18 @@ def test_a_one_unit_output_is_predicted_as_the_probe_measures_it():
         assert getattr(p, name)[-1] == pytest.approx(measured[name][-1], rel=0.25), name
 
 
+def test_pooled_variance_is_what_np_var_of_a_layer_averages_to():
+    # n units x m examples: h = b + sqrt(v) (sqrt(c) u_unit + sqrt(1 - c) e), a unit's offset u shared by its examples
+    rng = np.random.default_rng(8)
+    b, v, c = 0.3, 2.0, 0.8
+    for n, m, draws in ((1, 50, 20_000), (5, 20, 10_000), (200, 10, 1_000)):
+        u = rng.standard_normal((draws, n, 1))
+        h = b + math.sqrt(v) * (math.sqrt(c) * u + math.sqrt(1 - c) * rng.standard_normal((draws, n, m)))
+        measured = h.reshape(draws, -1).var(axis=1)
+        expected = float(theory.pooled_variance(b * b + v, b * b + c * v, b, n, m))
+        assert close_to_monte_carlo(expected, measured)
+
+
 def test_softmax_square_sum_against_monte_carlo():
     rng = np.random.default_rng(4)
     for var, k in ((0.01, 2), (1.0, 10), (4.0, 10), (400.0, 3)):
@@ -359,7 +371,7 @@ def test_course_draw_matches_the_mean_field_std_where_one_draw_can(cat_data):
                                          ("elu", 1.3, -0.2), ("swish", 0.4, 0.1)])
 def test_activation_mean_agrees_with_monte_carlo(name, q, mean):
     z = mean + math.sqrt(q - mean**2) * np.random.default_rng(5).standard_normal(4_000_000)
-    assert float(theory.activation_mean(name, q, mean)) == pytest.approx(np.mean(ACTIVATIONS[name].forward(z)), rel=2e-3)
+    assert close_to_monte_carlo(float(theory.activation_mean(name, q, mean)), ACTIVATIONS[name].forward(z))
 
 
 def test_constant_weights_are_refused_with_a_reason():

@@ -38,6 +38,6 @@ def test_theory_tab_shows_q_star_chi_and_both_depth_scales(phase):
         assert (row["q*"], row["χ₁"]) == (q_star, chi)
         assert float(row["ξ_c (layers)"]) == pytest.approx(1 / math.log(2), rel=1e-3)
         assert float(row["6 ξ_c (trainable depth)"]) == pytest.approx(6 / math.log(2), rel=1e-3)
-    else:  # chaotic: q* > 0, chi_1 > 1, and the correlations still settle (c* = 0 for odd tanh), in finitely many layers
+    else:  # chaotic: q* > 0, chi_1 > 1, and correlations still settle (c* = 0 for odd tanh), in finitely many layers
         assert float(row["q*"]) > 0 and float(row["χ₁"]) > 1
         assert 0 < float(row["ξ_q (layers)"]) < float(row["ξ_c (layers)"]) < math.inf
