@@ -37,8 +37,8 @@ def _phase(activation: str, sigma_w2: tuple[float, ...], sigma_b2: tuple[float, 
 
 
 @st.cache_data(max_entries=256, show_spinner="Solving for the fixed points…")
-def _criticality(activation: str, sigma_w2: float, sigma_b2: float) -> Criticality:
-    return criticality(activation, sigma_w2, sigma_b2)
+def _criticality(activation: str, sigma_w2: float, sigma_b2: float, q0: float) -> Criticality:
+    return criticality(activation, sigma_w2, sigma_b2, q0)
 
 
 @st.cache_data(max_entries=32, show_spinner="Multiplying Jacobians…")
@@ -109,7 +109,7 @@ def _phase_section(config: Config, prediction) -> None:
     hidden_zero = [label for label, w, _ in markers if w == 0]
     if hidden_zero:
         st.caption(f"{', '.join(hidden_zero)}: σ_w² = 0 (no random weights) cannot be placed on the log axis.")
-    _criticality_table(activation, markers)
+    _criticality_table(activation, markers, prediction.z_rms**2)
 
 
 def _layer_span(labels: list[str]) -> str:
@@ -119,15 +119,18 @@ def _layer_span(labels: list[str]) -> str:
     return ", ".join(labels)
 
 
-def _criticality_table(activation: str, markers: list[tuple[str, float, float]]) -> None:
-    """q*, chi_1 and Schoenholz et al.'s depth scales for each distinct (sigma_w^2, sigma_b^2) among the layers."""
+def _criticality_table(activation: str, markers: list[tuple[str, float, float]], q: np.ndarray) -> None:
+    """q*, chi_1 and Schoenholz et al.'s depth scales for each distinct (sigma_w^2, sigma_b^2) among the layers.
+
+    The map starts from the predicted q of the setting's first layer: where every q is a fixed point (relu with
+    sigma_w^2 = 2, no bias), that is the one the layers keep."""
     settings: dict[tuple[float, float], list[str]] = {}
     for label, w, b in markers:
         settings.setdefault((w, b), []).append(label)
     rows = []
     for (w, b), labels in list(settings.items())[:MAX_SETTINGS]:
         try:
-            c = _criticality(activation, w, b)
+            c = _criticality(activation, w, b, float(q[int(labels[0][1:]) - 1]))
         except TheoryError as e:
             st.caption(f"{_layer_span(labels)}: {e}.")
             continue
