@@ -330,14 +330,14 @@ def init_tab(config: Config, dataset, limits: Limits) -> None:
     log_y = left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
     theory_toggle(right)
     p = prediction_of(config, dataset)
-    # dZ has mean ~0 in hidden layers, so its predicted rms is its std (at the output, within a few per cent)
-    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_rms}
+    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
     left, right = st.columns(2)
     with left:
         chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
                                     "Standard deviation against depth", "std", log_y=log_y, predicted=predicted),
               "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
-              "Dashed: the mean-field prediction.")
+              "Dashed: the mean-field prediction, the average over weight draws; one draw of a layer of few units can "
+              "sit a factor 2 from it.")
     with right:
         chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
               "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")

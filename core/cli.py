@@ -20,7 +20,7 @@ from .datasets import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
-from .theory import TheoryError, compare, mean_field
+from .theory import NO_FIXED_POINT, Criticality, TheoryError, compare, describe, mean_field
 from .train import Training, probe
 
 USAGE_ERROR = 2
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(--sigma-w2 ...), or a network's predicted statistics next to its probe")
     _network_options(theory)
     theory.add_argument("--sigma-w2", type=float, default=None, help="n_in * Var(W) of every layer; given, print "
-                        "the map q^1..q^depth, q*, chi_1 and the depth scale instead of probing a network")
+                        "the map q^1..q^depth, q*, chi_1 and the depth scales xi_q, xi_c instead of probing a network")
     theory.add_argument("--sigma-b2", type=float, default=0.0, help="bias variance (with --sigma-w2)")
     theory.add_argument("--depth", type=int, default=10, help="number of layers (with --sigma-w2)")
     theory.add_argument("--input-q", type=float, default=1.0, help="mean squared input, q^1 = sigma_w2 * input_q "
@@ -215,10 +215,9 @@ def run_theory_map(args, out) -> None:
     if not 1 <= args.depth <= MAX_DEPTH:
         raise UsageError(f"--depth must be a whole number from 1 to {MAX_DEPTH}, got {args.depth}")
     mf = mean_field(args.activation, args.sigma_w2, args.sigma_b2, args.depth, args.input_q)
+    c = mf.criticality
     result = {"activation": args.activation, "sigma_w2": args.sigma_w2, "sigma_b2": args.sigma_b2,
-              "input_q": args.input_q, "q": [_json_number(float(v)) for v in mf.q],
-              "q_star": _json_number(mf.q_star), "chi_1": _json_number(mf.chi_1),
-              "depth_scale": _json_number(mf.depth_scale)}
+              "input_q": args.input_q, "q": [_json_number(float(v)) for v in mf.q], **c.as_json()}
     if args.json:
         print(json.dumps(result), file=out)
         return
@@ -226,9 +225,26 @@ def run_theory_map(args, out) -> None:
           file=out)
     for layer, q in enumerate(mf.q, start=1):
         print(f"q^{layer:<4} {q:.6g}", file=out)
-    phase = "ordered: gradients vanish" if mf.chi_1 < 1 else "chaotic: gradients explode" if mf.chi_1 > 1 else "critical"
-    print(f"fixed point q* = {mf.q_star:.6g}; chi_1 = {mf.chi_1:.6g} ({phase}); depth scale {mf.depth_scale:.4g} layers",
-          file=out)
+    for line in criticality_lines(c):
+        print(line, file=out)
+
+
+def criticality_lines(c: Criticality) -> list[str]:
+    """Order and chaos in words: q*, chi_1 and its phase, and Schoenholz et al.'s two depth scales, each named."""
+    what = {"ordered": "ordered: gradients vanish", "chaotic": "chaotic: gradients explode",
+            "critical": "critical: the edge of chaos"}[c.phase]
+    lines = [f"fixed point q* = {describe(c.q_star, 10)}" if math.isfinite(c.q_star) else
+             f"fixed point q*: none, {NO_FIXED_POINT}",
+             f"chi_1 = {c.chi_1:.10g} ({what})"]
+    if not math.isfinite(c.q_star):
+        return lines + ["depth scales xi_q, xi_c: none (no fixed point for q or the correlations to settle to)"]
+    return lines + [
+        f"xi_q = {describe(c.xi_q)} layers: the depth over which q^l settles to q* "
+        f"(-1/ln chi_q, chi_q = {c.chi_q:.6g})",
+        f"xi_c = {describe(c.xi_c)} layers: the depth over which the correlation of two inputs settles to "
+        f"c* = {round(c.c_star, 6) + 0.0:.6g} (-1/ln chi_c, chi_c = {c.chi_c:.10g}; Schoenholz et al. 2017)",
+        f"trainable depth 6 xi_c = {describe(c.trainable_depth)} layers (Schoenholz et al.: deeper ones do not train)",
+    ]
 
 
 def run_theory(args, config: Config, dataset, out) -> None:

@@ -10,10 +10,12 @@ variance Var(W^l) = sigma_{w,l}^2 / n_{l-1} and biases of variance sigma_b^2.
   A constant bias b (not random) makes Z^l ~ N(b, q^l - b^2); the expectations then use that mean.
 * Backward (Glorot & Bengio 2010; He et al. 2015), with dZ the per-example gradient the engine records:
       E[(dZ^l)^2] = E[(dZ^{l+1})^2] * n_{l+1} Var(W^{l+1}) * E[phi'(Z^l)^2]
-      E[(dW^l)^2] = E[(dZ^l)^2] E[(A^{l-1})^2] / m + (1 - 1/m) E[dZ^l dZ'^l] E[A^{l-1} A'^{l-1}]
-  (m examples averaged, whose gradients are correlated through the shared weights; ' marks another example)
-* Order and chaos: the fixed point q* of the forward map, chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2], and the depth
-  scale 1 / |ln chi_1| over which gradients shrink (chi_1 < 1) or grow (chi_1 > 1) by a factor e.
+  Stds are predicted as a probe measures them, about the layer's mean over n units x m examples (`pooled_variance`).
+* Order and chaos (Schoenholz et al. 2017): the fixed point q* of the forward map; chi_1 = sigma_w^2
+  E[phi'(sqrt(q*) z)^2], the factor by which gradients shrink (chi_1 < 1, ordered) or grow (> 1, chaotic) per
+  layer; the depth scales xi_q = -1/ln chi_q (q^l settling to q*, chi_q the variance map's slope at q*) and
+  xi_c = -1/ln chi_c* (two inputs' correlation settling to the correlation map's stable fixed point c*, chi_c* the
+  slope there: c* = 1 and chi_c* = chi_1 unless chaotic). Both are infinite on the critical line chi_1 = 1.
 * Dynamical isometry (Saxe et al. 2013; Pennington et al. 2017): singular values of J = prod_l D^l W^l.
 
 Gaussian expectations use Gauss-Hermite quadrature (probabilists' nodes, weights normalised to sum 1); functions
@@ -48,6 +50,7 @@ KINKED = frozenset({"relu", "leaky_relu", "elu", "selu"})  # phi or phi' not smo
 # E[phi(z)^2] = c2 * q and E[phi'(z)^2] = d2 for z ~ N(0, q): positively homogeneous activations.
 HOMOGENEOUS = {"relu": (0.5, 0.5), "leaky_relu": ((1 + LEAKY_SLOPE**2) / 2,) * 2, "linear": (1.0, 1.0)}
 Q_MAX = 1e12  # a forward map above this is reported as diverging (q* = inf)
+SOFTMAX_POINTS = 4000  # grid points per axis for E[sum p^2] of a softmax (enough up to logit std ~100)
 
 _H_NODES, _H_WEIGHTS = hermegauss(HERMITE_POINTS)
 _H_WEIGHTS = _H_WEIGHTS / _H_WEIGHTS.sum()
@@ -67,7 +70,8 @@ def gaussian_expectation(f: Callable[[Array], Array], q, mean=0.0) -> Array:
     """
     q, mean = np.broadcast_arrays(np.asarray(q, float), np.asarray(mean, float))
     std = np.sqrt(np.maximum(q - mean**2, 0.0))
-    return np.sum(_H_WEIGHTS * f(mean[..., None] + std[..., None] * _H_NODES), axis=-1)
+    total = np.sum(_H_WEIGHTS * f(mean[..., None] + std[..., None] * _H_NODES), axis=-1)
+    return np.where(std > 0, total, f(mean))  # exactly f(mean) for a point mass: chi_1 = 1 at q* = 0 is exact
 
 
 def _split_expectation(f: Callable[[Array], Array], q, mean=0.0) -> Array:
@@ -111,12 +115,9 @@ def derivative_second_moment(name: str, q, mean=0.0) -> Array:
     return _expectation(name, lambda z: slope(z) ** 2, q, mean)
 
 
-def activation_std(name: str, q: float, mean: float = 0.0) -> float:
-    """sqrt(E[phi(Z)^2] - E[phi(Z)]^2) for Gaussian Z with second moment q and mean `mean`; nan for softmax."""
-    if name not in ACTIVATIONS or not math.isfinite(q):
-        return math.nan
-    first = float(_expectation(name, ACTIVATIONS[name].forward, q, mean))
-    return math.sqrt(max(float(activation_second_moment(name, q, mean)) - first**2, 0.0))
+def activation_mean(name: str, q, mean=0.0) -> Array:
+    """E[phi(Z)] for Gaussian Z with second moment q and mean `mean`."""
+    return _expectation(name, ACTIVATIONS[name].forward, q, mean)
 
 
 def _derivative(name: str) -> Callable[[Array], Array]:
@@ -159,13 +160,11 @@ def activation_cross_moment(name: str, q: float, q12: float, mean: float = 0.0, 
 @dataclass(frozen=True)
 class Forward:
     """Per layer l = 1..L: q = E[(Z^l)^2] for one input, q12 = E[Z^l(x) Z^l(x')] for two different inputs,
-    z_mean = the constant bias b, input_q = E[(A^{l-1})^2], input_q12 = E[A^{l-1}(x) A^{l-1}(x')]."""
+    z_mean = the constant bias b."""
 
     q: Array
     q12: Array
     z_mean: Array
-    input_q: Array
-    input_q12: Array
 
 
 def forward_variance(activations: Sequence[str] | str, sigma_w2, sigma_b2, input_q: float, bias_mean=0.0,
@@ -192,30 +191,29 @@ def forward_variance(activations: Sequence[str] | str, sigma_w2, sigma_b2, input
                           if math.isfinite(q[l - 1]) else math.nan)
             q[l] = sigma_w2[l] * a2[l] + sigma_b2[l] + mean[l] ** 2
             q12[l] = sigma_w2[l] * a12[l] + sigma_b2[l] + mean[l] ** 2
-    return Forward(q, q12, mean.copy(), a2, a12)
+    return Forward(q, q12, mean.copy())
 
 
-def expected_measured_var(fwd: Forward, units: Sequence[int], batch: int) -> Array:
-    """E[Var(Z^l)] as a probe measures it: over all n_l x m values, about their common mean.
+def pooled_variance(second, cross, mean, units, batch: int) -> Array:
+    """E[Var] as a probe measures it: over a layer's n x m values about their common mean, averaged over draws.
 
-    The common mean z_mean = b + (1/n_l) sum_j mu_j, where a unit's mean mu_j over the m examples has
-    E[(mu_j - b)^2] = ((q - b^2) + (m - 1)(q12 - b^2)) / m: correlated inputs give each unit an offset, and a
-    narrow layer does not average the offsets away. So E[Var] = q - b^2 - E[(mu_j - b)^2] / n_l.
+    For values h with E[h^2] = second, E[h(x) h(x')] = cross (one unit, two examples) and E[h] = mean, units
+    independent given the layer below (mean field): a unit's mean over the batch has E[mu_j^2] = (second + (m - 1)
+    cross) / m, and the layer's mean averages n of them, so E[Var] = second - mean^2 - (E[mu_j^2] - mean^2) / n.
+    Inputs correlated across examples give each unit an offset that a narrow layer does not average away: one
+    output unit of a deep relu network sees nearly the same value for every example, its spread far below sqrt(q).
     """
-    centred = fwd.q - fwd.z_mean**2
-    offset2 = (centred + (batch - 1) * (fwd.q12 - fwd.z_mean**2)) / batch
-    return np.maximum(centred - offset2 / np.asarray(units, float), 0.0)
+    unit_mean2 = (np.asarray(second) + (batch - 1) * np.asarray(cross)) / batch
+    return np.maximum(second - mean**2 - (unit_mean2 - mean**2) / np.asarray(units, float), 0.0)
 
 
 def backward_variance(activations: Sequence[str], dims: Sequence[int], sigma_w2, fwd: Forward,
-                      output_moments: tuple[float, float], batch: int) -> tuple[Array, Array]:
-    """E[(dZ^l)^2] and E[(dW^l)^2] for l = 1..L, from (E[(dZ^L)^2], E[dZ^L(x) dZ^L(x')]) at the output.
+                      output_moments: tuple[float, float]) -> tuple[Array, Array]:
+    """E[(dZ^l)^2] and E[dZ^l(x) dZ^l(x')] for l = 1..L, from those of the output layer.
 
     E[(dZ^l)^2] = E[(dZ^{l+1})^2] * n_{l+1} Var(W^{l+1}) * E[phi_l'(Z^l)^2], n_{l+1} Var(W^{l+1}) =
-    sigma_{w,l+1}^2 n_{l+1} / n_l; the cross moment g12 of two examples follows with E[phi'(Z(x)) phi'(Z(x'))].
-    dW^l = (1/m) sum_k dZ_k A_k^T averages m examples whose gradients are correlated, so (gradients independent of
-    activations, as in the mean-field backward pass)
-        E[(dW^l)^2] = E[(dZ^l)^2] E[(A^{l-1})^2] / m + (1 - 1/m) g12^l E[A^{l-1}(x) A^{l-1}(x')].
+    sigma_{w,l+1}^2 n_{l+1} / n_l (gradients independent of the forward weights, as mean field assumes); the cross
+    moment of two examples follows with E[phi'(Z(x)) phi'(Z(x'))].
     """
     sigma_w2 = np.asarray(sigma_w2, float)
     depth = len(sigma_w2)
@@ -228,37 +226,101 @@ def backward_variance(activations: Sequence[str], dims: Sequence[int], sigma_w2,
             dz2[l] = dz2[l + 1] * fan * derivative_second_moment(name, q, mean)
             dz12[l] = (dz12[l + 1] * fan * activation_cross_moment(name, q, fwd.q12[l], mean, derivative=True)
                        if math.isfinite(q) else math.nan)
-        dw2 = dz2 * fwd.input_q / batch + (1 - 1 / batch) * dz12 * fwd.input_q12
-    return dz2, np.maximum(dw2, 0.0)
+    return dz2, dz12
 
 
 # --- order and chaos -------------------------------------------------------------------------------------------
-def fixed_point(activation: str, sigma_w2, sigma_b2, q0: float = 1.0, iterations: int = 2000,
-                rtol: float = 1e-10) -> Array:
-    """q* = sigma_w^2 E[phi(sqrt(q*) z)^2] + sigma_b^2 by iterating the map from q0 (the stable fixed point).
+CRITICAL_TOL = 1e-12  # |chi - 1| within this is the critical line itself: quadrature rounds 1 to 1 +- 1e-16
+BRACKET_STEPS = 100  # doublings (or halvings) of q searched for a sign change of the fixed-point equation
+ROOT_STEPS = 200  # Illinois steps on a bracket: it converges superlinearly, so ~10 are usually enough
+BISECTIONS = 80  # halvings of the correlation map's bracket, to 1e-15
+C_STEP = 0.05  # the downward scan from c = 1 for the correlation map's stable fixed point
 
-    Broadcasts over sigma_w2 and sigma_b2. Where q grows past Q_MAX the map has no finite fixed point: inf.
+
+def _residual(activation: str, q: Array, sw2: Array, sb2: Array) -> Array:
+    """F(q) = sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 - q: zero at a fixed point; F(0) >= 0 always."""
+    return sw2 * activation_second_moment(activation, q) + sb2 - q
+
+
+def fixed_point(activation: str, sigma_w2, sigma_b2, q0: float = 1.0, rtol: float = 0.0) -> Array:
+    """The fixed point q* that the map q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 reaches from q0; inf where
+    q grows without bound. Broadcasts over sigma_w2 and sigma_b2.
+
+    Relu, leaky relu and linear have E[phi^2] = c2 q: q* = sigma_b^2 / (1 - sigma_w^2 c2) where sigma_w^2 c2 < 1;
+    at sigma_w^2 c2 = 1 without bias every q is fixed (q* = q0); otherwise there is none. Any other activation:
+    the map increases with q, so from q0 the iterates move monotonically to the nearest root of F(q) = map(q) - q
+    on the side F(q0) points to. That root is bracketed by doubling q from the first iterate (upwards) or halving
+    it from q0 (downwards) until F changes sign, then narrowed to a few ulp (or to rtol relative) by the Illinois
+    method: regula falsi that halves a stuck end's F, so the root stays bracketed and convergence is superlinear.
+    Past Q_MAX upwards there is no finite fixed point; downwards the bracket's last resort is [0, q0 2^-100], as
+    F(0) = sigma_w^2 phi(0)^2 + sigma_b^2 >= 0, and F(0) = 0 makes q* = 0 there (tanh without bias, sigma_w^2 <= 1).
+    Raises TheoryError if a bracket has not closed after ROOT_STEPS steps.
     """
-    sw2, sb2 = np.broadcast_arrays(np.asarray(sigma_w2, float), np.asarray(sigma_b2, float))
-    shape = sw2.shape
-    sw2, sb2 = sw2.reshape(-1), sb2.reshape(-1)
-    q = np.full(sw2.shape, float(q0))
-    active = np.arange(q.size)  # only the points still moving are iterated
-    for _ in range(iterations):
-        new = sw2[active] * activation_second_moment(activation, q[active]) + sb2[active]
-        done = (np.abs(new - q[active]) <= rtol * np.maximum(new, 1e-300)) | (new > Q_MAX)
-        q[active] = new
-        active = active[~done]
-        if active.size == 0:
+    sw2, sb2 = (a.astype(float).reshape(-1) for a in np.broadcast_arrays(np.asarray(sigma_w2, float),
+                                                                         np.asarray(sigma_b2, float)))
+    shape = np.broadcast(np.asarray(sigma_w2), np.asarray(sigma_b2)).shape
+    if activation in HOMOGENEOUS:
+        slope = sw2 * HOMOGENEOUS[activation][0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stable = np.where(slope < 1, sb2 / (1 - slope), np.inf)
+        neutral = (np.abs(slope - 1) <= CRITICAL_TOL) & (sb2 == 0)
+        return np.where(neutral, float(q0), stable).reshape(shape)
+    q0 = np.full(sw2.shape, float(q0))
+    f0 = _residual(activation, q0, sw2, sb2)
+    lo = np.where(f0 > 0, q0 + f0, 0.0)  # F(lo) >= 0: the first iterate (upwards), else 0 until a sign change
+    hi = np.where(f0 > 0, np.inf, q0)  # F(hi) < 0
+    unbounded = np.zeros(sw2.shape, bool)
+    rising = np.flatnonzero(f0 > 0)
+    for _ in range(BRACKET_STEPS):
+        if rising.size == 0:
             break
-    q = q.reshape(shape)
-    return np.where(q > Q_MAX, np.inf, q)
+        trial = 2.0 * lo[rising]
+        below = _residual(activation, trial, sw2[rising], sb2[rising]) < 0
+        hi[rising[below]], lo[rising[~below]] = trial[below], trial[~below]
+        rising = rising[~below]
+        unbounded[rising[lo[rising] > Q_MAX]] = True
+        rising = rising[lo[rising] <= Q_MAX]
+    unbounded[rising] = True
+    falling = np.flatnonzero(f0 < 0)
+    for _ in range(BRACKET_STEPS):
+        if falling.size == 0:
+            break
+        trial = 0.5 * hi[falling]
+        above = _residual(activation, trial, sw2[falling], sb2[falling]) >= 0
+        lo[falling[above]], hi[falling[~above]] = trial[above], trial[~above]
+        falling = falling[~above]
+    at_zero = np.zeros(sw2.shape, bool)  # never non-negative down to q0 2^-100: is 0 itself the fixed point?
+    at_zero[falling] = _residual(activation, np.zeros(falling.size), sw2[falling], sb2[falling]) == 0
+    pending = np.flatnonzero((f0 != 0) & ~unbounded & ~at_zero)
+    f_lo = _residual(activation, lo[pending], sw2[pending], sb2[pending])
+    f_hi = _residual(activation, hi[pending], sw2[pending], sb2[pending])
+    last = np.zeros(pending.size)  # which end moved last: +1 lo, -1 hi (Illinois halves the other end's F)
+    for _ in range(ROOT_STEPS):
+        wide = hi[pending] - lo[pending] > np.maximum(4 * np.spacing(hi[pending]), rtol * hi[pending])
+        pending, f_lo, f_hi, last = pending[wide], f_lo[wide], f_hi[wide], last[wide]
+        if pending.size == 0:
+            break
+        a, b = lo[pending], hi[pending]
+        trial = np.clip(b - f_hi * (b - a) / (f_hi - f_lo), a, b)  # the secant through the bracket's ends
+        f_trial = _residual(activation, trial, sw2[pending], sb2[pending])
+        above = f_trial >= 0
+        lo[pending[above]], hi[pending[~above]] = trial[above], trial[~above]
+        hit = f_trial == 0  # an exact root: close the bracket on it
+        hi[pending[hit]] = trial[hit]
+        f_hi = np.where(above, np.where(last > 0, 0.5 * f_hi, f_hi), f_trial)
+        f_lo = np.where(above, f_trial, np.where(last < 0, 0.5 * f_lo, f_lo))
+        last = np.where(above, 1.0, -1.0)
+    if pending.size:
+        raise TheoryError(f"the fixed point of the variance map did not converge in {ROOT_STEPS} steps for "
+                          f"sigma_w^2 = {sw2[pending[0]]:g}, sigma_b^2 = {sb2[pending[0]]:g}; try nearby values")
+    q = np.where(f0 == 0, q0, 0.5 * (lo + hi))
+    return np.where(unbounded, np.inf, np.where(at_zero, 0.0, q)).reshape(shape)
 
 
 def chi_1(activation: str, sigma_w2, sigma_b2, q_star=None) -> Array:
     """chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]: < 1 ordered (gradients vanish), > 1 chaotic (they explode).
 
-    Where q* is infinite (relu with sigma_w^2 > 2) the slope is taken at Q_MAX, exact for homogeneous phi.
+    Where q* is infinite (relu with sigma_w^2 > 2) the slope is taken at Q_MAX: its limit, exact for homogeneous phi.
     """
     if q_star is None:
         q_star = fixed_point(activation, sigma_w2, sigma_b2)
@@ -266,15 +328,139 @@ def chi_1(activation: str, sigma_w2, sigma_b2, q_star=None) -> Array:
     return np.asarray(sigma_w2, float) * derivative_second_moment(activation, q)
 
 
-def depth_scale(chi) -> Array:
-    """1 / |ln chi_1|: the number of layers over which gradients change by a factor e; inf at chi_1 = 1.
+def phase_name(chi: float) -> str:
+    """ordered, critical or chaotic, by chi_1 (critical within CRITICAL_TOL of 1)."""
+    if abs(chi - 1.0) <= CRITICAL_TOL:
+        return "critical"
+    return "ordered" if chi < 1.0 else "chaotic"
 
-    In the ordered phase this is Schoenholz et al.'s correlation depth xi_c = -1 / ln chi_c (chi_c = chi_1 there);
-    in the chaotic phase it is the e-folding depth of gradient growth.
+
+def depth_scale(chi: float) -> float:
+    """-1 / ln chi for a slope chi <= 1 of a map at its stable fixed point: the layers over which a deviation from
+    the fixed point shrinks by a factor e; inf on the critical line (within CRITICAL_TOL)."""
+    if abs(chi - 1.0) <= CRITICAL_TOL:
+        return math.inf
+    return -1.0 / math.log(chi)
+
+
+def q_map_slope(activation: str, sigma_w2: float, q_star: float) -> float:
+    """chi_q = d/dq [sigma_w^2 E[phi(sqrt(q) z)^2]] at q*: by Stein's lemma sigma_w^2 E[phi' ^2 + phi phi''] =
+    sigma_w^2 E[phi(u) phi'(u) u] / q for u ~ N(0, q) (no second derivative needed). At q* = 0 (where phi(0) = 0)
+    it is sigma_w^2 phi'(0)^2 = chi_1; for relu, leaky relu and linear it is sigma_w^2 c2."""
+    if activation in HOMOGENEOUS:
+        return sigma_w2 * HOMOGENEOUS[activation][0]
+    slope = _derivative(activation)
+    if q_star == 0.0:
+        return sigma_w2 * float(slope(np.zeros(1))[0]) ** 2
+    phi = ACTIVATIONS[activation].forward
+    return sigma_w2 * float(_expectation(activation, lambda u: phi(u) * slope(u) * u, q_star, 0.0)) / q_star
+
+
+def correlation_map(activation: str, sigma_w2: float, sigma_b2: float, q_star: float, c: float,
+                    derivative: bool = False) -> float:
+    """Schoenholz et al.'s correlation map at the fixed point q*: c -> (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2)/q*
+    for u1, u2 ~ N(0, q*) with correlation c; with derivative=True its slope sigma_w^2 E[phi'(u1) phi'(u2)]."""
+    moment = activation_cross_moment(activation, q_star, c * q_star, derivative=derivative)
+    return sigma_w2 * moment if derivative else (sigma_w2 * moment + sigma_b2) / q_star
+
+
+def correlation_fixed_point(activation: str, sigma_w2: float, sigma_b2: float, q_star: float, chi1: float) -> float:
+    """c*, the stable fixed point of the correlation map that correlations just below 1 go to.
+
+    Ordered or critical (chi_1 <= 1): c* = 1. Chaotic: c = 1 repels (slope chi_1 > 1), and the map's Hermite series
+    has non-negative coefficients (convex on [0, 1]), so the largest root of G(c) = map(c) - c below 1 is the stable
+    one. G < 0 just below 1 (found by moving closer to 1 until it is), G(-1) >= 0 (Cauchy-Schwarz): a downward scan
+    in steps of C_STEP finds the first c with G >= 0, and bisection the root in that step.
     """
-    chi = np.asarray(chi, float)
-    with np.errstate(divide="ignore"):
-        return 1.0 / np.abs(np.log(chi))
+    if chi1 <= 1.0 + CRITICAL_TOL:
+        return 1.0
+
+    def gap(c: float) -> float:
+        return correlation_map(activation, sigma_w2, sigma_b2, q_star, c) - c
+
+    hi = 1.0 - C_STEP
+    while gap(hi) >= 0:  # near 1 the gap is -(chi_1 - 1)(1 - c) + O((1 - c)^2): get close enough for its sign
+        hi = 1.0 - (1.0 - hi) / 16
+        if 1.0 - hi < 1e-15:
+            raise TheoryError(f"the correlation map's fixed point could not be separated from c = 1 "
+                              f"(chi_1 = {chi1:.15g}): treat this setting as critical")
+    lo = hi - C_STEP
+    while lo > -1.0 and gap(lo) < 0:
+        hi, lo = lo, max(lo - C_STEP, -1.0)
+    for _ in range(BISECTIONS):
+        if hi - lo <= 1e-15:
+            break
+        mid = 0.5 * (lo + hi)
+        if gap(mid) >= 0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+@dataclass(frozen=True)
+class Criticality:
+    """Order and chaos of identical layers (Schoenholz et al. 2017), for one (activation, sigma_w^2, sigma_b^2).
+
+    q_star: the fixed point of the variance map (inf: q grows without bound); chi_1: the slope of the gradient (and,
+    at c = 1, of the correlation) map; phase from chi_1; chi_q: the slope of the variance map at q*, whose depth
+    scale xi_q = -1/ln chi_q counts the layers over which q^l settles to q*; c_star: the correlation map's stable
+    fixed point (1 unless chaotic), chi_c its slope there, xi_c = -1/ln chi_c the layers over which the correlation of
+    two inputs settles: Schoenholz et al. find networks trainable to about 6 xi_c layers (trainable_depth). Depth
+    scales are inf on the critical line and nan where there is no finite fixed point.
+    """
+
+    activation: str
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float
+    chi_1: float
+    phase: str
+    chi_q: float
+    xi_q: float
+    c_star: float
+    chi_c: float
+    xi_c: float
+
+    @property
+    def trainable_depth(self) -> float:
+        return 6.0 * self.xi_c
+
+    def as_json(self) -> dict:
+        """The numbers for JSON: q_star null where there is no finite fixed point, depth scales "inf" on the
+        critical line and null where they are not defined."""
+        def number(x: float):
+            return "inf" if x == math.inf else x if math.isfinite(x) else None
+
+        return {"q_star": number(self.q_star) if math.isfinite(self.q_star) else None, "chi_1": self.chi_1,
+                "phase": self.phase, "chi_q": number(self.chi_q), "xi_q": number(self.xi_q),
+                "c_star": number(self.c_star), "chi_c": number(self.chi_c), "xi_c": number(self.xi_c),
+                "trainable_depth": number(self.trainable_depth)}
+
+
+NO_FIXED_POINT = "no finite fixed point (q grows without bound)"
+
+
+def describe(x: float, digits: int = 4) -> str:
+    """A depth scale or fixed point for people: ∞ on the critical line, "none" where undefined."""
+    if x == math.inf:
+        return "∞"
+    return f"{x:.{digits}g}" if math.isfinite(x) else "none"
+
+
+def criticality(activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> Criticality:
+    """Everything above for one setting; q0 is where the variance map starts (it matters only for relu-like maps
+    with sigma_w^2 c2 = 1 and no bias, where every q is a fixed point)."""
+    q_star = float(fixed_point(activation, sigma_w2, sigma_b2, q0))
+    chi = float(chi_1(activation, sigma_w2, sigma_b2, q_star))
+    phase = phase_name(chi)
+    if not math.isfinite(q_star):
+        return Criticality(activation, sigma_w2, sigma_b2, q_star, chi, phase, *(math.nan,) * 5)
+    chi_q = q_map_slope(activation, sigma_w2, q_star)
+    c_star = correlation_fixed_point(activation, sigma_w2, sigma_b2, q_star, chi)
+    chi_c = chi if c_star == 1.0 else correlation_map(activation, sigma_w2, sigma_b2, q_star, c_star, derivative=True)
+    return Criticality(activation, sigma_w2, sigma_b2, q_star, chi, phase, chi_q, depth_scale(chi_q), c_star, chi_c,
+                       depth_scale(chi_c))
 
 
 def critical_line(activation: str, q_star: Array | None = None) -> tuple[Array, Array]:
@@ -293,27 +479,25 @@ def critical_line(activation: str, q_star: Array | None = None) -> tuple[Array, 
 
 
 def phase_grid(activation: str, sigma_w2: Array, sigma_b2: Array) -> Array:
-    """chi_1 on the grid, shape (len(sigma_b2), len(sigma_w2)), for the phase diagram's heatmap."""
+    """chi_1 on the grid, shape (len(sigma_b2), len(sigma_w2)), for the phase diagram's heatmap (q* to 1e-9,
+    plenty for a colour)."""
     sw2, sb2 = np.meshgrid(np.asarray(sigma_w2, float), np.asarray(sigma_b2, float))
-    return chi_1(activation, sw2, sb2, fixed_point(activation, sw2, sb2, iterations=400, rtol=1e-7))
+    return chi_1(activation, sw2, sb2, fixed_point(activation, sw2, sb2, rtol=1e-9))
 
 
 @dataclass(frozen=True)
 class MeanField:
-    """The forward map of a uniform network: q^1..q^depth, its fixed point, chi_1 and the depth scale."""
+    """The forward map of a uniform network, q^1..q^depth, and the order and chaos of its layers."""
 
     q: Array
-    q_star: float
-    chi_1: float
-    depth_scale: float
+    criticality: Criticality
 
 
 def mean_field(activation: str, sigma_w2: float, sigma_b2: float, depth: int, input_q: float = 1.0) -> MeanField:
-    """Everything the CLI's ``theory --sigma-w2`` prints, for `depth` identical layers of one activation."""
+    """Everything the CLI's ``theory --sigma-w2`` prints, for `depth` identical layers of one activation; the
+    fixed point is the one the map reaches from q^1."""
     q = forward_variance(activation, np.full(depth, sigma_w2), sigma_b2, input_q).q
-    q_star = float(fixed_point(activation, sigma_w2, sigma_b2, q0=input_q))
-    chi = float(chi_1(activation, sigma_w2, sigma_b2, q_star))
-    return MeanField(q, q_star, chi, float(depth_scale(chi)))
+    return MeanField(q, criticality(activation, sigma_w2, sigma_b2, q0=float(q[0])))
 
 
 # --- a concrete network -----------------------------------------------------------------------------------------
@@ -321,11 +505,15 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float, depth: int, in
 class Prediction:
     """The theory's per-layer numbers for one (config, dataset), l = 1..L (the output layer included).
 
-    z_rms = sqrt(q^l); z_std = sqrt(q^l - b^2), the std of Z^l ~ N(b, q^l - b^2) over weights and inputs (what the
-    charts draw); a_std = the std of A^l = phi(Z^l) for that Z (nan for a softmax output, which is not elementwise);
-    z_std_pooled = the std one probe measures about its layer's mean, averaged over weight draws (see
-    `expected_measured_var`: below sqrt(q) in narrow layers); dz_rms = sqrt(E[(dZ^l)^2]), dw_rms = sqrt(E[(dW^l)^2]).
+    z_rms = sqrt(q^l), dz_rms = sqrt(E[(dZ^l)^2]). The stds are what a probe measures: over the layer's n x m
+    values about their common mean, averaged over weight draws (`pooled_variance`); in a wide layer that is the std
+    of Z^l ~ N(b, q^l - b^2), in a narrow one less (a_std is nan for a softmax output, which is not elementwise).
     sigma_w2[l] = n_{l-1} Var(W^l) is what a phase diagram plots for each layer.
+
+    There is no prediction for dW: dW^l = (1/m) sum_k dZ_k A_k^T is dominated by what the m examples share (the
+    output's common logit, relu's non-zero mean), a handful of random numbers per draw, so one draw's rms scatters
+    by a factor of 2 around the mean over draws (measured: 1.85x on 256x5 relu) and a mean-field number beside one
+    measurement would mislead.
     """
 
     dims: tuple[int, ...]
@@ -337,9 +525,8 @@ class Prediction:
     z_rms: Array
     z_std: Array
     a_std: Array
-    z_std_pooled: Array
     dz_rms: Array
-    dw_rms: Array
+    dz_std: Array
 
 
 def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -> Array:
@@ -377,12 +564,37 @@ def pair_mean(total: Array, squares: float, m: int) -> float:
     return (float(np.dot(total, total)) - squares) / (m * (m - 1)) if m > 1 else 0.0
 
 
-def output_dz_moments(output: str, q: float, q12: float, mean: float, y: Array, n_classes: int) -> tuple[float, float]:
-    """(E[(dZ^L)^2], E[dZ^L(x) dZ^L(x')]) for dZ^L = A^L - Y at initialisation, labels independent of Z.
+def softmax_square_sum(var: float, k: int) -> float:
+    """E[sum_c p_c^2] for p = softmax of k i.i.d. N(b, var) logits (b cancels): 1/k for small logits, 1 for large.
 
-    Sigmoid, y in {0, 1}: E[(s - y)^2] = E[s^2] - 2 ybar E[s] + ybar, and for two examples
-    E[s s'] - 2 ybar E[s] + mean(y y'). Softmax with K classes: with small logits every probability is about 1/K,
-    so E[(dZ)^2] = (1/K)(1 - 1/K) and the pair moment is (1/K)(sum_c P_c - 1/K), P_c = share of pairs both in c.
+    With 1/s^2 = int_0^inf t e^{-ts} dt and t = e^{-tau}, E[p_1^2] = int dtau E[g(z - tau)] L(tau)^{k-1}, where
+    g(x) = exp(2x - e^x) and L(tau) = E[exp(-e^{z - tau})]: two one-dimensional Gaussian expectations on a grid
+    of tau (the trapezoid rule, spectrally accurate on these smooth, fast-decaying integrands).
+    """
+    sd = math.sqrt(max(var, 0.0))
+    if k == 1 or sd == 0.0:
+        return 1.0 / k
+    z = sd * np.linspace(-TAIL, TAIL, int(min(SOFTMAX_POINTS, max(400, 2 * TAIL * sd / 0.05))))
+    weights = np.exp(-((z / sd) ** 2) / 2)
+    weights /= weights.sum()
+    span = (-TAIL * sd - 8.0, TAIL * sd + 45.0)  # g(x) < e^-80 for x < -40, and it vanishes for x > 4
+    tau = np.linspace(*span, int(min(SOFTMAX_POINTS, max(800, (span[1] - span[0]) / 0.05))))
+    x = z[None, :] - tau[:, None]
+    with np.errstate(over="ignore"):
+        ex = np.exp(x)
+        integrand = (np.exp(2 * x - ex) @ weights) * (np.exp(-ex) @ weights) ** (k - 1)
+    return k * float(np.sum(integrand) * (tau[1] - tau[0]))
+
+
+def output_dz_moments(output: str, q: float, q12: float, mean: float, y: Array,
+                      n_classes: int) -> tuple[float, float, float]:
+    """(E[dZ^L], E[(dZ^L)^2], E[dZ^L(x) dZ^L(x')]) for dZ^L = A^L - Y at initialisation, labels independent of Z.
+
+    Sigmoid, y in {0, 1}: E[s] - ybar; E[(s - y)^2] = E[s^2] - 2 ybar E[s] + ybar; for two examples
+    E[s s'] - 2 ybar E[s] + mean(y y'). Softmax with K classes: the mean is 0 (each example's dZ sums to 0);
+    E[(dZ)^2] = (1/K)(E[sum_c p_c^2] - 2/K + 1), E[p_y] = 1/K as the K logits are exchangeable; the pair moment
+    is taken for small logits, (1/K)(sum_c P_c - 1/K), P_c = the share of pairs both in c (it enters the hidden
+    layers' spread through 1/n only).
     """
     y = np.asarray(y).reshape(-1)
     m = max(y.size, 1)
@@ -392,11 +604,13 @@ def output_dz_moments(output: str, q: float, q12: float, mean: float, y: Array, 
         s2 = float(gaussian_expectation(lambda z: s(z) ** 2, q, mean))
         s12 = activation_cross_moment("sigmoid", q, q12, mean)
         ybar = float(y.mean()) if y.size else 0.5
-        return s2 - 2 * ybar * s1 + ybar, s12 - 2 * ybar * s1 + pair_mean(np.array([y.sum()]), float(y.sum()), m)
+        return (s1 - ybar, s2 - 2 * ybar * s1 + ybar,
+                s12 - 2 * ybar * s1 + pair_mean(np.array([y.sum()]), float(y.sum()), m))
     counts = np.bincount(y, minlength=n_classes).astype(float)
     same_class = pair_mean(counts, float(counts.sum()), m)  # v_k = one-hot(y_k)
     k = float(n_classes)
-    return (1 / k) * (1 - 1 / k), (1 / k) * (same_class - 1 / k)
+    square = softmax_square_sum(q - mean**2, n_classes) if math.isfinite(q) else 1.0
+    return 0.0, (square - 2 / k + 1) / k, (1 / k) * (same_class - 1 / k)
 
 
 def input_moments(x: Array) -> tuple[float, float]:
@@ -419,14 +633,24 @@ def predict_for(config: Config, dataset, params: Params | None = None) -> Predic
     x = dataset.x_train
     input_q, input_q12 = input_moments(x)
     fwd = forward_variance(net.activations, sigma_w2, sigma_b2, input_q, bias_mean, input_q12)
-    out = output_dz_moments(net.output, fwd.q[-1], fwd.q12[-1], bias_mean[-1], dataset.y_train, net.dims[-1])
-    dz2, dw2 = backward_variance(net.activations, net.dims, sigma_w2, fwd, out, max(x.shape[1], 1))
+    dz_mean, *out = output_dz_moments(net.output, fwd.q[-1], fwd.q12[-1], bias_mean[-1], dataset.y_train, net.dims[-1])
+    dz2, dz12 = backward_variance(net.activations, net.dims, sigma_w2, fwd, tuple(out))
+    units, m = np.array(net.dims[1:], float), max(x.shape[1], 1)
+    a_second, a_cross, a_mean = (np.full(net.depth, math.nan) for _ in range(3))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(net.depth):
+            name, q, b = net.layer_activation(i), fwd.q[i], fwd.z_mean[i]
+            if name in ACTIVATIONS and math.isfinite(q):  # not softmax, which is not elementwise
+                a_second[i], a_mean[i] = activation_second_moment(name, q, b), activation_mean(name, q, b)
+                a_cross[i] = activation_cross_moment(name, q, fwd.q12[i], b)
+        dz_var = pooled_variance(dz2, dz12, np.append(np.zeros(net.depth - 1), dz_mean), units, m)
+        if net.output == "softmax":  # its K gradients sum to 0 for every example: the layer's mean is exactly 0
+            dz_var[-1] = dz2[-1]
     return Prediction(
         dims=net.dims, activations=net.activations, sigma_w2=sigma_w2, sigma_b2=sigma_b2, bias_mean=bias_mean,
-        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(np.maximum(fwd.q - fwd.z_mean**2, 0.0)),
-        a_std=np.array([activation_std(net.layer_activation(i), fwd.q[i], fwd.z_mean[i]) for i in range(net.depth)]),
-        z_std_pooled=np.sqrt(expected_measured_var(fwd, net.dims[1:], x.shape[1])),
-        dz_rms=np.sqrt(dz2), dw_rms=np.sqrt(dw2),
+        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(pooled_variance(fwd.q, fwd.q12, fwd.z_mean, units, m)),
+        a_std=np.sqrt(pooled_variance(a_second, a_cross, a_mean, units, m)), dz_rms=np.sqrt(dz2),
+        dz_std=np.sqrt(dz_var),
     )
 
 
@@ -439,25 +663,22 @@ class Comparison:
     z_std: Array
     a_std: Array
     dz_rms: Array
-    dw_rms: Array
+    dz_std: Array
 
     def rows(self) -> list[dict]:
         """One dict per layer, predicted and measured side by side (for the CLI and tables)."""
         p = self.prediction
         return [
             {"layer": i + 1, "units": p.dims[i + 1], "sigma_w2": float(p.sigma_w2[i]),
-             "z_std_predicted": float(p.z_std[i]), "z_std_measured": float(self.z_std[i]),
-             "z_std_pooled_predicted": float(p.z_std_pooled[i]),
-             "a_std_predicted": float(p.a_std[i]), "a_std_measured": float(self.a_std[i]),
-             "z_rms_predicted": float(p.z_rms[i]), "z_rms_measured": float(self.z_rms[i]),
-             "dz_rms_predicted": float(p.dz_rms[i]), "dz_rms_measured": float(self.dz_rms[i]),
-             "dw_rms_predicted": float(p.dw_rms[i]), "dw_rms_measured": float(self.dw_rms[i])}
+             **{f"{name}_{kind}": float(getattr(source, name)[i])
+                for name in ("z_std", "a_std", "z_rms", "dz_std", "dz_rms")
+                for kind, source in (("predicted", p), ("measured", self))}}
             for i in range(len(p.z_rms))
         ]
 
 
 def measured_rms(stats: dict[str, Array], name: str) -> Array:
-    """sqrt(E[h^2]) = sqrt(std^2 + mean^2) from a snapshot's per-layer stats, h in z, dz, dw."""
+    """sqrt(E[h^2]) = sqrt(std^2 + mean^2) from a snapshot's per-layer stats, h in z, dz."""
     return np.sqrt(stats[f"{name}_std"] ** 2 + stats[f"{name}_mean"] ** 2)
 
 
@@ -466,7 +687,7 @@ def compare(config: Config, dataset, limits=None) -> Comparison:
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats
     return Comparison(predict_for(config, dataset, params), measured_rms(s, "z"), s["z_std"], s["a_std"],
-                      measured_rms(s, "dz"), measured_rms(s, "dw"))
+                      measured_rms(s, "dz"), s["dz_std"])
 
 
 # --- the input-output Jacobian ------------------------------------------------------------------------------
