@@ -116,6 +116,7 @@ TEXTBOOK_VARIANCE = {  # Var(W_ij), written from the papers, for a relu layer, s
     "lecun_normal": 1 / FAN_IN,
     "lecun_uniform": 1 / FAN_IN,
     "course_sqrt": 1 / FAN_IN,
+    "course_he": 2 / FAN_IN,
     "orthogonal": 1 / FAN_IN,
     "torch_default": 1 / (3 * FAN_IN),
 }
@@ -137,6 +138,13 @@ def test_he_uses_the_activation_gain_and_the_chosen_fan():
     args = InitArgs(mode="fan_out", gain2=ACTIVATIONS["tanh"].gain2)
     w = INITIALIZERS["he_normal"].sample((FAN_OUT, FAN_IN), np.random.default_rng(1), args)
     assert w.var() == pytest.approx((5 / 3) ** 2 / FAN_OUT, rel=6 * math.sqrt(2 / w.size))
+
+
+def test_course_he_is_2_over_fan_in_whatever_the_activation():
+    args = InitArgs(mode="fan_out", gain2=ACTIVATIONS["tanh"].gain2)  # both ignored: the course's formula has neither
+    w = INITIALIZERS["course_he"].sample((FAN_OUT, FAN_IN), np.random.default_rng(1), args)
+    assert w.var() == pytest.approx(2 / FAN_IN, rel=6 * math.sqrt(2 / w.size))
+    assert INITIALIZERS["course_he"].variance(FAN_IN, FAN_OUT, args) == 2 / FAN_IN
 
 
 def test_uniform_initializers_respect_their_bounds():
