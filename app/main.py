@@ -33,6 +33,7 @@ from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
 from core.limits import Limits  # noqa: E402
 from core.network import Network  # noqa: E402
 from core.record import RunFileError, read_run  # noqa: E402
+from core.stats import overflow_note  # noqa: E402
 from core.theory import Prediction, TheoryError, predict_for  # noqa: E402
 from core.train import probe  # noqa: E402
 
@@ -314,10 +315,17 @@ def why(body: str) -> None:
 
 def init_tab(config: Config, dataset, limits: Limits) -> None:
     why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
-    network, snap = probe_of(config, dataset, limits)
+    try:
+        network, snap = probe_of(config, dataset, limits)
+    except FloatingPointError as e:
+        st.error(f"The probe {e}.")
+        return
     s = snap.stats
     st.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
                 f"training examples, no update. Cost {snap.loss:.6g}.")
+    note = overflow_note(s)
+    if note:
+        st.warning(note)
     if network.depth > figures.MAX_FACETS:
         st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
                    "first and last included.")
@@ -539,7 +547,12 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
     if not ss.compare:
         st.info("Pick at least one initialiser.")
         return
-    stds = {label: probe_of(VARIANTS[label].apply(config), dataset, limits)[1].stats["a_std"] for label in ss.compare}
+    stds = {}
+    for label in ss.compare:
+        try:
+            stds[label] = probe_of(VARIANTS[label].apply(config), dataset, limits)[1].stats["a_std"]
+        except FloatingPointError as e:
+            st.warning(f"{label}: the probe {e}.")
     chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True),
           "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
     st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,

@@ -18,6 +18,7 @@ from .datasets import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
+from .stats import overflow_note
 from .theory import TheoryError, compare, mean_field
 from .train import Training, probe
 
@@ -143,8 +144,11 @@ def run_train(args, config: Config, dataset, out) -> None:
         print(f"recorded to {args.out}", file=out)
 
 
-def run_probe(args, config: Config, dataset, out) -> None:
+def run_probe(args, config: Config, dataset, out, err) -> None:
+    """The table (or JSON) on ``out``; why statistics are NaN or infinite, if they are, after the table (or on
+    ``err`` with --json, so that the output stays one JSON document)."""
     net, _, snap = probe(config, dataset, _limits(args))
+    note = overflow_note(snap.stats)
     rows = [
         {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
          **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS}}
@@ -152,6 +156,8 @@ def run_probe(args, config: Config, dataset, out) -> None:
     ]
     if args.json:
         print(json.dumps(rows), file=out)
+        if note:
+            print(f"note: {note}", file=err)
         return
     print(f"network {net}, init {config.init} — statistics at initialisation", file=out)
     header = ["layer", "units", "activation", *PROBE_COLUMNS]
@@ -159,6 +165,8 @@ def run_probe(args, config: Config, dataset, out) -> None:
     for r in rows:
         cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{r[h]:>10.3g}" for h in header]
         print("  ".join(cells), file=out)
+    if note:
+        print(f"note: {note}", file=out)
 
 
 def run_show(path: str, out) -> None:
@@ -233,7 +241,10 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
         config = config_from_args(args)
         data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
         dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
-        {"train": run_train, "probe": run_probe, "theory": run_theory}[args.command](args, config, dataset, out)
+        if args.command == "probe":
+            run_probe(args, config, dataset, out, err)
+        else:
+            {"train": run_train, "theory": run_theory}[args.command](args, config, dataset, out)
     except (UsageError, ConfigError, DatasetError, FloatingPointError, RunFileError, TheoryError) as e:
         print(f"error: {e}", file=err)
         return USAGE_ERROR

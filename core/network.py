@@ -175,12 +175,15 @@ def cost(net: Network, cache: Cache, y: Array, params: Params | None = None, l2:
     z = cache.Z[-1]
     m = z.shape[1]
     if net.output == "sigmoid":
-        total = float(np.sum(np.logaddexp(0.0, z) - y.astype(z.dtype) * z))
+        losses = np.logaddexp(0.0, z) - y.astype(z.dtype) * z
     else:
         shifted = z - z.max(axis=0, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
-        total = -float(np.sum(log_probs[y.reshape(-1), np.arange(m)]))
-    loss = total / m
+        losses = -log_probs[y.reshape(-1), np.arange(m)]
+    with np.errstate(over="ignore"):
+        loss = float(np.sum(losses)) / m
+    if math.isinf(loss):  # the sum of finite losses passed 1.8e308 (a huge initial scale): their mean may not
+        loss = float(np.sum(losses / m))
     if l2 and params is not None:
         loss += l2 / (2 * m) * sum(float(np.sum(w * w)) for w in params.W)
     return loss

@@ -23,6 +23,7 @@ from .stats import Binning, Snapshot, choose_binning, layer_stats
 
 Array = np.ndarray
 ADAM_EPSILON = 1e-8
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 # The kernels below return the squared norm of the update, summed in float64. Summed strictly left to right, that
 # sum is one chain of dependent additions, several times slower than the update itself (for the course's W^1 it was
 # 6% of a float32 step); "reassoc" lets the compiler keep several partial sums in SIMD lanes. Only the order of
@@ -142,6 +143,13 @@ class Training:
 
     def _diverged(self, step: int, what: str) -> None:
         self.stopped_step = step
+        if step == 0 and what == "the cost":  # no update yet: the initial weights alone overflowed
+            self.stopped_reason = (
+                "diverged at step 0: the cost at initialisation is NaN or infinite, because the forward pass "
+                f"overflowed float64 (values past ±{FLOAT64_MAX:.3g} become infinite, and inf − inf is NaN); "
+                "use a smaller initial scale or fewer layers"
+            )
+            return
         self.stopped_reason = (
             f"diverged at step {step}: {what} became NaN or infinite; "
             "try a smaller learning rate or a smaller initial scale"

@@ -41,6 +41,18 @@ def test_probe_json_has_one_row_per_layer():
                             "saturated_fraction"}
 
 
+def test_probe_of_a_huge_initial_scale_prints_numbers_not_nan():
+    """Weights N(0, 1000^2) through 40 relu layers of 500: values reach 1e168, their squares overflow. Every
+    column is a number; a 76-layer network, whose values do overflow, stops with why."""
+    argv = ["probe", "--dataset", "gaussian:500", "--activation", "relu", "--init", "normal", "--scale", "1000"]
+    code, out, err = run_cli(*argv, "--layers", "500x40")
+    assert code == 0, err
+    assert "nan" not in out and "inf" not in out and "note:" not in out
+    assert "e+16" in out.splitlines()[-1]  # the output layer's z_std, ~1e171
+    code, out, err = run_cli(*argv, "--layers", "500x76")
+    assert code == 2 and "at initialisation" in err and "overflowed float64" in err and "smaller initial scale" in err
+
+
 def test_probe_table_matches_the_readme(cat_data):
     code, out, _ = run_cli("probe", "--dataset", "catvnoncat", "--data-dir", str(SHARED_DATA), "--layers",
                            "20,7,5", "--init", "normal", "--scale", "0.01", "--rng", "legacy", "--json")

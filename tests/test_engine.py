@@ -9,7 +9,7 @@ from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 from core.config import Config
 from core.datasets import Dataset
 from core.initializers import INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
-from core.network import Network, Params, backward, cost, forward, initialize, targets
+from core.network import Cache, Network, Params, backward, cost, forward, initialize, targets
 from core.train import Training, probe
 
 
@@ -101,6 +101,17 @@ def test_cost_is_finite_when_the_output_saturates():
     params = initialize(net, config)
     loss = cost(net, forward(net, params, data.x_train), data.y_train)
     assert math.isfinite(loss) and loss > 10  # confidently wrong, not log(0)
+
+
+def test_cost_stays_finite_when_the_losses_sum_past_float64():
+    """Each loss is finite (1e306): their sum overflows, their mean does not."""
+    m = 1000
+    z = np.where(np.arange(m) % 2 == 0, 1e306, -1e306).reshape(1, m)  # confidently wrong on every other example
+    y = np.zeros((1, m), dtype=np.int64)
+    net = Network((2, 1), ())
+    loss = cost(net, Cache([z], [None, None]), y)
+    expected = math.fsum((max(v, 0.0) + math.log1p(math.exp(-abs(v)))) / m for v in z.ravel())  # log(1 + e^z)
+    assert loss == pytest.approx(expected, rel=1e-15) and expected == pytest.approx(5e305)
 
 
 # --- initialisers ------------------------------------------------------------------------------------------------
