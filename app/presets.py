@@ -65,7 +65,8 @@ def presets(data_dir=None) -> dict[str, Preset]:
                "The course's Initialization exercise: zeros never break symmetry, ×10 saturates, He learns. "
                "course_he is the course's He (√(2/n_prev) on every layer, output too: cost 0.883054 at step 0, "
                "0.073579 at 14000, as printed); he_normal is PyTorch's (gain 1 on the sigmoid output: 0.8011 at "
-               "step 0, same accuracies)."),
+               "step 0, same accuracies). With ×10 the course prints cost inf at step 0 (from probabilities that "
+               "round to 0 or 1); Init Lab computes it from the logits: 1773.59."),
         Preset("tanh 10×500",
                Config(dataset="gaussian:500", layers=(500,) * 10, activation="tanh", init="normal", init_scale=0.01,
                       lr=0.01, iterations=200, record_every=10),

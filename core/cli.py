@@ -20,7 +20,7 @@ from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
 from .stats import overflow_note
 from .theory import TheoryError, compare, mean_field
-from .train import Training, probe
+from .train import Training, initial_cost_note, probe
 
 USAGE_ERROR = 2
 PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
@@ -67,7 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=d.lr)
     train.add_argument("--iterations", type=int, default=d.iterations)
     train.add_argument("--batch-size", type=int, default=d.batch_size, help="0: full batch")
-    train.add_argument("--optimizer", default=d.optimizer, help="gd, momentum or adam")
+    train.add_argument("--optimizer", default=d.optimizer,
+                       help="gd, momentum or adam. momentum is the course's average v = beta1 v + (1 - beta1) g, "
+                       "W -= lr v: PyTorch's SGD(momentum=beta1) with the learning rate times 1 - beta1")
+    train.add_argument("--beta1", type=float, default=d.beta1,
+                       help="momentum's and Adam's first-moment decay, from 0 to below 1 (default %(default)s)")
+    train.add_argument("--beta2", type=float, default=d.beta2,
+                       help="Adam's second-moment decay, from 0 to below 1 (default %(default)s)")
+    train.add_argument("--eps", type=float, default=d.eps,
+                       help="Adam's eps in lr v_hat / (sqrt(s_hat) + eps), above 0 (default %(default)s)")
     train.add_argument("--l2", type=float, default=d.l2)
     train.add_argument("--record-every", type=int, default=d.record_every)
     train.add_argument("--out", default=None, metavar="PATH", help="record the run to this HDF5 file "
@@ -96,7 +104,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
     if args.command == "train":
         values.update(lr=args.lr, iterations=args.iterations, batch_size=args.batch_size, optimizer=args.optimizer,
-                      l2=args.l2, record_every=args.record_every)
+                      beta1=args.beta1, beta2=args.beta2, eps=args.eps, l2=args.l2, record_every=args.record_every)
     return Config.from_dict(values)
 
 
@@ -115,6 +123,7 @@ def _json_number(x: float) -> float | None:
 
 def run_train(args, config: Config, dataset, out) -> None:
     run = Training(config, dataset, _limits(args))
+    start_note = initial_cost_note(run)
     start = time.perf_counter()
     snapshots = list(record(run, args.out) if args.out else run)
     seconds = time.perf_counter() - start
@@ -135,6 +144,8 @@ def run_train(args, config: Config, dataset, out) -> None:
     print(f"network {run.network}, {config.init}, {config.optimizer} lr={config.lr}", file=out)
     for step, loss in result["costs"]:
         print(f"cost after step {step:>6}: {loss:.10f}", file=out)
+        if step == 0 and start_note:
+            print(f"note: at step 0 {start_note}", file=out)
     if last:
         print(f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}", file=out)
     if run.stopped_reason:

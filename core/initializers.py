@@ -21,7 +21,9 @@ import numpy as np
 Array = np.ndarray
 RNG = Union[np.random.Generator, np.random.RandomState]
 
-TRUNCATION = 2.0  # truncated normal: redraw beyond 2 standard deviations (Keras, and PyTorch's default bounds)
+# Truncated normal: redraw beyond 2 standard deviations, as Keras's TruncatedNormal. Not PyTorch's trunc_normal_,
+# whose default bounds are absolute, a = -2 and b = 2 whatever the std (the same cut only for std 1).
+TRUNCATION = 2.0
 
 
 def _truncated_variance_factor(k: float) -> float:

@@ -30,6 +30,28 @@ def test_train_json_reports_costs_and_accuracies():
     assert result["config"]["init"] == "he_normal" and result["network"] == [2, 10, 5, 1]
 
 
+def test_adam_settings_are_flags_and_momentum_says_what_it_is():
+    code, out, err = run_cli("train", "--dataset", "circles", "--layers", "4", "--optimizer", "adam", "--beta1",
+                             "0.8", "--beta2", "0.99", "--eps", "1e-6", "--iterations", "3", "--json")
+    assert code == 0, err
+    config = json.loads(out)["config"]
+    assert (config["beta1"], config["beta2"], config["eps"]) == (0.8, 0.99, 1e-6)
+    code, _, err = run_cli("train", "--eps", "0")
+    assert code == 2 and "eps must be > 0" in err
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--help"], capture_output=True, text=True)
+    help_text = " ".join(done.stdout.split())
+    assert "v = beta1 v + (1 - beta1) g" in help_text and "learning rate times 1 - beta1" in help_text
+
+
+def test_train_says_why_the_course_prints_cost_inf_at_step_0():
+    code, out, err = run_cli("train", "--dataset", "circles", "--layers", "10,5", "--init", "normal", "--scale", "10",
+                             "--rng", "legacy", "--seed", "3", "--iterations", "10", "--record-every", "10")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert float(lines[1].split(":")[1]) == pytest.approx(1773.59, abs=0.005)  # as the issue reports it
+    assert lines[2].startswith("note: at step 0 the course's cost") and "is inf here" in lines[2]
+
+
 def test_probe_json_has_one_row_per_layer():
     code, out, _ = run_cli("probe", "--dataset", "gaussian:100", "--layers", "50,50,50", "--activation", "tanh",
                            "--init", "normal", "--scale", "0.01", "--json")

@@ -1,12 +1,15 @@
 """The course's published results (shared/reference/course-numbers.md), reproduced by the engine."""
 
+import math
+
 import numpy as np
 import pytest
 
 from app.presets import presets
 from core.config import Config
 from core.datasets import load_dataset
-from core.train import Training, probe
+from core.network import forward, probability_cost
+from core.train import Training, initial_cost_note, probe
 
 SEED_RUN = dict(dataset="catvnoncat", layers=(20, 7, 5), activation="relu", lr=0.0075, iterations=2500, seed=1,
                 rng="legacy")
@@ -91,3 +94,27 @@ def test_he_normal_keeps_pytorchs_gain_1_on_the_output_layer():
         np.testing.assert_array_equal(hidden_pytorch, hidden_course)  # relu's gain^2 = 2: the same weights
     np.testing.assert_allclose(pytorch_style[1].W[-1] * np.sqrt(2), course[1].W[-1], rtol=1e-15)
     assert pytorch_style[2].loss == pytest.approx(0.8011131481, abs=1e-10)
+
+
+def test_times_10_costs_inf_in_the_course_and_1773_here():
+    """The course computes its cost from the probabilities; with randn * 10 some saturate to exactly 0 or 1 on the
+    wrong side and it prints inf at step 0. Init Lab's cost, from the logits, is finite: the preset says both."""
+    data = load_dataset("circles")
+    run = Training(Config(**CIRCLES_RUN, init="normal", init_scale=10.0), data)
+    a3, Y = forward(run.network, run.params, run.x).A[-1], run.y
+    with np.errstate(divide="ignore", invalid="ignore"):  # the course's compute_loss, as it is written
+        logprobs = np.multiply(-np.log(a3), Y) + np.multiply(-np.log(1 - a3), 1 - Y)
+        course = 1.0 / Y.shape[1] * np.nansum(logprobs)
+    assert course == np.inf == probability_cost(run.network, a3, Y)
+    loss = next(iter(run)).loss
+    assert math.isfinite(loss)
+    note = initial_cost_note(Training(Config(**CIRCLES_RUN, init="normal", init_scale=10.0), data))
+    assert "inf" in note and f"{loss:.6g}" in note
+    assert f"{loss:.2f}" in presets()["course 2 circles"].note  # 1773.59
+
+
+def test_probability_cost_is_the_courses_own_number():
+    run = Training(Config(**CIRCLES_RUN, init="course_he"), load_dataset("circles"))
+    a3 = forward(run.network, run.params, run.x).A[-1]
+    assert probability_cost(run.network, a3, run.y) == pytest.approx(0.8830537463419761, rel=1e-12)
+    assert initial_cost_note(run) is None

@@ -34,7 +34,8 @@ REFERENCE = {  # each activation written out independently, one scalar at a time
     "linear": lambda z: z,
     "elu": lambda z: z if z > 0 else math.exp(z) - 1,
     "selu": lambda z: SELU_SCALE * (z if z > 0 else SELU_ALPHA * (math.exp(z) - 1)),
-    "gelu": lambda z: 0.5 * z * (1 + math.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
+    "gelu_tanh": lambda z: 0.5 * z * (1 + math.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
+    "gelu_erf": lambda z: z * (1 + math.erf(z / math.sqrt(2))) / 2,  # z * Phi(z)
     "swish": lambda z: z / (1 + math.exp(-z)),
 }
 
@@ -52,6 +53,29 @@ def test_activation_forward_and_derivative(name):
     h = 1e-6
     numeric = (np.array([REFERENCE[name](v + h) for v in z]) - np.array([REFERENCE[name](v - h) for v in z])) / (2 * h)
     np.testing.assert_allclose(act.derivative(z, a), numeric, rtol=1e-7, atol=1e-9)
+
+
+TORCH_GELU = {"gelu_erf": "none", "gelu_tanh": "tanh"}  # torch.nn.functional.gelu's `approximate`
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_GELU))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gelu_is_pytorchs(name, dtype):
+    """Both GELUs and their derivatives against PyTorch's (autograd), in float64 and float32."""
+    torch = pytest.importorskip("torch")
+    act = ACTIVATIONS[name]
+    z = np.linspace(-8.0, 8.0, 2001).astype(dtype)
+    t = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.functional.gelu(t, approximate=TORCH_GELU[name])
+    expected.sum().backward()
+    a = act.forward(z)
+    assert a.dtype == z.dtype and act.derivative(z, a).dtype == z.dtype
+    # Where tanh and erf saturate (z < -7) the derivative is ~1e-15 and each side rounds it differently: an
+    # absolute error of a few eps x |z| (PyTorch returns 0 where the true value is -3e-15)
+    eps = np.finfo(dtype).eps
+    tolerance = dict(rtol=50 * eps, atol=100 * eps)
+    np.testing.assert_allclose(a, expected.detach().numpy(), **tolerance)
+    np.testing.assert_allclose(act.derivative(z, a), t.grad.numpy(), **tolerance)
 
 
 def test_sigmoid_does_not_overflow():

@@ -11,7 +11,7 @@ from core.config import Config
 from core.datasets import Dataset, load_dataset
 from core.network import Grads, Params, backward, forward, targets
 from core.stats import choose_binning, layer_stats, moments, overflow_note, summarize
-from core.train import ADAM_EPSILON, Optimizer, Training
+from core.train import Optimizer, Training
 
 
 # A small array; and large ones, whose values are counted in pairs (`PAIRED_MIN_SIZE`) from the two halves, of
@@ -134,7 +134,7 @@ def test_statistics_say_which_values_overflowed():
     assert "Z holds infinite values in layer 1" in note and "dW is NaN in layer 2" in note and "smaller" in note
 
 
-def numpy_update(kind, p, g, v, s, lr, b1, b2, t):
+def numpy_update(kind, p, g, v, s, lr, b1, b2, eps, t):
     """The course's update rules in NumPy, one operation at a time."""
     if kind == "gd":
         delta = g * -lr
@@ -146,7 +146,7 @@ def numpy_update(kind, p, g, v, s, lr, b1, b2, t):
         else:
             s *= b2
             s += (1.0 - b2) * (g * g)
-            delta = (v * (-lr * (1.0 / (1.0 - b1**t)))) / (np.sqrt(s * (1.0 / (1.0 - b2**t))) + ADAM_EPSILON)
+            delta = (v * (-lr * (1.0 / (1.0 - b1**t)))) / (np.sqrt(s * (1.0 / (1.0 - b2**t))) + eps)
     p += delta
     return delta
 
@@ -158,7 +158,7 @@ def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
     shapes = [(6, 4), (3, 6), (5, 1031)]  # the last one long enough for the compiled loop's SIMD body and tail
     params = Params([rng.standard_normal(sh).astype(dtype) for sh in shapes],
                     [rng.standard_normal((sh[0], 1)).astype(dtype) for sh in shapes])
-    config = Config(optimizer=kind, lr=0.05, momentum=0.8, beta2=0.99)
+    config = Config(optimizer=kind, lr=0.05, beta1=0.8, beta2=0.99, eps=1e-3)  # none of them the default
     optimizer = Optimizer(config, params)
     reference = params.copy()
     v = [np.zeros_like(a) for a in reference.W + reference.b]
@@ -167,7 +167,7 @@ def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
         grads = Grads([], [rng.standard_normal(sh).astype(dtype) for sh in shapes],
                       [rng.standard_normal((sh[0], 1)).astype(dtype) for sh in shapes])
         norms = optimizer.step(params, grads)
-        deltas = [numpy_update(kind, p, g, vi, si, 0.05, 0.8, 0.99, t)
+        deltas = [numpy_update(kind, p, g, vi, si, 0.05, 0.8, 0.99, 1e-3, t)
                   for p, g, vi, si in zip(reference.W + reference.b, grads.dW + grads.db, v, s)]
         for ours, theirs in zip(params.W + params.b, reference.W + reference.b):
             assert ours.dtype == dtype
