@@ -134,6 +134,25 @@ def test_statistics_say_which_values_overflowed():
     assert "Z holds infinite values in layer 1" in note and "dW is NaN in layer 2" in note and "smaller" in note
 
 
+def test_histogram_edges_stay_finite_next_to_float64s_largest_value():
+    """A layer holding 1.7e308: 1.05 x the largest value would overflow, and so would hi - lo."""
+    rng = np.random.default_rng(5)
+    data = Dataset(name="toy", x_train=rng.normal(size=(3, 20)), y_train=rng.integers(0, 2, (1, 20)),
+                   x_test=rng.normal(size=(3, 4)), y_test=rng.integers(0, 2, (1, 4)), classes=("0", "1"))
+    run = Training(Config(layers=(6,), activation="tanh", init="xavier_normal"), data)
+    net, params = run.network, run.params
+    cache = forward(net, params, run.x)
+    grads = backward(net, params, cache, targets(net, run.y, run.x.dtype))
+    cache.Z[0][:] *= 1e307 / np.abs(cache.Z[0]).max()
+    cache.Z[0][0, 0] = 1.7e308
+    binning = choose_binning(net, cache, grads, 16)
+    edges = binning.edges()["z"][0]
+    assert np.all(np.isfinite(edges)) and edges[-1] > 1e307
+    stats = layer_stats(net, params, cache, grads, binning)
+    assert stats["z_hist"][0].sum() + stats["z_outside"][0].sum() == cache.Z[0].size
+    assert math.isfinite(stats["z_std"][0]) and overflow_note(stats) is None
+
+
 def numpy_update(kind, p, g, v, s, lr, b1, b2, eps, t):
     """The course's update rules in NumPy, one operation at a time."""
     if kind == "gd":
