@@ -573,12 +573,13 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
         return
     stds = {}
     for label in ss.compare:
+        variant = VARIANTS[label].apply(config)
         try:
-            stds[label] = probe_of(VARIANTS[label].apply(config), dataset, limits)[1].stats["a_std"]
+            stds[label] = probe_of(variant, dataset, limits)[1].stats["a_std"]
         except FloatingPointError as e:
             st.warning(f"{label}: the probe {e}.")
             continue
-        note = cost_note_of(VARIANTS[label].apply(config), dataset, limits)
+        note = cost_note_of(variant, dataset, limits)
         if note:
             st.caption(f"{label}: at step 0, {note}")
     chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True),
