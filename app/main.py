@@ -34,8 +34,9 @@ from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
 from core.limits import Limits  # noqa: E402
 from core.network import Network  # noqa: E402
 from core.record import RunFileError, read_run  # noqa: E402
+from core.stats import overflow_note  # noqa: E402
 from core.theory import Prediction, TheoryError, predict_for  # noqa: E402
-from core.train import probe  # noqa: E402
+from core.train import Training, initial_cost_note, probe  # noqa: E402
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_PLOT_CONFIG = {"staticPlot": True}
@@ -43,6 +44,9 @@ LIVE_SECONDS = 0.2  # the Training tab's progress and curves redraw 5 times a se
 LAYER_SECONDS = 1.0  # and its per-layer figures once a second
 COMPARE_SECONDS = 1.0  # the Compare tab's loss curves and table: a class watches several runs at once there
 MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 5 times a second
+OPTIMIZER_HELP = ("gd: W −= lr·dW. momentum: the course's average v = β₁v + (1 − β₁)dW, W −= lr·v, which is "
+                  "PyTorch's SGD(momentum=β₁) with the learning rate times 1 − β₁. adam: Kingma & Ba, "
+                  "W −= lr·v̂ / (√ŝ + ε) with bias-corrected averages v̂ (β₁) and ŝ (β₂).")
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
 TAB_KEY = "view"
@@ -63,6 +67,16 @@ def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
 
 def probe_of(config: Config, dataset, limits: Limits):
     return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_cost_note(config_json: str, fingerprint: str, _dataset, _limits: Limits) -> str | None:
+    return initial_cost_note(Training(Config.from_json(config_json), _dataset, _limits))
+
+
+def cost_note_of(config: Config, dataset, limits: Limits) -> str | None:
+    """Why the course would print cost inf at step 0 where Init Lab shows a number (None when it would not)."""
+    return cached_cost_note(config.to_json(), dataset.fingerprint(), dataset, limits)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -257,8 +271,16 @@ def sidebar() -> Config | None:
 
     sb.subheader("Training")
     left, right = sb.columns(2)
-    left.selectbox("Optimiser", OPTIMIZERS, key=cfg_key("optimizer"))
+    left.selectbox("Optimiser", OPTIMIZERS, key=cfg_key("optimizer"), help=OPTIMIZER_HELP)
     right.number_input("Learning rate", key=cfg_key("lr"), format="%g", step=0.001)
+    optimizer = ss[cfg_key("optimizer")]
+    beta1, beta2, eps = sb.columns(3)
+    beta1.number_input("β₁", key=cfg_key("beta1"), format="%g", step=0.01, disabled=optimizer == "gd",
+                       help="Decay of the average of gradients (momentum, Adam); from 0 to below 1.")
+    beta2.number_input("β₂", key=cfg_key("beta2"), format="%g", step=0.001, disabled=optimizer != "adam",
+                       help="Decay of Adam's average of squared gradients; from 0 to below 1.")
+    eps.number_input("ε", key=cfg_key("eps"), format="%g", step=1e-8, disabled=optimizer != "adam",
+                     help="Adam's ε in √ŝ + ε; above 0.")
     left, right = sb.columns(2)
     left.number_input("Iterations", key=cfg_key("iterations"), min_value=0, step=100)
     right.number_input("Batch size", key=cfg_key("batch_size"), min_value=0, step=32, help="0: full batch")
@@ -311,10 +333,20 @@ def why(body: str) -> None:
 
 def init_tab(config: Config, dataset, limits: Limits) -> None:
     why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
-    network, snap = probe_of(config, dataset, limits)
+    try:
+        network, snap = probe_of(config, dataset, limits)
+    except FloatingPointError as e:
+        st.error(f"The probe {e}.")
+        return
     s = snap.stats
     st.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
                 f"training examples, no update. Cost {snap.loss:.6g}.")
+    note = overflow_note(s)
+    if note:
+        st.warning(note)
+    note = cost_note_of(config, dataset, limits)
+    if note:
+        st.caption(f"At step 0, {note}")
     if network.depth > figures.MAX_FACETS:
         st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
                    "first and last included.")
@@ -536,7 +568,17 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
     if not ss.compare:
         st.info("Pick at least one initialiser.")
         return
-    stds = {label: probe_of(VARIANTS[label].apply(config), dataset, limits)[1].stats["a_std"] for label in ss.compare}
+    stds = {}
+    for label in ss.compare:
+        variant = VARIANTS[label].apply(config)
+        try:
+            stds[label] = probe_of(variant, dataset, limits)[1].stats["a_std"]
+        except FloatingPointError as e:
+            st.warning(f"{label}: the probe {e}.")
+            continue
+        note = cost_note_of(variant, dataset, limits)
+        if note:
+            st.caption(f"{label}: at step 0, {note}")
     chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True),
           "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
     st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,

@@ -25,6 +25,7 @@ VARIANTS: dict[str, Variant] = {v.label: v for v in (
     Variant("normal ×1", "normal", 1.0),
     Variant("normal ×10", "normal", 10.0),
     Variant("course_sqrt", "course_sqrt"),
+    Variant("course_he", "course_he"),
     Variant("he_normal", "he_normal"),
     Variant("he_uniform", "he_uniform"),
     Variant("xavier_normal", "xavier_normal"),
@@ -58,10 +59,14 @@ def presets(data_dir=None) -> dict[str, Preset]:
         Preset("seed question", seed, ("normal ×0.01", "course_sqrt"),
                "The course's 4-layer cat classifier: randn×0.01 gets 34% test accuracy, randn/√n_prev 80%."),
         Preset("course 2 circles",
-               Config(dataset="circles", layers=(10, 5), activation="relu", init="he_normal", rng="legacy", seed=3,
-                      lr=0.01, iterations=15000, record_every=150),
-               ("zeros", "normal ×10", "he_normal"),
-               "The course's Initialization exercise: zeros never break symmetry, ×10 saturates, He learns."),
+               Config(dataset="circles", layers=(10, 5), activation="relu", init="course_he", rng="legacy", seed=3,
+                      lr=0.01, iterations=15000, record_every=100),  # the course prints every 1000 steps
+               ("zeros", "normal ×10", "course_he", "he_normal"),
+               "The course's Initialization exercise: zeros never break symmetry, ×10 saturates, He learns. "
+               "course_he is the course's He (√(2/n_prev) on every layer, output too: cost 0.883054 at step 0, "
+               "0.073579 at 14000, as printed); he_normal is PyTorch's (gain 1 on the sigmoid output: 0.8011 at "
+               "step 0, same accuracies). With ×10 the course prints cost inf at step 0 (from probabilities that "
+               "round to 0 or 1); Init Lab computes it from the logits: 1773.59."),
         Preset("tanh 10×500",
                Config(dataset="gaussian:500", layers=(500,) * 10, activation="tanh", init="normal", init_scale=0.01,
                       lr=0.01, iterations=200, record_every=10),

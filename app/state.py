@@ -11,8 +11,8 @@ from .presets import DEFAULT_PRESET
 
 # Config fields the sidebar edits, each bound to the widget key "cfg_<field>" (versioned: see `versioned`).
 EDITABLE = ("dataset", "standardize", "layers", "activation", "init", "init_scale", "init_gain", "init_mode",
-            "bias_init", "bias_value", "seed", "rng", "optimizer", "lr", "iterations", "batch_size", "record_every",
-            "dtype")
+            "bias_init", "bias_value", "seed", "rng", "optimizer", "lr", "beta1", "beta2", "eps", "iterations",
+            "batch_size", "record_every", "dtype")
 PRESET_PARAM = "preset"
 
 

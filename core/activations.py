@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numba
 import numpy as np
 
 Array = np.ndarray
@@ -20,6 +21,8 @@ LEAKY_SLOPE = 0.01
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,30 @@ def _selu_grad(z: Array, a: Array) -> Array:
     return np.where(z > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA).astype(z.dtype)
 
 
-def _gelu(z: Array) -> Array:
+def _gelu_tanh(z: Array) -> Array:
     # The tanh approximation (Hendrycks & Gimpel 2016), as used by GPT-2 and PyTorch's approximate="tanh".
     return 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3)))
 
 
-def _gelu_grad(z: Array, a: Array) -> Array:
+def _gelu_tanh_grad(z: Array, a: Array) -> Array:
     t = np.tanh(_SQRT_2_OVER_PI * (z + 0.044715 * z**3))
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * z * z)
+
+
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _erf(x):  # pragma: no cover - compiled
+    """The error function element-wise in the array's own dtype (NumPy has none; the C library's, through numba)."""
+    return math.erf(x)
+
+
+def _gelu_erf(z: Array) -> Array:
+    # The exact GELU, z * Phi(z) with Phi the standard normal CDF: PyTorch's nn.GELU() default (approximate="none").
+    return 0.5 * z * (1.0 + _erf(z * _SQRT_HALF))
+
+
+def _gelu_erf_grad(z: Array, a: Array) -> Array:
+    # Phi(z) + z * phi(z), phi the standard normal density.
+    return 0.5 * (1.0 + _erf(z * _SQRT_HALF)) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
 
 
 def _swish(z: Array) -> Array:
@@ -135,15 +154,26 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("linear", _linear, _linear_grad, gain2=1.0),
         Activation("elu", _elu, _elu_grad, gain2=1.0),
         Activation("selu", _selu, _selu_grad, gain2=0.5625),
-        Activation("gelu", _gelu, _gelu_grad, gain2=1.0),
+        Activation("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, gain2=1.0),
+        Activation("gelu_erf", _gelu_erf, _gelu_erf_grad, gain2=1.0),
         Activation("swish", _swish, _swish_grad, gain2=1.0),
     )
 }
 
 
+# Former names, read as what they meant then: links and run files made before gelu_erf existed said "gelu" for
+# the tanh approximation (the only GELU then).
+RENAMED = {"gelu": "gelu_tanh"}
+
+
+def canonical_name(name: str) -> str:
+    """The current name of an activation given by its current or a former name (others are returned unchanged)."""
+    return RENAMED.get(name, name)
+
+
 def get_activation(name: str) -> Activation:
     try:
-        return ACTIVATIONS[name]
+        return ACTIVATIONS[canonical_name(name)]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
 

@@ -14,14 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from .activations import ACTIVATIONS
+from .activations import ACTIVATIONS, canonical_name
 from .config import MAX_DEPTH, Config, ConfigError
 from .datasets import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
+from .stats import overflow_note
 from .theory import NO_FIXED_POINT, Criticality, TheoryError, compare, describe, mean_field
-from .train import Training, probe
+from .train import Training, initial_cost_note, probe
 
 USAGE_ERROR = 2
 PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
@@ -68,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=d.lr)
     train.add_argument("--iterations", type=int, default=d.iterations)
     train.add_argument("--batch-size", type=int, default=d.batch_size, help="0: full batch")
-    train.add_argument("--optimizer", default=d.optimizer, help="gd, momentum or adam")
+    train.add_argument("--optimizer", default=d.optimizer,
+                       help="gd, momentum or adam. momentum is the course's average v = beta1 v + (1 - beta1) g, "
+                       "W -= lr v: PyTorch's SGD(momentum=beta1) with the learning rate times 1 - beta1")
+    train.add_argument("--beta1", type=float, default=d.beta1,
+                       help="momentum's and Adam's first-moment decay, from 0 to below 1 (default %(default)s)")
+    train.add_argument("--beta2", type=float, default=d.beta2,
+                       help="Adam's second-moment decay, from 0 to below 1 (default %(default)s)")
+    train.add_argument("--eps", type=float, default=d.eps,
+                       help="Adam's eps in lr v_hat / (sqrt(s_hat) + eps), above 0 (default %(default)s)")
     train.add_argument("--l2", type=float, default=d.l2)
     train.add_argument("--record-every", type=int, default=d.record_every)
     train.add_argument("--out", default=None, metavar="PATH", help="record the run to this HDF5 file "
@@ -97,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     )
     if args.command == "train":
         values.update(lr=args.lr, iterations=args.iterations, batch_size=args.batch_size, optimizer=args.optimizer,
-                      l2=args.l2, record_every=args.record_every)
+                      beta1=args.beta1, beta2=args.beta2, eps=args.eps, l2=args.l2, record_every=args.record_every)
     return Config.from_dict(values)
 
 
@@ -136,6 +145,7 @@ def _json_number(x: float) -> float | None:
 
 def run_train(args, config: Config, dataset, out) -> None:
     run = Training(config, dataset, _limits(args))
+    start_note = initial_cost_note(run)
     start = time.perf_counter()
     snapshots = list(record(run, args.out) if args.out else run)
     seconds = time.perf_counter() - start
@@ -156,6 +166,8 @@ def run_train(args, config: Config, dataset, out) -> None:
     print(f"network {run.network}, {config.init}, {config.optimizer} lr={config.lr}", file=out)
     for step, loss in result["costs"]:
         print(f"cost after step {step:>6}: {loss:.10f}", file=out)
+        if step == 0 and start_note:
+            print(f"note: at step 0 {start_note}", file=out)
     if last:
         print(f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}", file=out)
     if run.stopped_reason:
@@ -165,8 +177,11 @@ def run_train(args, config: Config, dataset, out) -> None:
         print(f"recorded to {args.out}", file=out)
 
 
-def run_probe(args, config: Config, dataset, out) -> None:
+def run_probe(args, config: Config, dataset, out, err) -> None:
+    """The table (or JSON) on ``out``; why statistics are NaN or infinite, if they are, after the table (or on
+    ``err`` with --json, so that the output stays one JSON document)."""
     net, _, snap = probe(config, dataset, _limits(args))
+    note = overflow_note(snap.stats)
     rows = [
         {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
          **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS}}
@@ -174,6 +189,8 @@ def run_probe(args, config: Config, dataset, out) -> None:
     ]
     if args.json:
         print(json.dumps(rows), file=out)
+        if note:
+            print(f"note: {note}", file=err)
         return
     print(f"network {net}, init {config.init} — statistics at initialisation", file=out)
     header = ["layer", "units", "activation", *PROBE_COLUMNS]
@@ -181,6 +198,8 @@ def run_probe(args, config: Config, dataset, out) -> None:
     for r in rows:
         cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{r[h]:>10.3g}" for h in header]
         print("  ".join(cells), file=out)
+    if note:
+        print(f"note: {note}", file=out)
 
 
 def run_show(path: str, out) -> None:
@@ -207,6 +226,7 @@ def run_show(path: str, out) -> None:
 
 
 def run_theory_map(args, out) -> None:
+    args.activation = canonical_name(args.activation)  # a former name (gelu) maps as it trains
     if args.activation not in ACTIVATIONS:
         raise UsageError(f"--activation {args.activation[:40]!r} is not known; choose one of: {', '.join(ACTIVATIONS)}")
     for flag, value in (("--sigma-w2", args.sigma_w2), ("--sigma-b2", args.sigma_b2), ("--input-q", args.input_q)):
@@ -273,7 +293,10 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
             check_out(args.out)
         data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
         dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
-        {"train": run_train, "probe": run_probe, "theory": run_theory}[args.command](args, config, dataset, out)
+        if args.command == "probe":
+            run_probe(args, config, dataset, out, err)
+        else:
+            {"train": run_train, "theory": run_theory}[args.command](args, config, dataset, out)
     except (UsageError, ConfigError, DatasetError, FloatingPointError, RunFileError, TheoryError) as e:
         print(f"error: {e}", file=err)
         return USAGE_ERROR

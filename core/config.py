@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from .activations import ACTIVATIONS
+from .activations import ACTIVATIONS, canonical_name
 from .initializers import BIAS_INITIALIZERS, INITIALIZERS
 
 OPTIMIZERS = ("gd", "momentum", "adam")
@@ -49,8 +49,9 @@ class Config:
     lr: float = 0.0075
     iterations: int = 2500
     batch_size: int = 0  # 0: full batch
-    momentum: float = 0.9  # beta1 for momentum and Adam
-    beta2: float = 0.999
+    beta1: float = 0.9  # momentum's average v = beta1 v + (1 - beta1) g, and Adam's first moment
+    beta2: float = 0.999  # Adam's second moment
+    eps: float = 1e-8  # Adam's denominator sqrt(s_hat) + eps
     l2: float = 0.0
     record_every: int = 100
     dtype: str = "float64"
@@ -78,11 +79,17 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+        """A config from setting: value pairs (settings left out take their defaults), also as written by an
+        earlier version: a renamed setting or activation is read under its current name."""
+        data = _current_names(data)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
-        return cls(**{name: _coerce(known[name], value) for name, value in data.items()})
+        values = {name: _coerce(known[name], value) for name, value in data.items()}
+        if "activation" in values:
+            values["activation"] = ",".join(canonical_name(n.strip()) for n in values["activation"].split(","))
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
@@ -102,6 +109,20 @@ class Config:
     def from_query(cls, params: Mapping[str, str]) -> "Config":
         """Rebuild from query parameters; missing settings take their defaults. Raises ConfigError."""
         return cls.from_dict(dict(params))
+
+
+RENAMED_SETTINGS = {"momentum": "beta1"}  # former name: current name (links and run files keep the old one)
+
+
+def _current_names(data: Mapping[str, Any]) -> dict[str, Any]:
+    current = dict(data)
+    for old, new in RENAMED_SETTINGS.items():
+        if old in current:
+            value = current.pop(old)
+            if new in current and str(current[new]) != str(value):
+                raise ConfigError(f"{old} is the former name of {new}; give only {new}")
+            current.setdefault(new, value)
+    return current
 
 
 def _to_text(value: Any) -> str:
@@ -228,12 +249,12 @@ def _validate(c: Config) -> None:
     _finite("lr", c.lr, 0.0, 1e3, open_low=True)
     _whole("iterations", c.iterations, 0, 10**9)
     _whole("batch_size", c.batch_size, 0, 10**9)
-    _finite("momentum", c.momentum, 0.0, 1.0)
-    if c.momentum == 1.0:
-        raise ConfigError("momentum must be below 1 (0.9 is usual)")
-    _finite("beta2", c.beta2, 0.0, 1.0)
-    if c.beta2 == 1.0:
-        raise ConfigError("beta2 must be below 1 (0.999 is usual)")
+    for name, usual in (("beta1", 0.9), ("beta2", 0.999)):
+        value = getattr(c, name)
+        _finite(name, value, 0.0, 1.0)
+        if value == 1.0:
+            raise ConfigError(f"{name} must be below 1 ({usual} is usual)")
+    _finite("eps", c.eps, 0.0, 1.0, open_low=True)
     _finite("l2", c.l2, 0.0, 1e6)
     _whole("record_every", c.record_every, 1, 10**9)
     _whole("bins", c.bins, 2, 1024)

@@ -21,7 +21,9 @@ import numpy as np
 Array = np.ndarray
 RNG = Union[np.random.Generator, np.random.RandomState]
 
-TRUNCATION = 2.0  # truncated normal: redraw beyond 2 standard deviations (Keras, and PyTorch's default bounds)
+# Truncated normal: redraw beyond 2 standard deviations, as Keras's TruncatedNormal. Not PyTorch's trunc_normal_,
+# whose default bounds are absolute, a = -2 and b = 2 whatever the std (the same cut only for std 1).
+TRUNCATION = 2.0
 
 
 def _truncated_variance_factor(k: float) -> float:
@@ -144,6 +146,12 @@ def course_sqrt(shape, rng, args):
     return rng.standard_normal(shape) / math.sqrt(shape[1])
 
 
+def course_he(shape, rng, args):
+    r"""The course's He: ``np.random.randn(n_l, n_prev) * np.sqrt(2 / n_prev)`` on every layer, the sigmoid output
+    layer too (``he_normal`` gives the output layer gain 1, as PyTorch's ``calculate_gain`` would)."""
+    return _normal(rng, shape, math.sqrt(2.0 / shape[1]))
+
+
 def orthogonal(shape, rng, args):
     r"""Saxe et al. (2013): a random orthogonal matrix (QR of a Gaussian matrix, signs fixed by diag R)."""
     return _orthogonal(rng, shape)
@@ -199,6 +207,8 @@ INITIALIZERS: dict[str, Initializer] = _registry(
                 r"W \sim \mathcal{U}(-b,\ b),\quad b = \sqrt{\frac{3}{n_{in}}}", lambda i, o, a: 1.0 / i),
     Initializer("course_sqrt", "course: randn / sqrt(n_prev)", course_sqrt,
                 r"W = \frac{\texttt{randn}(n_l,\ n_{l-1})}{\sqrt{n_{l-1}}}", lambda i, o, a: 1.0 / i),
+    Initializer("course_he", "course: randn × sqrt(2 / n_prev)", course_he,
+                r"W = \texttt{randn}(n_l,\ n_{l-1}) \cdot \sqrt{\frac{2}{n_{l-1}}}", lambda i, o, a: 2.0 / i),
     Initializer("orthogonal", "orthogonal", orthogonal, r"W = Q,\quad Q^\top Q = I\ \ (\text{QR of a Gaussian})",
                 lambda i, o, a: 1.0 / max(i, o)),
     Initializer("torch_default", "PyTorch nn.Linear default", torch_default,

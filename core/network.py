@@ -175,15 +175,42 @@ def cost(net: Network, cache: Cache, y: Array, params: Params | None = None, l2:
     z = cache.Z[-1]
     m = z.shape[1]
     if net.output == "sigmoid":
-        total = float(np.sum(np.logaddexp(0.0, z) - y.astype(z.dtype) * z))
+        losses = np.logaddexp(0.0, z) - y.astype(z.dtype) * z
     else:
         shifted = z - z.max(axis=0, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
-        total = -float(np.sum(log_probs[y.reshape(-1), np.arange(m)]))
-    loss = total / m
+        losses = -log_probs[y.reshape(-1), np.arange(m)]
+    with np.errstate(over="ignore"):
+        loss = float(np.sum(losses)) / m
+    if math.isinf(loss):  # the sum of finite losses passed 1.8e308 (a huge initial scale): their mean may not
+        loss = float(np.sum(losses / m))
     if l2 and params is not None:
         loss += l2 / (2 * m) * sum(float(np.sum(w * w)) for w in params.W)
     return loss
+
+
+def probability_cost(net: Network, probabilities: Array, y: Array) -> float:
+    """The cross-entropy as the course computes it, from the output probabilities: the mean of -log a where y = 1
+    and -log(1 - a) where y = 0 (-log a_y for softmax). A saturated output rounds a to exactly 0 or 1, and one on
+    the wrong side makes this inf where `cost`, from the logits, stays finite (the course's `randn * 10` prints
+    cost inf at step 0)."""
+    p = probabilities.astype(np.float64)
+    labels = y.reshape(-1)
+    if net.output == "sigmoid":
+        chosen = np.where(labels == 1, p[0], 1.0 - p[0])
+    else:
+        chosen = p[labels, np.arange(labels.size)]
+    with np.errstate(divide="ignore"):
+        return float(np.mean(-np.log(chosen)))
+
+
+def logit_cost_note(course_cost: float, loss: float) -> str | None:
+    """What a reader of the course needs to know when its formula gives inf and Init Lab's cost does not."""
+    if math.isfinite(course_cost) or not math.isfinite(loss):
+        return None
+    return (f"the course's cost, computed from the probabilities (the mean of −log a for the true class), is inf "
+            f"here: saturated outputs round a to exactly 0 or 1 on the wrong side. Init Lab computes it from the "
+            f"logits, log(1 + e^z) − y z, and gets {loss:.6g}.")
 
 
 def backward(net: Network, params: Params, cache: Cache, y_target: Array, l2: float = 0.0) -> Grads:

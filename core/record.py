@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import h5py
 import numpy as np
 
+from .activations import canonical_name
 from .config import Config, ConfigError
 from .network import Params
 from .stats import HISTOGRAMS, SCALARS, Snapshot
@@ -307,7 +308,7 @@ def read_run(path: str | Path) -> RecordedRun:
                 dataset_name=str(f.attrs["dataset_name"]),
                 dataset_fingerprint=str(f.attrs["dataset_fingerprint"]),
                 network_dims=dims,
-                activations=tuple(json.loads(f.attrs["activations"])),
+                activations=tuple(canonical_name(name) for name in json.loads(f.attrs["activations"])),
                 snapshots=snapshots,
                 stopped_reason=reason,
                 complete=complete,

@@ -183,8 +183,17 @@ def _scan(flat, ends, bins):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mean_var(total, total_sq, flat):  # pragma: no cover - compiled
-    """Mean and variance of ``flat`` from its sum and sum of squares; two passes where they cancel."""
+def _moments(total, total_sq, flat):  # pragma: no cover - compiled
+    """Mean, variance, std and root sum of squares of ``flat`` from its sum and sum of squares (`_finite_moments`),
+    or by `_extreme_moments` where the sum of squares is not finite."""
+    if math.isfinite(total_sq):
+        return _finite_moments(total, total_sq, flat)
+    return _extreme_moments(flat)  # a square overflowed (|x| past ~1.3e154), or a value is inf or NaN
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _finite_moments(total, total_sq, flat):  # pragma: no cover - compiled
+    """`_moments` for a finite sum of squares; two passes where E[x^2] and E[x]^2 cancel."""
     mean = total / flat.size
     mean_sq = total_sq / flat.size
     var = mean_sq - mean * mean
@@ -194,7 +203,34 @@ def _mean_var(total, total_sq, flat):  # pragma: no cover - compiled
             d = np.float64(flat[i]) - mean
             deviations += d * d
         var = deviations / flat.size
-    return mean, (0.0 if var < 0.0 else var)  # NaN stays NaN
+    var = max(var, 0.0)
+    return mean, var, math.sqrt(var), math.sqrt(total_sq)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _extreme_moments(flat):  # pragma: no cover - compiled
+    """`_moments` of values whose squares overflow float64, or that hold inf or NaN. Finite values are scaled by
+    the power of two that brings the largest below 1 (exactly: only exponents change), summarised as any others
+    and scaled back, so that every statistic is finite unless it exceeds float64's range itself (a variance past
+    1.8e308: inf, as it is). Infinite values give an infinite spread and the mean IEEE arithmetic gives (NaN for
+    both signs); a NaN value makes every statistic NaN. Scales a copy: this path is taken only past 1.3e154."""
+    largest = 0.0
+    for i in range(flat.size):
+        v = abs(np.float64(flat[i]))
+        if math.isnan(v):
+            return math.nan, math.nan, math.nan, math.nan
+        largest = max(largest, v)
+    if math.isinf(largest):
+        total = 0.0
+        for i in range(flat.size):
+            total += np.float64(flat[i])
+        return total / flat.size, math.inf, math.inf, math.inf
+    exponent = math.frexp(largest)[1]  # largest < 2^exponent
+    scaled = flat.astype(np.float64) * math.ldexp(1.0, -exponent)
+    total, total_sq = _sums(scaled)
+    mean, var, std, norm = _finite_moments(total, total_sq, scaled)
+    return (math.ldexp(mean, exponent), math.ldexp(var, 2 * exponent), math.ldexp(std, exponent),
+            math.ldexp(norm, exponent))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -214,17 +250,15 @@ def _layer(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
     scanned = (z, a, dz, dw)
     for h in range(4):
         s, q, c = _scan(scanned[h], table[i, h], bins)
-        mean, var = _mean_var(s, q, scanned[h])
-        moments[h, 0, i], moments[h, 1, i], moments[h, 2, i] = mean, var, math.sqrt(var)
+        moments[h, 0, i], moments[h, 1, i], moments[h, 2, i], norm = _moments(s, q, scanned[h])
         hist[h, i] = c[1:-1]
         outside[h, i, 0], outside[h, i, 1] = c[0], c[-1]
         if h == 3:
-            norms[0, i] = math.sqrt(q)
+            norms[0, i] = norm
     s, q = _sums(w)
-    mean, var = _mean_var(s, q, w)
-    moments[4, 0, i], moments[4, 1, i], moments[4, 2, i] = mean, var, math.sqrt(var)
-    norms[1, i] = math.sqrt(q)
-    norms[2, i] = math.sqrt(_sums(db)[1])
+    moments[4, 0, i], moments[4, 1, i], moments[4, 2, i], norms[1, i] = _moments(s, q, w)
+    s, q = _sums(db)
+    norms[2, i] = _moments(s, q, db)[3]
     low, high = saturation[i, 0], saturation[i, 1]
     zeros = 0
     saturated = 0
@@ -246,30 +280,31 @@ class Summary:
 
     mean: float
     var: float
-    sum_sq: float
+    std: float
+    norm: float  # sqrt of the sum of squares
     counts: Array  # (bins,)
     under: int
     over: int  # values at or above the last edge, and NaN
 
 
-def moments(x: Array) -> tuple[float, float, float]:
-    """Mean, variance and sum of squares in one pass with float64 accumulators (two passes where they cancel)."""
+def moments(x: Array) -> tuple[float, float, float, float]:
+    """Mean, variance, std and sqrt of the sum of squares, with float64 accumulators (see `_moments`)."""
     flat = x.reshape(-1)
     total, total_sq = _sums(flat)
-    return (*_mean_var(total, total_sq, flat), total_sq)
+    return _moments(total, total_sq, flat)
 
 
 def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
     flat = x.reshape(-1)
     total, total_sq, counts = _scan(flat, kernel_ends(float(lo), float(hi), bins), bins)
-    mean, var = _mean_var(total, total_sq, flat)
-    return Summary(mean, var, total_sq, counts[1:-1], int(counts[0]), int(counts[-1]))
+    return Summary(*_moments(total, total_sq, flat), counts[1:-1], int(counts[0]), int(counts[-1]))
 
 
 @numba.njit(cache=True, nogil=True)
 def _finite_extent(flat):  # pragma: no cover - compiled
-    """Count, sum of squares and largest magnitude of the finite values, in one pass."""
+    """Count, root mean square and largest magnitude of the finite values, in one pass (two where their squares
+    overflow: then summed scaled by the largest)."""
     n = 0
     q = 0.0
     top = 0.0
@@ -279,16 +314,28 @@ def _finite_extent(flat):  # pragma: no cover - compiled
             n += 1
             q += v * v
             top = max(top, abs(v))
-    return n, q, top
+    if n == 0:
+        return 0, 0.0, 0.0
+    if math.isfinite(q):
+        return n, math.sqrt(q / n), top
+    q = 0.0
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        if math.isfinite(v):
+            q += (v / top) * (v / top)
+    return n, math.sqrt(q / n) * top, top
+
+
+LARGEST_EDGE = np.finfo(np.float64).max / 2  # so that a histogram's width, hi - lo, is finite too
 
 
 def _range(values: Array, bounds: tuple[float, float] | None, nonnegative: bool) -> tuple[float, float]:
     if bounds is not None:
         return bounds
-    n, sum_sq, largest = _finite_extent(values.reshape(-1))
+    n, rms, largest = _finite_extent(values.reshape(-1))
     if n == 0:
         return -1.0, 1.0
-    top = min(largest, ROBUST_WIDTH * math.sqrt(sum_sq / n)) * 1.05
+    top = min(min(largest, ROBUST_WIDTH * rms) * 1.05, LARGEST_EDGE)
     if top == 0.0:
         top = 1.0  # all zeros (the zeros initialiser): any range shows them in one bin
     return (0.0, top) if nonnegative else (-top, top)
@@ -355,3 +402,28 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         out[hist_key] = hist[k]
         out[outside_key] = outside[k]
     return out
+
+
+NOTED = (("z_std", "Z"), ("a_std", "A"), ("dz_std", "dZ"), ("dw_std", "dW"), ("w_std", "W"))
+
+
+def overflow_note(stats: dict[str, Array]) -> str | None:
+    """Why some statistics are NaN or infinite, or None when all are finite. Finite values always give finite
+    spreads (see `_extreme_moments`), so a NaN or infinite std means the values themselves are: an overflow."""
+    found = []
+    for key, label in NOTED:
+        std = np.asarray(stats[key])
+        nan, inf = np.flatnonzero(np.isnan(std)), np.flatnonzero(np.isinf(std))
+        if nan.size:
+            found.append(f"{label} is NaN in {_layers(nan)}")
+        if inf.size:
+            found.append(f"{label} holds infinite values in {_layers(inf)}")
+    if not found:
+        return None
+    return (f"{'; '.join(found)}. Values past float64's range (±1.8e308) become infinite, and inf − inf or 0 × inf "
+            "is NaN: those statistics describe values that overflowed. Use a smaller initial scale or fewer layers.")
+
+
+def _layers(indices: Array) -> str:
+    first = int(indices[0]) + 1
+    return f"layer {first}" if indices.size == 1 else f"{indices.size} layers from layer {first}"

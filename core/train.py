@@ -18,11 +18,12 @@ import numpy as np
 
 from .config import Config
 from .limits import Limits, check_limits
-from .network import Grads, Network, Params, accuracy, backward, cost, forward, initialize, targets
+from .network import (Grads, Network, Params, accuracy, backward, cost, forward, initialize, logit_cost_note,
+                      probability_cost, targets)
 from .stats import Binning, Snapshot, choose_binning, layer_stats
 
 Array = np.ndarray
-ADAM_EPSILON = 1e-8
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 # The kernels below return the squared norm of the update, summed in float64. Summed strictly left to right, that
 # sum is one chain of dependent additions, several times slower than the update itself (for the course's W^1 it was
 # 6% of a float32 step); "reassoc" lets the compiler keep several partial sums in SIMD lanes. Only the order of
@@ -72,6 +73,10 @@ def _adam(p, g, v, s, beta1, one_minus_beta1, beta2, one_minus_beta2, step_scale
 class Optimizer:
     """Plain gradient descent, momentum, or Adam (as in the course's optimisation exercise), applied in place.
 
+    Momentum is the course's average v = beta1 v + (1 - beta1) g, W -= lr v: PyTorch's SGD(momentum=beta1), whose
+    v = beta1 v + g, with the learning rate times 1 - beta1 (not its dampening=beta1, which skips the factor at the
+    first step). Adam: v and s = beta2 s + (1 - beta2) g^2, bias-corrected, W -= lr v_hat / (sqrt(s_hat) + eps).
+
     Each parameter is updated in one compiled pass with no temporaries; the scalars are cast to the parameters'
     dtype first, so a float32 run computes exactly what NumPy's float32 arithmetic with Python floats would.
     """
@@ -79,8 +84,9 @@ class Optimizer:
     def __init__(self, config: Config, params: Params):
         self.kind = config.optimizer
         self.lr = config.lr
-        self.beta1 = config.momentum
+        self.beta1 = config.beta1
         self.beta2 = config.beta2
+        self.eps = config.eps
         self.t = 0
         self.velocity = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] \
             if self.kind in ("momentum", "adam") else None
@@ -109,7 +115,7 @@ class Optimizer:
         step_scale = -self.lr * (1.0 / (1.0 - self.beta1**self.t))
         s_hat_scale = 1.0 / (1.0 - self.beta2**self.t)
         return _adam(p, g, v, self.square[group][i], *b1, cast(self.beta2), cast(1.0 - self.beta2),
-                     cast(step_scale), cast(s_hat_scale), cast(ADAM_EPSILON))
+                     cast(step_scale), cast(s_hat_scale), cast(self.eps))
 
 
 class Training:
@@ -142,6 +148,13 @@ class Training:
 
     def _diverged(self, step: int, what: str) -> None:
         self.stopped_step = step
+        if step == 0 and what == "the cost":  # no update yet: the initial weights alone overflowed
+            self.stopped_reason = (
+                "diverged at step 0: the cost at initialisation is NaN or infinite, because the forward pass "
+                f"overflowed float64 (values past ±{FLOAT64_MAX:.3g} become infinite, and inf − inf is NaN); "
+                "use a smaller initial scale or fewer layers"
+            )
+            return
         self.stopped_reason = (
             f"diverged at step {step}: {what} became NaN or infinite; "
             "try a smaller learning rate or a smaller initial scale"
@@ -213,3 +226,12 @@ def probe(config: Config, dataset, limits: Limits | None = None) -> tuple[Networ
     if snapshot is None:
         raise FloatingPointError(run.stopped_reason)
     return run.network, run.params, snapshot
+
+
+def initial_cost_note(run: Training) -> str | None:
+    """`logit_cost_note` for the run's weights as they are now (its initial ones, before iterating), on its
+    training data: the course's `randn * 10` prints cost inf at step 0 where Init Lab shows a number."""
+    net = run.network
+    cache = forward(net, run.params, run.x)
+    return logit_cost_note(probability_cost(net, cache.A[-1], run.y),
+                           cost(net, cache, run.y, run.params, run.config.l2))

@@ -365,6 +365,35 @@ def test_a_copied_url_restores_the_config_exactly():
     assert at.text_input(key=key(at, "cfg_layers")).value == "16x12,3"
 
 
+def test_circles_preset_says_why_the_course_prints_cost_inf_for_times_10():
+    """The course prints cost inf at step 0 for randn * 10, Init Lab 1773.59: the preset and Compare say why."""
+    at = start({"preset": "course 2 circles"})
+    no_errors(at)
+    assert any("inf" in c.value and "1773.59" in c.value for c in at.sidebar.caption)  # the preset's note
+    assert not any("At step 0" in c.value for c in at.main.caption)  # course_he: the course's cost is finite
+    open_tab(at, "Compare")
+    no_errors(at)
+    notes = [c.value for c in at.main.caption if "at step 0" in c.value]
+    assert len(notes) == 1 and notes[0].startswith("normal ×10: ") and "is inf here" in notes[0]
+    assert "1773.59" in notes[0]
+
+
+def test_adam_settings_are_sidebar_fields_and_reach_the_url():
+    at = start()
+    at.selectbox(key="preset").set_value("custom").run()
+    assert at.number_input(key=key(at, "cfg_beta2")).disabled  # gd: no Adam settings to set
+    at.selectbox(key=key(at, "cfg_optimizer")).set_value("adam").run()
+    at.number_input(key=key(at, "cfg_beta1")).set_value(0.8).run()
+    at.number_input(key=key(at, "cfg_beta2")).set_value(0.99).run()
+    at.number_input(key=key(at, "cfg_eps")).set_value(1e-6).run()
+    no_errors(at)
+    config = at.session_state.config
+    assert (config.optimizer, config.beta1, config.beta2, config.eps) == ("adam", 0.8, 0.99, 1e-6)
+    assert (at.query_params["beta1"], at.query_params["eps"]) == ("0.8", "1e-06")
+    help_text = at.selectbox(key=key(at, "cfg_optimizer")).help
+    assert "v = β₁v + (1 − β₁)dW" in help_text and "1 − β₁" in help_text
+
+
 def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
     at = start({"lr": "fast", "layers": "20,7,5"})
     assert not at.exception

@@ -31,6 +31,28 @@ def test_train_json_reports_costs_and_accuracies():
     assert result["config"]["init"] == "he_normal" and result["network"] == [2, 10, 5, 1]
 
 
+def test_adam_settings_are_flags_and_momentum_says_what_it_is():
+    code, out, err = run_cli("train", "--dataset", "circles", "--layers", "4", "--optimizer", "adam", "--beta1",
+                             "0.8", "--beta2", "0.99", "--eps", "1e-6", "--iterations", "3", "--json")
+    assert code == 0, err
+    config = json.loads(out)["config"]
+    assert (config["beta1"], config["beta2"], config["eps"]) == (0.8, 0.99, 1e-6)
+    code, _, err = run_cli("train", "--eps", "0")
+    assert code == 2 and "eps must be > 0" in err
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--help"], capture_output=True, text=True)
+    help_text = " ".join(done.stdout.split())
+    assert "v = beta1 v + (1 - beta1) g" in help_text and "learning rate times 1 - beta1" in help_text
+
+
+def test_train_says_why_the_course_prints_cost_inf_at_step_0():
+    code, out, err = run_cli("train", "--dataset", "circles", "--layers", "10,5", "--init", "normal", "--scale", "10",
+                             "--rng", "legacy", "--seed", "3", "--iterations", "10", "--record-every", "10")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert float(lines[1].split(":")[1]) == pytest.approx(1773.59, abs=0.005)  # as the issue reports it
+    assert lines[2].startswith("note: at step 0 the course's cost") and "is inf here" in lines[2]
+
+
 def test_probe_json_has_one_row_per_layer():
     code, out, _ = run_cli("probe", "--dataset", "gaussian:100", "--layers", "50,50,50", "--activation", "tanh",
                            "--init", "normal", "--scale", "0.01", "--json")
@@ -40,6 +62,18 @@ def test_probe_json_has_one_row_per_layer():
     assert stds[0] > stds[1] > stds[2]  # a tiny scale shrinks the signal layer after layer
     assert set(rows[0]) >= {"z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction",
                             "saturated_fraction"}
+
+
+def test_probe_of_a_huge_initial_scale_prints_numbers_not_nan():
+    """Weights N(0, 1000^2) through 40 relu layers of 500: values reach 1e168, their squares overflow. Every
+    column is a number; a 76-layer network, whose values do overflow, stops with why."""
+    argv = ["probe", "--dataset", "gaussian:500", "--activation", "relu", "--init", "normal", "--scale", "1000"]
+    code, out, err = run_cli(*argv, "--layers", "500x40")
+    assert code == 0, err
+    assert "nan" not in out and "inf" not in out and "note:" not in out
+    assert "e+16" in out.splitlines()[-1]  # the output layer's z_std, ~1e171
+    code, out, err = run_cli(*argv, "--layers", "500x76")
+    assert code == 2 and "at initialisation" in err and "overflowed float64" in err and "smaller initial scale" in err
 
 
 def test_probe_table_matches_the_readme(cat_data):
@@ -128,3 +162,14 @@ def test_module_entry_point_and_help():
     assert done.returncode == 0 and "--record-every" in done.stdout
     done = subprocess.run([sys.executable, "-m", "core", "train", "--layers", "-3"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_theory_map_reads_the_former_gelu_name_as_the_tanh_approximation():
+    maps = {}
+    for name in ("gelu", "gelu_tanh", "gelu_erf"):
+        code, out, err = run_cli("theory", "--activation", name, "--sigma-w2", "1.5", "--sigma-b2", "0.05",
+                                 "--depth", "5", "--json")
+        assert code == 0, err
+        maps[name] = json.loads(out)
+    assert maps["gelu"]["q_star"] == maps["gelu_tanh"]["q_star"]
+    assert maps["gelu"]["q_star"] != maps["gelu_erf"]["q_star"]

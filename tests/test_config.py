@@ -33,7 +33,11 @@ def test_missing_query_settings_take_defaults():
     ({"activation": "softplus"}, "activation='softplus' is not known"),
     ({"lr": 0.0}, "lr must be > 0"),
     ({"init_scale": float("inf")}, "finite"),
-    ({"momentum": 1.0}, "below 1"),
+    ({"beta1": 1.0}, "beta1 must be below 1"),
+    ({"beta2": 1.0}, "beta2 must be below 1"),
+    ({"beta2": -0.1}, "beta2 must be >= 0"),
+    ({"eps": 0.0}, "eps must be > 0"),
+    ({"eps": float("nan")}, "eps must be a finite number"),
     ({"record_every": 0}, "record_every"),
     ({"rng": "mersenne"}, "rng='mersenne'"),
 ])
@@ -54,6 +58,25 @@ def test_invalid_values_are_named(changes, fragment):
 def test_hostile_query_parameters_are_refused(query, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Config.from_query(query)
+
+
+def test_adams_settings_round_trip_and_old_links_read_with_their_defaults():
+    config = Config(optimizer="adam", beta1=0.8, beta2=0.99, eps=1e-6)
+    query = config.to_query()
+    assert (query["beta1"], query["beta2"], query["eps"]) == ("0.8", "0.99", "1e-06")
+    assert Config.from_query(query) == config and Config.from_json(config.to_json()) == config
+    # a link made before beta1 and eps: momentum was beta1's name, eps was fixed at 1e-8
+    old = Config.from_query({"optimizer": "momentum", "momentum": "0.8", "beta2": "0.999"})
+    assert old == Config(optimizer="momentum", beta1=0.8) and old.eps == 1e-8
+    with pytest.raises(ConfigError, match="former name of beta1"):
+        Config.from_query({"momentum": "0.8", "beta1": "0.7"})
+
+
+def test_gelu_from_an_old_link_is_the_tanh_approximation_it_was():
+    """Before gelu_erf, "gelu" named the tanh approximation: an old link must give the same network."""
+    assert Config.from_query({"activation": "gelu", "layers": "4"}).activation == "gelu_tanh"
+    assert Config.from_query({"activation": "relu, gelu", "layers": "4,4"}).activation == "relu,gelu_tanh"
+    assert Config.from_dict({"activation": "gelu_erf", "layers": [4]}).activation == "gelu_erf"
 
 
 def test_layers_accept_width_times_depth():

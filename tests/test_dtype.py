@@ -16,7 +16,7 @@ from core.config import Config
 from core.datasets import Dataset
 from core.train import Training, probe
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear", "elu", "selu", "gelu", "swish")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear", "elu", "selu", "gelu_tanh", "gelu_erf", "swish")
 
 
 def dataset(n_classes: int) -> Dataset:

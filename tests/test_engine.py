@@ -9,7 +9,7 @@ from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 from core.config import Config
 from core.datasets import Dataset
 from core.initializers import INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
-from core.network import Network, Params, backward, cost, forward, initialize, targets
+from core.network import Cache, Network, Params, backward, cost, forward, initialize, targets
 from core.train import Training, probe
 
 
@@ -34,7 +34,8 @@ REFERENCE = {  # each activation written out independently, one scalar at a time
     "linear": lambda z: z,
     "elu": lambda z: z if z > 0 else math.exp(z) - 1,
     "selu": lambda z: SELU_SCALE * (z if z > 0 else SELU_ALPHA * (math.exp(z) - 1)),
-    "gelu": lambda z: 0.5 * z * (1 + math.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
+    "gelu_tanh": lambda z: 0.5 * z * (1 + math.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3))),
+    "gelu_erf": lambda z: z * (1 + math.erf(z / math.sqrt(2))) / 2,  # z * Phi(z)
     "swish": lambda z: z / (1 + math.exp(-z)),
 }
 
@@ -52,6 +53,29 @@ def test_activation_forward_and_derivative(name):
     h = 1e-6
     numeric = (np.array([REFERENCE[name](v + h) for v in z]) - np.array([REFERENCE[name](v - h) for v in z])) / (2 * h)
     np.testing.assert_allclose(act.derivative(z, a), numeric, rtol=1e-7, atol=1e-9)
+
+
+TORCH_GELU = {"gelu_erf": "none", "gelu_tanh": "tanh"}  # torch.nn.functional.gelu's `approximate`
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_GELU))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gelu_is_pytorchs(name, dtype):
+    """Both GELUs and their derivatives against PyTorch's (autograd), in float64 and float32."""
+    torch = pytest.importorskip("torch")
+    act = ACTIVATIONS[name]
+    z = np.linspace(-8.0, 8.0, 2001).astype(dtype)
+    t = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.functional.gelu(t, approximate=TORCH_GELU[name])
+    expected.sum().backward()
+    a = act.forward(z)
+    assert a.dtype == z.dtype and act.derivative(z, a).dtype == z.dtype
+    # Where tanh and erf saturate (z < -7) the derivative is ~1e-15 and each side rounds it differently: an
+    # absolute error of a few eps x |z| (PyTorch returns 0 where the true value is -3e-15)
+    eps = np.finfo(dtype).eps
+    tolerance = dict(rtol=50 * eps, atol=100 * eps)
+    np.testing.assert_allclose(a, expected.detach().numpy(), **tolerance)
+    np.testing.assert_allclose(act.derivative(z, a), t.grad.numpy(), **tolerance)
 
 
 def test_sigmoid_does_not_overflow():
@@ -103,6 +127,17 @@ def test_cost_is_finite_when_the_output_saturates():
     assert math.isfinite(loss) and loss > 10  # confidently wrong, not log(0)
 
 
+def test_cost_stays_finite_when_the_losses_sum_past_float64():
+    """Each loss is finite (1e306): their sum overflows, their mean does not."""
+    m = 1000
+    z = np.where(np.arange(m) % 2 == 0, 1e306, -1e306).reshape(1, m)  # confidently wrong on every other example
+    y = np.zeros((1, m), dtype=np.int64)
+    net = Network((2, 1), ())
+    loss = cost(net, Cache([z], [None, None]), y)
+    expected = math.fsum((max(v, 0.0) + math.log1p(math.exp(-abs(v)))) / m for v in z.ravel())  # log(1 + e^z)
+    assert loss == pytest.approx(expected, rel=1e-15) and expected == pytest.approx(5e305)
+
+
 # --- initialisers ------------------------------------------------------------------------------------------------
 FAN_IN, FAN_OUT = 600, 400
 TEXTBOOK_VARIANCE = {  # Var(W_ij), written from the papers, for a relu layer, scale s = 0.05
@@ -116,6 +151,7 @@ TEXTBOOK_VARIANCE = {  # Var(W_ij), written from the papers, for a relu layer, s
     "lecun_normal": 1 / FAN_IN,
     "lecun_uniform": 1 / FAN_IN,
     "course_sqrt": 1 / FAN_IN,
+    "course_he": 2 / FAN_IN,
     "orthogonal": 1 / FAN_IN,
     "torch_default": 1 / (3 * FAN_IN),
 }
@@ -137,6 +173,13 @@ def test_he_uses_the_activation_gain_and_the_chosen_fan():
     args = InitArgs(mode="fan_out", gain2=ACTIVATIONS["tanh"].gain2)
     w = INITIALIZERS["he_normal"].sample((FAN_OUT, FAN_IN), np.random.default_rng(1), args)
     assert w.var() == pytest.approx((5 / 3) ** 2 / FAN_OUT, rel=6 * math.sqrt(2 / w.size))
+
+
+def test_course_he_is_2_over_fan_in_whatever_the_activation():
+    args = InitArgs(mode="fan_out", gain2=ACTIVATIONS["tanh"].gain2)  # both ignored: the course's formula has neither
+    w = INITIALIZERS["course_he"].sample((FAN_OUT, FAN_IN), np.random.default_rng(1), args)
+    assert w.var() == pytest.approx(2 / FAN_IN, rel=6 * math.sqrt(2 / w.size))
+    assert INITIALIZERS["course_he"].variance(FAN_IN, FAN_OUT, args) == 2 / FAN_IN
 
 
 def test_uniform_initializers_respect_their_bounds():

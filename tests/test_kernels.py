@@ -8,10 +8,10 @@ import pytest
 
 from core.activations import ACTIVATIONS
 from core.config import Config
-from core.datasets import Dataset
+from core.datasets import Dataset, load_dataset
 from core.network import Grads, Params, backward, forward, targets
-from core.stats import choose_binning, layer_stats, moments, summarize
-from core.train import ADAM_EPSILON, Optimizer, Training
+from core.stats import choose_binning, layer_stats, moments, overflow_note, summarize
+from core.train import Optimizer, Training
 
 
 # A small array; and large ones, whose values are counted in pairs (`PAIRED_MIN_SIZE`) from the two halves, of
@@ -29,7 +29,8 @@ def test_summarize_matches_numpy(dtype, shape):
     rest = x[2:].astype(np.float64)
     assert s.mean == pytest.approx(rest.mean(), rel=1e-12)
     assert s.var == pytest.approx(rest.var(), rel=1e-12)
-    assert s.sum_sq == pytest.approx(float(np.sum(rest * rest)), rel=1e-12)
+    assert s.std == math.sqrt(s.var)
+    assert s.norm == pytest.approx(math.sqrt(np.sum(rest * rest)), rel=1e-12)
     full = summarize(x, -3.0, 3.0, 12)
     counts, _ = np.histogram(finite[(finite >= -3.0) & (finite < 3.0)], np.linspace(-3.0, 3.0, 13))
     np.testing.assert_array_equal(full.counts, counts)
@@ -46,13 +47,113 @@ def test_nan_counts_as_over_and_all_values_are_counted():
 
 def test_moments_fall_back_where_the_mean_dominates():
     x = 1e8 + np.arange(1000.0)  # E[x^2] - E[x]^2 would lose every digit
-    mean, var, sum_sq = moments(x)
+    mean, var, std, norm = moments(x)
     assert mean == pytest.approx(x.mean(), rel=1e-15)
     assert var == pytest.approx(x.var(), rel=1e-9)
-    assert sum_sq == pytest.approx(float(np.dot(x, x)), rel=1e-12)
+    assert norm == pytest.approx(math.sqrt(np.dot(x, x)), rel=1e-12)
 
 
-def numpy_update(kind, p, g, v, s, lr, b1, b2, t):
+def decimal_reference(x):
+    """Mean, std and root sum of squares in plain NumPy on the values divided by a power of ten (so nothing
+    overflows, and rounded differently from the kernels' power-of-two scaling), multiplied back."""
+    x = x.astype(np.float64).reshape(-1)
+    c = 10.0 ** math.floor(math.log10(np.abs(x).max()))
+    y = x / c
+    return y.mean() * c, y.std() * c, math.sqrt(math.fsum(y * y)) * c
+
+
+@pytest.mark.parametrize("exponent", [150, 200, 300])
+def test_moments_of_values_whose_squares_overflow(exponent):
+    """E[x^2] - E[x]^2 was inf - inf = NaN past |x| ~ 1.3e154: finite values must give finite statistics."""
+    rng = np.random.default_rng(exponent)
+    x = (rng.standard_normal(5000) + 0.7) * 10.0**exponent
+    x[3] = 3 * 10.0**(exponent + 5)  # squares overflow whatever the exponent; a variance past 1.8e308 is inf
+    mean, var, std, norm = moments(x)
+    ref_mean, ref_std, ref_norm = decimal_reference(x)
+    assert mean == pytest.approx(ref_mean, rel=1e-12)
+    assert std == pytest.approx(ref_std, rel=1e-12)
+    assert norm == pytest.approx(ref_norm, rel=1e-12)
+    assert var == (pytest.approx(ref_std**2, rel=1e-12) if ref_std < 1e154 else math.inf)
+    s = summarize(x, -1.0, 1.0, 4)
+    assert (s.mean, s.var, s.std, s.norm) == (mean, var, std, norm)
+
+
+def test_moments_are_nan_only_for_nan_values_and_infinite_only_for_infinite_ones():
+    x = np.linspace(-1e200, 1e200, 101)
+    mean, var, std, norm = moments(x)
+    assert math.isfinite(mean) and math.isfinite(std) and math.isfinite(norm) and var == math.inf  # var ~ 3e399
+    x[7] = np.inf
+    mean, var, std, norm = moments(x)
+    assert mean == math.inf and var == std == norm == math.inf
+    x[8] = np.nan
+    assert all(math.isnan(v) for v in moments(x))
+
+
+def test_probe_of_values_past_1e154_matches_a_rescaled_reference():
+    """The issue's probe: relu, 40 layers of 500, weights N(0, 1000^2). Z reaches 1e168, dW 1e165: every statistic
+    finite (variances past 1.8e308 excepted) and equal to NumPy's on the values divided by a power of ten."""
+    run = Training(Config(dataset="gaussian:500", layers=(500,) * 40, activation="relu", init="normal",
+                          init_scale=1000.0), load_dataset("gaussian:500"))
+    net, params = run.network, run.params
+    cache = forward(net, params, run.x)
+    grads = backward(net, params, cache, targets(net, run.y, run.x.dtype))
+    s = layer_stats(net, params, cache, grads, choose_binning(net, cache, grads, 64))
+    assert overflow_note(s) is None
+    for i in range(net.depth):
+        for h, values in (("z", cache.Z[i]), ("a", cache.A[i + 1]), ("dz", grads.dZ[i]), ("dw", grads.dW[i]),
+                          ("w", params.W[i])):
+            mean, std, norm = decimal_reference(values)
+            assert s[f"{h}_std"][i] == pytest.approx(std, rel=1e-12), (h, i)
+            if f"{h}_mean" in s:
+                assert s[f"{h}_mean"][i] == pytest.approx(mean, rel=1e-9, abs=1e-12 * std), (h, i)
+            if f"{h}_norm" in s:
+                assert s[f"{h}_norm"][i] == pytest.approx(norm, rel=1e-12), (h, i)
+    assert np.abs(cache.Z[-2]).max() > 1e160 and np.abs(grads.dW[0]).max() > 1e160  # the case the test is about
+
+
+def test_statistics_say_which_values_overflowed():
+    """NaN statistics only where the values are NaN, infinite ones where they are infinite, and a note that says
+    which and why."""
+    rng = np.random.default_rng(2)
+    data = Dataset(name="toy", x_train=rng.normal(size=(5, 40)), y_train=rng.integers(0, 2, (1, 40)),
+                   x_test=rng.normal(size=(5, 4)), y_test=rng.integers(0, 2, (1, 4)), classes=("0", "1"))
+    run = Training(Config(layers=(8, 6), activation="tanh", init="xavier_normal"), data)
+    net, params = run.network, run.params
+    cache = forward(net, params, run.x)
+    grads = backward(net, params, cache, targets(net, run.y, run.x.dtype))
+    binning = choose_binning(net, cache, grads, 16)
+    assert overflow_note(layer_stats(net, params, cache, grads, binning)) is None
+    cache.Z[0][2, 3] = np.inf
+    grads.dW[1][0, 0] = np.nan
+    stats = layer_stats(net, params, cache, grads, binning)
+    assert stats["z_std"][0] == math.inf and math.isnan(stats["dw_std"][1])
+    finite = [stats[k][i] for k in ("z_std", "a_std", "dz_std", "dw_std", "w_std") for i in range(net.depth)
+              if (k, i) not in (("z_std", 0), ("dw_std", 1))]
+    assert np.all(np.isfinite(finite))
+    note = overflow_note(stats)
+    assert "Z holds infinite values in layer 1" in note and "dW is NaN in layer 2" in note and "smaller" in note
+
+
+def test_histogram_edges_stay_finite_next_to_float64s_largest_value():
+    """A layer holding 1.7e308: 1.05 x the largest value would overflow, and so would hi - lo."""
+    rng = np.random.default_rng(5)
+    data = Dataset(name="toy", x_train=rng.normal(size=(3, 20)), y_train=rng.integers(0, 2, (1, 20)),
+                   x_test=rng.normal(size=(3, 4)), y_test=rng.integers(0, 2, (1, 4)), classes=("0", "1"))
+    run = Training(Config(layers=(6,), activation="tanh", init="xavier_normal"), data)
+    net, params = run.network, run.params
+    cache = forward(net, params, run.x)
+    grads = backward(net, params, cache, targets(net, run.y, run.x.dtype))
+    cache.Z[0][:] *= 1e307 / np.abs(cache.Z[0]).max()
+    cache.Z[0][0, 0] = 1.7e308
+    binning = choose_binning(net, cache, grads, 16)
+    edges = binning.edges()["z"][0]
+    assert np.all(np.isfinite(edges)) and edges[-1] > 1e307
+    stats = layer_stats(net, params, cache, grads, binning)
+    assert stats["z_hist"][0].sum() + stats["z_outside"][0].sum() == cache.Z[0].size
+    assert math.isfinite(stats["z_std"][0]) and overflow_note(stats) is None
+
+
+def numpy_update(kind, p, g, v, s, lr, b1, b2, eps, t):
     """The course's update rules in NumPy, one operation at a time."""
     if kind == "gd":
         delta = g * -lr
@@ -64,7 +165,7 @@ def numpy_update(kind, p, g, v, s, lr, b1, b2, t):
         else:
             s *= b2
             s += (1.0 - b2) * (g * g)
-            delta = (v * (-lr * (1.0 / (1.0 - b1**t)))) / (np.sqrt(s * (1.0 / (1.0 - b2**t))) + ADAM_EPSILON)
+            delta = (v * (-lr * (1.0 / (1.0 - b1**t)))) / (np.sqrt(s * (1.0 / (1.0 - b2**t))) + eps)
     p += delta
     return delta
 
@@ -76,7 +177,7 @@ def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
     shapes = [(6, 4), (3, 6), (5, 1031)]  # the last one long enough for the compiled loop's SIMD body and tail
     params = Params([rng.standard_normal(sh).astype(dtype) for sh in shapes],
                     [rng.standard_normal((sh[0], 1)).astype(dtype) for sh in shapes])
-    config = Config(optimizer=kind, lr=0.05, momentum=0.8, beta2=0.99)
+    config = Config(optimizer=kind, lr=0.05, beta1=0.8, beta2=0.99, eps=1e-3)  # none of them the default
     optimizer = Optimizer(config, params)
     reference = params.copy()
     v = [np.zeros_like(a) for a in reference.W + reference.b]
@@ -85,7 +186,7 @@ def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
         grads = Grads([], [rng.standard_normal(sh).astype(dtype) for sh in shapes],
                       [rng.standard_normal((sh[0], 1)).astype(dtype) for sh in shapes])
         norms = optimizer.step(params, grads)
-        deltas = [numpy_update(kind, p, g, vi, si, 0.05, 0.8, 0.99, t)
+        deltas = [numpy_update(kind, p, g, vi, si, 0.05, 0.8, 0.99, 1e-3, t)
                   for p, g, vi, si in zip(reference.W + reference.b, grads.dW + grads.db, v, s)]
         for ours, theirs in zip(params.W + params.b, reference.W + reference.b):
             assert ours.dtype == dtype
@@ -120,7 +221,7 @@ def test_layer_stats_match_numpy_written_out(activation, dtype):
             np.testing.assert_array_equal(stats[f"{h}_hist"][i], s.counts)
             assert tuple(stats[f"{h}_outside"][i]) == (s.under, s.over)
         assert stats["z_var"][i] == summarize(cache.Z[i], -1.0, 1.0, 4).var
-        assert stats["w_std"][i] == math.sqrt(moments(params.W[i])[1])
+        assert stats["w_std"][i] == moments(params.W[i])[2]
         # summed in another order than NumPy's (SIMD lanes): equal to rounding
         assert stats["dw_norm"][i] == pytest.approx(np.sqrt(np.sum(grads.dW[i].astype(np.float64) ** 2)), rel=1e-12)
         assert stats["db_norm"][i] == pytest.approx(np.sqrt(np.sum(grads.db[i].astype(np.float64) ** 2)), rel=1e-12)

@@ -3,6 +3,7 @@ one clear RunFileError for every file that is not a run this Init Lab can read."
 
 import io
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -77,6 +78,19 @@ def test_a_file_from_before_the_seconds_column_still_reads(tmp_path):
         del f["run/seconds"]
     back = read_run(tmp_path / "run.h5")
     assert back.complete and back.seconds is None and [s.step for s in back.snapshots][-1] == 60
+
+
+def test_a_file_from_before_beta1_eps_and_gelu_tanh_still_reads(tmp_path):
+    """Written when beta1 was called momentum, eps was fixed and the tanh GELU was called gelu."""
+    config = SMALL.replace(activation="gelu_tanh", optimizer="momentum", beta1=0.8)
+    list(record(Training(config, load_dataset("circles")), tmp_path / "run.h5"))
+    with h5py.File(tmp_path / "run.h5", "a") as f:
+        old = {k: v for k, v in json.loads(f.attrs["config"]).items() if k not in ("beta1", "eps")}
+        f.attrs["config"] = json.dumps({**old, "momentum": 0.8, "activation": "gelu"})
+        f.attrs["activations"] = json.dumps(["gelu", "gelu"])
+    back = read_run(tmp_path / "run.h5")
+    assert back.config == config and back.config.eps == 1e-8
+    assert back.activations == ("gelu_tanh", "gelu_tanh")
 
 
 def test_diverged_run_is_finished_with_its_reason(tmp_path):
