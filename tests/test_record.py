@@ -245,4 +245,4 @@ def test_cli_show_reports_bad_files_in_one_line(tmp_path):
 
 def test_cli_train_out_to_an_unwritable_place_is_one_line(tmp_path):
     code, _, err = run_cli("train", "--iterations", "5", "--out", tmp_path / "no" / "such" / "dir" / "run.h5")
-    assert code == 2 and err.startswith("error: cannot write the run file") and err.count("\n") == 1
+    assert code == 2 and "does not exist" in err and err.count("\n") == 1
