@@ -19,7 +19,7 @@ import streamlit as st  # noqa: E402
 
 from app import figures  # noqa: E402
 from app.live_chart import live_chart  # noqa: E402
-from app.presets import VARIANTS, presets  # noqa: E402
+from app.presets import VARIANTS, preset_configs, presets  # noqa: E402
 from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, RunStore, layer_figures,  # noqa: E402
                       preflight, progress_figures, steps, thin)
 from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query,  # noqa: E402
@@ -56,7 +56,7 @@ ss = st.session_state
 # --- shared, cached computation ---------------------------------------------------------------------------------
 @st.cache_resource
 def run_store() -> RunStore:
-    return RunStore()
+    return RunStore(protected=preset_configs(default_data_dir()))  # the class's preset runs stay in the cache
 
 
 @st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
@@ -527,7 +527,7 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
     for label in ss[kept("compare")]:
         try:
             keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{ss.session_id}:compare",
-                                            limits, instant=ss.get(INSTANT_KEY, False)).key
+                                            limits, instant=ss.get(INSTANT_KEY, False), session=ss.session_id).key
         except ConfigError as e:
             errors.append(f"{label}: {e}")
     ss.compare_keys, ss.compare_errors = keys, errors
