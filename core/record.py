@@ -5,6 +5,7 @@ Layout of a run file (format `FORMAT_VERSION`)::
     /                 attrs: initlab_format (the marker), format_version, config (JSON), versions (JSON),
                              dataset_name, dataset_fingerprint, network_dims, activations (JSON), stat_keys (JSON)
     /params/initial   W1..WL, b1..bL (attr lsuv_iterations)      /params/final  the same, valid once complete
+                      (every dataset of the file is compressed: COMPRESSION)
     /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step
     /run/seconds      wall-clock seconds from the start of the run to each row's snapshot (absent in files
                       written before it was added: readers then have no timing, `RecordedRun.seconds` is None)
