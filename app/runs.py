@@ -288,7 +288,8 @@ class RunStore:
                                         owner=owner)
                       if claim is not None else record(training, run.path, stop_reason=lambda: run.message))
             try:
-                with cleanup.removed_at_exit(partial_path(run.path)):
+                # the cache removes its own files if the process stops; a run recorded here is this store's to remove
+                with cleanup.removed_at_exit(*([] if claim is not None else [partial_path(run.path)])):
                     try:
                         for snapshot in stream:
                             if run.two_d:

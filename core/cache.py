@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 
 from . import cleanup
-from .config import Config, ConfigError
+from .config import Config
 from .record import FORMAT, FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
 from .stats import Snapshot
 from .train import Training
@@ -99,13 +99,14 @@ def _entry_problem(path: Path, config: Config, fingerprint: str) -> str | None:
                 return "it holds a run on other data"
             if json.loads(attrs["versions"]).get("numpy") != np.__version__:
                 return "it was computed with another NumPy version"
-    except (OSError, KeyError, ValueError, TypeError, ConfigError) as e:
+    except (OSError, KeyError, ValueError, TypeError) as e:  # ConfigError is a ValueError
         return f"unreadable ({type(e).__name__})"
     return None
 
 
 def _real_folder(path: Path) -> Path:
-    """``path`` as a folder, replacing anything else standing there (a file, a link) that would stop the cache."""
+    """``path``, one of the cache's own folders, as a folder: anything else standing there (a file, or a link that
+    would send the cache's writes elsewhere) is replaced."""
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         log.warning("run cache: replaced %r, which was not a folder, by the cache's own folder", path.name)
         _remove(path)
@@ -124,7 +125,8 @@ class RunCache:
     """Recorded runs in ``directory`` keyed by `cache_key`, evicted least recently used beyond ``max_bytes``."""
 
     def __init__(self, directory: str | Path, max_bytes: int = DEFAULT_MAX_MB * 2**20):
-        self.directory = _real_folder(Path(directory))
+        self.directory = Path(directory)  # the operator's: it may well be a link to the volume
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
         self.tmp = _real_folder(self.directory / TMP_DIR)
         self.claims = _real_folder(self.directory / CLAIMS_DIR)

@@ -83,6 +83,16 @@ def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_p
     assert cache.entries() == [entry]
 
 
+def test_a_cache_folder_that_is_a_link_to_the_volume_is_the_operators_and_kept(tmp_path, circles):
+    (tmp_path / "volume").mkdir()
+    (tmp_path / "cache").symlink_to(tmp_path / "volume")
+    (tmp_path / "volume" / ".tmp").symlink_to(tmp_path)  # but a link inside it would send writes elsewhere
+    cache = RunCache(tmp_path / "cache")
+    list(cache.compute(small(), circles))
+    assert (tmp_path / "cache").is_symlink() and not cache.tmp.is_symlink()
+    assert [p.name for p in (tmp_path / "volume").glob("*.h5")] == [cache.path(small(), circles).name]
+
+
 # --- eviction: everything counted, fairly ----------------------------------------------------------------------------
 def test_one_sessions_runs_evict_its_own_never_a_presets_or_another_sessions_share(tmp_path, circles):
     cache = RunCache(tmp_path)
@@ -299,6 +309,7 @@ STREAMLIT_APP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a real Streamlit server
 def test_a_streamlit_server_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
     from tests.load.protocol import Client
     from tests.serving import STREAMLIT_FLAGS, free_port, healthy, start, stop
