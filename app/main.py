@@ -556,7 +556,7 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
     for label in ss[kept("compare")]:
         try:
             keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{ss.session_id}:compare",
-                                            limits, instant=ss.get(INSTANT_KEY, False)).key
+                                            limits, instant=ss.get(INSTANT_KEY, False), session=ss.session_id).key
         except ConfigError as e:
             errors.append(f"{label}: {e}")
     ss.compare_keys, ss.compare_errors = keys, errors

@@ -7,7 +7,12 @@ A run stops when every session watching it has pressed Stop (or left it); the ot
 With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (core/cache.py): a config any
 replica has trained is replayed from its file instead of trained again, and one another replica is training now
 (it holds the cache's claim on it) is waited for, not trained twice: the run shows as running elsewhere until its
-file appears (or is trained here after all, if that replica stops it or dies).
+file appears (or is trained here after all, if that replica stops it or dies). Each run is tagged in the disk cache
+as a preset's (the configs in ``protected``: kept) or as the starting session's (a fair share of the room).
+
+A full disk stops the run with a message saying so (and no path); if it was the disk cache's, this process trains
+without writing to the cache for CACHE_FULL_PAUSE_SECONDS (replaying from it still works), so the next run trains.
+Files being written, and the store's own folder, are removed when the process is stopped (core.cleanup).
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -19,27 +24,35 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import tempfile
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from app import figures
-from core.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, RunCache
+from app.presets import preset_configs
+from core import cleanup
+from core.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
 from core.config import Config, ConfigError
+from core.datasets import default_data_dir
 from core.limits import Limits, check_limits
 from core.network import Network, Params, forward
-from core.record import record
+from core.record import RunFileError, partial_path, record
 from core.stats import Snapshot
 from core.train import Training
 
 Array = np.ndarray
 
 RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
+CACHE_FULL_PAUSE_SECONDS = 300.0  # after the disk cache's disk was found full, train without writing to it this long
+
+log = logging.getLogger(__name__)
 
 
 def run_key(config: Config, fingerprint: str) -> str:
@@ -133,9 +146,15 @@ class RunStore:
     """Thread-safe map key -> SharedRun; at most `max_runs` ended runs kept, `workers` computing at once."""
 
     def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2,
-                 cache: RunCache | None = None, max_replays: int = 4096, clock=time.monotonic):
-        self.folder = Path(folder or tempfile.mkdtemp(prefix="initlab-runs-"))
+                 cache: RunCache | None = None, max_replays: int = 4096, clock=time.monotonic,
+                 protected: Iterable[Config] = ()):
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="initlab-runs-")
+            cleanup.remove_at_exit(folder)  # this process's runs, downloadable only while it serves them
+        self.folder = Path(folder)
         self.cache = cache if cache is not None else RunCache.from_env()
+        self.protected = frozenset(protected)  # the presets' configs: their runs are kept in the disk cache
+        self.cache_full_until = 0.0  # time.monotonic() until which runs are not written to the full disk cache
         self.max_runs = max_runs
         self.max_replays = max_replays  # a Replay is a few references: keep one per watcher and run, most recent
         self.clock = clock  # paces replays (tests pass a fake one)
@@ -149,14 +168,15 @@ class RunStore:
             return self._runs.get(key) or self._replays.get(key)
 
     def start(self, config: Config, dataset, watcher: str, limits: Limits,
-              instant: bool = False) -> SharedRun | Replay:
+              instant: bool = False, session: str | None = None) -> SharedRun | Replay:
         """Attach `watcher` to the run of this config, starting it unless it runs or ran to its end already.
 
         A run still training is shared as it goes; one that has ended (here or in the disk cache) is replayed to
         this watcher at its original pace from now (a `Replay`), or whole if ``instant``. Limits are checked and
         the network initialised here, before the call returns: an over-cap config raises ConfigError and no work
-        starts.
+        starts. The disk cache counts the run against ``session`` (default: the watcher) unless it is a preset's.
         """
+        owner = PRESET_OWNER if config in self.protected else session_owner(session or watcher)
         key = run_key(config, dataset.fingerprint())
         with self._lock:
             run = self._runs.get(key)
@@ -165,7 +185,7 @@ class RunStore:
                 return self._replay(run, watcher, instant)
         network = preflight(config, dataset, limits)
         two_d = dataset.n_features == 2
-        recorded = self.cache.load(config, dataset) if self.cache else None
+        recorded = self.cache.load(config, dataset, owner) if self.cache else None
         if recorded is not None:
             run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, watchers={watcher},
                             **_recorded(recorded, two_d))
@@ -173,11 +193,12 @@ class RunStore:
                 self._runs[key] = run
                 self._evict()
                 return self._replay(run, watcher, instant)
-        claim = self.cache.claim(config, dataset) if self.cache else None
-        if self.cache and claim is None:  # another replica is training it: wait for its file
+        writes = self.cache is not None and time.monotonic() >= self.cache_full_until
+        claim = self.cache.claim(config, dataset) if writes else None
+        if writes and claim is None:  # another replica is training it: wait for its file
             run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, watchers={watcher},
                             elsewhere=True)
-            target, args = self._await_elsewhere, (run, dataset, limits)
+            target, args = self._await_elsewhere, (run, dataset, limits, owner)
         else:
             try:  # a run that cannot start here gives its claim back
                 with self._lock:
@@ -190,9 +211,9 @@ class RunStore:
                 if claim is not None:
                     self.cache.release(claim)
                 raise
-            path = self.cache.path(config, dataset) if self.cache else self.folder / f"{key}.h5"
+            path = self.cache.path(config, dataset) if claim is not None else self.folder / f"{key}.h5"
             run = SharedRun(key, config, training.network, path, two_d, watchers={watcher})
-            target, args = self._work, (run, training, limits.max_training_seconds, claim)
+            target, args = self._work, (run, training, limits.max_training_seconds, claim, owner)
         with self._lock:
             self._runs[key] = run
             self._evict()
@@ -231,11 +252,11 @@ class RunStore:
             time.sleep(0.02)
         return False
 
-    def _await_elsewhere(self, run: SharedRun, dataset, limits: Limits) -> None:
+    def _await_elsewhere(self, run: SharedRun, dataset, limits: Limits, owner: str) -> None:
         """Wait for the file of a run another replica trains; train it here if that one gives up its claim (stopped
         by its users, or dead); stop waiting when nobody here watches any more."""
         while not run.stop.wait(CLAIM_POLL_SECONDS):
-            recorded = self.cache.load(run.config, dataset)
+            recorded = self.cache.load(run.config, dataset, owner)
             if recorded is not None:
                 for name, value in _recorded(recorded, run.two_d).items():  # status last: readers check it
                     setattr(run, name, value)
@@ -249,11 +270,13 @@ class RunStore:
                     self.cache.release(claim)
                     run.status, run.message = STOPPED, f"the run failed: {type(e).__name__}: {e}"
                     return
-                self._work(run, training, limits.max_training_seconds, claim)
+                self._work(run, training, limits.max_training_seconds, claim, owner)
                 return
         run.status, run.message = STOPPED, "stopped by the user while another server was training it"
 
-    def _work(self, run: SharedRun, training: Training, max_seconds: float, claim: Path | None = None) -> None:
+    def _work(self, run: SharedRun, training: Training, max_seconds: float, claim: Path | None = None,
+              owner: str | None = None) -> None:
+        """Train and record the run: into the disk cache if this process holds its ``claim``, else in the folder."""
         while not self._slots.acquire(timeout=CLAIM_REFRESH_SECONDS):  # queued: still alive, say so to the others
             if claim is not None:
                 self.cache.refresh(claim)
@@ -263,25 +286,31 @@ class RunStore:
             if run.two_d:
                 run.initial_params = training.params.copy()
             # a run over the time cap is recorded with the cap's message (run.message), not "stopped by the user"
-            stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message, claim=claim)
-                      if self.cache else record(training, run.path, stop_reason=lambda: run.message))
+            stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message, claim=claim,
+                                        owner=owner)
+                      if claim is not None else record(training, run.path, stop_reason=lambda: run.message))
             try:
-                for snapshot in stream:
-                    if run.two_d:
-                        run.params = training.params.copy()
-                    run.offsets.append(time.perf_counter() - run.started)
-                    run.snapshots.append(snapshot)
-                    if run.stop.is_set():
-                        break
-                    if time.perf_counter() - run.started > max_seconds:
-                        run.message = (f"stopped at step {snapshot.step}: this server stops a training after "
-                                       f"{max_seconds:g} s (INITLAB_MAX_TRAINING_SECONDS)")
-                        break
+                # the cache removes its own files if the process stops; a run recorded here is this store's to remove
+                with cleanup.removed_at_exit(*([] if claim is not None else [partial_path(run.path)])):
+                    try:
+                        for snapshot in stream:
+                            if run.two_d:
+                                run.params = training.params.copy()
+                            run.offsets.append(time.perf_counter() - run.started)
+                            run.snapshots.append(snapshot)
+                            if run.stop.is_set():
+                                break
+                            if time.perf_counter() - run.started > max_seconds:
+                                run.message = (f"stopped at step {snapshot.step}: this server stops a training "
+                                               f"after {max_seconds:g} s (INITLAB_MAX_TRAINING_SECONDS)")
+                                break
+                    finally:
+                        stream.close()  # finishes the recording (closed early: the cap's message, or "by the user")
+            except RunFileError as e:  # the disk: the run cannot be recorded (the error names no path)
+                run.status, run.message = STOPPED, self._unrecorded(run, e, in_cache=claim is not None)
             except Exception as e:  # a worker must never die silently: the page shows what happened
                 run.message = f"the run failed: {type(e).__name__}: {e}"
                 run.status = STOPPED
-            finally:
-                stream.close()  # finishes the recording (closed early: the cap's message, or "stopped by the user")
             if not run.path.is_file():
                 run.path = stopped_path
             run.seconds = time.perf_counter() - run.started
@@ -296,6 +325,24 @@ class RunStore:
                 run.status, run.message = STOPPED, run.message or f"stopped by the user at step {last}"
         finally:
             self._slots.release()
+
+    def _unrecorded(self, run: SharedRun, error: RunFileError, in_cache: bool) -> str:
+        """The message of a run whose file could not be written; a full disk cache is left alone for a while."""
+        step = run.snapshots[-1].step if run.snapshots else 0
+        if not getattr(error, "disk_full", False):
+            log.warning("run %s could not be recorded: %s", run.key, error)
+            return (f"This run stopped at step {step:,}: the server could not record it on its disk. Press Start "
+                    "to try again; if it happens again, tell whoever runs this server.")
+        if in_cache:
+            self.cache_full_until = time.monotonic() + CACHE_FULL_PAUSE_SECONDS
+            log.warning("the run cache's disk (%s) is full: runs are trained without being written to it for %g s; "
+                        "free space there or lower INITLAB_CACHE_MAX_MB", self.cache.directory,
+                        CACHE_FULL_PAUSE_SECONDS)
+            return (f"This run stopped at step {step:,}: the server's disk is full, so it could not be saved. Press "
+                    "Start to train it again: for now the server trains without its shared run cache.")
+        log.warning("run %s: the disk of %s is full", run.key, self.folder)
+        return (f"This run stopped at step {step:,}: the server's disk is full, so it could not be recorded. Try "
+                "again in a few minutes; if it happens again, tell whoever runs this server.")
 
     def _evict(self) -> None:
         ended = [k for k, r in self._runs.items() if r.done]
@@ -319,7 +366,7 @@ def run_store() -> RunStore:
     global _store
     with _store_lock:
         if _store is None:
-            _store = RunStore()
+            _store = RunStore(protected=preset_configs(default_data_dir()))  # the class's preset runs stay cached
         return _store
 
 

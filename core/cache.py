@@ -16,17 +16,32 @@ CLAIM_STALE_SECONDS belongs to a process that died, and the next claimant takes 
 the same dead claim at the same instant may both compute: the renames are atomic and the files identical, so the
 later one simply wins. That is the only duplicate work left.)
 
-Eviction is least recently used by total size: `get` touches an entry's modification time, `evict` removes the
-oldest entries until the folder fits in ``max_bytes``. A damaged entry (truncated, foreign, incomplete) is deleted on
-`get`, and so becomes a miss that is computed again.
+An entry is served only if the config, dataset fingerprint and NumPy version stored in it are the ones its key
+names: a file copied to another run's key, or damaged (truncated, foreign, incomplete), or anything but a regular
+file there, is deleted on `get` (and logged, by key: no path reaches a page), and so becomes a miss computed again.
+What stands where the cache's own folders should be is replaced by the folder.
+
+Eviction keeps the folder, temporary files included, within ``max_bytes``, fairly: each entry is tagged with who
+asked for it (``.owners/<key>.<tag>``: a preset, or a hash of a session's id; a tag file per owner, so replicas
+add tags without locks). A preset's runs are never evicted; the rest of the room is shared equally by the owners
+that have entries, an entry's size split among its owners, and only an owner over its share loses entries, its
+least recently used first (`get` touches an entry's modification time). So one session's big runs evict its own
+older ones, never another session's within its share. An untagged entry (written before tags, or by the CLI)
+counts as one more owner.
+
+Temporary files a stopped process was writing are removed: on SIGTERM or exit by the process itself (core.cleanup),
+and at start and at each eviction, any in ``.tmp/`` older than ABANDONED_SECONDS whose key no live claim holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import socket
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -35,19 +50,26 @@ from typing import Callable, Iterator
 import h5py
 import numpy as np
 
+from . import cleanup
 from .config import Config
-from .record import FORMAT, FORMAT_VERSION, RecordedRun, RunFileError, read_run, record
+from .record import FORMAT, FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
 from .stats import Snapshot
 from .train import Training
 
 CACHE_VERSION = 1  # bump when what a cached run means changes without the run-file format changing
 DEFAULT_MAX_MB = 1024
-STALE_TMP_SECONDS = 24 * 3600  # a temporary file this old belongs to a writer that was killed
 TMP_DIR = ".tmp"
 CLAIMS_DIR = ".claims"
+OWNERS_DIR = ".owners"
+PRESET_OWNER = "preset"  # the owner tag of runs a preset trains: never evicted
 CLAIM_STALE_SECONDS = 60.0  # a claim not refreshed for this long belongs to a process that died
 CLAIM_REFRESH_SECONDS = 5.0  # how often a working holder refreshes its claim
 CLAIM_POLL_SECONDS = 0.5  # how often a process that found a claim looks for the holder's file
+# A temporary file unchanged this long, of a key no live claim holds, belongs to a writer that was killed. A live
+# writer flushes its file every second or so, and holds a claim refreshed with each snapshot.
+ABANDONED_SECONDS = CLAIM_STALE_SECONDS
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(config: Config, fingerprint: str) -> str:
@@ -57,25 +79,59 @@ def cache_key(config: Config, fingerprint: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _is_complete_run(path: Path) -> bool:
-    """True if ``path`` opens as an Init Lab run file whose writer finished it (cheap: reads two attributes)."""
+def session_owner(session: str) -> str:
+    """The owner tag of a session's runs: a hash, so the session's id (a secret of its browser) is never on disk."""
+    return "s" + hashlib.sha256(session.encode()).hexdigest()[:16]
+
+
+def _entry_problem(path: Path, config: Config, fingerprint: str) -> str | None:
+    """Why the file at ``config``'s key cannot be served as its run, or None (cheap: reads attributes and a flag)."""
     try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return "not a regular file"
         with h5py.File(path, "r") as f:
-            return f.attrs.get("initlab_format") == FORMAT and bool(f["status/complete"][()])
-    except (OSError, KeyError, ValueError, TypeError):
-        return False
+            attrs = f.attrs
+            if attrs.get("initlab_format") != FORMAT or not bool(f["status/complete"][()]):
+                return "not a complete run file"
+            if Config.from_json(attrs["config"]) != config:
+                return "it holds another config's run"
+            if str(attrs["dataset_fingerprint"]) != fingerprint:
+                return "it holds a run on other data"
+            if json.loads(attrs["versions"]).get("numpy") != np.__version__:
+                return "it was computed with another NumPy version"
+    except (OSError, KeyError, ValueError, TypeError) as e:  # ConfigError is a ValueError
+        return f"unreadable ({type(e).__name__})"
+    return None
+
+
+def _real_folder(path: Path) -> Path:
+    """``path``, one of the cache's own folders, as a folder: anything else standing there (a file, or a link that
+    would send the cache's writes elsewhere) is replaced."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        log.warning("run cache: replaced %r, which was not a folder, by the cache's own folder", path.name)
+        _remove(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 class RunCache:
     """Recorded runs in ``directory`` keyed by `cache_key`, evicted least recently used beyond ``max_bytes``."""
 
     def __init__(self, directory: str | Path, max_bytes: int = DEFAULT_MAX_MB * 2**20):
-        self.directory = Path(directory)
+        self.directory = Path(directory)  # the operator's: it may well be a link to the volume
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
-        self.tmp = self.directory / TMP_DIR
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        self.claims = self.directory / CLAIMS_DIR
-        self.claims.mkdir(exist_ok=True)
+        self.tmp = _real_folder(self.directory / TMP_DIR)
+        self.claims = _real_folder(self.directory / CLAIMS_DIR)
+        self.owners = _real_folder(self.directory / OWNERS_DIR)
+        self.remove_abandoned()  # what a killed process left
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "RunCache | None":
@@ -96,30 +152,48 @@ class RunCache:
         """Where the run of ``config`` on ``dataset`` is (or would be) stored."""
         return self.directory / f"{cache_key(config, dataset.fingerprint())}.h5"
 
-    def get(self, config: Config, dataset) -> Path | None:
-        """The cached run file, touched as recently used; None on a miss or a damaged entry (which is deleted)."""
+    def get(self, config: Config, dataset, owner: str | None = None) -> Path | None:
+        """The cached run file, touched as recently used and tagged as ``owner``'s too (`PRESET_OWNER` or a
+        `session_owner`); None on a miss or an entry that is not this run (which is deleted)."""
         path = self.path(config, dataset)
-        if not path.is_file():
+        if not os.path.lexists(path):
             return None
-        if not _is_complete_run(path):
-            path.unlink(missing_ok=True)
+        problem = _entry_problem(path, config, dataset.fingerprint())
+        if problem is not None:
+            self._drop(path, problem)
             return None
         try:
             os.utime(path)
         except FileNotFoundError:  # evicted by another process a moment ago
             return None
+        self.tag(path, owner)
         return path
 
-    def load(self, config: Config, dataset) -> RecordedRun | None:
+    def load(self, config: Config, dataset, owner: str | None = None) -> RecordedRun | None:
         """The cached run read back, or None (a miss, or an entry that could not be read, now deleted)."""
-        path = self.get(config, dataset)
+        path = self.get(config, dataset, owner)
         if path is None:
             return None
         try:
             return read_run(path)
         except RunFileError:
-            path.unlink(missing_ok=True)
+            self._drop(path, "unreadable")
             return None
+
+    def tag(self, entry: Path, owner: str | None) -> None:
+        """Count ``entry`` as ``owner``'s (in addition to any owner it has) for eviction."""
+        if owner is not None:
+            (self.owners / f"{entry.stem}.{owner}").touch()
+
+    def _drop(self, entry: Path, why: str) -> None:
+        """Delete an entry and its owner tags; logged by key, as the path may not reach a page."""
+        log.warning("run cache: removed entry %s…: %s", entry.stem[:16], why)
+        _remove(entry)
+        self._untag(entry.stem)
+
+    def _untag(self, key: str) -> None:
+        for tag in self.owners.glob(f"{key}.*"):
+            tag.unlink(missing_ok=True)
 
     def claim(self, config: Config, dataset) -> Path | None:
         """Take the right to compute this run: the claim file, to `refresh` while working and `release` at the end;
@@ -154,37 +228,46 @@ class RunCache:
         claim.unlink(missing_ok=True)
 
     def record(self, training: Training, stopped_path: str | Path | None = None,
-               stop_reason: Callable[[], str | None] | None = None, claim: Path | None = None) -> Iterator[Snapshot]:
-        """Iterate ``training``, recording it and yielding each snapshot; a run that ends on its own is stored.
+               stop_reason: Callable[[], str | None] | None = None, claim: Path | None = None,
+               owner: str | None = None) -> Iterator[Snapshot]:
+        """Iterate ``training``, recording it and yielding each snapshot; a run that ends on its own is stored,
+        tagged as ``owner``'s (see `get`).
 
         A run closed early (stopped by the user, or by a server cap: ``stop_reason`` as in core.record.record) is not
         the config's run, so it is not cached: its file is moved to ``stopped_path`` if given, else deleted.
         ``claim`` (from `claim`) is refreshed as snapshots come and released once the file is in place or gone.
+        A full disk raises core.record.RunWriteError and leaves no file. Should the process be stopped meanwhile,
+        its files are removed and its claim released (core.cleanup).
         """
         final = self.path(training.config, training.dataset)
         tmp = self.tmp / f"{final.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.h5"
         ended = False
-        stream = record(training, tmp, stop_reason=stop_reason)
-        refreshed = time.monotonic()
-        try:
-            for snapshot in stream:
-                if claim is not None and time.monotonic() - refreshed > CLAIM_REFRESH_SECONDS:
-                    self.refresh(claim)
-                    refreshed = time.monotonic()
-                yield snapshot
-            ended = True
-        finally:
-            stream.close()  # closed early: record() finishes the file with the stop reason
-            if ended and tmp.is_file():
-                os.replace(tmp, final)
-                self.evict(keep=final)
-            elif tmp.is_file() and stopped_path is not None:
-                os.replace(tmp, stopped_path)
-            else:
-                tmp.unlink(missing_ok=True)
-                Path(f"{tmp}.partial").unlink(missing_ok=True)
-            if claim is not None:
-                self.release(claim)
+        with cleanup.removed_at_exit(tmp, partial_path(tmp), *([claim] if claim is not None else [])):
+            stream = record(training, tmp, stop_reason=stop_reason)
+            refreshed = time.monotonic()
+            try:
+                for snapshot in stream:
+                    if claim is not None and time.monotonic() - refreshed > CLAIM_REFRESH_SECONDS:
+                        self.refresh(claim)
+                        refreshed = time.monotonic()
+                    yield snapshot
+                ended = True
+            finally:
+                try:
+                    stream.close()  # closed early: record() finishes the file with the stop reason
+                    if ended and tmp.is_file():
+                        if os.path.lexists(final):  # not a run (a folder, say), or it would not be a miss
+                            self._drop(final, "not a regular file")
+                        os.replace(tmp, final)
+                        self.tag(final, owner)
+                        self.evict(keep=final)
+                    elif tmp.is_file() and stopped_path is not None:
+                        shutil.move(tmp, stopped_path)  # the stopped-runs folder may be on another disk
+                finally:
+                    tmp.unlink(missing_ok=True)
+                    partial_path(tmp).unlink(missing_ok=True)
+                    if claim is not None:
+                        self.release(claim)
 
     def compute(self, config: Config, dataset,
                 training_factory: Callable[[Config, object], Training] = Training) -> Iterator[Snapshot]:
@@ -203,39 +286,78 @@ class RunCache:
 
     def entries(self) -> list[Path]:
         """Stored runs, least recently used first."""
+        return [path for path, _ in self._sized_entries()]
+
+    def _sized_entries(self) -> list[tuple[Path, int]]:
+        """(entry, size in bytes), least recently used first: regular files only."""
         stats = []
         for path in self.directory.glob("*.h5"):
             try:
-                stats.append((path.stat().st_mtime, path.name, path))
+                st = path.lstat()
             except FileNotFoundError:
                 continue
-        return [path for _, _, path in sorted(stats)]
+            if stat.S_ISREG(st.st_mode):
+                stats.append((st.st_mtime, path.name, path, st.st_size))
+        return [(path, size) for _, _, path, size in sorted(stats)]
+
+    def _tmp_bytes(self) -> int:
+        total = 0
+        for path in self.tmp.iterdir():
+            try:
+                total += path.lstat().st_size
+            except FileNotFoundError:
+                continue
+        return total
+
+    def remove_abandoned(self) -> list[Path]:
+        """Remove temporary files of killed writers: unchanged for ABANDONED_SECONDS, their key claimed by nobody
+        alive (see the module). Returns them."""
+        now, removed = time.time(), []
+        for path in self.tmp.iterdir():
+            claim = self.claims / path.name.split(".", 1)[0]
+            try:
+                if now - path.lstat().st_mtime <= ABANDONED_SECONDS:
+                    continue
+                if now - claim.stat().st_mtime < CLAIM_STALE_SECONDS:
+                    continue  # a live writer's, however slow
+            except FileNotFoundError:
+                pass  # no claim on its key: nobody is writing it
+            _remove(path)
+            removed.append(path)
+        return removed
 
     def evict(self, keep: Path | None = None) -> list[Path]:
-        """Delete least recently used entries until the cache fits in max_bytes (never ``keep``); return them.
-
-        Also removes temporary files left by writers that were killed long ago.
-        """
-        now = time.time()
-        for stale in self.tmp.iterdir():
-            try:
-                if now - stale.stat().st_mtime > STALE_TMP_SECONDS:
-                    stale.unlink()
-            except FileNotFoundError:
-                continue
-        sizes = {}
-        for path in self.entries():
-            try:
-                sizes[path] = path.stat().st_size
-            except FileNotFoundError:
-                continue
-        total, removed = sum(sizes.values()), []
-        for path, size in sizes.items():
-            if total <= self.max_bytes:
+        """Delete entries until the cache, temporary files included, fits in max_bytes: never a preset's or
+        ``keep``, and only from owners over their fair share (see the module). Returns them."""
+        self.remove_abandoned()
+        tags: dict[str, set[str]] = {}
+        for tag in self.owners.iterdir():  # before the entries: a tag is written after its entry
+            key, _, owner = tag.name.partition(".")
+            tags.setdefault(key, set()).add(owner)
+        sized = self._sized_entries()
+        present = {path.stem for path, _ in sized}
+        for key in tags.keys() - present:  # entries another process removed
+            self._untag(key)
+        total = sum(size for _, size in sized) + self._tmp_bytes()
+        shared = [(path, size, tags.get(path.stem) or {""}) for path, size in sized
+                  if PRESET_OWNER not in tags.get(path.stem, ())]  # "": the untagged entries' owner
+        room = self.max_bytes - (total - sum(size for _, size, _ in shared))  # what presets and writers leave
+        removed = []
+        while total > self.max_bytes and shared:
+            usage: dict[str, float] = {}
+            for _, size, owners in shared:
+                for owner in owners:
+                    usage[owner] = usage.get(owner, 0.0) + size / len(owners)
+            share = room / len(usage)
+            evictable = [owner for owner in sorted(usage, key=usage.get, reverse=True)
+                         if usage[owner] > share and any(owner in o and p != keep for p, _, o in shared)]
+            if not evictable:
                 break
-            if path == keep:
-                continue
-            path.unlink(missing_ok=True)
+            victim = next(item for item in shared if evictable[0] in item[2] and item[0] != keep)  # its LRU one
+            shared.remove(victim)
+            path, size, _ = victim
+            _remove(path)
+            self._untag(path.stem)
             total -= size
             removed.append(path)
         return removed

@@ -5,6 +5,7 @@ Layout of a run file (format `FORMAT_VERSION`)::
     /                 attrs: initlab_format (the marker), format_version, config (JSON), versions (JSON),
                              dataset_name, dataset_fingerprint, network_dims, activations (JSON), stat_keys (JSON)
     /params/initial   W1..WL, b1..bL (attr lsuv_iterations)      /params/final  the same, valid once complete
+                      (every dataset of the file is compressed: COMPRESSION)
     /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step
     /run/seconds      wall-clock seconds from the start of the run to each row's snapshot (absent in files
                       written before it was added: readers then have no timing, `RecordedRun.seconds` is None)
@@ -21,10 +22,13 @@ While the run streams the file is ``<path>.partial``; it is renamed to ``<path>`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -48,12 +52,39 @@ DEFAULT_STOP = "stopped by the user at step {step}"
 # copy held: chunks of a few rows keep that leak small (large chunks made a 2,500-step file 80 MB).
 CHUNK_ROWS = 32
 CHUNK_BYTES = 256 * 1024  # fewer rows per chunk when layers are many
-# gzip level 1 is cheap; shuffling the bytes first lets mostly-small int64 counts shrink well
+# gzip level 1 is cheap; shuffling the bytes first lets mostly-small int64 counts shrink well, and the weights'
+# sign and exponent bytes (their mantissas are noise: see the README for the ratios measured)
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# Free space a write must leave: HDF5's own metadata, and closing the file cleanly. HDF5 survives few failed writes
+# (a failed SWMR start leaves it to crash the process later), so writes that would not fit are refused before.
+SPACE_MARGIN = 256 * 1024
 
 
 class RunFileError(ValueError):
-    """A run file cannot be read: missing, not HDF5, truncated, foreign, or from a newer Init Lab."""
+    """A run file cannot be read (missing, not HDF5, truncated, foreign, or from a newer Init Lab) or written."""
+
+
+class RunWriteError(RunFileError):
+    """Writing a run file failed part way (``disk_full``: no space left); the partial file has been removed. The
+    message names no path: it may reach a page."""
+
+    def __init__(self, cause: BaseException):
+        self.disk_full = _is_disk_full(cause)
+        super().__init__("the disk is full, so the run file could not be written" if self.disk_full else
+                         f"the run file could not be written ({_strerror(cause)})")
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    """h5py reports a failed write as OSError with the errno, or as RuntimeError with it only in the message."""
+    if getattr(error, "errno", None) in DISK_FULL_ERRNOS:
+        return True
+    return any(f"errno = {code}," in str(error) or os.strerror(code) in str(error) for code in DISK_FULL_ERRNOS)
+
+
+def _strerror(error: BaseException) -> str:
+    code = getattr(error, "errno", None)
+    return os.strerror(code) if code else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -98,11 +129,17 @@ def _row_dataset(group: h5py.Group, name: str, row_shape: tuple[int, ...], dtype
                                 chunks=(rows, *row_shape), **COMPRESSION)
 
 
-def _params_group(group: h5py.Group, params: Params, write: bool) -> None:
-    for prefix, arrays in (("W", params.W), ("b", params.b)):
-        for i, a in enumerate(arrays, start=1):
-            group.create_dataset(f"{prefix}{i}", data=a if write else None, shape=a.shape, dtype=a.dtype)
+def _params_group(group: h5py.Group, params: Params, write: bool) -> list[h5py.Dataset]:
+    """The datasets W1..WL, b1..bL, in the order of `_params_arrays`."""
+    datasets = [group.create_dataset(name, data=a if write else None, shape=a.shape, dtype=a.dtype, **COMPRESSION)
+                for name, a in _params_arrays(params)]
     group.attrs["lsuv_iterations"] = np.asarray(params.lsuv_iterations, dtype=np.int64)
+    return datasets
+
+
+def _params_arrays(params: Params) -> list[tuple[str, np.ndarray]]:
+    return [(f"{prefix}{i}", a) for prefix, arrays in (("W", params.W), ("b", params.b))
+            for i, a in enumerate(arrays, start=1)]
 
 
 class RunRecorder:
@@ -110,6 +147,11 @@ class RunRecorder:
 
     Create it before the training is iterated: the parameters it finds are stored as the initial ones.
     Leaving the ``with`` block without `finish` (an error in the run) closes the file cleanly as incomplete.
+    A write that would not fit on the disk, or fails, raises RunWriteError and removes the partial file. Each write
+    is refused beforehand if the disk lacks room for it (see SPACE_MARGIN); one that fails all the same (another
+    process filled the disk meanwhile) is handled too: HDF5 cannot close a file whose writes fail, and a file it
+    leaves open crashes the next one it creates, so the file's blocks are freed (truncated) for the close to go
+    through.
     """
 
     def __init__(self, path: str | Path, training: Training, *, flush_seconds: float = 1.0):
@@ -122,16 +164,32 @@ class RunRecorder:
         try:
             self.file = h5py.File(self.partial, "w", libver="latest")
         except OSError as e:
+            if _is_disk_full(e):
+                self.partial.unlink(missing_ok=True)
+                raise RunWriteError(e) from None
             raise RunFileError(f"cannot write the run file {self.partial}: {e}; choose a writable path") from None
-        f = self.file
+        with self._writing():
+            self._require_space(sum(a.nbytes for _, a in _params_arrays(training.params)))
+            self._create_layout(net, config)
+        self.buffer: list[Snapshot] = []
+        self.times: list[float] = []  # seconds from the start of the run of each buffered snapshot
+        self.rows = 0
+        self.started = self.last_flush = self.last_add = time.monotonic()
+        self.interval = 0.0  # time between the last two snapshots
+
+    def _create_layout(self, net, config: Config) -> None:
+        """Every object of the file (see the module), then SWMR mode."""
+        training, f = self.training, self.file
         f.attrs.update({
             "initlab_format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_json(),
             "versions": json.dumps(package_versions()), "dataset_name": training.dataset.name,
             "dataset_fingerprint": training.dataset.fingerprint(), "network_dims": np.asarray(net.dims, np.int64),
             "activations": json.dumps(list(net.activations)), "stat_keys": json.dumps(list(self.layout)),
         })
-        _params_group(f.create_group("params/initial"), training.params, write=True)
-        _params_group(f.create_group("params/final"), training.params, write=False)
+        # every dataset stays referenced until the file is closed: h5py closes one it drops at once, and a close
+        # whose write fails is an error h5py can only ignore, which leaves HDF5 unable to close the file at all
+        self.initial = _params_group(f.create_group("params/initial"), training.params, write=True)
+        self.final = _params_group(f.create_group("params/final"), training.params, write=False)
         self.columns = {name: _row_dataset(f.require_group("run"), name, (), t)
                         for name, t in {**RUN_COLUMNS, SECONDS: np.float64}.items()}
         self.stats = {key: _row_dataset(f.require_group("stats"), key, shape, t)
@@ -143,11 +201,6 @@ class RunRecorder:
                                        chunks=(256,))
         f.swmr_mode = True  # from here on only rows are appended: a kill leaves a readable file
         f.flush()
-        self.buffer: list[Snapshot] = []
-        self.times: list[float] = []  # seconds from the start of the run of each buffered snapshot
-        self.rows = 0
-        self.started = self.last_flush = self.last_add = time.monotonic()
-        self.interval = 0.0  # time between the last two snapshots
 
     def __enter__(self) -> "RunRecorder":
         return self
@@ -155,14 +208,40 @@ class RunRecorder:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @contextmanager
+    def _writing(self):
+        """Turn a failed write into RunWriteError, leaving no file behind (see the class)."""
+        try:
+            yield
+        except (OSError, RuntimeError) as e:  # h5py raises either for a write that failed
+            self._abandon()
+            raise RunWriteError(e) from None
+
+    def _require_space(self, nbytes: int) -> None:
+        """Raise (as a full disk) unless ``nbytes`` and the margin fit on the disk. Call within `_writing`."""
+        if shutil.disk_usage(self.partial.parent).free < nbytes + SPACE_MARGIN:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def _abandon(self) -> None:
+        try:
+            os.truncate(self.partial, 0)  # frees the disk, so the metadata HDF5 writes on closing fits
+        except OSError:
+            pass
+        try:
+            self.file.close()
+        except (OSError, RuntimeError):
+            pass  # nothing more can be done for it; the file is removed either way
+        self.partial.unlink(missing_ok=True)
+
     def add(self, snapshot: Snapshot) -> None:
         """Queue one snapshot's row; flush when waiting for the next one would let a row go unflushed too long."""
         if set(snapshot.stats) != set(self.layout):
             raise ValueError(f"snapshot statistics {sorted(set(snapshot.stats) ^ set(self.layout))} do not match "
                              "the run file's layout")
         if self.rows == 0 and not self.buffer:
-            for h, ds in self.edges.items():
-                ds[...] = snapshot.edges[h]
+            with self._writing():
+                for h, ds in self.edges.items():
+                    ds[...] = snapshot.edges[h]
         now = time.monotonic()
         self.buffer.append(snapshot)
         self.times.append(now - self.started)
@@ -172,18 +251,22 @@ class RunRecorder:
 
     def flush(self) -> None:
         """Append the buffered rows in one block per dataset and flush them to disk."""
-        if self.buffer:
-            n, k = self.rows, len(self.buffer)
-            blocks = {key: np.stack([s.stats[key] for s in self.buffer]) for key in self.stats}
-            blocks.update({name: np.array([getattr(s, name) for s in self.buffer]) for name in RUN_COLUMNS})
-            blocks[SECONDS] = np.array(self.times)
-            datasets = {**self.stats, **self.columns}
-            for key in [*self.stats, "loss", "train_accuracy", "test_accuracy", SECONDS, "step"]:  # steps last
-                ds = datasets[key]
-                ds.resize(n + k, axis=0)
-                ds[n:n + k] = blocks[key]
-            self.rows, self.buffer, self.times = n + k, [], []
-        self.file.flush()
+        with self._writing():
+            if self.buffer:
+                n, k = self.rows, len(self.buffer)
+                datasets = {**self.stats, **self.columns}
+                # at most: each dataset's chunks that k rows from row n touch, rewritten uncompressed
+                self._require_space(sum(int(np.prod(ds.chunks)) * ds.dtype.itemsize * (k // ds.chunks[0] + 2)
+                                        for ds in datasets.values()))
+                blocks = {key: np.stack([s.stats[key] for s in self.buffer]) for key in self.stats}
+                blocks.update({name: np.array([getattr(s, name) for s in self.buffer]) for name in RUN_COLUMNS})
+                blocks[SECONDS] = np.array(self.times)
+                for key in [*self.stats, "loss", "train_accuracy", "test_accuracy", SECONDS, "step"]:  # steps last
+                    ds = datasets[key]
+                    ds.resize(n + k, axis=0)
+                    ds[n:n + k] = blocks[key]
+                self.rows, self.buffer, self.times = n + k, [], []
+            self.file.flush()
         self.last_flush = time.monotonic()
 
     def finish(self, stopped_reason: str | None = None) -> Path:
@@ -191,23 +274,26 @@ class RunRecorder:
         complete, close it and rename it to the target path."""
         reason = stopped_reason or self.training.stopped_reason
         params = self.training.params
-        for prefix, arrays in (("W", params.W), ("b", params.b)):
-            for i, a in enumerate(arrays, start=1):
-                self.file[f"params/final/{prefix}{i}"][...] = a
-        if reason:
-            encoded = np.frombuffer(reason.encode("utf-8"), dtype=np.uint8)
-            self.reason.resize(encoded.shape)
-            self.reason[...] = encoded
+        with self._writing():
+            self._require_space(sum(ds.nbytes for ds in self.final))
+            for ds, (_, a) in zip(self.final, _params_arrays(params)):
+                ds[...] = a
+            if reason:
+                encoded = np.frombuffer(reason.encode("utf-8"), dtype=np.uint8)
+                self.reason.resize(encoded.shape)
+                self.reason[...] = encoded
         self.flush()  # rows and final parameters before the flag that vouches for them
-        self.complete[()] = 1
-        self.close()
+        with self._writing():
+            self.complete[()] = 1
+        self.close()  # a write that fails here raises before the rename: only a whole file gets the final name
         os.replace(self.partial, self.path)
         return self.path
 
     def close(self) -> None:
         if self.file.id.valid:
             self.flush()
-            self.file.close()
+            with self._writing():
+                self.file.close()
 
 
 def record(training: Training, path: str | Path, *, flush_seconds: float = 1.0,

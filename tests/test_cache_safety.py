@@ -1,0 +1,371 @@
+"""The run cache against what it may find on a shared disk, and the disk against the cache: misplaced and foreign
+entries, a full disk, fair eviction, compressed weights, and the files a stopped or killed server leaves."""
+
+import asyncio
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from core.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
+from core.config import Config
+from core.datasets import load_dataset
+from core.record import RunWriteError, read_run, record
+from core.train import Training
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def circles():
+    return load_dataset("circles")
+
+
+def small(seed=1, iterations=40, layers=(6, 4)):
+    return Config(dataset="circles", layers=layers, seed=seed, iterations=iterations, record_every=10)
+
+
+class CountingFactory:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, config, dataset):
+        self.calls += 1
+        return Training(config, dataset)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+# --- what the cache finds --------------------------------------------------------------------------------------------
+def test_a_run_file_copied_to_another_runs_key_is_not_served_as_that_run(tmp_path, circles, caplog):
+    cache, factory = RunCache(tmp_path), CountingFactory()
+    list(cache.compute(small(seed=1), circles, factory))
+    target = cache.path(small(seed=2), circles)
+    shutil.copy(cache.path(small(seed=1), circles), target)  # seed 1's run where seed 2's belongs
+    assert cache.get(small(seed=2), circles) is None and not target.exists()
+    assert target.stem[:16] in caplog.text and str(tmp_path) not in caplog.text  # logged by key, no path
+    snapshots = list(cache.compute(small(seed=2), circles, factory))
+    assert factory.calls == 2  # trained, not replayed from the other run
+    assert [s.loss for s in snapshots] == [s.loss for s in Training(small(seed=2), circles)]
+    assert read_run(cache.get(small(seed=2), circles)).config == small(seed=2)
+
+
+def test_a_run_on_other_data_at_the_key_is_not_served(tmp_path, circles):
+    moons = load_dataset("moons")
+    cache = RunCache(tmp_path)
+    list(cache.compute(small(), moons))
+    shutil.copy(cache.path(small(), moons), cache.path(small(), circles))  # the same config, another dataset
+    assert cache.get(small(), circles) is None and cache.get(small(), moons) is not None
+
+
+def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_path, circles):
+    (tmp_path / ".tmp").write_text("in the way")
+    (tmp_path / ".claims").write_text("in the way")
+    cache = RunCache(tmp_path)  # FileExistsError before
+    assert cache.tmp.is_dir() and cache.claims.is_dir()
+    entry = cache.path(small(), circles)
+    entry.mkdir()
+    (entry / "x").write_text("a folder at the key")
+    snapshots = list(cache.compute(small(), circles))
+    assert len(snapshots) == 5 and entry.is_file() and read_run(entry).complete
+    assert cache.entries() == [entry]
+
+
+def test_a_cache_folder_that_is_a_link_to_the_volume_is_the_operators_and_kept(tmp_path, circles):
+    (tmp_path / "volume").mkdir()
+    (tmp_path / "cache").symlink_to(tmp_path / "volume")
+    (tmp_path / "volume" / ".tmp").symlink_to(tmp_path)  # but a link inside it would send writes elsewhere
+    cache = RunCache(tmp_path / "cache")
+    list(cache.compute(small(), circles))
+    assert (tmp_path / "cache").is_symlink() and not cache.tmp.is_symlink()
+    assert [p.name for p in (tmp_path / "volume").glob("*.h5")] == [cache.path(small(), circles).name]
+
+
+# --- eviction: everything counted, fairly ----------------------------------------------------------------------------
+def test_one_sessions_runs_evict_its_own_never_a_presets_or_another_sessions_share(tmp_path, circles):
+    cache = RunCache(tmp_path)
+    preset, other = small(seed=100), small(seed=200)
+    list(cache.record(Training(preset, circles), owner=PRESET_OWNER))
+    list(cache.record(Training(other, circles), owner=session_owner("bob")))
+    size = cache.path(other, circles).stat().st_size
+    cache.max_bytes = cache.path(preset, circles).stat().st_size + int(2.5 * size)  # room for 2.5 session runs
+    mine = [small(seed=s) for s in (1, 2, 3, 4)]
+    for config in mine:  # the least recently used entries are the preset's and bob's
+        list(cache.record(Training(config, circles), owner=session_owner("alice")))
+    assert cache.get(preset, circles) is not None and cache.get(other, circles) is not None
+    assert [cache.get(c, circles) is not None for c in mine] == [False, False, False, True]
+
+
+def test_a_preset_tag_from_any_session_keeps_a_run(tmp_path, circles):
+    cache = RunCache(tmp_path)
+    list(cache.record(Training(small(seed=1), circles), owner=session_owner("alice")))
+    assert cache.get(small(seed=1), circles, owner=PRESET_OWNER) is not None  # a preset asked for the same run
+    cache.max_bytes = 1
+    list(cache.record(Training(small(seed=2), circles), owner=session_owner("alice")))
+    assert cache.get(small(seed=1), circles) is not None
+
+
+def test_temporary_files_count_in_the_cap(tmp_path, circles):
+    cache = RunCache(tmp_path)
+    list(cache.compute(small(seed=1), circles))
+    size = cache.path(small(seed=1), circles).stat().st_size
+    cache.max_bytes = 3 * size
+    assert cache.evict() == []
+    (cache.tmp / "writer.h5.partial").write_bytes(b"\0" * (3 * size))  # a writer's file, in progress
+    assert cache.evict() == [cache.path(small(seed=1), circles)]
+
+
+def test_the_store_tags_presets_runs_and_each_sessions(tmp_path, circles):
+    from app.runs import FINISHED, RunStore
+    from core.limits import Limits
+
+    cache = RunCache(tmp_path / "cache")
+    store = RunStore(tmp_path, cache=cache, protected={small(seed=1)})
+    for config, watcher in ((small(seed=1), "alice"), (small(seed=2), "alice:compare")):
+        run = store.start(config, circles, watcher, Limits(), session="alice")
+        assert store.wait(run.key, 30) and run.status == FINISHED
+    tags = sorted(p.name.split(".", 1)[1] for p in cache.owners.iterdir())
+    assert tags == sorted([PRESET_OWNER, session_owner("alice")])
+
+
+# --- a full disk ------------------------------------------------------------------------------------------------------
+class FullDisk:
+    """h5py's flush fails as on a full disk from the ``after``-th call on, until `free`."""
+
+    def __init__(self, monkeypatch, after: int):
+        self.calls, self.after, self.full = 0, after, True
+        real = h5py.File.flush
+
+        def flush(f):
+            self.calls += 1
+            if self.full and self.calls >= self.after:
+                raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: errno = 28, error "
+                                            "message = 'No space left on device', filename = '/srv/secret/x.h5')")
+            return real(f)
+
+        monkeypatch.setattr(h5py.File, "flush", flush)
+
+    def free(self):
+        self.full = False
+
+
+def test_a_full_disk_stops_the_recording_cleanly_and_the_next_one_works(tmp_path, circles, monkeypatch):
+    disk = FullDisk(monkeypatch, after=3)
+    with pytest.raises(RunWriteError, match="disk is full") as raised:
+        list(record(Training(small(iterations=400), circles), tmp_path / "run.h5", flush_seconds=0))
+    assert raised.value.disk_full and "/" not in str(raised.value)
+    assert leftovers(tmp_path) == []  # nothing half-written left, under any name
+    disk.free()
+    list(record(Training(small(), circles), tmp_path / "run.h5"))
+    assert read_run(tmp_path / "run.h5").complete
+
+
+def test_a_full_cache_disk_stops_the_run_with_a_message_and_the_next_run_trains_outside_it(tmp_path, circles,
+                                                                                             monkeypatch):
+    from app.runs import FINISHED, STOPPED, RunStore
+    from core.limits import Limits
+
+    cache = RunCache(tmp_path / "cache")
+    (tmp_path / "store").mkdir()
+    store = RunStore(tmp_path / "store", cache=cache)
+    disk = FullDisk(monkeypatch, after=2)  # the first flush after the file was created
+    run = store.start(small(iterations=2000), circles, "one", Limits())
+    assert store.wait(run.key, 60) and run.status == STOPPED
+    assert "disk is full" in run.message and "Press Start" in run.message
+    assert "/" not in run.message and "Error" not in run.message  # no path, no exception
+    assert leftovers(cache.directory) == [] and not run.path.exists()
+    disk.free()
+    again = store.start(small(seed=2), circles, "one", Limits())
+    assert store.wait(again.key, 60) and again.status == FINISHED
+    assert again.path.parent == tmp_path / "store" and read_run(again.path).complete  # recorded outside the cache
+    assert cache.entries() == []
+
+
+FILL_TINY_DISK = textwrap.dedent("""
+    import sys
+    from app.runs import RunStore
+    from core.cache import RunCache
+    from core.config import Config
+    from core.datasets import load_dataset
+    from core.limits import Limits
+
+    circles = load_dataset("circles")
+    store = RunStore(sys.argv[2], cache=RunCache(sys.argv[1]))
+    for width in (400, 500, 8):  # runs too big for the disk, then a small one that fits
+        config = Config(dataset="circles", layers=(width,) * 3, iterations=100, record_every=1)
+        run = store.start(config, circles, "one", Limits())
+        store.wait(run.key, 120)
+        print(run.status, "|", run.message, flush=True)
+""")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MB filesystem (tmpfs), or a skip saying why none can be made here."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 3 MB tmpfs needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a 3 MB tmpfs here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_real_full_disk_does_not_crash_the_server_and_the_next_run_trains(tiny_disk):
+    store = tiny_disk / "store"  # the store's own folder on the full disk too: the runs after the first fail there
+    store.mkdir()
+    done = subprocess.run([sys.executable, "-c", FILL_TINY_DISK, str(tiny_disk / "cache"), str(store)], env=ENV,
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # 139 (a segfault) before
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and lines[-1] == "finished | None"
+    assert "without its shared run cache" in lines[0]  # the cache's disk: the next runs are recorded outside it
+    for line in lines[:-1]:
+        assert line.startswith("stopped |") and "disk is full" in line and str(tiny_disk) not in line
+    assert leftovers(tiny_disk / "cache") == []  # no half-written file anywhere
+    assert [read_run(p).complete for p in store.iterdir()] == [True]  # the small run's, whole
+
+
+# --- files left by a stopped or killed server ------------------------------------------------------------------------
+WRITER = textwrap.dedent("""
+    import signal, sys, threading
+    from core.cache import RunCache
+    from core.config import Config
+    from core.datasets import load_dataset
+    from core.train import Training
+
+    cache = RunCache(sys.argv[1])
+    config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=1)
+    circles = load_dataset("circles")
+
+    def write():
+        claim = cache.claim(config, circles)
+        for i, _ in enumerate(cache.record(Training(config, circles), claim=claim)):
+            if i == 20:
+                print("writing", flush=True)
+
+    if sys.argv[2] == "main":  # a script: the cache's code runs on the main thread, SIGTERM's default is to die
+        write()
+    else:  # as under Streamlit: the work runs on another thread, the server's handler stops it in order
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        threading.Thread(target=write, daemon=True).start()
+        stopped.wait()
+        print("stopped in order", flush=True)
+""")
+
+
+@pytest.mark.parametrize("where", ["main", "server"])
+def test_sigterm_removes_the_files_being_written_and_the_claim(tmp_path, where):
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), where], env=ENV, cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        assert [p.suffix for p in (tmp_path / ".tmp").iterdir()] == [".partial"]
+        assert len(list((tmp_path / ".claims").iterdir())) == 1
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(timeout=30)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    if where == "main":
+        assert writer.returncode == -signal.SIGTERM  # still ends as SIGTERM's default would
+    else:
+        assert writer.returncode == 0 and writer.stdout.read() == "stopped in order\n"
+    assert leftovers(tmp_path) == []
+
+
+STREAMLIT_APP = textwrap.dedent("""
+    import os
+    import streamlit as st
+    from app.runs import RunStore
+    from core.cache import RunCache
+    from core.config import Config
+    from core.datasets import load_dataset
+    from core.limits import Limits
+
+    @st.cache_resource
+    def store():
+        return RunStore(cache=RunCache(os.environ["TEST_CACHE"]))
+
+    config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=1)
+    store().start(config, load_dataset("circles"), "one", Limits(max_training_seconds=600))
+    st.write("started")
+""")
+
+
+@pytest.mark.slow  # a real Streamlit server
+def test_a_streamlit_server_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
+    from tests.load.protocol import Client
+    from tests.serving import STREAMLIT_FLAGS, free_port, healthy, start, stop
+
+    (tmp_path / "server_page.py").write_text(STREAMLIT_APP)
+    scratch = tmp_path / "scratch"  # the store's own folder goes here
+    scratch.mkdir()
+    port = free_port()
+    env = {**ENV, "TEST_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch)}
+    server = start([sys.executable, "-m", "streamlit", "run", str(tmp_path / "server_page.py"), f"--server.port={port}",
+                    "--server.address=127.0.0.1", *STREAMLIT_FLAGS], tmp_path / "log", cwd=ROOT, env=env)
+    try:
+        healthy(server, port, 60)
+
+        async def open_page():
+            async with Client(f"http://127.0.0.1:{port}") as page:
+                await page.run(timeout=60)
+
+        asyncio.run(open_page())
+        end = time.monotonic() + 30
+        while not list((tmp_path / "cache" / ".tmp").glob("*.partial")) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert list((tmp_path / "cache" / ".tmp").glob("*.partial")) and list(scratch.iterdir())
+        server.send_signal(signal.SIGTERM)  # to the server alone, as `docker stop` does
+        server.wait(timeout=30)
+    finally:
+        stop(server)
+    assert leftovers(tmp_path / "cache") == [] and list(scratch.iterdir()) == []
+
+
+def test_at_start_the_cache_removes_what_a_killed_writer_left_but_not_a_live_writers_files(tmp_path):
+    RunCache(tmp_path)
+    old = time.time() - ABANDONED_SECONDS - 5
+    killed = tmp_path / ".tmp" / f"{'a' * 64}.123.deadbeef.h5.partial"
+    slow = tmp_path / ".tmp" / f"{'b' * 64}.456.cafecafe.h5.partial"  # its writer's claim is fresh
+    fresh = tmp_path / ".tmp" / f"{'c' * 64}.789.feedfeed.h5.partial"  # written a moment ago
+    for path in (killed, slow, fresh):
+        path.write_bytes(b"\0" * 1000)
+    for path in (killed, slow):
+        os.utime(path, (old, old))
+    (tmp_path / ".claims" / ("b" * 64)).touch()
+    RunCache(tmp_path)  # a server starting
+    assert sorted(p.name for p in (tmp_path / ".tmp").iterdir()) == sorted([slow.name, fresh.name])
+
+
+# --- compressed weights ----------------------------------------------------------------------------------------------
+def test_weights_are_compressed_and_read_back_bit_identical(tmp_path, circles):
+    training = Training(small(layers=(256, 256)), circles)
+    initial = training.params.copy()
+    list(record(training, tmp_path / "run.h5"))
+    run = read_run(tmp_path / "run.h5")
+    for got, want in ((run.initial_params, initial), (run.final_params, training.params)):
+        for a, b in zip([*got.W, *got.b], [*want.W, *want.b]):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    with h5py.File(tmp_path / "run.h5") as f:
+        weights = f["params/initial/W2"]
+        assert weights.compression == "gzip" and weights.shuffle
+        assert weights.id.get_storage_size() < weights.nbytes  # smaller on disk than in memory
+    assert np.any(run.final_params.W[1] != initial.W[1])  # the final weights are their own, not the initial ones
