@@ -5,8 +5,8 @@ in another file on the server (external storage), a link can point into another 
 place (soft links), a virtual dataset maps other files' data in (and reading one through a file-like object
 crashes the HDF5 library), a few kilobytes of compressed chunks can declare gigabytes, and a damaged file can
 crash the library or keep it looping. So no server or CLI process parses such a file itself. `parse` runs a reader
-in a fresh child process (multiprocessing's "forkserver": forked from a clean, single-threaded server process, so it
-inherits none of Streamlit's threads) with its address space, CPU time and wall-clock time capped. In the child,
+in a fresh interpreter (``python -m core.untrusted``: it inherits none of the server's threads or state) that caps
+its own address space and CPU time before it touches the file, and is killed after a wall-clock limit. In the child,
 `open_hdf5` opens the file and `check_tree` walks it without following any link and refuses, before one byte of
 data is read, everything listed above and every dtype that is not plain numbers or text. The child hands back
 only plain data: a JSON header and the raw bytes of numeric arrays, which the parent reads into arrays it
@@ -22,7 +22,8 @@ Limits, from the environment (read on each `parse`):
 * ``INITLAB_MAX_PARSE_SECONDS`` (default 30): CPU seconds the child may use; it is stopped after twice this long
   on the wall clock (the machine may be busy).
 
-At most `MAX_CONCURRENT_PARSES` files are parsed at once per process; more wait their turn.
+At most `MAX_CONCURRENT_PARSES` files are parsed at once per process; more wait their turn. A parse costs a new interpreter importing NumPy and h5py: about a
+quarter of a second on a quiet machine.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ import fcntl
 import io
 import json
 import math
-import multiprocessing
 import os
+import pickle
 import re
 import resource
 import signal
 import struct
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,13 +57,9 @@ MAX_HEADER_BYTES = 16 * 2**20
 MAX_TEXT_CHARS = 100_000  # one text attribute (a run's config is about 1,000)
 NUMERIC_KINDS = "biuf"
 _ARRAY_DTYPE = re.compile(r"[<>|][biuf][1248]")  # what the parent accepts from a child: plain numbers only
-# Imported once by the fork server, so that a parse forks in milliseconds. "__main__" is there because each child
-# would otherwise run the main script again (under `streamlit run`, Streamlit's launcher): preloaded, it is skipped.
-# Like any multiprocessing program, a main script must then guard its work with `if __name__ == "__main__"`.
-_PRELOAD = ["__main__", "core.untrusted", "core.datasets"]
+ROOT = str(Path(__file__).resolve().parents[1])  # where the child finds the core package
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_PARSES)
-_CONTEXT_LOCK = threading.Lock()
 
 
 class UntrustedFileError(ValueError):
@@ -296,7 +295,7 @@ def read_tree(source: FileSource, what: str, max_bytes: int, marker: tuple[str, 
                 if obj.dtype.kind not in NUMERIC_KINDS:
                     raise UntrustedFileError(f"{source.label}: {path} holds {obj.dtype} values where numbers are "
                                              f"expected, so the file was not read. Give {what}.", key=path)
-                arrays[path] = obj[()] if obj.shape is not None else np.zeros(0)
+                arrays[path] = np.asarray(obj[()]) if obj.shape is not None else np.zeros(0)
 
         f.visititems(visit)  # safe now: check_tree found hard links only
         return {"attrs": texts}, arrays
@@ -315,24 +314,33 @@ def _limit_resources(limits: ParseLimits) -> None:
         h5py.h5pl.remove(0)
 
 
+def _as_bytes(a: np.ndarray) -> memoryview:
+    """The bytes of an array (its buffer, not a copy, when it is contiguous), for any shape, empty ones included."""
+    return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+
+
 def _send(out, header: dict, arrays: dict[str, np.ndarray]) -> None:
     header = dict(header, arrays=[[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()])
     blob = json.dumps(header).encode()
     out.write(struct.pack("<Q", len(blob)) + blob)
     for a in arrays.values():
-        out.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+        out.write(_as_bytes(a))
     out.flush()
 
 
-def _child(writer, job: Callable, args: tuple, label: str, limits: ParseLimits) -> None:
-    out = os.fdopen(writer.fileno(), "wb", closefd=False)
+def _child_main() -> None:
+    """The child: read the request from stdin, limit itself, run the job, write the result to stdout."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print goes to the log, not into the result stream
+    module, name, args, label, limits = pickle.loads(sys.stdin.buffer.read())  # from the parent: trusted
     try:
         _limit_resources(limits)
+        job = getattr(__import__(module, fromlist=[name]), name)
         plain, arrays = job(*args)
-        for name, a in arrays.items():
+        for key, a in arrays.items():
             if not (isinstance(a, np.ndarray) and _ARRAY_DTYPE.fullmatch(a.dtype.str)):
-                raise UntrustedFileError(f"{label}: {name} holds {getattr(a, 'dtype', type(a).__name__)} values "
-                                         "where numbers are expected, so the file was not read.", key=name)
+                raise UntrustedFileError(f"{label}: {key} holds {getattr(a, 'dtype', type(a).__name__)} values "
+                                         "where numbers are expected, so the file was not read.", key=key)
         _send(out, {"plain": plain}, arrays)
     except UntrustedFileError as e:
         _send(out, {"error": str(e), "key": e.key}, {})
@@ -343,20 +351,12 @@ def _child(writer, job: Callable, args: tuple, label: str, limits: ParseLimits) 
     except Exception as e:  # noqa: BLE001 -- anything else a crafted file provokes; its text may quote the file
         _send(out, {"error": f"{label} could not be read ({type(e).__name__}); the file is damaged or not the "
                              "kind of file expected here."}, {})
-
-
-def _context():
-    with _CONTEXT_LOCK:
-        if "forkserver" not in multiprocessing.get_all_start_methods():
-            return multiprocessing.get_context("spawn")
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
+    out.close()
 
 
 def _read_exactly(stream, buffer) -> bool:
     """Fill ``buffer`` from the pipe; False if the child's end closed first."""
-    view, filled = memoryview(buffer).cast("B"), 0
+    view, filled = (_as_bytes(buffer) if isinstance(buffer, np.ndarray) else memoryview(buffer)), 0
     while filled < len(view):
         n = stream.readinto(view[filled:])
         if not n:
@@ -397,19 +397,17 @@ def _receive(stream, limits: ParseLimits) -> dict | None:
 def parse(job: Callable, *args, label: str, limits: ParseLimits | None = None):
     """Run ``job(*args)`` in a limited child process and return its ``(plain, arrays)``.
 
-    ``job`` must be a module-level function that returns JSON-able plain data and a dict of numeric arrays, and
-    raises UntrustedFileError for a file it refuses. Raises UntrustedFileError (naming ``label``) for a refusal, a
-    crash, a timeout or memory exhaustion of the child.
+    ``job`` must be a module-level function of a core module that returns JSON-able plain data and a dict of
+    numeric arrays, and raises UntrustedFileError for a file it refuses. Raises UntrustedFileError (naming
+    ``label``) for a refusal, a crash, a timeout or memory exhaustion of the child.
     """
     limits = limits or ParseLimits.from_env()
-    ctx = _context()
+    request = pickle.dumps((job.__module__, job.__name__, args, label, limits))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # the parser computes nothing in parallel
     with _SLOTS:
-        reader, writer = ctx.Pipe(duplex=False)
-        try:  # a 1 MB pipe moves the arrays in far fewer context switches than the default 64 kB (Linux only)
-            fcntl.fcntl(reader.fileno(), F_SETPIPE_SZ, 2**20)
-        except (AttributeError, OSError):
-            pass
-        child = ctx.Process(target=_child, args=(writer, job, args, label, limits), daemon=True)
+        child = subprocess.Popen([sys.executable, "-m", "core.untrusted"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, env=env)
         timed_out = threading.Event()
 
         def stop() -> None:
@@ -417,21 +415,27 @@ def parse(job: Callable, *args, label: str, limits: ParseLimits | None = None):
             child.kill()
 
         timer = threading.Timer(limits.wall_seconds, stop)
+        timer.start()
         try:
-            child.start()
-            writer.close()  # the child's copy is its own: its death closes the pipe
-            timer.start()
-            with os.fdopen(reader.fileno(), "rb", buffering=0, closefd=False) as stream:
-                header = _receive(stream, limits)
+            try:  # a 1 MB pipe moves the arrays in far fewer context switches than the default 64 kB (Linux only)
+                fcntl.fcntl(child.stdout.fileno(), F_SETPIPE_SZ, 2**20)
+            except OSError:
+                pass
+            try:
+                child.stdin.write(request)
+                child.stdin.close()
+            except BrokenPipeError:  # the child died at once; its exit code says how
+                pass
+            header = _receive(child.stdout, limits)
         finally:
             timer.cancel()
-            reader.close()
-            writer.close()
-            if child.pid is not None:
-                child.join(5)
-                if child.exitcode is None:
+            child.stdout.close()
+            if child.poll() is None:
+                try:
+                    child.wait(5)
+                except subprocess.TimeoutExpired:
                     child.kill()
-                    child.join()
+            child.wait()
     if header is not None:
         if "error" in header:
             raise UntrustedFileError(header["error"], key=header.get("key"))
@@ -439,9 +443,16 @@ def parse(job: Callable, *args, label: str, limits: ParseLimits | None = None):
     if timed_out.is_set():
         raise UntrustedFileError(f"{label} took longer than {limits.wall_seconds:g} s to read, so reading it was "
                                  "stopped; the file is damaged or crafted to keep the reader busy. Nothing was loaded.")
-    if child.exitcode in (-signal.SIGXCPU, -signal.SIGKILL):
+    code = child.returncode
+    if code in (-signal.SIGXCPU, -signal.SIGKILL):
         raise UntrustedFileError(f"{label} took more than {limits.cpu_seconds} s of computing to read, so reading it "
                                  "was stopped; the file is damaged or crafted. Nothing was loaded.")
-    how = signal.Signals(-child.exitcode).name if child.exitcode < 0 else f"exit code {child.exitcode}"
+    how = signal.Signals(-code).name if code < 0 else f"exit code {code}"
     raise UntrustedFileError(f"{label} made the HDF5 reader crash ({how}), so nothing was loaded: the file is damaged "
                              "or crafted. Save the data again with h5py as plain datasets in the file itself.")
+
+
+if __name__ == "__main__":
+    from core.untrusted import _child_main as main  # the package's module, whose exception classes the jobs raise
+
+    main()
