@@ -19,8 +19,8 @@ Limits, from the environment (read on each `parse`):
 * ``INITLAB_MAX_PARSE_MB`` (default 512): the most data one file may declare, summed over its datasets and
   attributes, and the most its parsed result may take; the child may use three times this much memory on top of
   what the interpreter itself needs.
-* ``INITLAB_MAX_PARSE_SECONDS`` (default 30): CPU seconds the child may use; it is stopped after twice this long
-  on the wall clock (the machine may be busy).
+* ``INITLAB_MAX_PARSE_SECONDS`` (default 30): CPU seconds the child may spend on the file; it is stopped after
+  twice this long plus 10 s on the wall clock (the machine may be busy, and the interpreter must start).
 
 At most `MAX_CONCURRENT_PARSES` files are parsed at once per process; more wait their turn. A parse costs a new interpreter importing NumPy and h5py: about a
 quarter of a second on a quiet machine.
@@ -102,7 +102,7 @@ class ParseLimits:
 
     @property
     def wall_seconds(self) -> float:
-        return 2.0 * self.cpu_seconds
+        return 2.0 * self.cpu_seconds + 10  # a busy machine; and the interpreter must start first
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,9 @@ def _limit_resources(limits: ParseLimits) -> None:
         baseline = int(statm.read().split()[0]) * resource.getpagesize()
     memory = baseline + MEMORY_FACTOR * limits.max_bytes
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+    used = resource.getrusage(resource.RUSAGE_SELF)  # starting the interpreter does not count
+    cpu = math.ceil(used.ru_utime + used.ru_stime) + limits.cpu_seconds
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parser writes no file...
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # ...and an attempt fails with an error instead of killing it
@@ -333,9 +335,9 @@ def _child_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes to the log, not into the result stream
     module, name, args, label, limits = pickle.loads(sys.stdin.buffer.read())  # from the parent: trusted
+    job = getattr(__import__(module, fromlist=[name]), name)  # our own code: imported before the limits
     try:
         _limit_resources(limits)
-        job = getattr(__import__(module, fromlist=[name]), name)
         plain, arrays = job(*args)
         for key, a in arrays.items():
             if not (isinstance(a, np.ndarray) and _ARRAY_DTYPE.fullmatch(a.dtype.str)):
