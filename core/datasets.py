@@ -503,13 +503,17 @@ def _read_sources(sources: list[FileSource], name: str, max_bytes: int, max_samp
                               limits=limits)
     except UntrustedFileError as e:
         raise DatasetError(str(e), file=label, key=e.key) from None
-    scale = plain.pop("scale")
-    for split in ("train", "test"):  # exactly the course's preprocessing: x.reshape(m, -1).T / 255.
-        rows = arrays[f"x_{split}"]  # (m, n_features), as stored: an eighth of the float64 result to send
-        if rows.dtype.kind == "f":
-            rows = rows.astype(np.float64, copy=False)
-        arrays[f"x_{split}"] = rows.T / scale
-    return Dataset(**plain, **arrays)
+    try:
+        scale = float(plain.pop("scale"))
+        for split in ("train", "test"):  # exactly the course's preprocessing: x.reshape(m, -1).T / 255.
+            rows = arrays[f"x_{split}"]  # (m, n_features), as stored: an eighth of the float64 result to send
+            if rows.dtype.kind == "f":
+                rows = rows.astype(np.float64, copy=False)
+            arrays[f"x_{split}"] = rows.T / scale
+        return Dataset(**plain, **arrays)  # which checks every array again
+    except (KeyError, TypeError, AttributeError):  # only a reader that a crafted file took over answers like this
+        raise DatasetError(f"{label} was refused: its reader's answer was malformed; the file is crafted or "
+                           "damaged.", file=label) from None
 
 
 def _parse_sources(sources: list[FileSource], name: str, max_samples: int, max_bytes: int):

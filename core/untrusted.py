@@ -22,8 +22,8 @@ Limits, from the environment (read on each `parse`):
 * ``INITLAB_MAX_PARSE_SECONDS`` (default 30): CPU seconds the child may spend on the file; it is stopped after
   twice this long plus 10 s on the wall clock (the machine may be busy, and the interpreter must start).
 
-At most `MAX_CONCURRENT_PARSES` files are parsed at once per process; more wait their turn. A parse costs a new interpreter importing NumPy and h5py: about a
-quarter of a second on a quiet machine.
+At most `MAX_CONCURRENT_PARSES` files are parsed at once per process; more wait their turn. A parse costs a new
+interpreter importing NumPy and h5py: about a quarter of a second on a quiet machine.
 """
 
 from __future__ import annotations
@@ -367,27 +367,39 @@ def _read_exactly(stream, buffer) -> bool:
     return True
 
 
-def _receive(stream, limits: ParseLimits) -> dict | None:
-    """The child's header and arrays, checked; None if the child died before sending everything."""
+def _receive(stream, label: str, limits: ParseLimits) -> dict | None:
+    """The child's header and arrays, checked; None if the child died before sending everything.
+
+    The checks hold even against a child that a crafted file took over: it can send wrong numbers, nothing else."""
+    def malformed(what: str) -> UntrustedFileError:
+        return UntrustedFileError(f"{label} was refused: its reader sent {what}; the file is crafted or damaged.")
+
     size = bytearray(8)
     if not _read_exactly(stream, size):
         return None
     (length,) = struct.unpack("<Q", size)
     if length > MAX_HEADER_BYTES:
-        raise UntrustedFileError("the file reader sent a header too large to be real")
+        raise malformed("a header too large to be real")
     blob = bytearray(length)
     if not _read_exactly(stream, blob):
         return None
-    header = json.loads(blob)
+    try:
+        header = json.loads(blob)
+    except ValueError:
+        raise malformed("a malformed answer") from None
+    if not (isinstance(header, dict) and isinstance(header.get("arrays"), list)
+            and (isinstance(header.get("error"), str) or isinstance(header.get("plain"), dict))):
+        raise malformed("a malformed answer")
     arrays, total = {}, 0
-    for name, dtype, shape in header.pop("arrays"):
-        if not (isinstance(dtype, str) and _ARRAY_DTYPE.fullmatch(dtype)
-                and all(isinstance(s, int) and s >= 0 for s in shape)):
-            raise UntrustedFileError("the file reader sent something other than numbers")
+    for entry in header.pop("arrays"):
+        name, dtype, shape = entry if isinstance(entry, list) and len(entry) == 3 else (None, None, None)
+        if not (isinstance(name, str) and isinstance(dtype, str) and _ARRAY_DTYPE.fullmatch(dtype)
+                and isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
+            raise malformed("something other than numbers")
         dtype = np.dtype(dtype)
         total += math.prod(shape) * dtype.itemsize
         if total > MEMORY_FACTOR * limits.max_bytes:
-            raise UntrustedFileError("the file reader sent more data than the limit allows")
+            raise malformed("more data than the limit allows")
         array = np.empty(shape, dtype)
         if not _read_exactly(stream, array):
             return None
@@ -428,7 +440,7 @@ def parse(job: Callable, *args, label: str, limits: ParseLimits | None = None):
                 child.stdin.close()
             except BrokenPipeError:  # the child died at once; its exit code says how
                 pass
-            header = _receive(child.stdout, limits)
+            header = _receive(child.stdout, label, limits)
         finally:
             timer.cancel()
             child.stdout.close()
