@@ -5,7 +5,7 @@ in another file on the server (external storage), a link can point into another 
 place (soft links), a virtual dataset maps other files' data in (and reading one through a file-like object
 crashes the HDF5 library), a few kilobytes of compressed chunks can declare gigabytes, and a damaged file can
 crash the library or keep it looping. So no server or CLI process parses such a file itself. `parse` runs a reader
-in a fresh interpreter (``python -m core.untrusted``: it inherits none of the server's threads or state) that caps
+in a fresh interpreter (`CHILD`: it inherits none of the server's threads or state) that caps
 its own address space and CPU time before it touches the file, and is killed after a wall-clock limit. In the child,
 `open_hdf5` opens the file and `check_tree` walks it without following any link and refuses, before one byte of
 data is read, everything listed above and every dtype that is not plain numbers or text. The child hands back
@@ -58,6 +58,8 @@ MAX_TEXT_CHARS = 100_000  # one text attribute (a run's config is about 1,000)
 NUMERIC_KINDS = "biuf"
 _ARRAY_DTYPE = re.compile(r"[<>|][biuf][1248]")  # what the parent accepts from a child: plain numbers only
 ROOT = str(Path(__file__).resolve().parents[1])  # where the child finds the core package
+# Isolated (-I): neither the working directory nor PYTHONPATH can put another `core` (or h5py) before ours.
+CHILD = f"import sys; sys.path.insert(0, {ROOT!r}); from core.untrusted import _child_main; _child_main()"
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_PARSES)
 
@@ -417,11 +419,10 @@ def parse(job: Callable, *args, label: str, limits: ParseLimits | None = None):
     """
     limits = limits or ParseLimits.from_env()
     request = pickle.dumps((job.__module__, job.__name__, args, label, limits))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # the parser computes nothing in parallel
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # the parser computes nothing in parallel
     with _SLOTS:
-        child = subprocess.Popen([sys.executable, "-m", "core.untrusted"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, env=env)
+        child = subprocess.Popen([sys.executable, "-I", "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 env=env)
         timed_out = threading.Event()
 
         def stop() -> None:
@@ -465,8 +466,3 @@ def parse(job: Callable, *args, label: str, limits: ParseLimits | None = None):
     raise UntrustedFileError(f"{label} made the HDF5 reader crash ({how}), so nothing was loaded: the file is damaged "
                              "or crafted. Save the data again with h5py as plain datasets in the file itself.")
 
-
-if __name__ == "__main__":
-    from core.untrusted import _child_main as main  # the package's module, whose exception classes the jobs raise
-
-    main()
