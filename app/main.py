@@ -7,7 +7,6 @@ app/runs.py, the figures from app/figures.py, the sidebar's state from app/state
 from __future__ import annotations
 
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from core.datasets import standardized  # noqa: E402
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
 from core.limits import Limits  # noqa: E402
 from core.network import Network  # noqa: E402
-from core.record import RunFileError, read_run  # noqa: E402
+from core.record import RunFileError, read_uploaded_run  # noqa: E402
 from core.stats import overflow_note  # noqa: E402
 from core.theory import Prediction, TheoryError, predict_for  # noqa: E402
 from core.train import Training, initial_cost_note, probe  # noqa: E402
@@ -186,7 +185,7 @@ def boot() -> None:
     ss.boot_warning = warning
     ss.preset = preset
     ss[kept("compare")] = list(all_presets[preset].compare)
-    ss.uploads = {}
+    ss.uploaded_dataset = None  # one per session: a new upload replaces it
     load_config(config or all_presets[preset].config)
 
 
@@ -200,9 +199,13 @@ def take_dataset_upload() -> None:
         ss.upload_error = str(e)
         return
     ss.upload_error = None
-    name = f"{UPLOAD_PREFIX}{dataset.name}"
-    ss.uploads[name] = dataset
-    ss[cfg_key("dataset")] = name
+    ss.uploaded_dataset = dataset
+    ss[cfg_key("dataset")] = uploaded_name()
+
+
+def uploaded_name() -> str | None:
+    """The Dataset selector's name for this session's uploaded dataset, None before one is uploaded."""
+    return None if ss.uploaded_dataset is None else f"{UPLOAD_PREFIX}{ss.uploaded_dataset.name}"
 
 
 def sidebar() -> Config | None:
@@ -219,7 +222,7 @@ def sidebar() -> Config | None:
             ss[key] = ss[key]
 
     sb.subheader("Data")
-    names = dataset_names(default_data_dir()) + list(ss.uploads)
+    names = dataset_names(default_data_dir()) + ([uploaded_name()] if ss.uploaded_dataset is not None else [])
     current = ss[cfg_key("dataset")]
     sb.selectbox("Dataset", names if current in names else [current, *names], key=cfg_key("dataset"),
                  help="catvnoncat appears when the course's files are in the data folder (INITLAB_DATA_DIR).")
@@ -308,9 +311,10 @@ def sidebar() -> Config | None:
 
 def resolve_dataset(config: Config):
     if config.dataset.startswith(UPLOAD_PREFIX):
-        if config.dataset not in ss.uploads:
-            raise DatasetError(f"{config.dataset} was uploaded in another session; upload the file again here.")
-        dataset = ss.uploads[config.dataset]
+        if config.dataset != uploaded_name():
+            raise DatasetError(f"{config.dataset} was uploaded in another session, or replaced by a newer upload "
+                               "(a session keeps one uploaded dataset); upload the file again here.")
+        dataset = ss.uploaded_dataset
         return standardized(dataset) if config.standardize else dataset
     return load_dataset(config.dataset, default_data_dir(), standardize=config.standardize)
 
@@ -630,13 +634,11 @@ def take_run_upload() -> None:
     upload = ss.get("run_upload")
     if upload is None:
         return
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "upload.h5"
-        path.write_bytes(upload.getvalue())
-        try:
-            ss.replay, ss.replay_name, ss.run_upload_error = read_run(path), upload.name, None
-        except RunFileError as e:
-            ss.replay, ss.run_upload_error = None, str(e)
+    try:  # one replay per session: a new upload replaces the old one
+        ss.replay, ss.replay_name, ss.run_upload_error = read_uploaded_run(upload.getvalue(), upload.name), \
+            upload.name, None
+    except RunFileError as e:
+        ss.replay, ss.run_upload_error = None, str(e)
 
 
 def run_file_tab() -> None:

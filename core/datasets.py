@@ -15,13 +15,14 @@ Names that ``load_dataset`` understands:
 * ``gaussian:D`` -- standard-normal inputs of dimension D with meaningless labels, for forward-only probes.
 
 Everything read from a file goes through one validating reader that checks shapes and dtypes on the HDF5 objects
-before loading them and turns every problem into a ``DatasetError`` that names the file, the key and the fix.
+before loading them and turns every problem into a ``DatasetError`` that names the file, the key and the fix. The
+reader runs in a separate, limited process (core.untrusted), which first refuses links, data kept in other files,
+non-numeric dtypes and declared sizes over INITLAB_MAX_PARSE_MB, and hands back plain arrays only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import os
 import threading
@@ -32,6 +33,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .untrusted import FileSource, ParseLimits, UntrustedFileError, check_tree, open_hdf5, parse, short, size_text
+
 REPO_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 CAT_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
 SHIPPED_FILES = {"shapes64": "shapes64.h5", "digits": "digits.h5"}
@@ -41,10 +44,10 @@ GAUSSIAN_TRAIN, GAUSSIAN_TEST = 1000, 200
 
 DEFAULT_MAX_UPLOAD_MB = 200  # overridden by $INITLAB_MAX_UPLOAD_MB; MB here means 2**20 bytes
 DEFAULT_MAX_SAMPLES = 100_000
-MAX_VALUES = 100_000_000  # inputs over both splits: 800 MB as float64; guards against gzip bombs too
 MAX_CLASSES = 1000  # labels must be integers in 0..MAX_CLASSES-1
 
 _COURSE_KEYS = "keys train_set_x, train_set_y, test_set_x, test_set_y and optionally list_classes"
+_COURSE_FILE = f"the .h5 file in the course layout ({_COURSE_KEYS})"
 
 
 class DatasetError(ValueError):
@@ -453,38 +456,6 @@ def _max_bytes(max_bytes: int | None) -> int:
     return int(mb * 2**20)
 
 
-class _Source:
-    """One HDF5 file to read: a path or uploaded bytes, with the label used in messages."""
-
-    def __init__(self, label: str, path: Path | None = None, data: bytes | None = None):
-        self.label, self.path, self.data = label, path, data
-
-    def size(self) -> int:
-        return self.path.stat().st_size if self.path is not None else len(self.data)
-
-    def open(self) -> h5py.File:
-        target = self.path if self.path is not None else io.BytesIO(self.data)
-        try:
-            return h5py.File(target, "r")
-        except (OSError, ValueError) as e:
-            if "signature" in str(e):
-                message = (f"{self.label} is not an HDF5 file. Give the .h5 file itself in the course layout "
-                           f"({_COURSE_KEYS}), not an image, an archive or a renamed text file.")
-            else:
-                message = (f"{self.label} could not be opened as HDF5 ({_short(e)}); it may be truncated or damaged. "
-                           "Copy or upload the complete .h5 file again.")
-            raise DatasetError(message, file=self.label) from e
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} bytes"
-
-
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:200]
-
-
 def load_course_h5(train_path: str | Path, test_path: str | Path | None = None, *, name: str | None = None,
                    max_bytes: int | None = None, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
     """Read course-layout HDF5: one file with both splits, or a train file (train_set_*) and a test file (test_set_*).
@@ -500,7 +471,7 @@ def load_course_h5(train_path: str | Path, test_path: str | Path | None = None, 
         if not path.is_file():
             raise DatasetError(f"{path} does not exist or is not a file: check the path (a folder needs the file "
                                "name too, e.g. train_catvnoncat.h5).", file=str(path))
-        sources.append(_Source(str(path), path=path))
+        sources.append(FileSource(str(path), path=str(path)))
     if name is None:
         stem = train_path.stem
         name = stem[len("train_"):] if stem.startswith("train_") and len(stem) > 6 else stem
@@ -509,7 +480,7 @@ def load_course_h5(train_path: str | Path, test_path: str | Path | None = None, 
 
 def load_uploaded_h5(data: bytes, *, name: str = "upload", test_data: bytes | None = None,
                      max_bytes: int | None = None, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
-    """Read an uploaded course-layout file from memory (h5py opens io.BytesIO); same checks as load_course_h5.
+    """Read an uploaded course-layout file from its bytes; same checks as load_course_h5.
 
     One upload holds both splits, or pass the test file's bytes as test_data (train_set_* in data, test_set_* in
     test_data), as the course ships them.
@@ -521,39 +492,65 @@ def load_uploaded_h5(data: bytes, *, name: str = "upload", test_data: bytes | No
             continue
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"load_uploaded_h5 needs bytes, got {type(blob).__name__} (use uploaded.getvalue())")
-        sources.append(_Source(label, data=bytes(blob)))
+        sources.append(FileSource(label, data=bytes(blob)))
     return _read_sources(sources, name, _max_bytes(max_bytes), max_samples)
 
 
-def _read_sources(sources: list[_Source], name: str, max_bytes: int, max_samples: int) -> Dataset:
+def _read_sources(sources: list[FileSource], name: str, max_bytes: int, max_samples: int) -> Dataset:
     for src in sources:
         size = src.size()
         if size > max_bytes:
             raise DatasetError(
-                f"{src.label} is {_size(size)}, more than the limit of {_size(max_bytes)}, so it was not read. "
+                f"{src.label} is {size_text(size)}, more than the limit of {size_text(max_bytes)}, so it was not read. "
                 "Use a smaller file, or raise the limit with INITLAB_MAX_UPLOAD_MB.", file=src.label)
         if size == 0:
             raise DatasetError(f"{src.label} is empty (0 bytes): give the .h5 file itself.", file=src.label)
+    label = sources[0].label
+    try:
+        limits = ParseLimits.from_env()
+        plain, arrays = parse(_parse_sources, sources, name, max_samples, limits.max_bytes, label=label,
+                              limits=limits)
+    except UntrustedFileError as e:
+        raise DatasetError(str(e), file=label, key=e.key) from None
+    try:
+        scale = float(plain.pop("scale"))
+        for split in ("train", "test"):  # exactly the course's preprocessing: x.reshape(m, -1).T / 255.
+            rows = arrays[f"x_{split}"]  # (m, n_features), as stored: an eighth of the float64 result to send
+            if rows.dtype.kind == "f":
+                rows = rows.astype(np.float64, copy=False)
+            arrays[f"x_{split}"] = rows.T / scale
+        return Dataset(**plain, **arrays)  # which checks every array again
+    except (KeyError, TypeError, AttributeError):  # only a reader that a crafted file took over answers like this
+        raise DatasetError(f"{label} was refused: its reader's answer was malformed; the file is crafted or "
+                           "damaged.", file=label) from None
+
+
+def _parse_sources(sources: list[FileSource], name: str, max_samples: int, max_bytes: int):
+    """In the parser process (see core.untrusted.parse): the checked files read into a Dataset, as plain data."""
     files = []
     try:
         for src in sources:
-            files.append(src.open())
-        return _read_open(sources, files, name, max_samples)
-    except DatasetError:
+            files.append(open_hdf5(src, _COURSE_FILE))
+            check_tree(files[-1], src.label, max_bytes)
+        return _read_open(sources, files, name, max_samples, max_bytes)
+    except UntrustedFileError:
         raise
-    except MemoryError as e:
-        raise DatasetError(f"{sources[0].label} does not fit in memory: use fewer or smaller images.",
-                           file=sources[0].label) from e
+    except DatasetError as e:
+        raise UntrustedFileError(str(e), key=e.key) from None
+    except MemoryError:
+        raise UntrustedFileError(f"{sources[0].label} does not fit in memory: use fewer or smaller images.") from None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
-        raise DatasetError(f"{sources[0].label} could not be read ({type(e).__name__}: {_short(e)}). Check that it "
-                           f"is an intact course-layout HDF5 file ({_COURSE_KEYS}).",
-                           file=sources[0].label) from e
+        raise UntrustedFileError(f"{sources[0].label} could not be read ({type(e).__name__}: {short(e)}). Check that "
+                                 f"it is an intact course-layout HDF5 file ({_COURSE_KEYS}).") from None
     finally:
         for f in files:
             f.close()
 
 
-def _read_open(sources: list[_Source], files: list[h5py.File], name: str, max_samples: int) -> Dataset:
+def _read_open(sources: list[FileSource], files: list[h5py.File], name: str, max_samples: int,
+               max_bytes: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """The checked values as plain data: each split's x one example per row as stored (the caller scales and
+    transposes it), its labels (1, m) int64, the scale, the class names, the image shape and a description."""
     if len(files) == 1:
         where = {"train": (sources[0], files[0]), "test": (sources[0], files[0])}
     else:
@@ -568,10 +565,11 @@ def _read_open(sources: list[_Source], files: list[h5py.File], name: str, max_sa
             f"({test_src.label}) holds {plans['test']['x'].shape[1:]}; both splits need the same features. "
             "Export both from the same source.", file=train_src.label, key="test_set_x")
     total = sum(int(np.prod(p["x"].shape, dtype=np.int64)) for p in plans.values())
-    if total > MAX_VALUES:
+    if total * 8 > max_bytes:  # they become float64
         raise DatasetError(
-            f"{train_src.label}: train_set_x and test_set_x hold {total:,} values together, more than Init Lab's "
-            f"limit of {MAX_VALUES:,}. Use fewer or smaller images.", file=train_src.label, key="train_set_x")
+            f"{train_src.label}: train_set_x and test_set_x hold {total:,} values together, {size_text(total * 8)} "
+            f"as float64, more than this server's limit of {size_text(max_bytes)} for one file. Use fewer or smaller "
+            "images (the operator sets the limit with INITLAB_MAX_PARSE_MB).", file=train_src.label, key="train_set_x")
     classes_raw = None
     for src, f in dict.fromkeys(where.values()):
         if "list_classes" in f:
@@ -602,17 +600,12 @@ def _read_open(sources: list[_Source], files: list[h5py.File], name: str, max_sa
     description = _read_description(files[0]) or f"Read from {sources[0].label}" + (
         f" and {sources[1].label}." if len(sources) > 1 else ".")
     image_shape = plans["train"]["x"].shape[1:]
-    return Dataset(
-        name=name,
-        x_train=parts["train"]["x"], y_train=parts["train"]["y"],
-        x_test=parts["test"]["x"], y_test=parts["test"]["y"],
-        classes=classes,
-        image_shape=tuple(image_shape) if len(image_shape) >= 2 else None,
-        description=description,
-    )
+    plain = {"name": name, "classes": list(classes), "description": description, "scale": parts["train"]["scale"],
+             "image_shape": [int(s) for s in image_shape] if len(image_shape) >= 2 else None}
+    return plain, {f"{a}_{split}": parts[split][a] for split in ("train", "test") for a in ("x", "y")}
 
 
-def _get(src: _Source, f: h5py.File, key: str, split: str) -> h5py.Dataset:
+def _get(src: FileSource, f: h5py.File, key: str, split: str) -> h5py.Dataset:
     if key not in f:
         need = "train_set_x and train_set_y" if split == "train" else "test_set_x and test_set_y"
         raise DatasetError(
@@ -631,7 +624,7 @@ def _get(src: _Source, f: h5py.File, key: str, split: str) -> h5py.Dataset:
     return obj
 
 
-def _plan_split(src: _Source, f: h5py.File, split: str, max_samples: int) -> dict:
+def _plan_split(src: FileSource, f: h5py.File, split: str, max_samples: int) -> dict:
     xkey, ykey = f"{split}_set_x", f"{split}_set_y"
     x, y = _get(src, f, xkey, split), _get(src, f, ykey, split)
     if not 2 <= x.ndim <= 4:
@@ -652,7 +645,7 @@ def _plan_split(src: _Source, f: h5py.File, split: str, max_samples: int) -> dic
     return {"x": x, "y": y, "xkey": xkey, "ykey": ykey, "file": f}
 
 
-def _pixel_max(src: _Source, f: h5py.File, x: h5py.Dataset, xkey: str) -> float | None:
+def _pixel_max(src: FileSource, f: h5py.File, x: h5py.Dataset, xkey: str) -> float | None:
     for attrs in (x.attrs, f.attrs):
         if "pixel_max" in attrs:
             value = np.asarray(attrs["pixel_max"])
@@ -665,14 +658,14 @@ def _pixel_max(src: _Source, f: h5py.File, x: h5py.Dataset, xkey: str) -> float 
     return None
 
 
-def _read_split(src: _Source, plan: dict, split: str) -> dict:
+def _read_split(src: FileSource, plan: dict, split: str) -> dict:
     xds, yds, xkey, ykey = plan["x"], plan["y"], plan["xkey"], plan["ykey"]
     pixel_max = _pixel_max(src, plan["file"], xds, xkey)
     for key, ds in ((xkey, xds), (ykey, yds)):
         try:
             plan[key] = ds[()]
         except (OSError, ValueError, RuntimeError) as e:  # corrupt chunks, a missing compression filter, ...
-            raise DatasetError(f"{src.label}: {key} could not be read ({_short(e)}). The file looks damaged or uses "
+            raise DatasetError(f"{src.label}: {key} could not be read ({short(e)}). The file looks damaged or uses "
                                "a compression filter h5py lacks: save it again with gzip or no compression.",
                                file=src.label, key=key) from e
     x, y_raw = plan[xkey], plan[ykey]
@@ -684,7 +677,6 @@ def _read_split(src: _Source, plan: dict, split: str) -> dict:
             raise DatasetError(f"{src.label}: {xkey} holds {bad} NaN or infinite values. Replace or drop those "
                                "examples before saving.", file=src.label, key=xkey)
         scale = pixel_max if pixel_max is not None else 1.0
-        x = x.astype(np.float64, copy=False)
     else:
         if pixel_max is None:
             lo, hi = (int(x.min()), int(x.max())) if x.dtype.kind != "b" else (0, 1)
@@ -697,8 +689,14 @@ def _read_split(src: _Source, plan: dict, split: str) -> dict:
             scale = pixel_max
         if x.dtype.kind == "b":
             x = x.astype(np.uint8)
-    # exactly the course's preprocessing: x.reshape(m, -1).T / 255.
-    x = x.reshape(m, -1).T / scale
+    if pixel_max is not None:  # a tiny pixel_max would turn ordinary pixels into overflowing inputs, even inf
+        largest = max(abs(float(x.min())), abs(float(x.max())))
+        if largest > pixel_max:
+            raise DatasetError(
+                f"{src.label}: {xkey} holds values up to {largest:g} in size, above its pixel_max of {pixel_max:g}, "
+                "which must be the largest possible pixel value. Set pixel_max to that largest value (e.g. 255), "
+                "or drop it.", file=src.label, key="pixel_max")
+    x = x.reshape(m, -1)
 
     y_flat = np.asarray(y_raw).reshape(-1)
     if y_flat.dtype.kind == "f":
@@ -719,7 +717,7 @@ def _read_split(src: _Source, plan: dict, split: str) -> dict:
     return {"x": x, "y": y, "scale": float(scale)}
 
 
-def _read_classes(src: _Source, f: h5py.File) -> tuple[str, ...]:
+def _read_classes(src: FileSource, f: h5py.File) -> tuple[str, ...]:
     obj = f.get("list_classes")
     if not isinstance(obj, h5py.Dataset) or obj.shape is None or len(obj.shape) != 1 \
             or not 2 <= obj.shape[0] <= MAX_CLASSES or obj.dtype.kind not in "SUOiu":
