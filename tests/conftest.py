@@ -1,5 +1,6 @@
 """Shared fixtures: the course's data (from ../shared/data, never copied into the repo) and small datasets."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,9 @@ def cat_data():
     if not (SHARED_DATA / "train_catvnoncat.h5").exists():
         pytest.skip(f"the course's cat files are not in {SHARED_DATA}")
     return load_dataset("catvnoncat", SHARED_DATA)
+
+
+def shown_text(markdown: str) -> str:
+    """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation,
+    and the word joiner (U+2060) is invisible."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")

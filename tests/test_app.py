@@ -23,6 +23,7 @@ from core.config import Config
 from core.datasets import load_dataset
 from core.record import RunRecorder, record
 from core.train import Training
+from tests.conftest import shown_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 TIMEOUT = 120
@@ -408,12 +409,6 @@ def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
 LIVE_LINK = re.compile(r"(?<!\\)\][(\[:]|(?<!\\)<[a-z]|(?:https?|ftp)://|www\.|[\w.+-]@[\w-]", re.IGNORECASE)
 HOSTILE = ("**Session expired.** [Sign in](https://evil.example/login) ![pixel](http://evil.example/p.png) "
            "<https://evil.example> www.evil.example a@evil.example :red[x] $x$ # h")
-
-
-def shown_text(markdown: str) -> str:
-    """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation,
-    and the word joiner (U+2060) is invisible."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def markdown_bodies(at: AppTest) -> list[str]:
