@@ -19,7 +19,8 @@ from .initializers import INITIALIZERS
 from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
 from .theory import TheoryError, compare, mean_field
-from .train import Training, probe
+from .train import Training
+from .verdict import probe_verdict
 
 USAGE_ERROR = 2
 PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
@@ -144,14 +145,14 @@ def run_train(args, config: Config, dataset, out) -> None:
 
 
 def run_probe(args, config: Config, dataset, out) -> None:
-    net, _, snap = probe(config, dataset, _limits(args))
+    net, snap, judged = probe_verdict(config, dataset, _limits(args))
     rows = [
         {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
          **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS}}
         for i in range(net.depth)
     ]
     if args.json:
-        print(json.dumps(rows), file=out)
+        print(json.dumps({"layers": rows, "verdict": judged.to_dict()}), file=out)
         return
     print(f"network {net}, init {config.init} — statistics at initialisation", file=out)
     header = ["layer", "units", "activation", *PROBE_COLUMNS]
@@ -159,6 +160,7 @@ def run_probe(args, config: Config, dataset, out) -> None:
     for r in rows:
         cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{r[h]:>10.3g}" for h in header]
         print("  ".join(cells), file=out)
+    print("", *judged.lines(), sep="\n", file=out)
 
 
 def run_show(path: str, out) -> None:
