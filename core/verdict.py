@@ -402,15 +402,23 @@ def cause(v: Verdict) -> str:
             if gradient else f"output std of Z {number(output.values['z_std'])}")
 
 
+def learns(v: Verdict, final: Snapshot | None) -> bool:
+    """Whether a run learns: once trained, its final accuracy beats the majority-class baseline by at least one
+    example; before that, whether its start has no problem."""
+    if final is None:
+        return v.severity != PROBLEM
+    base = v.baseline
+    accuracy = final.test_accuracy if base.split == "test" else final.train_accuracy
+    return accuracy - base.accuracy >= 0.5 / base.total
+
+
 def compare_line(label: str, v: Verdict, final: Snapshot | None) -> str:
     """One run of a comparison: whether it learns (once trained: its accuracy against the baseline) and why."""
     if final is None:
-        expected = "should learn" if v.severity != PROBLEM else "should not learn"
-        return f"{label}: {expected} — {cause(v)}."
+        return f"{label}: {'should learn' if learns(v, None) else 'should not learn'} — {cause(v)}."
     base = v.baseline
     accuracy = final.test_accuracy if base.split == "test" else final.train_accuracy
-    learned = accuracy - base.accuracy >= 0.5 / base.total
-    result = (f"learns ({accuracy:.0%} vs {base.accuracy:.0%} for the majority class)" if learned else
+    result = (f"learns ({accuracy:.0%} vs {base.accuracy:.0%} for the majority class)" if learns(v, final) else
               f"does not learn ({accuracy:.0%} = always {base.label})" if abs(accuracy - base.accuracy) < 0.5 / base.total
               else f"does not learn ({accuracy:.0%}, below always {base.label}: {base.accuracy:.0%})")
     return f"{label}: {result} — {cause(v)}."

@@ -40,12 +40,36 @@ def test_deep_nets_are_drawn_as_an_even_selection_that_keeps_first_and_last_laye
     assert len(fig.data) == figures.MAX_FACETS
 
 
-def test_depth_profile_uses_a_log_axis_and_leaves_gaps_for_zeros():
-    fig = figures.depth_profile({"std A": np.array([1.0, 0.0, 1e-3])}, "t", "std", log_y=True)
+def test_depth_profile_draws_zeros_on_a_labelled_floor_a_decade_below_the_rest():
+    """A std of exactly 0 (zeros init; ×10's saturated output) has no place on a log axis: it used to leave a gap,
+    or an empty frame when every value was 0. It sits on a dotted floor line that says what 0 means."""
+    fig = figures.depth_profile({"std A": np.array([1.0, 0.0, 1e-3]), "std Z": [0.5, np.nan, 2e-3]}, "t", "std",
+                                log_y=True, zero_note="std = 0: all units identical")
     assert fig.layout.yaxis.type == "log"
     assert list(fig.data[0].x) == [1, 2, 3]
-    assert np.isnan(fig.data[0].y[1]) and fig.data[0].y[2] == 1e-3
+    assert list(fig.data[0].y) == [1.0, 1e-4, 1e-3]  # the floor: a decade below the smallest value, 1e-3
+    assert list(fig.data[0].customdata) == [1.0, 0.0, 1e-3]  # the true values, for hover and the CSV
+    assert fig.data[1].customdata is None and np.isnan(fig.data[1].y[1])  # NaN stays a gap
+    floor = [shape for shape in fig.layout.shapes if shape.y0 == 1e-4]
+    assert len(floor) == 1 and floor[0].line.dash == "dot"
+    assert [a.text for a in fig.layout.annotations] == ["std = 0: all units identical"]
+    assert fig.layout.annotations[0].y == pytest.approx(-4)  # log10 of the floor
     assert figures.depth_profile({"a": [1], "b": [2]}, "t", "y").layout.yaxis.type == "linear"
+
+
+def test_all_zero_charts_draw_the_floor_without_a_misleading_scale():
+    fig = figures.depth_profile({"std Z": [0.0, 0.0]}, "t", "std", log_y=True)
+    assert list(fig.data[0].y) == [1.0, 1.0] and fig.layout.yaxis.showticklabels is False
+    ratios = figures.per_layer_over_steps(np.arange(3), np.zeros((3, 2)), "t", "‖dW‖")
+    assert all(list(t.y) == [1.0] * 3 for t in ratios.data) and ratios.layout.shapes[0].y0 == 1.0
+
+
+def test_a_chart_with_no_finite_value_says_so():
+    """zeros init: ‖W‖ = 0, so every update-to-weight ratio is 0/0 or x/0."""
+    values = np.array([[np.nan, np.inf]] * 3)
+    fig = figures.per_layer_over_steps(np.arange(3), values, "t", "ratio", reference=1e-3,
+                                       undefined_note="‖W‖ = 0, the ratio has no value")
+    assert "Nothing to draw: ‖W‖ = 0, the ratio has no value" in [a.text for a in fig.layout.annotations]
 
 
 def test_update_ratio_chart_has_one_line_per_layer_and_the_reference(circles_run):
@@ -112,7 +136,8 @@ def test_depth_profile_overlays_each_prediction_dashed_in_its_series_colour():
         assert trace.legendgroup == trace.name.removesuffix(" predicted") and not trace.showlegend  # one legend row
         assert list(trace.x) == [1, 2, 3]
     for trace in fig.data[:3]:
-        assert trace.line.dash is None
+        assert trace.line.dash != "dash"  # measured: solid, dotted or dash-dotted, never a prediction's dash
+    assert len({(t.line.dash, t.marker.symbol) for t in fig.data[:3]}) == 3  # told apart without colour
     z, a = fig.data[3].y, fig.data[4].y
     assert z[0] == 0.53 and np.isnan(z[1]) and np.isnan(z[2])  # zero and inf: gaps on a log axis
     assert a[0] == 0.25 and np.isnan(a[1]) and np.isnan(a[2])  # negative and NaN: gaps
@@ -135,7 +160,7 @@ def test_per_layer_over_steps_draws_each_layers_prediction_as_a_dashed_segment_i
     measured, dashed = fig.data[:n], fig.data[n:]
     assert len(dashed) == n
     for line, segment in zip(measured, dashed):
-        assert line.line.dash is None and segment.line.dash == "dash"
+        assert line.line.dash != "dash" and segment.line.dash == "dash"
         assert segment.line.color == line.line.color
         assert segment.name == "predicted at init" and not segment.showlegend  # the legend stays one row of layers
         assert segment.legendgroup == line.legendgroup  # shown and hidden with its layer
@@ -155,7 +180,8 @@ def test_more_layers_than_a_legend_row_holds_get_a_colour_bar_of_layers(n):
     lines, scale = fig.data[:n], fig.data[2 * n:]
     assert len(scale) == 1 and scale[0].marker.showscale and scale[0].showlegend is False
     assert (scale[0].marker.cmin, scale[0].marker.cmax) == (1, n)
-    assert [c for _, c in scale[0].marker.colorscale] == [lines[0].line.color, lines[-1].line.color]
+    stops = scale[0].marker.colorscale
+    assert (stops[0][1], stops[-1][1]) == (lines[0].line.color, lines[-1].line.color)
     assert all(v is None for v in scale[0].y)  # it carries the scale, draws nothing
 
 
