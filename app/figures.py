@@ -302,26 +302,30 @@ def layer_fractions(dead: Array, saturated: Array) -> go.Figure:
                                  yaxis=_axis("share of values", range=[0, 1], tickformat=".0%")))
 
 
-def robust_top(values: Mapping[str, Array]) -> tuple[float, dict[str, tuple[float, float]]]:
-    """A linear y-axis top that shows every curve: the largest of the curves' 90th percentiles, unless the largest
-    value is within twice that (then the largest value). Also what it leaves off-scale: by curve, its largest value
-    and the x index of it. A curve's first steps can be thousands of times its rest (×10 on circles starts at 1774
-    and is below 1 a few hundred steps later): drawn in full they would flatten every other curve to one line."""
-    finite = {name: np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))] for name, v in values.items()}
+SPIKE_FACTOR = 2.0  # a value above twice the largest 75th percentile of the curves is off-scale...
+GUESS_FACTOR = 1.5  # ...unless it is under 1.5 times the guess's cost: a sound init starts near ln 2 (0.69-1.0)
+
+
+def robust_top(values: Mapping[str, Array], least: float = 0.0) -> tuple[float, dict[str, tuple[float, int]]]:
+    """A linear y-axis top that shows every curve: twice the largest of the curves' 75th percentiles (at least
+    `least`), or the largest value when it fits under that. Also what it leaves off-scale: by curve, its largest
+    value and that value's index. A curve's first steps can be thousands of times its rest (×10 on circles starts at
+    1774 and is below 1 a few hundred steps later): drawn in full they flatten every other curve into one line. The
+    75th percentile is taken per curve, so a curve whose spike is a few of its points cannot raise it."""
+    finite = {name: np.asarray(v, dtype=float) for name, v in values.items()}
+    finite = {name: v[np.isfinite(v)] for name, v in finite.items()}
     finite = {name: v for name, v in finite.items() if v.size}
     if not finite:
         return math.nan, {}
     largest = max(float(v.max()) for v in finite.values())
-    typical = max(float(np.quantile(v, 0.9)) for v in finite.values())
-    if largest <= 2 * typical:
+    top = max(SPIKE_FACTOR * max(float(np.quantile(v, 0.75)) for v in finite.values()), least)
+    if largest <= top:
         return largest, {}
-    top = typical * 1.25
     off = {}
     for name, v in values.items():
-        v = np.asarray(v, dtype=float)
-        if np.nanmax(np.where(np.isfinite(v), v, -np.inf), initial=-np.inf) > top:
-            i = int(np.nanargmax(np.where(np.isfinite(v), v, -np.inf)))
-            off[name] = (float(v[i]), i)
+        v = np.where(np.isfinite(np.asarray(v, dtype=float)), np.asarray(v, dtype=float), -np.inf)
+        if v.size and v.max() > top:
+            off[name] = (float(v.max()), int(v.argmax()))
     return top, off
 
 
@@ -331,7 +335,9 @@ def curves(steps: Mapping[str, Array], values: Mapping[str, Array], title: str, 
     """Named curves over training steps (loss, accuracies, or one loss curve per initialiser).
 
     `reference` draws a dashed guide (the loss of a guess, ln 2) labelled `reference_label`. `clip` (linear axis):
-    the y-range runs from 0 to `robust_top`, and an annotation names what it leaves off-scale.
+    when a spike would flatten the rest, the y-range runs from 0 to `robust_top` and an annotation names what it
+    leaves off-scale (clipping rather than a log scale by default: on a linear axis from 0, 0.693 -> 0.644 looks
+    as flat as it is, where a log axis would stretch it; the log scale is a toggle).
     """
     data = []
     for k, name in enumerate(values):
@@ -344,9 +350,9 @@ def curves(steps: Mapping[str, Array], values: Mapping[str, Array], title: str, 
         drawn.append([reference])
         extra = _guide(reference, reference_label, log_y)
     if clip and not log_y and y_range is None:
-        top, off = robust_top(values)
+        top, off = robust_top(values, GUESS_FACTOR * reference if reference is not None else 0.0)
         if off:
-            y_range = (0.0, max(top, reference or 0.0) * 1.05)
+            y_range = (0.0, top * 1.05)
             notes = "; ".join(f"{name} up to {v:.4g} (step {np.asarray(steps[name])[i]:,})" for name, (v, i) in
                               off.items())
             extra.setdefault("annotations", []).append(
