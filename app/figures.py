@@ -83,15 +83,28 @@ def _axis(title: str | None = None, standoff: int | None = None, **extra) -> dic
             **{k: v for k, v in extra.items() if v is not None}}
 
 
-def _value_axis(title: str, log_y: bool, values, **extra) -> dict:
-    """The y-axis: on a log scale spanning more than a decade, one label per power of ten (minor digits clutter)."""
+def _value_axis(title: str, log_y: bool, values, floor: float | None = None, **extra) -> dict:
+    """The y-axis: on a log scale spanning more than a decade, one label per power of ten (minor digits clutter).
+    With a `floor` (zeros drawn there) the ticks are the floor, labelled 0, and the powers of ten above it: no tick
+    may give the floor a value it does not have."""
     axis = _axis(title, type="log" if log_y else "linear", exponentformat="power", **extra)
-    if log_y:
+    if log_y and floor is not None:
+        v = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in values])
+        top = float(np.max(v[np.isfinite(v)]))
+        decades = list(range(math.floor(math.log10(floor)) + 1, math.floor(math.log10(top)) + 1))
+        decades = decades[::max(1, math.ceil(len(decades) / 8))]  # at most 8 labels
+        axis.update(tickmode="array", tickvals=[floor, *(10.0**k for k in decades)],
+                    ticktext=["0", *(_power_of_ten(k) for k in decades)])
+    elif log_y:
         v = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in values]) if values else np.array([])
         v = v[np.isfinite(v) & (v > 0)]
         if v.size:
             axis["dtick"] = 1 if v.max() / v.min() > 100 else "D2"
     return axis
+
+
+def _power_of_ten(k: int) -> str:
+    return {0: "1", 1: "10"}.get(k, f"10<sup>{k}</sup>")
 
 
 def _plottable(values, log_y: bool = True) -> Array:
@@ -126,15 +139,16 @@ def _floored(values, floor: float | None) -> tuple[Array, dict]:
     return np.where(v == 0, floor, y), {"customdata": v}
 
 
-def _floor_marks(floor: float | None, note: str, all_zero: bool) -> dict:
-    """The floor line and what it means, for a layout; with no other value the scale's ticks would lie: hidden."""
+def _floor_marks(floor: float | None, note: str) -> dict:
+    """The floor line and what it means, for a layout."""
     if floor is None:
         return {}
     marks = {"shapes": [dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=floor, y1=floor,
                              line=dict(color=FLOOR_COLOUR, dash="dot", width=1.5))],
              "annotations": [dict(text=note, showarrow=False, xref="x domain", x=0.01, xanchor="left", yref="y",
-                                  y=np.log10(floor), yanchor="bottom", font=dict(color=FLOOR_COLOUR, size=13))]}
-    return {**marks, "hide_ticks": all_zero}
+                                  y=np.log10(floor), yanchor="bottom", font=dict(color=FLOOR_COLOUR, size=13),
+                                  bgcolor="rgba(255,255,255,0.8)")]}
+    return marks
 
 
 def _nothing_drawn(arrays, note: str) -> list[dict]:
@@ -275,8 +289,8 @@ def depth_profile(series: Mapping[str, Array], title: str, y_title: str, log_y: 
              for name, v in expected.items()]
     drawn = [v for v, _ in measured.values()] + list(expected.values())
     depth = max((len(v) for v in drawn), default=0)
-    marks = _floor_marks(floor, zero_note, all_zero=not any(np.any(np.asarray(v, float) > 0) for v in series.values()))
-    y_axis = _value_axis(y_title, log_y, drawn, **({"showticklabels": False} if marks.get("hide_ticks") else {}))
+    marks = _floor_marks(floor, zero_note)
+    y_axis = _value_axis(y_title, log_y, drawn, floor)
     extra = _with_marks({"annotations": _nothing_drawn(drawn, "every value is NaN or infinite")}, marks)
     return _figure(data, _layout(title, xaxis=_layer_axis(depth), yaxis=y_axis, **_non_empty(extra)))
 
@@ -408,13 +422,13 @@ def per_layer_over_steps(steps: Array, values: Array, title: str, y_title: str, 
     extra = {} if reference is None else _guide(reference, "", log_y)
     if reference is not None:
         drawn.append([reference])
-    marks = _floor_marks(floor, zero_note, all_zero=not np.any(np.asarray(values, dtype=float) > 0))
+    marks = _floor_marks(floor, zero_note)
     extra = _with_marks(extra, marks)
     if not np.any(np.isfinite(np.asarray(values, dtype=float))):
         extra = _with_marks(extra, {"annotations": _nothing_drawn([values], undefined_note)})
     if not named:
         data.append(_layer_scale(n))
-    y_axis = _value_axis(y_title, log_y, drawn, **({"showticklabels": False} if marks.get("hide_ticks") else {}))
+    y_axis = _value_axis(y_title, log_y, drawn, floor)
     return _figure(data, _layout(title, showlegend=named, xaxis=_axis("step"), yaxis=y_axis, **extra))
 
 

@@ -324,35 +324,37 @@ ZERO_STD_NOTES = {True: "std = 0: all units identical — the symmetry is never 
 def init_tab(config: Config, dataset, limits: Limits) -> None:
     network, snap = probe_of(config, dataset, limits)
     judged = verdict_view.verdict_of(config, dataset, limits)
-    verdict_view.render(judged)
-    why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
     s = snap.stats
+    # The first screen: the verdict and the chart it is read from, side by side. The toggles that shape the charts
+    # are drawn below them, so the charts read the toggles' kept values (set by their on_change before this rerun).
+    log_y = ss.setdefault(kept("init_log_y"), True)
+    shared_x = ss.setdefault(kept("init_shared_x"), False)
+    ss.setdefault(kept(THEORY_KEY), True)
+    p = prediction_of(config, dataset)
+    # dZ has mean ~0 in hidden layers, so its predicted rms is its std (at the output, within a few per cent)
+    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_rms}
+    left, right = st.columns(2)
+    with left:
+        verdict_view.render(judged)
+    with right:
+        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
+                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted,
+                                    zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
+              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
+              "Dashed: the mean-field prediction.")
+    left, middle, right = st.columns(3)
+    left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
+    middle.toggle("One x-axis for every layer's histogram", key="init_shared_x", **keep("init_shared_x", False),
+                  help="Off: each layer spans its own values (read the scale on its axis). On: a layer whose values "
+                       "collapse shows as a spike at 0.")
+    theory_toggle(right)
+    why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
     head, download = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
                   f"training examples, no update. Cost {snap.loss:.6g}.")
     download.download_button("Statistics (CSV)", data=lambda: export.run_csv([snap]), mime="text/csv",
                              file_name="initlab-init-statistics.csv", key="init_stats_csv", on_click="ignore",
                              help="Every per-layer statistic of this pass, one row per layer.")
-    left, middle, right = st.columns(3)
-    log_y = left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
-    shared_x = middle.toggle("One x-axis for every layer's histogram", key="init_shared_x",
-                             **keep("init_shared_x", False),
-                             help="Off: each layer spans its own values (read the scale on its axis). On: a layer "
-                                  "whose values collapse shows as a spike at 0.")
-    theory_toggle(right)
-    p = prediction_of(config, dataset)
-    # dZ has mean ~0 in hidden layers, so its predicted rms is its std (at the output, within a few per cent)
-    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_rms}
-    left, right = st.columns(2)
-    with left:
-        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
-                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted,
-                                    zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
-              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
-              "Dashed: the mean-field prediction.")
-    with right:
-        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
-              "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
     if network.depth > figures.MAX_FACETS:
         st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
                    "first and last included.")
@@ -364,8 +366,13 @@ def init_tab(config: Config, dataset, limits: Limits) -> None:
         chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
                                        "dZ", shared_x),
               "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.")
-    chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
-          "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
+              "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
+    with right:
+        chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
+              "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")
 
 
 # --- Training --------------------------------------------------------------------------------------------------

@@ -59,9 +59,16 @@ def test_depth_profile_draws_zeros_on_a_labelled_floor_a_decade_below_the_rest()
     assert figures.depth_profile({"a": [1], "b": [2]}, "t", "y").layout.yaxis.type == "linear"
 
 
+def test_the_floor_is_labelled_zero_and_no_tick_gives_it_another_value():
+    fig = figures.depth_profile({"std Z": [0.0, 0.5, 2244.0]}, "t", "std", log_y=True)
+    axis = fig.layout.yaxis
+    assert list(axis.tickvals) == [0.05, 0.1, 1.0, 10.0, 100.0, 1000.0]
+    assert list(axis.ticktext) == ["0", "10<sup>-1</sup>", "1", "10", "10<sup>2</sup>", "10<sup>3</sup>"]
+
+
 def test_all_zero_charts_draw_the_floor_without_a_misleading_scale():
     fig = figures.depth_profile({"std Z": [0.0, 0.0]}, "t", "std", log_y=True)
-    assert list(fig.data[0].y) == [1.0, 1.0] and fig.layout.yaxis.showticklabels is False
+    assert list(fig.data[0].y) == [1.0, 1.0] and list(fig.layout.yaxis.ticktext) == ["0"]
     ratios = figures.per_layer_over_steps(np.arange(3), np.zeros((3, 2)), "t", "‖dW‖")
     assert all(list(t.y) == [1.0] * 3 for t in ratios.data) and ratios.layout.shapes[0].y0 == 1.0
 
