@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.config import Config
 from core.limits import Limits
-from core.verdict import (OK, PROBLEM, WARNING, Finding, Verdict, baseline, chance_cost, compare_line, learns, outcome,
+from core.verdict import (OK, PROBLEM, SLOW, WARNING, Finding, Verdict, baseline, chance_cost, compare_line, learns, outcome,
                           probe_verdict, verdict)
 
 VERDICT_KEY = "verdict"
@@ -81,11 +81,13 @@ def render_compare(verdicts: dict[str, Verdict], finals: dict[str, object]) -> N
     trained = all(finals.get(label) is not None for label in verdicts)
     yes, no = ("Learned", "did not") if trained else ("Should learn", "should not")
     when = "after training" if trained else "from the statistics at initialisation"
+    slow = "" if trained else "".join(f" ({label}: slowly)" for label in learning
+                                      if verdicts[label].prognosis == SLOW)
     with st.container(key=VERDICT_KEY, border=True):
         if learning and failing:
-            _headline(COMPARISON, f"{yes}: {', '.join(learning)}; {no}: {', '.join(failing)} ({when}).")
+            _headline(COMPARISON, f"{yes}: {', '.join(learning)}{slow}; {no}: {', '.join(failing)} ({when}).")
         elif learning:
-            _headline(OK, f"Every initialiser here {'learned' if trained else 'should learn'} ({when}).")
+            _headline(OK, f"Every initialiser here {'learned' if trained else 'should learn'}{slow} ({when}).")
         else:
             _headline(PROBLEM, f"None of these initialisers {'learned' if trained else 'should learn'} ({when}).")
         st.markdown("\n".join(f"- {plain(compare_line(label, v, finals.get(label)))}" for label, v in verdicts.items()))

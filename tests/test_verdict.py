@@ -85,6 +85,7 @@ def test_zeros_on_circles_never_break_the_symmetry(circles):
     _, snapshot, v = probe_verdict(config.replace(init="zeros"), dataset)
     assert np.all(snapshot.stats["z_std"] == 0)
     assert v.headline.startswith("Will not learn") and "symmetry is never broken" in v.finding("symmetry").text
+    assert v.prognosis == "stuck"
     assert v.finding("symmetry").values["layers"] == [1, 2]
     assert v.finding("gradient").text.startswith("No gradient reaches layer 1")
     assert v.finding("signal") is None  # no ratio of zeros
@@ -101,7 +102,9 @@ def test_times_ten_on_circles_starts_saturated_with_exploding_gradients(circles)
     config, dataset = circles
     _, snapshot, v = probe_verdict(config.replace(init="normal", init_scale=10.0), dataset)
     z, dz = snapshot.stats["z_std"], snapshot.stats["dz_std"]
-    assert v.headline.startswith("Starts saturated") and number(z[-1]) in v.headline
+    assert v.headline.startswith("Starts saturated, so it learns slowly") and number(z[-1]) in v.headline
+    assert v.prognosis == "slow"  # the course's ×10 reaches 86% after 15,000 steps: held back, not stuck
+    assert compare_line("normal ×10", v, None).startswith("normal ×10: should learn, slowly")
     assert number(snapshot.loss) in v.finding("output").text
     assert v.finding("gradient").text.startswith("Exploding gradients") and f"×{number(dz[0] / dz[-1])}" in \
         v.finding("gradient").text
