@@ -408,27 +408,23 @@ def watched_run():
 
 
 def training_verdict(config: Config, dataset, limits: Limits, run) -> None:
-    """The panel: the run's verdict at initialisation and, once it has finished, its accuracy against the
-    majority-class baseline; before any run, the sidebar config's verdict."""
+    """The panel: the watched (or replayed) run's verdict at initialisation and, once it has finished, its accuracy
+    against the majority-class baseline; before any run, the sidebar config's verdict. A run on other data than the
+    sidebar's has no panel (its labels, for the baseline, are not here)."""
     replay = ss.get("replay")
     if replay is not None:
-        network = Network(tuple(replay.network_dims), tuple(replay.activations[:len(replay.network_dims) - 2]))
-        same = dataset.fingerprint() == replay.dataset_fingerprint
-        if replay.snapshots:
-            verdict_view.render_run(replay.config, network, replay.snapshots[0], replay.snapshots[-1],
-                                    replay.complete and not replay.stopped_reason, dataset if same else None,
-                                    limits if same else None)
+        if dataset.fingerprint() == replay.dataset_fingerprint:
+            network = Network(tuple(replay.network_dims), tuple(replay.activations[:len(replay.network_dims) - 2]))
+            verdict_view.render_run(replay.config, network, replay.snapshots[-1] if replay.snapshots else None,
+                                    replay.complete and not replay.stopped_reason, dataset, limits)
         return
     if run is None:
-        verdict_view.render(verdict_view.verdict_of(config, dataset, limits))
+        verdict_view.render(verdict_view.verdict_of(config, dataset, limits), folded=True)
         return
-    _, snapshots = watched_snapshots()
-    if not snapshots:
-        return
-    same_data = (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize)
-    verdict_view.render_run(run.config, run.network, snapshots[0], snapshots[-1],
-                            run.status == FINISHED and ss.get("train_frozen") is None, dataset if same_data else None,
-                            limits if same_data else None)
+    if (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize):
+        _, snapshots = watched_snapshots()
+        verdict_view.render_run(run.config, run.network, snapshots[-1] if snapshots else None,
+                                run.status == FINISHED and ss.get("train_frozen") is None, dataset, limits)
 
 
 def training_tab(config: Config, dataset, limits: Limits) -> None:
@@ -515,7 +511,7 @@ TRAINING_CAPTIONS = {
     "accuracy": "The gap between train and test is overfitting; flat lines mean nothing is learned.",
     "a_std": "Lines far apart on this log scale mean the signal shrinks or grows through depth. Dashed: each "
              "layer's std predicted at initialisation.",
-    "dw_norm": "Early layers (light) far below late ones (dark): vanishing gradients.",
+    "dw_norm": "Early layers (dark) far below late ones (light): vanishing gradients.",
     "update_ratio": "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.",
     "boundary": "Colour is P(class 1). A boundary that follows the classes is learning; one plain colour means "
                 "one class everywhere.",

@@ -342,6 +342,7 @@ ZERO_NOTES = {  # what a value of exactly 0 means on each log chart (drawn on it
     "dw_norm": "‖dW‖ = 0: no gradient reaches the layer",
     "update_ratio": "‖ΔW‖ / ‖W‖ = 0: the layer does not move",
 }
+UNDEFINED_RATIO = "every weight is 0 (‖W‖ = 0), so ‖ΔW‖ / ‖W‖ has no value"
 HEATMAP_QUANTITIES = {"a": "activations A", "z": "pre-activations Z", "dz": "gradients dZ", "dw": "weight gradients dW"}
 
 
@@ -386,8 +387,7 @@ def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | 
                                                      "Update-to-weight ratio per layer", "‖ΔW‖ / ‖W‖",
                                                      reference=figures.UPDATE_RATIO_GUIDE,
                                                      zero_note=ZERO_NOTES["update_ratio"],
-                                                     undefined_note="every weight is 0 (‖W‖ = 0), so ‖ΔW‖ / ‖W‖ "
-                                                                    "has no value"),
+                                                     undefined_note=UNDEFINED_RATIO),
         "heatmap": figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
                                               f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
     }

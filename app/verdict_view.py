@@ -13,8 +13,8 @@ import streamlit as st
 
 from core.config import Config
 from core.limits import Limits
-from core.verdict import (OK, PROBLEM, SLOW, WARNING, Finding, Verdict, baseline, chance_cost, compare_line, learns, outcome,
-                          probe_verdict, verdict)
+from core.verdict import (OK, PROBLEM, SLOW, WARNING, Finding, Verdict, chance_cost, compare_line, learns, outcome,
+                          probe_verdict)
 
 VERDICT_KEY = "verdict"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#+!|~$])")  # characters Markdown (or its LaTeX) would read as markup
@@ -50,27 +50,27 @@ def _headline(severity: str, text: str) -> None:
     st.markdown(f"{BADGES[severity]} **{plain(text)}**")
 
 
-def render(v: Verdict, extra: tuple[Finding, ...] = ()) -> None:
-    """The panel: headline, then the findings (``extra`` first: a trained run's outcome leads)."""
+def render(v: Verdict, extra: tuple[Finding, ...] = (), folded: bool = False) -> None:
+    """The panel: headline, then the findings (``extra`` first: a trained run's outcome leads). ``folded``: the
+    findings in a closed expander, where the tab's own charts need the screen (Training)."""
     with st.container(key=VERDICT_KEY, border=True):
         lead = extra[0] if extra else None
         _headline(lead.severity if lead else v.severity, lead.text if lead else v.headline)
         lines = ([f"At initialisation: {v.headline}"] if lead else []) + [f.text for f in v.findings]
-        st.markdown("\n".join(f"- {plain(line)}" for line in lines))
+        body = "\n".join(f"- {plain(line)}" for line in lines)
+        if folded:
+            st.expander("The numbers behind this verdict").markdown(body)
+        else:
+            st.markdown(body)
 
 
-def render_run(config: Config, network, first, last, finished: bool, dataset, limits: Limits | None) -> None:
-    """The Training tab's panel for a run: its verdict at initialisation and, once it has finished, how its final
-    accuracy compares with the majority-class baseline. ``limits`` None: the run's data is not the sidebar's (a
-    replayed file), so the verdict is read from the run's own first snapshot, without Xavier and He beside it."""
-    if limits is not None:
-        v = verdict_of(config, dataset, limits)
-    else:
-        v = verdict(network, config, first, baseline(dataset)) if dataset is not None else None
-    if v is None:
-        return
+def render_run(config: Config, network, last, finished: bool, dataset, limits: Limits) -> None:
+    """The Training tab's panel for a run on the sidebar's data: its verdict at initialisation (the probe of its
+    config: for a full-batch run, the very pass of its step-0 snapshot) and, once it has finished, how its final
+    accuracy compares with the majority-class baseline."""
+    v = verdict_of(config, dataset, limits)
     extra = (outcome(v.baseline, last, chance_cost(network)),) if finished and last is not None else ()
-    render(v, extra)
+    render(v, extra, folded=True)
 
 
 def render_compare(verdicts: dict[str, Verdict], finals: dict[str, object]) -> None:

@@ -273,8 +273,8 @@ def _units(network: Network, snapshot: Snapshot) -> list[Finding]:
     saturated = [i for i in hidden if s["saturated_fraction"][i] >= SATURATED_FRACTION]
     if saturated:
         shares = [float(s["saturated_fraction"][i]) for i in saturated]
-        out.append(Finding("saturated", PROBLEM, f"Saturated: {_layers(saturated)} have {_shares(shares)} of their values in "
-                           "the activation's flat part, where almost no gradient passes.",
+        out.append(Finding("saturated", PROBLEM, f"Saturated: {_layers(saturated)} have {_shares(shares)} of their "
+                           "values in the activation's flat part, where almost no gradient passes.",
                            {"layers": [i + 1 for i in saturated], "fractions": shares}))
     return out
 
@@ -383,14 +383,29 @@ def chance_cost(network: Network) -> float:
     return math.log(max(network.dims[-1], 2))
 
 
+def final_accuracy(base: Baseline, final: Snapshot) -> float:
+    """A trained run's accuracy on the split its baseline is measured on."""
+    return final.test_accuracy if base.split == "test" else final.train_accuracy
+
+
+def examples_above(base: Baseline, accuracy: float) -> float:
+    """How many more examples an accuracy gets right than always answering the majority class."""
+    return (accuracy - base.accuracy) * base.total
+
+
+def beats(base: Baseline, accuracy: float) -> bool:
+    """At least one example better than always answering the majority class (half an example: rounding)."""
+    return examples_above(base, accuracy) >= 0.5
+
+
 def outcome(base: Baseline, final: Snapshot, chance: float) -> Finding:
     """What a trained run's final accuracy says next to the majority-class baseline (`chance`: `chance_cost`)."""
-    accuracy = final.test_accuracy if base.split == "test" else final.train_accuracy
+    accuracy = final_accuracy(base, final)
     gain = accuracy - base.accuracy
     values = {"accuracy": float(accuracy), "majority_accuracy": base.accuracy, "loss": float(final.loss)}
     where = f"after {final.step:,} steps, {base.split} accuracy {accuracy:.0%}"
     cost = f"cost {number(final.loss)} (a guess costs {number(chance)})"
-    if gain < 0.5 / base.total:  # not even one example better than always answering the majority class
+    if not beats(base, accuracy):
         return Finding("outcome", PROBLEM, f"Learned nothing beyond the class balance: {where}, no better than always "
                        f"answering {base.label} ({base.accuracy:.0%}); {cost}.", values)
     return Finding("outcome", OK, f"Learned: {where}, {gain * 100:.0f} points above always answering {base.label} "
@@ -421,9 +436,7 @@ def learns(v: Verdict, final: Snapshot | None) -> bool:
     example; before that, whether its start lets it get past the majority class (slowly or not)."""
     if final is None:
         return v.prognosis != STUCK
-    base = v.baseline
-    accuracy = final.test_accuracy if base.split == "test" else final.train_accuracy
-    return accuracy - base.accuracy >= 0.5 / base.total
+    return beats(v.baseline, final_accuracy(v.baseline, final))
 
 
 def compare_line(label: str, v: Verdict, final: Snapshot | None) -> str:
@@ -432,8 +445,8 @@ def compare_line(label: str, v: Verdict, final: Snapshot | None) -> str:
         expected = {LEARNS: "should learn", SLOW: "should learn, slowly", STUCK: "should not learn"}[v.prognosis]
         return f"{label}: {expected} — {cause(v)}."
     base = v.baseline
-    accuracy = final.test_accuracy if base.split == "test" else final.train_accuracy
-    result = (f"learns ({accuracy:.0%} vs {base.accuracy:.0%} for the majority class)" if learns(v, final) else
-              f"does not learn ({accuracy:.0%} = always {base.label})" if abs(accuracy - base.accuracy) < 0.5 / base.total
+    accuracy = final_accuracy(base, final)
+    result = (f"learns ({accuracy:.0%} vs {base.accuracy:.0%} for the majority class)" if beats(base, accuracy) else
+              f"does not learn ({accuracy:.0%} = always {base.label})" if abs(examples_above(base, accuracy)) < 0.5
               else f"does not learn ({accuracy:.0%}, below always {base.label}: {base.accuracy:.0%})")
     return f"{label}: {result} — {cause(v)}."
