@@ -91,7 +91,8 @@ def _value_axis(title: str, log_y: bool, values, floor: float | None = None, **e
     if log_y and floor is not None:
         v = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in values])
         top = float(np.max(v[np.isfinite(v)]))
-        decades = list(range(math.floor(math.log10(floor)) + 1, math.floor(math.log10(top)) + 1))
+        # powers of ten from 3x the floor up: a label closer to the floor's "0" would crowd it
+        decades = list(range(math.ceil(math.log10(3 * floor)), math.floor(math.log10(top)) + 1))
         decades = decades[::max(1, math.ceil(len(decades) / 8))]  # at most 8 labels
         axis.update(tickmode="array", tickvals=[floor, *(10.0**k for k in decades)],
                     ticktext=["0", *(_power_of_ten(k) for k in decades)])
