@@ -16,12 +16,12 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/, not the 
 
 import streamlit as st  # noqa: E402
 
-from app import figures  # noqa: E402
+from app import export, figures, verdict_view  # noqa: E402
 from app.live_chart import live_chart  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import VARIANTS, presets  # noqa: E402
-from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, layer_figures, preflight,  # noqa: E402
-                      progress_figures, run_store, steps, thin)
+from app.runs import (DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, layer_figures, loss_curves,  # noqa: E402
+                      preflight, progress_figures, run_store, steps, thin)
 from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query,  # noqa: E402
                        versioned, widget_key, widget_values)
 from app.theory_tab import render_theory_tab  # noqa: E402
@@ -36,6 +36,7 @@ from core.record import RunFileError, read_uploaded_run  # noqa: E402
 from core.stats import overflow_note  # noqa: E402
 from core.theory import Prediction, TheoryError, predict_for  # noqa: E402
 from core.train import Training, initial_cost_note, probe  # noqa: E402
+from core.verdict import chance_cost  # noqa: E402
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_PLOT_CONFIG = {"staticPlot": True}
@@ -51,6 +52,7 @@ UPLOAD_PREFIX = "upload:"
 TAB_KEY = "view"
 THEORY_KEY = "show_theory"
 INSTANT_KEY = "replay_instantly"  # the sidebar's "Replay cached runs instantly"
+LOSS_LOG_KEY = "loss_log"  # the loss charts' log-scale toggle (Training and Compare share the choice)
 NETWORK_MODES = ("sizes", "depth × width")
 GENERATION_KEY = "widget_generation"  # of the sidebar's config widgets: see app.state.versioned
 ss = st.session_state
@@ -113,14 +115,17 @@ def keep(key: str, default) -> dict:
 
 
 def chart(fig, key: str, caption: str, live: bool = False) -> None:
-    """A figure and what to look for in it. A `live` one is redrawn in place (`live_chart`) as a static picture: it is
-    replaced several times a second, so hover and zoom could not be used anyway, and skipping their setup makes the
-    browser's redraw cheaper."""
+    """A figure, what to look for in it, and its data as CSV. A `live` one is redrawn in place (`live_chart`) as a
+    static picture: it is replaced several times a second, so hover and zoom could not be used anyway, and skipping
+    their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of the click."""
     if live:
         live_chart(fig, key, LIVE_PLOT_CONFIG)
     else:
         st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    st.caption(caption)
+    text, button = st.columns([6, 1], vertical_alignment="center")
+    text.caption(caption)
+    button.download_button("CSV", data=lambda: export.figure_csv(fig), file_name=f"initlab-{key}.csv",
+                           mime="text/csv", key=f"{key}_csv", on_click="ignore", help="This chart's data as CSV.")
 
 
 # --- sidebar state ----------------------------------------------------------------------------------------------
@@ -335,50 +340,72 @@ def why(body: str) -> None:
                  r"\qquad \frac{2}{n_{in}+n_{out}}\ \text{(Xavier/Glorot)}")
 
 
+ZERO_STD_NOTES = {True: "std = 0: all units identical — the symmetry is never broken",
+                  False: "std = 0: every value of the layer identical"}
+
+
 def init_tab(config: Config, dataset, limits: Limits) -> None:
-    why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
     try:
         network, snap = probe_of(config, dataset, limits)
+        judged = verdict_view.verdict_of(config, dataset, limits)
     except FloatingPointError as e:
         st.error(f"The probe {e}.")
         return
     s = snap.stats
-    st.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
-                f"training examples, no update. Cost {snap.loss:.6g}.")
     note = overflow_note(s)
     if note:
         st.warning(note)
+    # The first screen: the verdict and the chart it is read from, side by side. The toggles that shape the charts
+    # are drawn below them, so the charts read the toggles' kept values (set by their on_change before this rerun).
+    log_y = ss.setdefault(kept("init_log_y"), True)
+    shared_x = ss.setdefault(kept("init_shared_x"), False)
+    ss.setdefault(kept(THEORY_KEY), True)
+    p = prediction_of(config, dataset)
+    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
+    left, right = st.columns(2)
+    with left:
+        verdict_view.render(judged)
+    with right:
+        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
+                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted,
+                                    zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
+              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
+              "Dashed: the mean-field prediction, the average over weight draws; one draw of a layer of few units can "
+              "sit a factor 2 from it.")
+    left, middle, right = st.columns(3)
+    left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
+    middle.toggle("One x-axis for every layer's histogram", key="init_shared_x", **keep("init_shared_x", False),
+                  help="Off: each layer spans its own values (read the scale on its axis). On: a layer whose values "
+                       "collapse shows as a spike at 0.")
+    theory_toggle(right)
+    why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
+    head, download = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
+                  f"training examples, no update. Cost {snap.loss:.6g}.")
     note = cost_note_of(config, dataset, limits)
     if note:
         st.caption(f"At step 0, {note}")
+    download.download_button("Statistics (CSV)", data=lambda: export.run_csv([snap]), mime="text/csv",
+                             file_name="initlab-init-statistics.csv", key="init_stats_csv", on_click="ignore",
+                             help="Every per-layer statistic of this pass, one row per layer.")
     if network.depth > figures.MAX_FACETS:
         st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
                    "first and last included.")
     left, right = st.columns(2)
     with left:
-        chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A"),
+        chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A", shared_x),
               "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.")
     with right:
         chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
-                                       "dZ"),
+                                       "dZ", shared_x),
               "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.")
     left, right = st.columns(2)
-    log_y = left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
-    theory_toggle(right)
-    p = prediction_of(config, dataset)
-    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
-    left, right = st.columns(2)
     with left:
-        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
-                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted),
-              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
-              "Dashed: the mean-field prediction, the average over weight draws; one draw of a layer of few units can "
-              "sit a factor 2 from it.")
-    with right:
         chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
               "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
-    chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
-          "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")
+    with right:
+        chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
+              "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")
 
 
 # --- Training --------------------------------------------------------------------------------------------------
@@ -413,9 +440,30 @@ def watched_run():
     return run, live
 
 
+def training_verdict(config: Config, dataset, limits: Limits, run) -> None:
+    """The panel: the watched (or replayed) run's verdict at initialisation and, once it has finished, its accuracy
+    against the majority-class baseline; before any run, the sidebar config's verdict. A run on other data than the
+    sidebar's has no panel (its labels, for the baseline, are not here)."""
+    replay = ss.get("replay")
+    if replay is not None:
+        if dataset.fingerprint() == replay.dataset_fingerprint:
+            network = Network(tuple(replay.network_dims), tuple(replay.activations[:len(replay.network_dims) - 2]))
+            verdict_view.render_run(replay.config, network, replay.snapshots[-1] if replay.snapshots else None,
+                                    replay.complete and not replay.stopped_reason, dataset, limits)
+        return
+    if run is None:
+        verdict_view.render(verdict_view.verdict_of(config, dataset, limits), folded=True)
+        return
+    if (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize):
+        _, snapshots = watched_snapshots()
+        verdict_view.render_run(run.config, run.network, snapshots[-1] if snapshots else None,
+                                run.status == FINISHED and ss.get("train_frozen") is None, dataset, limits)
+
+
 def training_tab(config: Config, dataset, limits: Limits) -> None:
-    why(WHY_TRAIN)
     run, live = watched_run()
+    training_verdict(config, dataset, limits, run)
+    why(WHY_TRAIN)
     left, middle, right = st.columns([1, 1, 5])
     left.button("Start", key="start", type="primary", disabled=live, on_click=start_training,
                 args=(config, dataset, limits))
@@ -469,7 +517,7 @@ def live_progress(live: bool) -> None:
     else:
         st.warning(escape_markdown(run.message) if frozen is None and run.message else
                    f"Stopped at step {last:,}: the charts show the run up to there.")
-    draw_progress(snapshots, "live", run.key, live and not run.done)
+    draw_progress(snapshots, "live", run.key, run.network, live and not run.done)
     if live and run.done:
         st.rerun()  # the run ended: redraw the whole page once, without the timers
 
@@ -486,7 +534,7 @@ def draw_replay(recorded, dataset) -> None:
     if recorded.stopped_reason:
         st.warning(f"The recorded run ended early: {escape_markdown(recorded.stopped_reason)}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
-    draw_progress(recorded.snapshots, "replay", ss.replay_name)
+    draw_progress(recorded.snapshots, "replay", ss.replay_name, network)
     draw_layers(recorded.snapshots, recorded.config, network, recorded.final_params, dataset if same_data else None,
                 "replay", ss.replay_name)
 
@@ -496,7 +544,7 @@ TRAINING_CAPTIONS = {
     "accuracy": "The gap between train and test is overfitting; flat lines mean nothing is learned.",
     "a_std": "Lines far apart on this log scale mean the signal shrinks or grows through depth. Dashed: each "
              "layer's std predicted at initialisation.",
-    "dw_norm": "Early layers (light) far below late ones (dark): vanishing gradients.",
+    "dw_norm": "Early layers (dark) far below late ones (light): vanishing gradients.",
     "update_ratio": "Near the dashed 1e-3 line is a healthy pace; far below, the layer is frozen.",
     "boundary": "Colour is P(class 1). A boundary that follows the classes is learning; one plain colour means "
                 "one class everywhere.",
@@ -515,17 +563,22 @@ def cached_figures(slot: str, token: tuple, build):
     return cached[1]
 
 
-def draw_progress(snapshots, prefix: str, run_id: str, live: bool = False) -> None:
+def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: bool = False) -> None:
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
     last = snapshots[-1]
-    a, b, c = st.columns(3)
+    a, b, c, d = st.columns([2, 2, 2, 1], vertical_alignment="center")
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
     c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
-    figs = cached_figures(f"{prefix}_progress_figures", (run_id, len(snapshots)),
-                          lambda: progress_figures(snapshots, MAX_POINTS))
+    d.download_button("Statistics (CSV)", data=lambda: export.run_csv(snapshots), mime="text/csv",
+                      file_name=f"initlab-run-{run_id[:8]}.csv", key=f"{prefix}_stats_csv", on_click="ignore",
+                      help="Every per-layer statistic of every snapshot so far: one row per step and layer.")
+    log_y = st.toggle("Log scale for the loss", key=LOSS_LOG_KEY, **keep(LOSS_LOG_KEY, False),
+                      help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
+    figs = cached_figures(f"{prefix}_progress_figures", (run_id, len(snapshots), log_y),
+                          lambda: progress_figures(snapshots, MAX_POINTS, chance_cost(network), log_y))
     for column, name in zip(st.columns(2), ("loss", "accuracy")):
         with column:
             chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
@@ -566,7 +619,20 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
     ss.compare_keys, ss.compare_errors = keys, errors
 
 
+def compare_verdict(config: Config, dataset, limits: Limits, labels: list[str]) -> None:
+    """One line per compared initialiser: learns or not, and why (finished runs: their final accuracy)."""
+    verdicts = {label: verdict_view.verdict_of(VARIANTS[label].apply(config), dataset, limits) for label in labels}
+    finals = {}
+    for label, key in (ss.get("compare_keys") or {}).items():
+        run = run_store().get(key)
+        if label in verdicts and run is not None and run.status == FINISHED and run.snapshots:
+            finals[label] = run.snapshots[-1]
+    verdict_view.render_compare(verdicts, finals)
+
+
 def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
+    if ss.get(kept("compare")):  # the choice of the multiselect below, as it stands
+        compare_verdict(config, dataset, limits, ss[kept("compare")])
     why("Same data, same network, same seed: only the initialiser changes. " + WHY_INIT)
     st.multiselect("Initialisers", list(VARIANTS), key="compare", **keep("compare", []))
     if not ss.compare:
@@ -583,7 +649,8 @@ def compare_tab(config: Config, dataset, limits: Limits, forward_only: bool) -> 
         note = cost_note_of(variant, dataset, limits)
         if note:
             st.caption(f"{label}: at step 0, {note}")
-    chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True),
+    chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True,
+                                zero_note="std = 0: every value of the layer identical"),
           "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
     st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
               args=(config, dataset, limits),
@@ -608,9 +675,12 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     counts = tuple((label, len(snapshots)) for label, snapshots in seen.items())
     # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
     # not move when a run listed before it starts later.
-    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts), lambda: figures.curves(
+    log_y = st.toggle("Log scale for the loss", key=LOSS_LOG_KEY, **keep(LOSS_LOG_KEY, False),
+                      help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
+    chance = chance_cost(next(iter(runs.values())).network) if runs else None
+    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts, log_y), lambda: loss_curves(
         {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
-        "Loss by initialiser", "cross-entropy"))
+        "Loss by initialiser", chance, log_y))
     chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
           "learn.", live)
     rows = []

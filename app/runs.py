@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import math
 import tempfile
 import threading
 import time
@@ -400,19 +401,35 @@ def decision_grid(network: Network, params: Params, points: Array, n: int = 120)
     return xs, ys, probability.reshape(n, n)
 
 
+ZERO_NOTES = {  # what a value of exactly 0 means on each log chart (drawn on its floor line)
+    "a_std": "std = 0: every unit gives the same value",
+    "dw_norm": "‖dW‖ = 0: no gradient reaches the layer",
+    "update_ratio": "‖ΔW‖ / ‖W‖ = 0: the layer does not move",
+}
+UNDEFINED_RATIO = "every weight is 0 (‖W‖ = 0), so ‖ΔW‖ / ‖W‖ has no value"
 HEATMAP_QUANTITIES = {"a": "activations A", "z": "pre-activations Z", "dz": "gradients dZ", "dw": "weight gradients dW"}
 
 
-def progress_figures(snapshots: list[Snapshot], most: int = 240) -> dict[str, object]:
-    """The Training tab's loss and accuracy curves of a run so far (at most `most` snapshots each), keyed by name."""
+def progress_figures(snapshots: list[Snapshot], most: int = 240, chance: float | None = None,
+                     log_y: bool = False) -> dict[str, object]:
+    """The Training tab's loss and accuracy curves of a run so far (at most `most` snapshots each), keyed by name.
+    `chance`: the cost of a guess (ln 2, ln K), drawn as a guide on the loss chart."""
     snapshots = thin(snapshots, most)
     t = steps(snapshots)
     return {
-        "loss": figures.curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", "cross-entropy"),
+        "loss": loss_curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", chance, log_y),
         "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
                                                              "test": [s.test_accuracy for s in snapshots]},
                                    "Accuracy", "accuracy", y_range=(0, 1.02)),
     }
+
+
+def loss_curves(steps_by_name, losses_by_name, title: str, chance: float | None, log_y: bool):
+    """Loss curves with the guess's cost as a guide (ln 2 = 0.693 for one sigmoid output), clipped on a linear axis
+    so a spike at the start (×10 starts at 1774) does not flatten the others."""
+    label = "" if chance is None else f"ln {round(math.exp(chance))} = {chance:.3f}: a guess"
+    return figures.curves(steps_by_name, losses_by_name, title, "cross-entropy", log_y=log_y, reference=chance,
+                          reference_label=label, clip=True)
 
 
 def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
@@ -427,12 +444,14 @@ def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | 
     t = steps(snapshots)
     out = {
         "a_std": figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A",
-                                              predicted=predicted_a_std),
+                                              predicted=predicted_a_std, zero_note=ZERO_NOTES["a_std"]),
         "dw_norm": figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer",
-                                                "‖dW‖"),
+                                                "‖dW‖", zero_note=ZERO_NOTES["dw_norm"]),
         "update_ratio": figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"),
                                                      "Update-to-weight ratio per layer", "‖ΔW‖ / ‖W‖",
-                                                     reference=figures.UPDATE_RATIO_GUIDE),
+                                                     reference=figures.UPDATE_RATIO_GUIDE,
+                                                     zero_note=ZERO_NOTES["update_ratio"],
+                                                     undefined_note=UNDEFINED_RATIO),
         "heatmap": figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
                                               f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
     }

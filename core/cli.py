@@ -22,7 +22,8 @@ from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record
 from .stats import overflow_note
 from .theory import NO_FIXED_POINT, Criticality, TheoryError, compare, describe, mean_field
-from .train import Training, initial_cost_note, probe
+from .train import Training, initial_cost_note
+from .verdict import probe_verdict
 
 USAGE_ERROR = 2
 PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
@@ -178,9 +179,9 @@ def run_train(args, config: Config, dataset, out) -> None:
 
 
 def run_probe(args, config: Config, dataset, out, err) -> None:
-    """The table (or JSON) on ``out``; why statistics are NaN or infinite, if they are, after the table (or on
-    ``err`` with --json, so that the output stays one JSON document)."""
-    net, _, snap = probe(config, dataset, _limits(args))
+    """The table (or JSON) and the verdict on ``out``; why statistics are NaN or infinite, if they are, after the
+    table (or on ``err`` with --json, so that the output stays one JSON document)."""
+    net, snap, judged = probe_verdict(config, dataset, _limits(args))
     note = overflow_note(snap.stats)
     rows = [
         {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
@@ -188,7 +189,7 @@ def run_probe(args, config: Config, dataset, out, err) -> None:
         for i in range(net.depth)
     ]
     if args.json:
-        print(json.dumps(rows), file=out)
+        print(json.dumps({"layers": rows, "verdict": judged.to_dict()}), file=out)
         if note:
             print(f"note: {note}", file=err)
         return
@@ -200,6 +201,7 @@ def run_probe(args, config: Config, dataset, out, err) -> None:
         print("  ".join(cells), file=out)
     if note:
         print(f"note: {note}", file=out)
+    print("", *judged.lines(), sep="\n", file=out)
 
 
 def run_show(path: str, out) -> None:

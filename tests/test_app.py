@@ -500,3 +500,76 @@ def test_a_click_that_overtakes_a_preset_change_does_not_mix_the_old_settings_in
     assert at.session_state["config"] == expected
     assert from_query(at.query_params, presets()) == (expected, "course 2 circles", None)  # and so does the URL
     assert at.number_input(key=key(at, "cfg_iterations")).value == expected.iterations
+
+
+# --- the verdict panel (issue 18) ---------------------------------------------------------------------------------
+def verdict_text(at: AppTest) -> str:
+    """The markdown inside the container keyed "verdict" (its block's id ends with the key)."""
+    def find(node):
+        proto = getattr(node, "proto", None)
+        if getattr(node, "type", None) == "flex_container" and str(getattr(proto, "id", "")).endswith("-verdict"):
+            return node
+        children = getattr(node, "children", None)
+        for child in (children.values() if isinstance(children, dict) else []):
+            hit = find(child)
+            if hit is not None:
+                return hit
+        return None
+
+    panel = find(at._tree)
+    assert panel is not None, "no container keyed 'verdict' on this tab"
+    return "\n".join(m.value for m in panel.markdown)
+
+
+@pytest.mark.parametrize("tab", ["At initialisation", "Training", "Compare"])
+def test_every_learning_tab_opens_with_the_verdict_of_its_numbers(tab, monkeypatch):
+    course = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if (course / "train_catvnoncat.h5").exists():
+        monkeypatch.setenv("INITLAB_DATA_DIR", str(course))
+    at = open_tab(start(), tab)
+    no_errors(at)
+    text = verdict_text(at)
+    config = at.session_state.config
+    dataset = load_dataset(config.dataset, course if config.dataset == "catvnoncat" else None)
+    from core.train import probe  # the numbers the panel must quote, measured here
+    output_std = probe(config, dataset)[2].stats["z_std"][-1]
+    from core.verdict import number
+    if tab == "Compare":
+        assert "normal ×0.01: should not learn" in text and f"output std of Z {number(output_std)}" in text
+        assert "course\\_sqrt: should learn" in text  # underscores escaped: no italics
+    else:
+        assert number(output_std) in text and "majority class" in text
+    if config.dataset == "catvnoncat":
+        assert "4.4e-6" in text and ("34%" in text or tab == "Compare")
+
+
+def test_the_verdict_follows_the_sidebar():
+    at = start()
+    at.selectbox(key="preset").set_value("course 2 circles").run()
+    assert "Healthy" in verdict_text(at)
+    at.selectbox(key=key(at, "cfg_init")).set_value("zeros").run()
+    no_errors(at)
+    assert "symmetry is never broken" in verdict_text(at)
+    std = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Standard deviation against depth")
+    assert "all units identical" in " ".join(a["text"] for a in std["layout"]["annotations"])
+    floor = std["layout"]["shapes"][0]["y0"]
+    assert floor == pytest.approx(0.05)  # a decade below the smallest value drawn: dZ's 0.5 at the output
+    assert all(v == floor for t in std["data"][:2] for v in decode(t["y"]))  # std Z, std A: on the floor, not gaps
+
+
+def test_a_finished_run_is_judged_against_the_majority_class():
+    at = start()
+    at.selectbox(key="preset").set_value("course 2 circles").run()
+    at.number_input(key=key(at, "cfg_iterations")).set_value(20).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
+    open_tab(at, "Training")
+    at.button(key="start").click().run()
+    deadline = time.monotonic() + 60
+    while not any("Finished 20 steps" in s.value for s in at.success) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    text = verdict_text(at)
+    assert "after 20 steps" in text and "always answering" in text and "At initialisation: Healthy" in text
+    loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
+    assert [shape["y0"] for shape in loss["layout"]["shapes"]] == [pytest.approx(np.log(2))]
+    assert at.get("download_button"), "CSV buttons beside the charts and for the run's statistics"

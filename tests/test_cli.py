@@ -56,7 +56,8 @@ def test_train_says_why_the_course_prints_cost_inf_at_step_0():
 def test_probe_json_has_one_row_per_layer():
     code, out, _ = run_cli("probe", "--dataset", "gaussian:100", "--layers", "50,50,50", "--activation", "tanh",
                            "--init", "normal", "--scale", "0.01", "--json")
-    rows = json.loads(out)
+    result = json.loads(out)
+    rows = result["layers"]
     assert code == 0 and len(rows) == 4
     stds = [r["z_std"] for r in rows[:3]]
     assert stds[0] > stds[1] > stds[2]  # a tiny scale shrinks the signal layer after layer
@@ -80,8 +81,16 @@ def test_probe_table_matches_the_readme(cat_data):
     code, out, _ = run_cli("probe", "--dataset", "catvnoncat", "--data-dir", str(SHARED_DATA), "--layers",
                            "20,7,5", "--init", "normal", "--scale", "0.01", "--rng", "legacy", "--json")
     assert code == 0
-    assert [r["z_std"] for r in json.loads(out)] == pytest.approx([0.503, 0.0187, 0.000361, 4.45e-6],
-                                                                            rel=0.01)
+    result = json.loads(out)
+    assert [r["z_std"] for r in result["layers"]] == pytest.approx([0.503, 0.0187, 0.000361, 4.45e-6], rel=0.01)
+    assert "4.4e-6" in result["verdict"]["headline"] and "34%" in result["verdict"]["headline"]
+
+
+def test_probe_table_ends_with_the_verdict():
+    code, out, _ = run_cli("probe", "--dataset", "circles", "--layers", "10,5", "--init", "zeros")
+    assert code == 0
+    verdict = out.split("\n\n", 1)[1]
+    assert verdict.startswith("Will not learn") and "symmetry is never broken" in verdict
 
 
 @pytest.mark.parametrize("argv, fragment", [

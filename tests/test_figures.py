@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from app import figures
 from core.config import Config
 from core.datasets import load_dataset
 from core.train import Training, probe
+from tests.colour_vision import hex_rgb, simulate
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +42,45 @@ def test_deep_nets_are_drawn_as_an_even_selection_that_keeps_first_and_last_laye
     assert len(fig.data) == figures.MAX_FACETS
 
 
-def test_depth_profile_uses_a_log_axis_and_leaves_gaps_for_zeros():
-    fig = figures.depth_profile({"std A": np.array([1.0, 0.0, 1e-3])}, "t", "std", log_y=True)
+def test_depth_profile_draws_zeros_on_a_labelled_floor_a_decade_below_the_rest():
+    """A std of exactly 0 (zeros init; ×10's saturated output) has no place on a log axis: it used to leave a gap,
+    or an empty frame when every value was 0. It sits on a dotted floor line that says what 0 means."""
+    fig = figures.depth_profile({"std A": np.array([1.0, 0.0, 1e-3]), "std Z": [0.5, np.nan, 2e-3]}, "t", "std",
+                                log_y=True, zero_note="std = 0: all units identical")
     assert fig.layout.yaxis.type == "log"
     assert list(fig.data[0].x) == [1, 2, 3]
-    assert np.isnan(fig.data[0].y[1]) and fig.data[0].y[2] == 1e-3
+    assert list(fig.data[0].y) == [1.0, 1e-4, 1e-3]  # the floor: a decade below the smallest value, 1e-3
+    assert list(fig.data[0].customdata) == [1.0, 0.0, 1e-3]  # the true values, for hover and the CSV
+    assert fig.data[1].customdata is None and np.isnan(fig.data[1].y[1])  # NaN stays a gap
+    floor = [shape for shape in fig.layout.shapes if shape.y0 == 1e-4]
+    assert len(floor) == 1 and floor[0].line.dash == "dot"
+    assert [a.text for a in fig.layout.annotations] == ["std = 0: all units identical"]
+    assert fig.layout.annotations[0].y == pytest.approx(-4)  # log10 of the floor
     assert figures.depth_profile({"a": [1], "b": [2]}, "t", "y").layout.yaxis.type == "linear"
+
+
+def test_the_floor_is_labelled_zero_and_no_tick_gives_it_another_value():
+    fig = figures.depth_profile({"std Z": [0.0, 0.5, 2244.0]}, "t", "std", log_y=True)
+    axis = fig.layout.yaxis
+    assert list(axis.tickvals) == [0.05, 1.0, 10.0, 100.0, 1000.0]  # 0.1 would crowd the floor's label
+    assert list(axis.ticktext) == ["0", "1", "10", "10<sup>2</sup>", "10<sup>3</sup>"]
+    deep = figures.depth_profile({"std Z": [0.0, 4.4e-6, 0.5]}, "t", "std", log_y=True).layout.yaxis
+    assert deep.tickvals[0] == pytest.approx(4.4e-7) and deep.ticktext[1] == "10<sup>-5</sup>"
+
+
+def test_all_zero_charts_draw_the_floor_without_a_misleading_scale():
+    fig = figures.depth_profile({"std Z": [0.0, 0.0]}, "t", "std", log_y=True)
+    assert list(fig.data[0].y) == [1.0, 1.0] and list(fig.layout.yaxis.ticktext) == ["0"]
+    ratios = figures.per_layer_over_steps(np.arange(3), np.zeros((3, 2)), "t", "‖dW‖")
+    assert all(list(t.y) == [1.0] * 3 for t in ratios.data) and ratios.layout.shapes[0].y0 == 1.0
+
+
+def test_a_chart_with_no_finite_value_says_so():
+    """zeros init: ‖W‖ = 0, so every update-to-weight ratio is 0/0 or x/0."""
+    values = np.array([[np.nan, np.inf]] * 3)
+    fig = figures.per_layer_over_steps(np.arange(3), values, "t", "ratio", reference=1e-3,
+                                       undefined_note="‖W‖ = 0, the ratio has no value")
+    assert "Nothing to draw: ‖W‖ = 0, the ratio has no value" in [a.text for a in fig.layout.annotations]
 
 
 def test_update_ratio_chart_has_one_line_per_layer_and_the_reference(circles_run):
@@ -112,7 +147,8 @@ def test_depth_profile_overlays_each_prediction_dashed_in_its_series_colour():
         assert trace.legendgroup == trace.name.removesuffix(" predicted") and not trace.showlegend  # one legend row
         assert list(trace.x) == [1, 2, 3]
     for trace in fig.data[:3]:
-        assert trace.line.dash is None
+        assert trace.line.dash != "dash"  # measured: solid, dotted or dash-dotted, never a prediction's dash
+    assert len({(t.line.dash, t.marker.symbol) for t in fig.data[:3]}) == 3  # told apart without colour
     z, a = fig.data[3].y, fig.data[4].y
     assert z[0] == 0.53 and np.isnan(z[1]) and np.isnan(z[2])  # zero and inf: gaps on a log axis
     assert a[0] == 0.25 and np.isnan(a[1]) and np.isnan(a[2])  # negative and NaN: gaps
@@ -135,7 +171,7 @@ def test_per_layer_over_steps_draws_each_layers_prediction_as_a_dashed_segment_i
     measured, dashed = fig.data[:n], fig.data[n:]
     assert len(dashed) == n
     for line, segment in zip(measured, dashed):
-        assert line.line.dash is None and segment.line.dash == "dash"
+        assert line.line.dash != "dash" and segment.line.dash == "dash"
         assert segment.line.color == line.line.color
         assert segment.name == "predicted at init" and not segment.showlegend  # the legend stays one row of layers
         assert segment.legendgroup == line.legendgroup  # shown and hidden with its layer
@@ -155,7 +191,8 @@ def test_more_layers_than_a_legend_row_holds_get_a_colour_bar_of_layers(n):
     lines, scale = fig.data[:n], fig.data[2 * n:]
     assert len(scale) == 1 and scale[0].marker.showscale and scale[0].showlegend is False
     assert (scale[0].marker.cmin, scale[0].marker.cmax) == (1, n)
-    assert [c for _, c in scale[0].marker.colorscale] == [lines[0].line.color, lines[-1].line.color]
+    stops = scale[0].marker.colorscale
+    assert (stops[0][1], stops[-1][1]) == (lines[0].line.color, lines[-1].line.color)
     assert all(v is None for v in scale[0].y)  # it carries the scale, draws nothing
 
 
@@ -216,6 +253,15 @@ FIGURES = {
     "per layer, 32 layers predicted": lambda: figures.per_layer_over_steps(
         *_steps_values(40, 32), "t", "std", predicted=np.r_[0.0, np.nan, np.geomspace(1, 1e-6, 30)]),
     "per layer, 11 layers (colour bar)": lambda: figures.per_layer_over_steps(*_steps_values(40, 11), "t", "std"),
+    "loss, clipped spike and guide": lambda: figures.curves(
+        {"a": np.arange(10), "b": np.arange(10)}, {"a": np.r_[1774.0, np.linspace(0.9, 0.5, 9)], "b": np.full(10, 0.6)},
+        "t", "loss", reference=0.693, reference_label="ln 2", clip=True),
+    "depth, zeros on a floor": lambda: figures.depth_profile({"std Z": [0.0, 0.0, 2244.0], "std A": [0.0, 1.0, 0.0]},
+                                                             "t", "std", log_y=True, zero_note="std = 0"),
+    "per layer, all undefined": lambda: figures.per_layer_over_steps(np.arange(3), np.full((3, 2), np.nan), "t", "r",
+                                                                    reference=1e-3),
+    "histograms, own x-ranges": lambda: figures.layer_histograms(np.tile(np.linspace(0, 1, 9), (4, 1)),
+                                                                 np.arange(32).reshape(4, 8), "t", "A", shared_x=False),
     "curves, 6 names": lambda: figures.curves({str(k): [0, 1] for k in range(6)}, {str(k): [1, 0] for k in range(6)},
                                               "t", "loss"),
     "per layer, linear": lambda: figures.per_layer_over_steps(*_steps_values(5, 3), "t", "y", log_y=False,
@@ -243,3 +289,56 @@ def test_stacked_plots_share_the_bottom_x_axis_and_keep_make_subplots_domains():
     assert [a.text for a in layout.annotations] == ["layer 1", "layer 2", "layer 3", "layer 4"]
     np.testing.assert_allclose([a.y for a in layout.annotations], [1.0, 0.7325, 0.465, 0.1975])  # each row's top
     assert [(t.xaxis, t.yaxis) for t in fig.data] == [("x", "y"), ("x2", "y2"), ("x3", "y3"), ("x4", "y4")]
+
+
+# --- colours, loss charts (issue 18) ------------------------------------------------------------------------------
+def test_the_first_six_series_colours_stay_apart_for_a_deuteranope():
+    """The old palette's red and green (normal ×10 and he_normal in Compare) both turned olive: 18 apart of 441."""
+    simulated = [simulate(hex_rgb(c)) for c in figures.PALETTE[:6]]
+    closest = min(np.linalg.norm(a - b) for a, b in itertools.combinations(simulated, 2))
+    assert closest > 40
+
+
+def test_series_differ_in_dash_and_marker_so_greyscale_tells_them_apart():
+    names = [f"init {k}" for k in range(4)]
+    fig = figures.curves({k: [0, 1, 2] for k in names}, {k: [0.7, 0.6, 0.5] for k in names}, "t", "loss")
+    styles = {(t.line.dash, t.marker.symbol) for t in fig.data}
+    assert len(styles) == 4 and len({t.line.color for t in fig.data}) == 4
+
+
+def _grey(colour: str) -> float:
+    r, g, b = (float(v) for v in colour[colour.index("(") + 1:-1].split(","))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_layer_colours_are_distinct_and_ordered_by_lightness():
+    """Per-layer lines were shades of one blue; now viridis: each layer its own hue, lighter with depth."""
+    colours = [figures.layer_colour(i, 6) for i in range(6)]
+    assert len(set(colours)) == 6
+    greys = [_grey(c) for c in colours]
+    assert greys == sorted(greys) and greys[-1] - greys[0] > 100
+
+
+def test_loss_chart_draws_the_guess_line_and_clips_a_spike_with_a_note():
+    """circles ×10 starts at 1774 and drops below 1: drawn in full it flattened He's and zeros' curves."""
+    t = np.arange(0, 1000, 100)
+    spike = np.r_[1774.0, 40.0, np.linspace(0.9, 0.5, 8)]
+    calm = np.linspace(0.8, 0.1, 10)
+    fig = figures.curves({"×10": t, "he": t}, {"×10": spike, "he": calm}, "Loss", "cross-entropy",
+                         reference=np.log(2), reference_label="ln 2 = 0.693: a guess", clip=True)
+    assert [s.y0 for s in fig.layout.shapes] == [pytest.approx(np.log(2))]
+    top = fig.layout.yaxis.range[1]
+    assert fig.layout.yaxis.range[0] == 0 and 0.9 < top < 40  # every calm value shows; the spike is off-scale
+    notes = [a.text for a in fig.layout.annotations]
+    assert "ln 2 = 0.693: a guess" in notes
+    assert any("×10 up to 1774 (step 0)" in n for n in notes)
+    log = figures.curves({"×10": t, "he": t}, {"×10": spike, "he": calm}, "Loss", "cross-entropy", log_y=True,
+                         reference=np.log(2), clip=True)
+    assert log.layout.yaxis.type == "log" and log.layout.yaxis.range is None  # log scale shows all of it
+    assert log.layout.annotations[0].y == pytest.approx(np.log10(np.log(2)))
+
+
+def test_a_loss_without_a_spike_keeps_its_full_range():
+    t = np.arange(5)
+    fig = figures.curves({"a": t}, {"a": [0.77, 0.6, 0.4, 0.2, 0.09]}, "Loss", "loss", reference=np.log(2), clip=True)
+    assert fig.layout.yaxis.range is None and [a.text for a in fig.layout.annotations] == ["0.693147"]
