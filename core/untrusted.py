@@ -89,7 +89,6 @@ ROOT = str(Path(__file__).resolve().parents[1])  # where the child finds the cor
 ZYGOTE = f"import sys; sys.path.insert(0, {ROOT!r}); from core.untrusted import _zygote_main; _zygote_main()"
 PRELOADED = ("core.datasets",)  # the modules of the jobs `parse` runs (core.untrusted's own come with it)
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT_PARSES)
 
@@ -401,8 +400,9 @@ def _child(zygote: int, request_fd: int, result_fd: int) -> int:
     """In a child just forked from the zygote: hold only its two descriptors, run the job; the exit code."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)  # a zygote that dies (killed, say) takes its children with it...
-    if os.getppid() != zygote:  # ...even one that died before that call
+    # A zygote that dies (killed, say) takes its children with it, even one that died before this call:
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != zygote:
         return 1
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the zygote's stdin is its control socket: not the child's
     _close_fds_except({request_fd, result_fd})  # other requests' pipes and sockets: a child sees only its own
@@ -428,7 +428,7 @@ def _zygote_main() -> None:
         importlib.import_module(module)
     if len(os.listdir("/proc/self/task")) != 1:  # a fork copies one thread: a lock another one held stays held
         sys.exit("core.untrusted: the zygote started a thread while importing; it must be single-threaded")
-    control = socket.socket(fileno=0)
+    control, zygote = socket.socket(fileno=0), os.getpid()
     wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wakeup_w)  # SIGCHLD wakes the poll below
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -464,7 +464,7 @@ def _zygote_main() -> None:
             if pid == 0:
                 code = 1
                 try:
-                    code = _child(os.getppid(), request_fd, result_fd)
+                    code = _child(zygote, request_fd, result_fd)
                 finally:
                     os._exit(code)
             os.close(request_fd)

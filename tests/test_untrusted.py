@@ -84,8 +84,10 @@ def wait_until(condition, seconds: float) -> bool:
 
 
 def family() -> dict:
+    """The pids of a parse's child and zygote, once the child has exited and been reaped."""
     plain, _ = untrusted.parse(family_job, label="'family.h5'")
     assert plain["zygote"] != os.getpid(), "the child is this process's own: there is no zygote"
+    assert wait_until(lambda: children_of(plain["zygote"]) == [], 5), "a child left behind"
     return plain
 
 
@@ -109,7 +111,6 @@ def test_each_parse_is_a_new_child_of_one_single_threaded_zygote_that_outlives_a
     assert children_of(zygote) == []  # the crashed child was reaped before its parse returned
     second = family()
     assert second["zygote"] == zygote and second["pid"] not in (first["pid"], zygote)
-    assert wait_until(lambda: children_of(zygote) == [], 5)  # a child that answered exits and is reaped too
 
 
 def test_the_wall_clock_limit_kills_the_child_and_only_the_child():
@@ -151,8 +152,8 @@ def test_a_zygote_killed_during_a_parse_takes_its_child_along_and_the_next_parse
 SERVER = """
 import sys, threading, time
 from core import untrusted
-from tests.test_untrusted import family_job, sleep_job
-print(untrusted.parse(family_job, label="x")[0]["zygote"], flush=True)
+from tests.test_untrusted import family, sleep_job
+print(family()["zygote"], flush=True)
 threading.Thread(target=untrusted.parse, args=(sleep_job,), kwargs={"label": "y"}, daemon=True).start()
 time.sleep(600)
 """
