@@ -150,7 +150,7 @@ def test_a_zygote_killed_during_a_parse_takes_its_child_along_and_the_next_parse
 
 
 SERVER = """
-import sys, threading, time
+import threading, time
 from core import untrusted
 from tests.test_untrusted import family, sleep_job
 print(family()["zygote"], flush=True)
