@@ -19,6 +19,12 @@ later one simply wins. That is the only duplicate work left.)
 An entry is served only if the config, dataset fingerprint and NumPy version stored in it are the ones its key
 names: a file copied to another run's key, or damaged (truncated, foreign, incomplete), or anything but a regular
 file there, is deleted on `get` (and logged, by key: no path reaches a page), and so becomes a miss computed again.
+An entry is read, checked and served in one parse, in core.untrusted's limited process like every run file a user
+hands in, never opened by the server process itself: the folder is shared with other replicas and may be a volume
+an operator copies into, so what stands at a key was not necessarily written by this process, and a damaged or
+foreign file must not be able to crash or mislead the server (deploy/README.md, "Security model"). A hit costs that
+one parse (tens of milliseconds for a small run, core/untrusted.py), where the check once opened the file in-process
+before parsing it.
 What stands where the cache's own folders should be is replaced by the folder.
 
 Eviction keeps the folder, temporary files included, within ``max_bytes``, fairly: each entry is tagged with who
@@ -47,12 +53,11 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-import h5py
 import numpy as np
 
 from . import cleanup
 from .config import Config
-from .record import FORMAT, FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
+from .record import FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
 from .stats import Snapshot
 from .train import Training
 
@@ -84,23 +89,16 @@ def session_owner(session: str) -> str:
     return "s" + hashlib.sha256(session.encode()).hexdigest()[:16]
 
 
-def _entry_problem(path: Path, config: Config, fingerprint: str) -> str | None:
-    """Why the file at ``config``'s key cannot be served as its run, or None (cheap: reads attributes and a flag)."""
-    try:
-        if not stat.S_ISREG(path.lstat().st_mode):
-            return "not a regular file"
-        with h5py.File(path, "r") as f:
-            attrs = f.attrs
-            if attrs.get("initlab_format") != FORMAT or not bool(f["status/complete"][()]):
-                return "not a complete run file"
-            if Config.from_json(attrs["config"]) != config:
-                return "it holds another config's run"
-            if str(attrs["dataset_fingerprint"]) != fingerprint:
-                return "it holds a run on other data"
-            if json.loads(attrs["versions"]).get("numpy") != np.__version__:
-                return "it was computed with another NumPy version"
-    except (OSError, KeyError, ValueError, TypeError) as e:  # ConfigError is a ValueError
-        return f"unreadable ({type(e).__name__})"
+def _run_problem(run: RecordedRun, config: Config, fingerprint: str) -> str | None:
+    """Why this run, read from the file at ``config``'s key, cannot be served as that run, or None."""
+    if not run.complete:
+        return "not a complete run file"
+    if run.config != config:
+        return "it holds another config's run"
+    if run.dataset_fingerprint != fingerprint:
+        return "it holds a run on other data"
+    if run.versions.get("numpy") != np.__version__:
+        return "it was computed with another NumPy version"
     return None
 
 
@@ -155,10 +153,30 @@ class RunCache:
     def get(self, config: Config, dataset, owner: str | None = None) -> Path | None:
         """The cached run file, touched as recently used and tagged as ``owner``'s too (`PRESET_OWNER` or a
         `session_owner`); None on a miss or an entry that is not this run (which is deleted)."""
+        found = self._verified(config, dataset, owner)
+        return None if found is None else found[0]
+
+    def load(self, config: Config, dataset, owner: str | None = None) -> RecordedRun | None:
+        """The cached run read back, as `get` finds it; None on a miss or an entry that is not this run."""
+        found = self._verified(config, dataset, owner)
+        return None if found is None else found[1]
+
+    def _verified(self, config: Config, dataset, owner: str | None) -> tuple[Path, RecordedRun] | None:
+        """The entry at the key of ``config`` on ``dataset`` and its run, read in the parser process like any
+        other run file (see the module); an entry that is not that run is deleted."""
         path = self.path(config, dataset)
-        if not os.path.lexists(path):
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                self._drop(path, "not a regular file")
+                return None
+        except FileNotFoundError:
             return None
-        problem = _entry_problem(path, config, dataset.fingerprint())
+        try:
+            run = read_run(path)
+        except RunFileError:
+            self._drop(path, "unreadable")
+            return None
+        problem = _run_problem(run, config, dataset.fingerprint())
         if problem is not None:
             self._drop(path, problem)
             return None
@@ -167,18 +185,7 @@ class RunCache:
         except FileNotFoundError:  # evicted by another process a moment ago
             return None
         self.tag(path, owner)
-        return path
-
-    def load(self, config: Config, dataset, owner: str | None = None) -> RecordedRun | None:
-        """The cached run read back, or None (a miss, or an entry that could not be read, now deleted)."""
-        path = self.get(config, dataset, owner)
-        if path is None:
-            return None
-        try:
-            return read_run(path)
-        except RunFileError:
-            self._drop(path, "unreadable")
-            return None
+        return path, run
 
     def tag(self, entry: Path, owner: str | None) -> None:
         """Count ``entry`` as ``owner``'s (in addition to any owner it has) for eviction."""

@@ -70,6 +70,18 @@ def test_a_run_on_other_data_at_the_key_is_not_served(tmp_path, circles):
     assert cache.get(small(), circles) is None and cache.get(small(), moons) is not None
 
 
+def test_a_cache_hit_is_read_in_the_parser_process_never_by_the_server_itself(tmp_path, circles, monkeypatch):
+    cache = RunCache(tmp_path)
+    list(cache.compute(small(), circles))
+
+    def opened_here(*args, **kwargs):
+        raise AssertionError("the server process opened a cached run file itself")
+
+    monkeypatch.setattr(h5py, "File", opened_here)  # in this process only: the parser's own h5py is untouched
+    run = cache.load(small(), circles)
+    assert run is not None and run.config == small() and run.complete
+
+
 def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_path, circles):
     (tmp_path / ".tmp").write_text("in the way")
     (tmp_path / ".claims").write_text("in the way")
