@@ -338,7 +338,7 @@ def _limit_resources(limits: ParseLimits) -> None:
     memory = baseline + MEMORY_FACTOR * limits.max_bytes
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     used = resource.getrusage(resource.RUSAGE_SELF)  # starting the interpreter does not count
-    cpu = math.ceil(used.ru_utime + used.ru_stime) + limits.cpu_seconds
+    cpu = math.ceil(used.ru_utime + used.ru_stime + limits.cpu_seconds)  # RLIMIT_CPU takes whole seconds
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parser writes no file...
