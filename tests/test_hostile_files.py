@@ -28,6 +28,7 @@ from core.record import RunFileError, read_run, read_uploaded_run, record
 from core.train import Training
 from core.untrusted import ParseLimits, UntrustedFileError
 from tests.conftest import shown_text
+from tests.sandbox_jobs import crash_job, greedy_job, sleep_job, spin_job
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app" / "main.py")
@@ -429,24 +430,6 @@ def test_the_process_running_the_page_survives_a_vds_that_crashes_h5py(tmp_path,
 
 
 # --------------------------------------------------------------------------------------------- the sandbox
-
-
-def crash_job():
-    os.kill(os.getpid(), 11)
-
-
-def spin_job():
-    while True:
-        pass
-
-
-def sleep_job():
-    time.sleep(60)
-
-
-def greedy_job():
-    hog = np.ones(2**31 // 8)  # 2 GiB: over a child capped at 3 x 64 MB
-    return {}, {"hog": hog}
 
 
 def test_a_parser_that_crashes_is_a_message_and_this_process_lives_on():

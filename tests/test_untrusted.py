@@ -20,30 +20,9 @@ import pytest
 
 from core import untrusted
 from core.untrusted import MAX_CONCURRENT_PARSES, ParseLimits, UntrustedFileError
+from tests.sandbox_jobs import crash_job, echo_job, family_job, sleep_job
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# --------------------------------------------------------------------------- jobs, run in the parser's children
-
-
-def family_job():
-    return {"pid": os.getpid(), "zygote": os.getppid()}, {}
-
-
-def crash_job():
-    os.kill(os.getpid(), signal.SIGSEGV)
-
-
-def sleep_job():
-    time.sleep(60)
-
-
-def echo_job(n: int):
-    """n's own numbers (more than a pipe holds), and when the child ran."""
-    start = time.time()
-    time.sleep(0.3)
-    return {"n": n, "ran": [start, time.time()]}, {"values": np.arange(n * 200_000, dtype=np.int64) * n}
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -152,7 +131,8 @@ def test_a_zygote_killed_during_a_parse_takes_its_child_along_and_the_next_parse
 SERVER = """
 import threading, time
 from core import untrusted
-from tests.test_untrusted import family, sleep_job
+from tests.test_untrusted import family
+from tests.sandbox_jobs import sleep_job
 print(family()["zygote"], flush=True)
 threading.Thread(target=untrusted.parse, args=(sleep_job,), kwargs={"label": "y"}, daemon=True).start()
 time.sleep(600)
