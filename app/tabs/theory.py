@@ -1,6 +1,6 @@
 """The Theory tab: what mean-field theory predicts for the chosen network, beside what the probe measures.
 
-`render_theory_tab(config, dataset)` draws everything; app/main.py calls it inside its Theory tab. The numbers come
+`render(config, dataset, limits)` draws everything; app/main.py calls it inside its Theory tab. The numbers come
 from core/theory.py, the figures from app/theory_figures.py; expensive results are cached across sessions.
 """
 
@@ -13,13 +13,13 @@ import streamlit as st
 
 from app import theory_figures as figures
 from app.markup import escape_markdown
+from app.ui import PLOT_CONFIG
 from core.config import Config, ConfigError
 from core.datasets import Dataset
 from core.limits import Limits
 from core.theory import (NO_FIXED_POINT, Criticality, TheoryError, compare, critical_line, criticality, describe,
                          jacobian_singular_values, phase_grid)
 
-PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 JACOBIAN_WIDTHS = (32, 64, 128, 256)
 JACOBIAN_MAX_DEPTH = 60  # 60 products of 256 x 256 per input: well under a second
 JACOBIAN_INPUTS = 4
@@ -27,8 +27,8 @@ MAX_SETTINGS = 12  # rows of the order-and-chaos table: a fixed-scale initialise
 
 
 @st.cache_data(max_entries=32, show_spinner="Predicting and probing…")
-def _comparison(config_json: str, fingerprint: str, _dataset: Dataset):
-    return compare(Config.from_json(config_json), _dataset, Limits.from_env())
+def _comparison(config_json: str, fingerprint: str, _dataset: Dataset, _limits: Limits):
+    return compare(Config.from_json(config_json), _dataset, _limits)
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the phase diagram…")
@@ -53,7 +53,7 @@ def _chart(fig, key: str, caption: str) -> None:
     st.caption(caption)
 
 
-def render_theory_tab(config: Config, dataset: Dataset) -> None:
+def render(config: Config, dataset: Dataset, limits: Limits) -> None:
     """The phase diagram, predicted against measured statistics with depth, the Jacobian spectrum, and why."""
     st.markdown(
         "Mean-field theory predicts, before any measurement, how the spread of the signal changes from layer to "
@@ -61,7 +61,7 @@ def render_theory_tab(config: Config, dataset: Dataset) -> None:
         "initialisation)."
     )
     try:
-        result = _comparison(config.to_json(), dataset.fingerprint(), dataset)
+        result = _comparison(config.to_json(), dataset.fingerprint(), dataset, limits)
     except TheoryError as e:
         st.info(f"No prediction for this setting: {escape_markdown(e)}.")
         result = None
