@@ -7,7 +7,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import streamlit as st
 
-from app import export
+from app.charts import export
 from app.live_chart import live_chart
 from app.markup import escape_markdown
 from core.config import Config

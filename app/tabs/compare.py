@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import figures, verdict_view
+from app import verdict_view
+from app.charts import figures
 from app.markup import escape_markdown
 from app.presets import VARIANTS
-from app.runs import FINISHED, loss_curves, run_store, steps, thin
+from app.charts.training import loss_curves, steps, thin
+from app.runs import FINISHED, run_store
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
                     loss_log_toggle, probe_of, state, why)
 from core.config import Config, ConfigError

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import export, figures, verdict_view
+from app import verdict_view
+from app.charts import export, figures
 from app.ui import WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, why
 from core.config import Config
 from core.limits import Limits

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import theory_figures as figures
+from app.charts import theory as figures
 from app.markup import escape_markdown
 from app.ui import PLOT_CONFIG
 from core.config import Config, ConfigError

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import export, verdict_view
+from app import verdict_view
+from app.charts import export
 from app.markup import escape_markdown
-from app.runs import DIVERGED, FINISHED, HEATMAP_QUANTITIES, RUNNING, layer_figures, progress_figures, run_store
+from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figures
+from app.runs import DIVERGED, FINISHED, RUNNING, run_store
 from app.ui import MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, why
 from core.config import Config, ConfigError
 from core.limits import Limits
