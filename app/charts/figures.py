@@ -50,8 +50,9 @@ def layer_histograms(edges: Array, counts: Array, title: str, x_title: str, shar
                      "hovertemplate": f"layer {i + 1}<br>%{{x:.3g}}: %{{y:.1%}}<extra></extra>", **on_row(row)})
     row_height, spacing = (62, 0.012) if shared_x else (84, 0.3 / max(len(layers), 1))  # room for each row's ticks
     axes = stacked_axes([styled_axis(f"L{i + 1}", standoff=2, showticklabels=False) for i in layers], spacing, x_title,
-                    shared=shared_x)
-    return make_figure(data, base_layout(title, height=90 + row_height * len(layers), showlegend=False, bargap=0, **axes))
+                        shared=shared_x)
+    return make_figure(data, base_layout(title, height=90 + row_height * len(layers), showlegend=False, bargap=0,
+                                         **axes))
 
 
 def depth_profile(series: Mapping[str, Array], title: str, y_title: str, log_y: bool = False,
@@ -67,7 +68,7 @@ def depth_profile(series: Mapping[str, Array], title: str, y_title: str, log_y: 
                 for name, values in series.items()}
     expected = {name: plottable(predicted[name], log_y) for name in measured if name in (predicted or {})}
     data = [by_layer(v, name, series_line(k), legendgroup=name, marker=series_marker(k),
-                      **_true_values(keep, name, "layer"))
+                     **_true_values(keep, name, "layer"))
             for k, (name, (v, keep)) in enumerate(measured.items())]
     colours = {name: colour(k) for k, name in enumerate(measured)}
     data += [predicted_by_layer(v, f"{name} predicted", colours[name], legendgroup=name, showlegend=False)
@@ -97,8 +98,9 @@ def layer_fractions(dead: Array, saturated: Array) -> go.Figure:
     data = [{"type": "bar", "x": x, "y": dead, "name": "dead (A = 0)", "marker": dict(color=colour(0))},
             {"type": "bar", "x": x, "y": saturated, "name": "saturated",
              "marker": dict(color=colour(3), pattern=dict(shape="/"))}]  # hatched: told apart in greyscale
-    return make_figure(data, base_layout("Dead and saturated units per layer", barmode="group", xaxis=layer_axis(len(x)),
-                                 yaxis=styled_axis("share of values", range=[0, 1], tickformat=".0%")))
+    return make_figure(data, base_layout("Dead and saturated units per layer", barmode="group",
+                                         xaxis=layer_axis(len(x)),
+                                         yaxis=styled_axis("share of values", range=[0, 1], tickformat=".0%")))
 
 
 SPIKE_FACTOR = 2.0  # a value above twice the largest 75th percentile of the curves is off-scale...
@@ -249,4 +251,4 @@ def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: 
                                     symbol=MARKERS[k % len(MARKERS)],
                                     line=dict(color="white", width=1))})
     return make_figure(data, base_layout("Decision boundary", height=460, xaxis=styled_axis("x₁"),
-                                 yaxis=styled_axis("x₂", scaleanchor="x", scaleratio=1)))
+                                         yaxis=styled_axis("x₂", scaleanchor="x", scaleratio=1)))

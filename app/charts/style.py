@@ -176,7 +176,7 @@ def by_layer(values: Array, name: str, line: dict, **extra) -> dict:
 def predicted_by_layer(values: Array, name: str, colour_: str, **extra) -> dict:
     """A prediction per layer: dashed, open markers, so it never reads as a measurement."""
     return by_layer(values, name, dict(color=colour_, width=2, dash=PREDICTED_DASH), marker=dict(symbol="circle-open"),
-                     **extra)
+                    **extra)
 
 
 def layer_axis(n_layers: int) -> dict:
@@ -195,7 +195,7 @@ def stacked_axes(y_axes: Sequence[dict], spacing: float, x_title: str, shared: b
         suffix = "" if row == 1 else str(row)
         sharing = {} if row == n or not shared else {"matches": f"x{n}", "showticklabels": False}
         axes[f"xaxis{suffix}"] = styled_axis(x_title if row == n else None, anchor=f"y{suffix}", domain=[0.0, 1.0],
-                                       **sharing)
+                                             **sharing)
         axes[f"yaxis{suffix}"] = {**y_axis, "anchor": f"x{suffix}", "domain": [max(top - height, 0.0), top]}
     return axes
 
