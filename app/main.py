@@ -2,8 +2,8 @@
 
 This script is the page: its header and its tabs. The sidebar (widgets -> one validated config, presets, URL) is
 app/sidebar.py, each tab a `render` in app/tabs/, what the tabs share (charts, session state, cached probes)
-app/ui.py; the numbers come from the engine (core/), the shared runs from app/runs.py, the figures from
-app/figures.py.
+app/ui.py; the numbers come from the engine (core/), the shared runs from app/serving/, the figures from
+app/charts/.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import streamlit as st  # noqa: E402
 from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
-from app.runs import preflight, run_store  # noqa: E402
+from app.serving.store import preflight, run_store  # noqa: E402
 from app.tabs import compare, init, run_file, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> None:
         st.error("Fix the highlighted setting in the sidebar to continue.")
         return
     try:
-        run_store()  # a malformed $INITLAB_CACHE_* setting is reported here as a message, not a traceback
+        run_store()  # a malformed $INITLAB_CACHE_* or server cap is reported here as a message, not a traceback
         limits = Limits.from_env()
         dataset = sidebar.resolve_dataset(config)
         network = preflight(config, dataset, limits)

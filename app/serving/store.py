@@ -4,7 +4,7 @@ A run is keyed by its config JSON and its dataset's fingerprint: a classroom sta
 one computation. Workers only compute and append snapshots (Streamlit calls from threads are unsupported); the
 page polls the shared run and draws it. Each run is recorded to an .h5 file through core.record while it trains.
 A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
-With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (core/cache.py): a config any
+With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (app/serving/cache.py): a config any
 replica has trained is replayed from its file instead of trained again, and one another replica is training now
 (it holds the cache's claim on it) is waited for, not trained twice: the run shows as running elsewhere until its
 file appears (or is trained here after all, if that replica stops it or dies). Each run is tagged in the disk cache
@@ -12,7 +12,7 @@ as a preset's (the configs in ``protected``: kept) or as the starting session's 
 
 A full disk stops the run with a message saying so (and no path); if it was the disk cache's, this process trains
 without writing to the cache for CACHE_FULL_PAUSE_SECONDS (replaying from it still works), so the next run trains.
-Files being written, and the store's own folder, are removed when the process is stopped (core.cleanup).
+Files being written, and the store's own folder, are removed when the process is stopped (app/serving/cleanup.py).
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -36,8 +36,9 @@ from typing import Iterable
 import numpy as np
 
 from app.presets import preset_configs
-from core import cleanup
-from core.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving import cleanup
+from app.serving.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
 from core.datasets import default_data_dir
 from core.limits import Limits, check_limits
@@ -146,12 +147,13 @@ class RunStore:
 
     def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2,
                  cache: RunCache | None = None, max_replays: int = 4096, clock=time.monotonic,
-                 protected: Iterable[Config] = ()):
+                 protected: Iterable[Config] = (), policy: ServerLimits | None = None):
         if folder is None:
             folder = tempfile.mkdtemp(prefix="initlab-runs-")
             cleanup.remove_at_exit(folder)  # this process's runs, downloadable only while it serves them
         self.folder = Path(folder)
         self.cache = cache if cache is not None else RunCache.from_env()
+        self.policy = policy if policy is not None else ServerLimits.from_env()  # this process's caps on trainings
         self.protected = frozenset(protected)  # the presets' configs: their runs are kept in the disk cache
         self.cache_full_until = 0.0  # time.monotonic() until which runs are not written to the full disk cache
         self.max_runs = max_runs
@@ -202,9 +204,9 @@ class RunStore:
             try:  # a run that cannot start here gives its claim back
                 with self._lock:
                     busy = sum(not r.done and not r.elsewhere for r in self._runs.values())
-                if busy >= limits.max_concurrent_trainings:
+                if busy >= self.policy.max_concurrent_trainings:
                     raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
-                                      "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
+                                      f"({SERVER_ENV['max_concurrent_trainings']}); try again when one has finished")
                 training = Training(config, dataset, limits)
             except BaseException:
                 if claim is not None:
@@ -212,7 +214,7 @@ class RunStore:
                 raise
             path = self.cache.path(config, dataset) if claim is not None else self.folder / f"{key}.h5"
             run = SharedRun(key, config, training.network, path, two_d, watchers={watcher})
-            target, args = self._work, (run, training, limits.max_training_seconds, claim, owner)
+            target, args = self._work, (run, training, self.policy.max_training_seconds, claim, owner)
         with self._lock:
             self._runs[key] = run
             self._evict()
@@ -269,7 +271,7 @@ class RunStore:
                     self.cache.release(claim)
                     run.status, run.message = STOPPED, f"the run failed: {type(e).__name__}: {e}"
                     return
-                self._work(run, training, limits.max_training_seconds, claim, owner)
+                self._work(run, training, self.policy.max_training_seconds, claim, owner)
                 return
         run.status, run.message = STOPPED, "stopped by the user while another server was training it"
 
@@ -301,7 +303,7 @@ class RunStore:
                                 break
                             if time.perf_counter() - run.started > max_seconds:
                                 run.message = (f"stopped at step {snapshot.step}: this server stops a training "
-                                               f"after {max_seconds:g} s (INITLAB_MAX_TRAINING_SECONDS)")
+                                               f"after {max_seconds:g} s ({SERVER_ENV['max_training_seconds']})")
                                 break
                     finally:
                         stream.close()  # finishes the recording (closed early: the cap's message, or "by the user")
@@ -357,7 +359,8 @@ _store_lock = threading.Lock()
 
 
 def run_store() -> RunStore:
-    """This server process's one RunStore, built on first use from $INITLAB_CACHE_* (a malformed setting raises
+    """This server process's one RunStore, built on first use from $INITLAB_CACHE_* and the server's caps
+    ($INITLAB_MAX_CONCURRENT_TRAININGS, $INITLAB_MAX_TRAINING_SECONDS; a malformed setting raises
     ConfigError, and the next call tries again). Not an st.cache_resource: Streamlit empties those for every session
     on a "clear caches" request, which any client can send over its WebSocket whatever the page's menu shows, and a
     second store would lose the runs in progress to their students and train as many again beside them, past the

@@ -20,7 +20,7 @@ import numpy as np
 from _bench import blas_threads, interleaved, parser, print_header, print_table, set_threads
 from app.presets import presets
 from app.charts.training import layer_figures, progress_figures
-from app.runs import RunStore
+from app.serving.store import RunStore
 from core.datasets import load_dataset
 from core.limits import Limits
 from core.theory import predict_for
