@@ -14,8 +14,8 @@ import streamlit as st
 
 from app.markup import escape_markdown
 from app.presets import presets
-from app.state import EDITABLE, compact_layers, config_from_widgets, from_query, to_query, versioned, widget_key, \
-    widget_values
+from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query, versioned, widget_key,
+                       widget_values)
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
 from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError
@@ -31,7 +31,7 @@ NETWORK_MODES = ("sizes", "depth × width")
 ss = st.session_state  # the widgets' values, under keys of the current sidebar generation
 
 
-# --- sidebar state ----------------------------------------------------------------------------------------------
+# --- a config into the widgets ---------------------------------------------------------------------------------
 NETWORK_WIDGETS = ("network_mode", "net_depth", "net_width")  # set from a config too, beside the cfg_ widgets
 
 

@@ -26,7 +26,8 @@ T = TypeVar("T")
 # --- session state ----------------------------------------------------------------------------------------------
 class Slot(Generic[T]):
     """One entry of `st.session_state`, read and written as an attribute of `SessionState`, with its type and its
-    value when unset in one place. Its `key` is the session-state key (and the widget key, for a widget's value)."""
+    value when unset in one place. Its `key` is the session-state key (and the widget key, for a widget's value).
+    The value when unset is shared by every session: assign a new value, never change one in place."""
 
     def __init__(self, default: T = None, key: str | None = None):
         self.default, self.key = default, key
@@ -153,14 +154,18 @@ def loss_log_toggle() -> bool:
                      help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
 
 
-def chart(fig, key: str, caption: str, live: bool = False) -> None:
-    """A figure, what to look for in it, and its data as CSV. A `live` one is redrawn in place (`live_chart`) as a
-    static picture: it is replaced several times a second, so hover and zoom could not be used anyway, and skipping
-    their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of the click."""
+def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True) -> None:
+    """A figure, what to look for in it, and its data as CSV (unless not `csv`). A `live` one is redrawn in place
+    (`live_chart`) as a static picture: it is replaced several times a second, so hover and zoom could not be used
+    anyway, and skipping their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of
+    the click."""
     if live:
         live_chart(fig, key, LIVE_PLOT_CONFIG)
     else:
         st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+    if not csv:
+        st.caption(caption)
+        return
     text, button = st.columns([6, 1], vertical_alignment="center")
     text.caption(caption)
     button.download_button("CSV", data=lambda: export.figure_csv(fig), file_name=f"initlab-{key}.csv",

@@ -7,9 +7,9 @@ import streamlit as st
 
 from app import verdict_view
 from app.charts import figures
+from app.charts.training import loss_curves, steps, thin
 from app.markup import escape_markdown
 from app.presets import VARIANTS
-from app.charts.training import loss_curves, steps, thin
 from app.serving.store import FINISHED, run_store
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
                     loss_log_toggle, probe_of, state, why)

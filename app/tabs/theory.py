@@ -13,7 +13,7 @@ import streamlit as st
 
 from app.charts import theory as figures
 from app.markup import escape_markdown
-from app.ui import PLOT_CONFIG
+from app.ui import chart
 from core.config import Config, ConfigError
 from core.datasets import Dataset
 from core.limits import Limits
@@ -48,11 +48,6 @@ def _spectrum(activation: str, init: str, width: int, depth: int, scale: float, 
                                     n_inputs=JACOBIAN_INPUTS, seed=seed)
 
 
-def _chart(fig, key: str, caption: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    st.caption(caption)
-
-
 def render(config: Config, dataset: Dataset, limits: Limits) -> None:
     """The phase diagram, predicted against measured statistics with depth, the Jacobian spectrum, and why."""
     st.markdown(
@@ -79,13 +74,13 @@ def _depth_charts(result) -> None:
     p = result.prediction
     left, right = st.columns(2)
     with left:
-        _chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
-               "Forward: q^l = σ_w,l² E[φ(Z^{l-1})²] + σ_b². A straight fall on this log axis is a signal "
-               "shrinking by the same factor at every layer.")
+        chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
+              "Forward: q^l = σ_w,l² E[φ(Z^{l-1})²] + σ_b². A straight fall on this log axis is a signal "
+              "shrinking by the same factor at every layer.", csv=False)
     with right:
-        _chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
-               "theory_dz_rms", "Backward: E[dZ^l²] = E[dZ^{l+1}²] · n_{l+1} Var(W^{l+1}) · E[φ'(Z^l)²], from "
-               "the output's A − Y.")
+        chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
+              "theory_dz_rms", "Backward: E[dZ^l²] = E[dZ^{l+1}²] · n_{l+1} Var(W^{l+1}) · E[φ'(Z^l)²], from "
+              "the output's A − Y.", csv=False)
     st.caption("Dashed: the average over weight draws of what the probe measures (the spread of a layer's values "
                "about their mean). One draw wanders from it, more in deep narrow stacks: the spread of log q grows "
                "like depth / width (Hanin & Nica 2019), about 14% at the top of 30 relu layers of 1000 units.")
@@ -104,9 +99,9 @@ def _phase_section(config: Config, prediction) -> None:
                for i, name in enumerate(hidden) if name == activation]
     sw2, sb2 = figures.phase_axes([w for _, w, _ in markers], [b for _, _, b in markers])
     chi, critical = _phase(activation, tuple(sw2), tuple(sb2))
-    _chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
-           "Blue: ordered (χ₁ < 1), signals and gradients shrink by about χ₁ per layer. Red: chaotic (χ₁ > 1), they "
-           "grow. Each marker is one hidden layer of this network, placed by its own σ_w² = n_in · Var(W).")
+    chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
+          "Blue: ordered (χ₁ < 1), signals and gradients shrink by about χ₁ per layer. Red: chaotic (χ₁ > 1), they "
+          "grow. Each marker is one hidden layer of this network, placed by its own σ_w² = n_in · Var(W).", csv=False)
     hidden_zero = [label for label, w, _ in markers if w == 0]
     if hidden_zero:
         st.caption(f"{', '.join(hidden_zero)}: σ_w² = 0 (no random weights) cannot be placed on the log axis.")
@@ -166,10 +161,10 @@ def _jacobian_section(config: Config) -> None:
         except (ConfigError, ValueError, FloatingPointError) as e:
             st.warning(f"No Jacobian for {init}: {escape_markdown(e)}")
     if spectra:
-        _chart(figures.jacobian_histogram(spectra), "theory_jacobian",
-               f"A square {activation} network, {depth} layers of {width} units, {JACOBIAN_INPUTS} random inputs. "
-               "Values near 1 carry every direction of the input (and of the gradient) through unchanged; a wide "
-               "spread means some directions are amplified and others lost.")
+        chart(figures.jacobian_histogram(spectra), "theory_jacobian",
+              f"A square {activation} network, {depth} layers of {width} units, {JACOBIAN_INPUTS} random inputs. "
+              "Values near 1 carry every direction of the input (and of the gradient) through unchanged; a wide "
+              "spread means some directions are amplified and others lost.", csv=False)
 
 
 def _why() -> None:

@@ -7,8 +7,8 @@ import streamlit as st
 
 from app import verdict_view
 from app.charts import export
-from app.markup import escape_markdown
 from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figures
+from app.markup import escape_markdown
 from app.serving.store import DIVERGED, FINISHED, RUNNING, run_store
 from app.ui import MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, why
 from core.config import Config, ConfigError
