@@ -26,8 +26,8 @@ from core.limits import Limits
 from core.theory import predict_for
 from core.train import Training
 
-REDRAW_SECONDS = 0.2  # app.main.LIVE_SECONDS
-LAYER_EVERY = 5  # app.main.LAYER_SECONDS / LIVE_SECONDS
+REDRAW_SECONDS = 0.2  # app.tabs.training.LIVE_SECONDS
+LAYER_EVERY = 5  # app.tabs.training.LAYER_SECONDS / LIVE_SECONDS
 
 
 def figure_seconds(training: Training, predicted, calls: int = 30) -> tuple[float, float]:
