@@ -1,13 +1,14 @@
 """Caps that keep one run from taking a shared machine down: checked before anything is allocated.
 
-Defaults suit a classroom server; each can be changed by an environment variable (read when `Limits.from_env`
-is called) or, in the CLI, by a flag.
+Defaults suit a classroom server; each can be changed by an environment variable (read when an entry point, the CLI
+or the server, calls `Limits.from_env`: the engine itself takes its limits as an argument) or, in the CLI, by a flag.
+What only a server enforces across runs (trainings at once, seconds per training) is app/serving/limits.py.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,9 +21,24 @@ _ENV = {
     "max_width": "INITLAB_MAX_WIDTH",
     "max_iterations": "INITLAB_MAX_ITERATIONS",
     "max_memory_mb": "INITLAB_MAX_MEMORY_MB",
-    "max_concurrent_trainings": "INITLAB_MAX_CONCURRENT_TRAININGS",
-    "max_training_seconds": "INITLAB_MAX_TRAINING_SECONDS",
 }
+
+
+def numbers_from_env(variables: dict[str, str], environ=os.environ) -> dict[str, int]:
+    """field -> the whole number (at least 1) its environment variable holds, for the variables that are set.
+    Raises ConfigError naming a variable that holds anything else."""
+    values = {}
+    for name, variable in variables.items():
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise ConfigError(f"{variable}={raw!r} must be a whole number") from None
+        if values[name] < 1:
+            raise ConfigError(f"{variable} must be at least 1, got {raw}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -32,24 +48,10 @@ class Limits:
     max_width: int = 4096
     max_iterations: int = 100_000
     max_memory_mb: int = 2048
-    # per server process, enforced where the dashboard starts trainings (app/runs.py), not by the engine
-    max_concurrent_trainings: int = 8  # distinct runs training or queued at once; more are refused
-    max_training_seconds: int = 600  # a run still training after this long is stopped
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "Limits":
-        values = {}
-        for f in fields(cls):
-            raw = environ.get(_ENV[f.name])
-            if raw is None:
-                continue
-            try:
-                values[f.name] = int(raw)
-            except ValueError:
-                raise ConfigError(f"{_ENV[f.name]}={raw!r} must be a whole number") from None
-            if values[f.name] < 1:
-                raise ConfigError(f"{_ENV[f.name]} must be at least 1, got {raw}")
-        return cls(**values)
+        return cls(**numbers_from_env(_ENV, environ))
 
 
 def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> int:

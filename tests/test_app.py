@@ -14,11 +14,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app import runs
+from app.serving import store
 from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
-from core.cache import RunCache
+from app.serving.cache import RunCache
 from core.config import Config
 from core.datasets import load_dataset
 from core.record import RunRecorder, record
@@ -143,7 +143,7 @@ def test_the_depth_field_follows_the_servers_cap_on_layers(monkeypatch):
 def fresh_run_store(monkeypatch):
     """The run store is built once per server process, from $INITLAB_CACHE_*: a test that sets them gets a store of
     its own, built at its first page run, and the tests after it the store from before."""
-    monkeypatch.setattr(runs, "_store", None)
+    monkeypatch.setattr(store, "_store", None)
 
 
 def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path, fresh_run_store):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cache import RunCache, cache_key
+from app.serving.cache import RunCache, cache_key
 from core.config import Config
 from core.datasets import load_dataset
 from core.record import read_run
@@ -141,7 +141,7 @@ def test_from_env(tmp_path):
 
 RACER = textwrap.dedent("""
     import sys
-    from core.cache import RunCache
+    from app.serving.cache import RunCache
     from core.config import Config
     from core.datasets import load_dataset
     from core.train import Training
@@ -184,7 +184,7 @@ def cache_files(folder: Path) -> list[str]:
 
 # --- the dashboard's run store with the disk cache and the per-process caps --------------------------------------
 def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, circles):
-    from app.runs import FINISHED, RunStore
+    from app.serving.store import FINISHED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
@@ -208,7 +208,7 @@ class FakeClock:
 
 
 def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_they_started(tmp_path, circles):
-    from app.runs import FINISHED, RUNNING, Replay, RunStore
+    from app.serving.store import FINISHED, RUNNING, Replay, RunStore
     from core.limits import Limits
 
     clock = FakeClock()
@@ -238,7 +238,7 @@ def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_the
 
 
 def test_a_cache_hit_replays_at_the_pace_recorded_in_its_file_or_instantly(tmp_path, circles):
-    from app.runs import FINISHED, RUNNING, Replay, RunStore
+    from app.serving.store import FINISHED, RUNNING, Replay, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
@@ -259,7 +259,7 @@ def test_a_cache_hit_replays_at_the_pace_recorded_in_its_file_or_instantly(tmp_p
 def test_a_cached_file_without_timings_replays_instantly(tmp_path, circles):
     import h5py
 
-    from app.runs import FINISHED, RunStore
+    from app.serving.store import FINISHED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
@@ -271,15 +271,17 @@ def test_a_cached_file_without_timings_replays_instantly(tmp_path, circles):
 
 
 def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the_time_cap(tmp_path, circles):
-    from app.runs import STOPPED, RunStore
+    from app.serving.store import STOPPED, RunStore
     from core.config import ConfigError
+    from app.serving.limits import ServerLimits
     from core.limits import Limits
 
-    store = RunStore(tmp_path, cache=RunCache(tmp_path / "cache"))
+    store = RunStore(tmp_path, cache=RunCache(tmp_path / "cache"), policy=ServerLimits(max_training_seconds=1))
     endless = Config(dataset="circles", layers=(32, 32), iterations=100_000, record_every=1)
-    run = store.start(endless, circles, "one", Limits(max_training_seconds=1))
+    run = store.start(endless, circles, "one", Limits())
+    store.policy = ServerLimits(max_concurrent_trainings=1)
     with pytest.raises(ConfigError, match="INITLAB_MAX_CONCURRENT_TRAININGS"):
-        store.start(endless.replace(seed=2), circles, "two", Limits(max_concurrent_trainings=1))
+        store.start(endless.replace(seed=2), circles, "two", Limits())
     # the refused run gave its claim back: only the running one holds one
     assert [c.name for c in store.cache.claims.iterdir()] == [store.cache.path(endless, circles).stem]
     assert store.wait(run.key, 30) and run.status == STOPPED
@@ -291,22 +293,26 @@ def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the
 
 
 def test_the_time_cap_is_recorded_without_a_disk_cache_too(tmp_path, circles):
-    from app.runs import STOPPED, RunStore
+    from app.serving.store import STOPPED, RunStore
+    from app.serving.limits import ServerLimits
     from core.limits import Limits
 
-    store = RunStore(tmp_path, cache=None)
+    store = RunStore(tmp_path, cache=None, policy=ServerLimits(max_training_seconds=0.5))
     store.cache = None  # RunCache.from_env() may find $INITLAB_CACHE_DIR set
     endless = Config(dataset="circles", layers=(8,), iterations=100_000, record_every=1)
-    run = store.start(endless, circles, "one", Limits(max_training_seconds=0.5))
+    run = store.start(endless, circles, "one", Limits())
     assert store.wait(run.key, 30) and run.status == STOPPED
     assert read_run(run.path).stopped_reason == run.message and "INITLAB_MAX_TRAINING_SECONDS" in run.message
 
 
-def test_the_new_caps_come_from_the_environment():
-    from core.limits import Limits
+def test_the_server_caps_come_from_the_environment():
+    from app.serving.limits import ServerLimits
+    from core.config import ConfigError
 
-    limits = Limits.from_env({"INITLAB_MAX_CONCURRENT_TRAININGS": "3", "INITLAB_MAX_TRAINING_SECONDS": "90"})
+    limits = ServerLimits.from_env({"INITLAB_MAX_CONCURRENT_TRAININGS": "3", "INITLAB_MAX_TRAINING_SECONDS": "90"})
     assert (limits.max_concurrent_trainings, limits.max_training_seconds) == (3, 90)
+    with pytest.raises(ConfigError, match="INITLAB_MAX_TRAINING_SECONDS"):
+        ServerLimits.from_env({"INITLAB_MAX_TRAINING_SECONDS": "soon"})
 
 
 # --- one computation per config across replicas: the cache's claims -----------------------------------------------
@@ -324,12 +330,12 @@ def test_a_claim_is_held_by_one_process_until_released_or_stale(tmp_path, circle
 
 
 def test_two_replicas_starting_one_config_train_it_once(tmp_path, circles, monkeypatch):
-    import app.runs
-    from app.runs import FINISHED, RUNNING, RunStore
+    import app.serving.store
+    from app.serving.store import FINISHED, RUNNING, RunStore
     from core.limits import Limits
 
     trained = []
-    monkeypatch.setattr(app.runs, "Training", lambda *args: trained.append(args) or Training(*args))
+    monkeypatch.setattr(app.serving.store, "Training", lambda *args: trained.append(args) or Training(*args))
     cache = RunCache(tmp_path / "cache")
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -345,7 +351,7 @@ def test_two_replicas_starting_one_config_train_it_once(tmp_path, circles, monke
 
 
 def test_a_replica_trains_the_run_itself_when_the_other_gives_it_up(tmp_path, circles):
-    from app.runs import FINISHED, STOPPED, RunStore
+    from app.serving.store import FINISHED, STOPPED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")

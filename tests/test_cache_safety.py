@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from core.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
 from core.config import Config
 from core.datasets import load_dataset
 from core.record import RunWriteError, read_run, record
@@ -140,7 +140,7 @@ def test_temporary_files_count_in_the_cap(tmp_path, circles):
 
 
 def test_the_store_tags_presets_runs_and_each_sessions(tmp_path, circles):
-    from app.runs import FINISHED, RunStore
+    from app.serving.store import FINISHED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
@@ -186,7 +186,7 @@ def test_a_full_disk_stops_the_recording_cleanly_and_the_next_one_works(tmp_path
 
 def test_a_full_cache_disk_stops_the_run_with_a_message_and_the_next_run_trains_outside_it(tmp_path, circles,
                                                                                              monkeypatch):
-    from app.runs import FINISHED, STOPPED, RunStore
+    from app.serving.store import FINISHED, STOPPED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
@@ -207,8 +207,8 @@ def test_a_full_cache_disk_stops_the_run_with_a_message_and_the_next_run_trains_
 
 FILL_TINY_DISK = textwrap.dedent("""
     import sys
-    from app.runs import RunStore
-    from core.cache import RunCache
+    from app.serving.store import RunStore
+    from app.serving.cache import RunCache
     from core.config import Config
     from core.datasets import load_dataset
     from core.limits import Limits
@@ -256,7 +256,7 @@ def test_a_real_full_disk_does_not_crash_the_server_and_the_next_run_trains(tiny
 # --- files left by a stopped or killed server ------------------------------------------------------------------------
 WRITER = textwrap.dedent("""
     import signal, sys, threading
-    from core.cache import RunCache
+    from app.serving.cache import RunCache
     from core.config import Config
     from core.datasets import load_dataset
     from core.train import Training
@@ -305,18 +305,19 @@ def test_sigterm_removes_the_files_being_written_and_the_claim(tmp_path, where):
 STREAMLIT_APP = textwrap.dedent("""
     import os
     import streamlit as st
-    from app.runs import RunStore
-    from core.cache import RunCache
+    from app.serving.store import RunStore
+    from app.serving.cache import RunCache
     from core.config import Config
     from core.datasets import load_dataset
+    from app.serving.limits import ServerLimits
     from core.limits import Limits
 
     @st.cache_resource
     def store():
-        return RunStore(cache=RunCache(os.environ["TEST_CACHE"]))
+        return RunStore(cache=RunCache(os.environ["TEST_CACHE"]), policy=ServerLimits(max_training_seconds=600))
 
     config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=1)
-    store().start(config, load_dataset("circles"), "one", Limits(max_training_seconds=600))
+    store().start(config, load_dataset("circles"), "one", Limits())
     st.write("started")
 """)
 

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from app import export, figures
+from app.charts import export, figures
 from core.config import Config
 from core.datasets import load_dataset
 from core.stats import SCALARS

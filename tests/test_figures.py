@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from app import figures
+from app.charts import figures, style
 from core.config import Config
 from core.datasets import load_dataset
 from core.train import Training, probe
@@ -197,7 +197,7 @@ def test_more_layers_than_a_legend_row_holds_get_a_colour_bar_of_layers(n):
 
 
 def test_a_legend_row_of_layers_stays_a_legend():
-    steps, values = np.arange(0, 100, 10), np.full((10, figures.LEGEND_MOST), 0.5)
+    steps, values = np.arange(0, 100, 10), np.full((10, style.LEGEND_MOST), 0.5)
     fig = figures.per_layer_over_steps(steps, values, "t", "std A")
     assert fig.layout.showlegend is True and fig.layout.legend.orientation == "h"
     assert not any(getattr(t.marker, "showscale", None) for t in fig.data)
@@ -206,16 +206,16 @@ def test_a_legend_row_of_layers_stays_a_legend():
 def test_many_named_series_put_their_legend_in_a_column_at_the_right():
     """Compare's charts name one series per initialiser, up to 13: past LEGEND_MOST a top legend wraps into the
     title, so the legend becomes a column at the right. Predictions (no legend entry of their own) do not count."""
-    names = [f"init {k}" for k in range(figures.LEGEND_MOST + 1)]
+    names = [f"init {k}" for k in range(style.LEGEND_MOST + 1)]
     fig = figures.curves({k: [0, 1] for k in names}, {k: [0.7, 0.6] for k in names}, "Loss by initialiser", "loss")
     assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1
     few = figures.curves({k: [0, 1] for k in names[:2]}, {k: [0.7, 0.6] for k in names[:2]}, "t", "loss")
     assert few.layout.legend.orientation == "h"
     depth = figures.depth_profile({k: [0.5, 0.4] for k in names}, "Activation std against depth", "std A", log_y=True)
     assert depth.layout.legend.orientation == "v"
-    series = {k: [0.5, 0.4] for k in names[:figures.LEGEND_MOST]}
+    series = {k: [0.5, 0.4] for k in names[:style.LEGEND_MOST]}
     predicted = figures.depth_profile(series, "t", "std A", log_y=True, predicted=series)
-    assert len(predicted.data) == 2 * figures.LEGEND_MOST and predicted.layout.legend.orientation == "h"
+    assert len(predicted.data) == 2 * style.LEGEND_MOST and predicted.layout.legend.orientation == "h"
 
 
 def assert_sent_as_plotly_would_validate_it(fig: go.Figure) -> None:
@@ -294,7 +294,7 @@ def test_stacked_plots_share_the_bottom_x_axis_and_keep_make_subplots_domains():
 # --- colours, loss charts (issue 18) ------------------------------------------------------------------------------
 def test_the_first_six_series_colours_stay_apart_for_a_deuteranope():
     """The old palette's red and green (normal ×10 and he_normal in Compare) both turned olive: 18 apart of 441."""
-    simulated = [simulate(hex_rgb(c)) for c in figures.PALETTE[:6]]
+    simulated = [simulate(hex_rgb(c)) for c in style.PALETTE[:6]]
     closest = min(np.linalg.norm(a - b) for a, b in itertools.combinations(simulated, 2))
     assert closest > 40
 
@@ -313,7 +313,7 @@ def _grey(colour: str) -> float:
 
 def test_layer_colours_are_distinct_and_ordered_by_lightness():
     """Per-layer lines were shades of one blue; now viridis: each layer its own hue, lighter with depth."""
-    colours = [figures.layer_colour(i, 6) for i in range(6)]
+    colours = [style.layer_colour(i, 6) for i in range(6)]
     assert len(set(colours)) == 6
     greys = [_grey(c) for c in colours]
     assert greys == sorted(greys) and greys[-1] - greys[0] > 100

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from app import theory_figures as figures
-from app.figures import depth_profile
+from app.charts import theory as figures
+from app.charts.figures import depth_profile
 from core import theory
 from core.config import Config
 from core.datasets import load_dataset

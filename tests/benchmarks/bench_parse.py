@@ -57,7 +57,10 @@ def _descendants_cpu() -> float:
 def worker(root: str) -> None:
     """Time parses on request: one case name a line on stdin, milliseconds (and CPU seconds) a line on stdout."""
     sys.path.insert(0, root)
-    from core.cache import RunCache
+    try:
+        from app.serving.cache import RunCache
+    except ImportError:  # the baseline version, from before the cache moved out of core
+        from core.cache import RunCache
     from core.datasets import load_course_h5, load_dataset, load_uploaded_h5
     from core.config import Config
     from core.record import read_run

@@ -19,14 +19,15 @@ import time
 import numpy as np
 from _bench import blas_threads, interleaved, parser, print_header, print_table, set_threads
 from app.presets import presets
-from app.runs import RunStore, layer_figures, progress_figures
+from app.charts.training import layer_figures, progress_figures
+from app.serving.store import RunStore
 from core.datasets import load_dataset
 from core.limits import Limits
 from core.theory import predict_for
 from core.train import Training
 
-REDRAW_SECONDS = 0.2  # app.main.LIVE_SECONDS
-LAYER_EVERY = 5  # app.main.LAYER_SECONDS / LIVE_SECONDS
+REDRAW_SECONDS = 0.2  # app.tabs.training.LIVE_SECONDS
+LAYER_EVERY = 5  # app.tabs.training.LAYER_SECONDS / LIVE_SECONDS
 
 
 def figure_seconds(training: Training, predicted, calls: int = 30) -> tuple[float, float]:

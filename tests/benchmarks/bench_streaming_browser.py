@@ -183,7 +183,7 @@ def main() -> None:
           f"{statistics.median(seen['seconds'] / cli for seen, cli in rounds):.2f} (target <= 1.3)")
     print(f"updates seen in the browser: progress line "
           f"{statistics.median(seen['text_rate'] for seen, _ in rounds):.1f}/s, loss chart "
-          f"{statistics.median(seen['chart_rate'] for seen, _ in rounds):.1f}/s (the page asks for at most 5/s: app.main.LIVE_SECONDS)")
+          f"{statistics.median(seen['chart_rate'] for seen, _ in rounds):.1f}/s (the page asks for at most 5/s: app.tabs.training.LIVE_SECONDS)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The Theory tab: what mean-field theory predicts for the chosen network, beside what the probe measures.
 
-`render_theory_tab(config, dataset)` draws everything; app/main.py calls it inside its Theory tab. The numbers come
-from core/theory.py, the figures from app/theory_figures.py; expensive results are cached across sessions.
+`render(config, dataset, limits)` draws everything; app/main.py calls it inside its Theory tab. The numbers come
+from core/theory.py, the figures from app/charts/theory.py; expensive results are cached across sessions.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import theory_figures as figures
+from app.charts import theory as figures
 from app.markup import escape_markdown
+from app.ui import chart
 from core.config import Config, ConfigError
 from core.datasets import Dataset
 from core.limits import Limits
 from core.theory import (NO_FIXED_POINT, Criticality, TheoryError, compare, critical_line, criticality, describe,
                          jacobian_singular_values, phase_grid)
 
-PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 JACOBIAN_WIDTHS = (32, 64, 128, 256)
 JACOBIAN_MAX_DEPTH = 60  # 60 products of 256 x 256 per input: well under a second
 JACOBIAN_INPUTS = 4
@@ -27,8 +27,8 @@ MAX_SETTINGS = 12  # rows of the order-and-chaos table: a fixed-scale initialise
 
 
 @st.cache_data(max_entries=32, show_spinner="Predicting and probing…")
-def _comparison(config_json: str, fingerprint: str, _dataset: Dataset):
-    return compare(Config.from_json(config_json), _dataset, Limits.from_env())
+def _comparison(config_json: str, fingerprint: str, _dataset: Dataset, _limits: Limits):
+    return compare(Config.from_json(config_json), _dataset, _limits)
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the phase diagram…")
@@ -48,12 +48,7 @@ def _spectrum(activation: str, init: str, width: int, depth: int, scale: float, 
                                     n_inputs=JACOBIAN_INPUTS, seed=seed)
 
 
-def _chart(fig, key: str, caption: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    st.caption(caption)
-
-
-def render_theory_tab(config: Config, dataset: Dataset) -> None:
+def render(config: Config, dataset: Dataset, limits: Limits) -> None:
     """The phase diagram, predicted against measured statistics with depth, the Jacobian spectrum, and why."""
     st.markdown(
         "Mean-field theory predicts, before any measurement, how the spread of the signal changes from layer to "
@@ -61,7 +56,7 @@ def render_theory_tab(config: Config, dataset: Dataset) -> None:
         "initialisation)."
     )
     try:
-        result = _comparison(config.to_json(), dataset.fingerprint(), dataset)
+        result = _comparison(config.to_json(), dataset.fingerprint(), dataset, limits)
     except TheoryError as e:
         st.info(f"No prediction for this setting: {escape_markdown(e)}.")
         result = None
@@ -79,13 +74,13 @@ def _depth_charts(result) -> None:
     p = result.prediction
     left, right = st.columns(2)
     with left:
-        _chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
-               "Forward: q^l = σ_w,l² E[φ(Z^{l-1})²] + σ_b². A straight fall on this log axis is a signal "
-               "shrinking by the same factor at every layer.")
+        chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
+              "Forward: q^l = σ_w,l² E[φ(Z^{l-1})²] + σ_b². A straight fall on this log axis is a signal "
+              "shrinking by the same factor at every layer.", csv=False)
     with right:
-        _chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
-               "theory_dz_rms", "Backward: E[dZ^l²] = E[dZ^{l+1}²] · n_{l+1} Var(W^{l+1}) · E[φ'(Z^l)²], from "
-               "the output's A − Y.")
+        chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
+              "theory_dz_rms", "Backward: E[dZ^l²] = E[dZ^{l+1}²] · n_{l+1} Var(W^{l+1}) · E[φ'(Z^l)²], from "
+              "the output's A − Y.", csv=False)
     st.caption("Dashed: the average over weight draws of what the probe measures (the spread of a layer's values "
                "about their mean). One draw wanders from it, more in deep narrow stacks: the spread of log q grows "
                "like depth / width (Hanin & Nica 2019), about 14% at the top of 30 relu layers of 1000 units.")
@@ -104,9 +99,9 @@ def _phase_section(config: Config, prediction) -> None:
                for i, name in enumerate(hidden) if name == activation]
     sw2, sb2 = figures.phase_axes([w for _, w, _ in markers], [b for _, _, b in markers])
     chi, critical = _phase(activation, tuple(sw2), tuple(sb2))
-    _chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
-           "Blue: ordered (χ₁ < 1), signals and gradients shrink by about χ₁ per layer. Red: chaotic (χ₁ > 1), they "
-           "grow. Each marker is one hidden layer of this network, placed by its own σ_w² = n_in · Var(W).")
+    chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
+          "Blue: ordered (χ₁ < 1), signals and gradients shrink by about χ₁ per layer. Red: chaotic (χ₁ > 1), they "
+          "grow. Each marker is one hidden layer of this network, placed by its own σ_w² = n_in · Var(W).", csv=False)
     hidden_zero = [label for label, w, _ in markers if w == 0]
     if hidden_zero:
         st.caption(f"{', '.join(hidden_zero)}: σ_w² = 0 (no random weights) cannot be placed on the log axis.")
@@ -166,10 +161,10 @@ def _jacobian_section(config: Config) -> None:
         except (ConfigError, ValueError, FloatingPointError) as e:
             st.warning(f"No Jacobian for {init}: {escape_markdown(e)}")
     if spectra:
-        _chart(figures.jacobian_histogram(spectra), "theory_jacobian",
-               f"A square {activation} network, {depth} layers of {width} units, {JACOBIAN_INPUTS} random inputs. "
-               "Values near 1 carry every direction of the input (and of the gradient) through unchanged; a wide "
-               "spread means some directions are amplified and others lost.")
+        chart(figures.jacobian_histogram(spectra), "theory_jacobian",
+              f"A square {activation} network, {depth} layers of {width} units, {JACOBIAN_INPUTS} random inputs. "
+              "Values near 1 carry every direction of the input (and of the gradient) through unchanged; a wide "
+              "spread means some directions are amplified and others lost.", csv=False)
 
 
 def _why() -> None:

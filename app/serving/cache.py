@@ -35,7 +35,8 @@ least recently used first (`get` touches an entry's modification time). So one s
 older ones, never another session's within its share. An untagged entry (written before tags, or by the CLI)
 counts as one more owner.
 
-Temporary files a stopped process was writing are removed: on SIGTERM or exit by the process itself (core.cleanup),
+Temporary files a stopped process was writing are removed: on SIGTERM or exit by the process itself
+(app/serving/cleanup.py),
 and at start and at each eviction, any in ``.tmp/`` older than ABANDONED_SECONDS whose key no live claim holds.
 """
 
@@ -55,11 +56,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import cleanup
-from .config import Config
-from .record import FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
-from .stats import Snapshot
-from .train import Training
+from app.serving import cleanup
+from core.config import Config
+from core.record import FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
+from core.stats import Snapshot
+from core.train import Training
 
 CACHE_VERSION = 1  # bump when what a cached run means changes without the run-file format changing
 DEFAULT_MAX_MB = 1024
@@ -244,7 +245,7 @@ class RunCache:
         the config's run, so it is not cached: its file is moved to ``stopped_path`` if given, else deleted.
         ``claim`` (from `claim`) is refreshed as snapshots come and released once the file is in place or gone.
         A full disk raises core.record.RunWriteError and leaves no file. Should the process be stopped meanwhile,
-        its files are removed and its claim released (core.cleanup).
+        its files are removed and its claim released (app/serving/cleanup.py).
         """
         final = self.path(training.config, training.dataset)
         tmp = self.tmp / f"{final.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.h5"

@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import get_colorscale
 
-from app.figures import _axis, _by_layer, _figure, _layer_axis, _layout, _plottable, _predicted_by_layer, colour
+from app.charts.style import (Array, base_layout, by_layer, colour, layer_axis, make_figure, plottable,
+                              predicted_by_layer, styled_axis)
 
-Array = np.ndarray
 
 CHI_OCTAVES = 3.0  # the colour scale runs from chi = 1/8 (deep blue, ordered) to 8 (deep red, chaotic)
 RDBU_R = get_colorscale("RdBu_r")  # a plotly name plotly.js does not know: send the colours
@@ -23,10 +23,10 @@ JACOBIAN_DECADES = 8  # the histogram shows 8 decades below the largest value; s
 
 def depth_comparison(predicted: Array, measured: Array, title: str, y_title: str) -> go.Figure:
     """Measured (solid) and predicted (dashed) per layer, log y: a collapse reads as a straight downward line."""
-    data = [_by_layer(_plottable(measured), "measured (probe)", dict(color=colour(0), width=2.5)),
-            _predicted_by_layer(_plottable(predicted), "predicted (mean field)", colour(7))]
-    return _figure(data, _layout(title, xaxis=_layer_axis(len(measured)),
-                                 yaxis=_axis(y_title, type="log", exponentformat="power")))
+    data = [by_layer(plottable(measured), "measured (probe)", dict(color=colour(0), width=2.5)),
+            predicted_by_layer(plottable(predicted), "predicted (mean field)", colour(7))]
+    return make_figure(data, base_layout(title, xaxis=layer_axis(len(measured)),
+                                         yaxis=styled_axis(y_title, type="log", exponentformat="power")))
 
 
 def phase_axes(marker_sigma_w2: Sequence[float], marker_sigma_b2: Sequence[float], n_w: int = 70,
@@ -69,9 +69,10 @@ def phase_diagram(activation: str, sigma_w2: Array, sigma_b2: Array, chi: Array,
         "hovertemplate": "%{text}: σ_w² %{x:.3g}, σ_b² %{y:.3g}<extra></extra>",
     })
     pad = 0.03 * (sigma_b2[-1] - sigma_b2[0])  # markers at sigma_b^2 = 0 sit fully inside the frame
-    return _figure(data, _layout(f"Order and chaos for {activation}: χ₁ per (σ_w², σ_b²)", height=440,
-                                 xaxis=_axis("σ_w² = n_in · Var(W)", type="log", exponentformat="power"),
-                                 yaxis=_axis("σ_b² (bias variance)", range=[sigma_b2[0] - pad, sigma_b2[-1]])))
+    x_axis = styled_axis("σ_w² = n_in · Var(W)", type="log", exponentformat="power")
+    y_axis = styled_axis("σ_b² (bias variance)", range=[sigma_b2[0] - pad, sigma_b2[-1]])
+    return make_figure(data, base_layout(f"Order and chaos for {activation}: χ₁ per (σ_w², σ_b²)", height=440,
+                                         xaxis=x_axis, yaxis=y_axis))
 
 
 def jacobian_histogram(spectra: Mapping[str, Array]) -> go.Figure:
@@ -97,6 +98,7 @@ def jacobian_histogram(spectra: Mapping[str, Array]) -> go.Figure:
         data.append({"type": "bar", "x": np.sqrt(edges[:-1] * edges[1:]), "y": counts / max(np.size(values), 1),
                      "width": np.diff(edges), "name": label, "marker": dict(color=colour(k), line=dict(width=0)),
                      "opacity": 0.75})
-    return _figure(data, _layout("Input–output Jacobian spectrum at initialisation", barmode="overlay", bargap=0,
-                                 xaxis=_axis("singular value of J = ∏ D^l W^l", type="log", exponentformat="power"),
-                                 yaxis=_axis("share of singular values", tickformat=".0%")))
+    x_axis = styled_axis("singular value of J = ∏ D^l W^l", type="log", exponentformat="power")
+    return make_figure(data, base_layout("Input–output Jacobian spectrum at initialisation", barmode="overlay",
+                                         bargap=0, xaxis=x_axis,
+                                         yaxis=styled_axis("share of singular values", tickformat=".0%")))

@@ -4,7 +4,7 @@ A run is keyed by its config JSON and its dataset's fingerprint: a classroom sta
 one computation. Workers only compute and append snapshots (Streamlit calls from threads are unsupported); the
 page polls the shared run and draws it. Each run is recorded to an .h5 file through core.record while it trains.
 A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
-With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (core/cache.py): a config any
+With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (app/serving/cache.py): a config any
 replica has trained is replayed from its file instead of trained again, and one another replica is training now
 (it holds the cache's claim on it) is waited for, not trained twice: the run shows as running elsewhere until its
 file appears (or is trained here after all, if that replica stops it or dies). Each run is tagged in the disk cache
@@ -12,7 +12,7 @@ as a preset's (the configs in ``protected``: kept) or as the starting session's 
 
 A full disk stops the run with a message saying so (and no path); if it was the disk cache's, this process trains
 without writing to the cache for CACHE_FULL_PAUSE_SECONDS (replaying from it still works), so the next run trains.
-Files being written, and the store's own folder, are removed when the process is stopped (core.cleanup).
+Files being written, and the store's own folder, are removed when the process is stopped (app/serving/cleanup.py).
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
-import math
 import tempfile
 import threading
 import time
@@ -36,14 +35,14 @@ from typing import Iterable
 
 import numpy as np
 
-from app import figures
 from app.presets import preset_configs
-from core import cleanup
-from core.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving import cleanup
+from app.serving.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
 from core.datasets import default_data_dir
 from core.limits import Limits, check_limits
-from core.network import Network, Params, forward
+from core.network import Network, Params
 from core.record import RunFileError, partial_path, record
 from core.stats import Snapshot
 from core.train import Training
@@ -148,12 +147,13 @@ class RunStore:
 
     def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2,
                  cache: RunCache | None = None, max_replays: int = 4096, clock=time.monotonic,
-                 protected: Iterable[Config] = ()):
+                 protected: Iterable[Config] = (), policy: ServerLimits | None = None):
         if folder is None:
             folder = tempfile.mkdtemp(prefix="initlab-runs-")
             cleanup.remove_at_exit(folder)  # this process's runs, downloadable only while it serves them
         self.folder = Path(folder)
         self.cache = cache if cache is not None else RunCache.from_env()
+        self.policy = policy if policy is not None else ServerLimits.from_env()  # this process's caps on trainings
         self.protected = frozenset(protected)  # the presets' configs: their runs are kept in the disk cache
         self.cache_full_until = 0.0  # time.monotonic() until which runs are not written to the full disk cache
         self.max_runs = max_runs
@@ -204,9 +204,9 @@ class RunStore:
             try:  # a run that cannot start here gives its claim back
                 with self._lock:
                     busy = sum(not r.done and not r.elsewhere for r in self._runs.values())
-                if busy >= limits.max_concurrent_trainings:
+                if busy >= self.policy.max_concurrent_trainings:
                     raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
-                                      "(INITLAB_MAX_CONCURRENT_TRAININGS); try again when one has finished")
+                                      f"({SERVER_ENV['max_concurrent_trainings']}); try again when one has finished")
                 training = Training(config, dataset, limits)
             except BaseException:
                 if claim is not None:
@@ -214,7 +214,7 @@ class RunStore:
                 raise
             path = self.cache.path(config, dataset) if claim is not None else self.folder / f"{key}.h5"
             run = SharedRun(key, config, training.network, path, two_d, watchers={watcher})
-            target, args = self._work, (run, training, limits.max_training_seconds, claim, owner)
+            target, args = self._work, (run, training, self.policy.max_training_seconds, claim, owner)
         with self._lock:
             self._runs[key] = run
             self._evict()
@@ -271,7 +271,7 @@ class RunStore:
                     self.cache.release(claim)
                     run.status, run.message = STOPPED, f"the run failed: {type(e).__name__}: {e}"
                     return
-                self._work(run, training, limits.max_training_seconds, claim, owner)
+                self._work(run, training, self.policy.max_training_seconds, claim, owner)
                 return
         run.status, run.message = STOPPED, "stopped by the user while another server was training it"
 
@@ -303,7 +303,7 @@ class RunStore:
                                 break
                             if time.perf_counter() - run.started > max_seconds:
                                 run.message = (f"stopped at step {snapshot.step}: this server stops a training "
-                                               f"after {max_seconds:g} s (INITLAB_MAX_TRAINING_SECONDS)")
+                                               f"after {max_seconds:g} s ({SERVER_ENV['max_training_seconds']})")
                                 break
                     finally:
                         stream.close()  # finishes the recording (closed early: the cap's message, or "by the user")
@@ -359,7 +359,8 @@ _store_lock = threading.Lock()
 
 
 def run_store() -> RunStore:
-    """This server process's one RunStore, built on first use from $INITLAB_CACHE_* (a malformed setting raises
+    """This server process's one RunStore, built on first use from $INITLAB_CACHE_* and the server's caps
+    ($INITLAB_MAX_CONCURRENT_TRAININGS, $INITLAB_MAX_TRAINING_SECONDS; a malformed setting raises
     ConfigError, and the next call tries again). Not an st.cache_resource: Streamlit empties those for every session
     on a "clear caches" request, which any client can send over its WebSocket whatever the page's menu shows, and a
     second store would lose the runs in progress to their students and train as many again beside them, past the
@@ -369,93 +370,3 @@ def run_store() -> RunStore:
         if _store is None:
             _store = RunStore(protected=preset_configs(default_data_dir()))  # the class's preset runs stay cached
         return _store
-
-
-def thin(snapshots: list[Snapshot], most: int) -> list[Snapshot]:
-    """At most `most` snapshots, evenly spread, always keeping the first and the last: a long run stays cheap to
-    redraw several times a second (a chart cannot show more points than it has pixels anyway)."""
-    if len(snapshots) <= most:
-        return snapshots
-    picks = np.unique(np.linspace(0, len(snapshots) - 1, most).round().astype(int))
-    return [snapshots[i] for i in picks]
-
-
-def steps(snapshots: list[Snapshot]) -> Array:
-    return np.array([s.step for s in snapshots])
-
-
-def stack(snapshots: list[Snapshot], key: str) -> Array:
-    """One statistic over time: (T, L) for scalars, (T, L, bins) for histograms."""
-    return np.stack([s.stats[key] for s in snapshots])
-
-
-def decision_grid(network: Network, params: Params, points: Array, n: int = 120) -> tuple[Array, Array, Array]:
-    """P(last class) on an n x n grid spanning the 2-D points with a 10% margin: (xs, ys, probability (n, n))."""
-    lo, hi = points.min(axis=1), points.max(axis=1)
-    pad = 0.1 * (hi - lo) + 1e-9
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], n)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], n)
-    gx, gy = np.meshgrid(xs, ys)
-    grid = np.vstack([gx.ravel(), gy.ravel()]).astype(params.W[0].dtype)
-    probability = forward(network, params, grid).A[-1][-1]
-    return xs, ys, probability.reshape(n, n)
-
-
-ZERO_NOTES = {  # what a value of exactly 0 means on each log chart (drawn on its floor line)
-    "a_std": "std = 0: every unit gives the same value",
-    "dw_norm": "‖dW‖ = 0: no gradient reaches the layer",
-    "update_ratio": "‖ΔW‖ / ‖W‖ = 0: the layer does not move",
-}
-UNDEFINED_RATIO = "every weight is 0 (‖W‖ = 0), so ‖ΔW‖ / ‖W‖ has no value"
-HEATMAP_QUANTITIES = {"a": "activations A", "z": "pre-activations Z", "dz": "gradients dZ", "dw": "weight gradients dW"}
-
-
-def progress_figures(snapshots: list[Snapshot], most: int = 240, chance: float | None = None,
-                     log_y: bool = False) -> dict[str, object]:
-    """The Training tab's loss and accuracy curves of a run so far (at most `most` snapshots each), keyed by name.
-    `chance`: the cost of a guess (ln 2, ln K), drawn as a guide on the loss chart."""
-    snapshots = thin(snapshots, most)
-    t = steps(snapshots)
-    return {
-        "loss": loss_curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", chance, log_y),
-        "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
-                                                             "test": [s.test_accuracy for s in snapshots]},
-                                   "Accuracy", "accuracy", y_range=(0, 1.02)),
-    }
-
-
-def loss_curves(steps_by_name, losses_by_name, title: str, chance: float | None, log_y: bool):
-    """Loss curves with the guess's cost as a guide (ln 2 = 0.693 for one sigmoid output), clipped on a linear axis
-    so a spike at the start (×10 starts at 1774) does not flatten the others."""
-    label = "" if chance is None else f"ln {round(math.exp(chance))} = {chance:.3f}: a guess"
-    return figures.curves(steps_by_name, losses_by_name, title, "cross-entropy", log_y=log_y, reference=chance,
-                          reference_label=label, clip=True)
-
-
-def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
-                  quantity: str = "a", most: int = 240, predicted_a_std: Array | None = None) -> dict[str, object]:
-    """The Training tab's per-layer figures of a run so far (at most `most` snapshots per curve), keyed by name.
-
-    "boundary" is there only for 2-D data when the latest parameters and the run's dataset are given;
-    `predicted_a_std` (per layer, at initialisation) is drawn dashed on the activation-std chart.
-    """
-    last = snapshots[-1]
-    snapshots = thin(snapshots, most)
-    t = steps(snapshots)
-    out = {
-        "a_std": figures.per_layer_over_steps(t, stack(snapshots, "a_std"), "Activation std per layer", "std A",
-                                              predicted=predicted_a_std, zero_note=ZERO_NOTES["a_std"]),
-        "dw_norm": figures.per_layer_over_steps(t, stack(snapshots, "dw_norm"), "Gradient norm ‖dW‖ per layer",
-                                                "‖dW‖", zero_note=ZERO_NOTES["dw_norm"]),
-        "update_ratio": figures.per_layer_over_steps(t, stack(snapshots, "update_ratio"),
-                                                     "Update-to-weight ratio per layer", "‖ΔW‖ / ‖W‖",
-                                                     reference=figures.UPDATE_RATIO_GUIDE,
-                                                     zero_note=ZERO_NOTES["update_ratio"],
-                                                     undefined_note=UNDEFINED_RATIO),
-        "heatmap": figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
-                                              f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
-    }
-    if params is not None and dataset is not None and network.dims[0] == 2:
-        xs, ys, prob = decision_grid(network, params, dataset.x_train)
-        out["boundary"] = figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0])
-    return out

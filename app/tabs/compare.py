@@ -1,0 +1,110 @@
+"""The Compare tab: the sidebar's network under several initialisers, side by side: the activation std against
+depth at initialisation for each, then all of them trained at once, their loss curves and final accuracies."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import verdict_view
+from app.charts import figures
+from app.charts.training import loss_curves, steps, thin
+from app.markup import escape_markdown
+from app.presets import VARIANTS
+from app.serving.store import FINISHED, run_store
+from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
+                    loss_log_toggle, probe_of, state, why)
+from core.config import Config, ConfigError
+from core.limits import Limits
+from core.verdict import chance_cost
+
+COMPARE_SECONDS = 1.0  # the loss curves and table redraw once a second: a class watches several runs at once here
+
+def start_compare(config: Config, dataset, limits: Limits) -> None:
+    keys, errors = {}, []
+    for label in kept_value("compare", []):
+        try:
+            keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{state.session_id}:compare",
+                                            limits, instant=state.instant, session=state.session_id).key
+        except ConfigError as e:
+            errors.append(f"{label}: {e}")
+    state.compare_keys, state.compare_errors = keys, errors
+
+
+def compare_verdict(config: Config, dataset, limits: Limits, labels: list[str]) -> None:
+    """One line per compared initialiser: learns or not, and why (finished runs: their final accuracy)."""
+    verdicts = {label: verdict_view.verdict_of(VARIANTS[label].apply(config), dataset, limits) for label in labels}
+    finals = {}
+    for label, key in state.compare_keys.items():
+        run = run_store().get(key)
+        if label in verdicts and run is not None and run.status == FINISHED and run.snapshots:
+            finals[label] = run.snapshots[-1]
+    verdict_view.render_compare(verdicts, finals)
+
+
+def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
+    chosen = kept_value("compare", [])  # the choice of the multiselect below, as it stands
+    if chosen:
+        compare_verdict(config, dataset, limits, chosen)
+    why("Same data, same network, same seed: only the initialiser changes. " + WHY_INIT)
+    st.multiselect("Initialisers", list(VARIANTS), key=SessionState.compare.key, **keep("compare", []))
+    if not state.compare:
+        st.info("Pick at least one initialiser.")
+        return
+    stds = {}
+    for label in state.compare:
+        variant = VARIANTS[label].apply(config)
+        try:
+            stds[label] = probe_of(variant, dataset, limits)[1].stats["a_std"]
+        except FloatingPointError as e:
+            st.warning(f"{label}: the probe {e}.")
+            continue
+        note = cost_note_of(variant, dataset, limits)
+        if note:
+            st.caption(f"{label}: at step 0, {note}")
+    chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True,
+                                zero_note="std = 0: every value of the layer identical"),
+          "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
+    st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
+              args=(config, dataset, limits),
+              help=f"{len(state.compare)} runs of {config.iterations:,} steps on the same data, network and seed.")
+    for error in state.compare_errors:
+        st.error(f"Refused before starting: {escape_markdown(error)}")
+    keys = {label: key for label, key in state.compare_keys.items() if label in state.compare}
+    if not keys:
+        return
+    runs = {label: run_store().get(key) for label, key in keys.items()}
+    live = any(r is not None and not r.done for r in runs.values())
+    st.fragment(run_every=COMPARE_SECONDS if live else None)(compare_results)(keys, live)
+
+
+def compare_results(keys: dict[str, str], live: bool) -> None:
+    runs = {label: run_store().get(key) for label, key in keys.items()}
+    runs = {label: r for label, r in runs.items() if r is not None}
+    # Each run's snapshots read once: a run (or a replay's clock) may add one between two reads, and a figure keyed
+    # by the later count but drawn from the earlier list would stay one snapshot short, the final one included.
+    seen = {label: r.snapshots[:] for label, r in runs.items()}
+    curves = {label: thin(snapshots, MAX_POINTS) for label, snapshots in seen.items()}
+    counts = tuple((label, len(snapshots)) for label, snapshots in seen.items())
+    # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
+    # not move when a run listed before it starts later.
+    log_y = loss_log_toggle()
+    chance = chance_cost(next(iter(runs.values())).network) if runs else None
+    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts, log_y), lambda: loss_curves(
+        {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
+        "Loss by initialiser", chance, log_y))
+    chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
+          "learn.", live)
+    rows = []
+    for label, r in runs.items():
+        last = curves[label][-1] if curves[label] else None
+        rows.append({"initialiser": label, "status": r.status + (" (from the run cache)" if r.cached else
+                                                                 " on another server" if r.elsewhere else ""),
+                     "step": f"{last.step:,}" if last else "–",
+                     "loss": f"{last.loss:.4f}" if last else "–",
+                     "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
+                     "test accuracy": f"{last.test_accuracy:.2f}" if last else "–"})
+    st.table(rows)
+    st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
+               "means the net learned nothing.")
+    if live and all(r.done for r in runs.values()):
+        st.rerun()

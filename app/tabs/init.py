@@ -1,0 +1,79 @@
+"""The At initialisation tab: the verdict, and what one forward and backward pass at initialisation measures in
+every layer (standard deviations and means against depth, histograms, dead and saturated units)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import verdict_view
+from app.charts import export, figures
+from app.ui import WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, why
+from core.config import Config
+from core.limits import Limits
+from core.stats import overflow_note
+
+ZERO_STD_NOTES = {True: "std = 0: all units identical — the symmetry is never broken",
+                  False: "std = 0: every value of the layer identical"}
+
+
+def render(config: Config, dataset, limits: Limits) -> None:
+    try:
+        network, snap = probe_of(config, dataset, limits)
+        judged = verdict_view.verdict_of(config, dataset, limits)
+    except FloatingPointError as e:
+        st.error(f"The probe {e}.")
+        return
+    s = snap.stats
+    note = overflow_note(s)
+    if note:
+        st.warning(note)
+    # The first screen: the verdict and the chart it is read from, side by side. The toggles that shape the charts
+    # are drawn below them, so the charts read the toggles' kept values (set by their on_change before this rerun).
+    log_y = kept_value("init_log_y", True)
+    shared_x = kept_value("init_shared_x", False)
+    p = prediction_of(config, dataset)
+    predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
+    left, right = st.columns(2)
+    with left:
+        verdict_view.render(judged)
+    with right:
+        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
+                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted,
+                                    zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
+              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
+              "Dashed: the mean-field prediction, the average over weight draws; one draw of a layer of few units can "
+              "sit a factor 2 from it.")
+    left, middle, right = st.columns(3)
+    left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
+    middle.toggle("One x-axis for every layer's histogram", key="init_shared_x", **keep("init_shared_x", False),
+                  help="Off: each layer spans its own values (read the scale on its axis). On: a layer whose values "
+                       "collapse shows as a spike at 0.")
+    theory_toggle(right)
+    why(WHY_INIT + "ReLU zeroes half of its inputs, hence He's factor 2.")
+    head, download = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(f"**{network}** · {config.init} · one forward and backward pass on {dataset.x_train.shape[1]} "
+                  f"training examples, no update. Cost {snap.loss:.6g}.")
+    note = cost_note_of(config, dataset, limits)
+    if note:
+        st.caption(f"At step 0, {note}")
+    download.download_button("Statistics (CSV)", data=lambda: export.run_csv([snap]), mime="text/csv",
+                             file_name="initlab-init-statistics.csv", key="init_stats_csv", on_click="ignore",
+                             help="Every per-layer statistic of this pass, one row per layer.")
+    if network.depth > figures.MAX_FACETS:
+        st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
+                   "first and last included.")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A", shared_x),
+              "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.")
+    with right:
+        chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
+                                       "dZ", shared_x),
+              "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.")
+    left, right = st.columns(2)
+    with left:
+        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
+              "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
+    with right:
+        chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
+              "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")

@@ -1,0 +1,187 @@
+"""What every tab of the page shares: the session's state, typed; a chart with its caption and CSV; the "Why?"
+expander; widgets that remember their value across tabs; the probe and prediction cached across sessions."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generic, TypeVar
+
+import streamlit as st
+
+from app.charts import export
+from app.live_chart import live_chart
+from app.markup import escape_markdown
+from core.config import Config
+from core.limits import Limits
+from core.theory import Prediction, TheoryError, predict_for
+from core.train import Training, initial_cost_note, probe
+
+PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+LIVE_PLOT_CONFIG = {"staticPlot": True}
+MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 5 times a second
+THEORY_KEY = "show_theory"  # the tabs' "Mean-field prediction" toggle (one choice for every tab)
+LOSS_LOG_KEY = "loss_log"  # the loss charts' log-scale toggle (Training and Compare share the choice)
+T = TypeVar("T")
+
+
+# --- session state ----------------------------------------------------------------------------------------------
+class Slot(Generic[T]):
+    """One entry of `st.session_state`, read and written as an attribute of `SessionState`, with its type and its
+    value when unset in one place. Its `key` is the session-state key (and the widget key, for a widget's value).
+    The value when unset is shared by every session: assign a new value, never change one in place."""
+
+    def __init__(self, default: T = None, key: str | None = None):
+        self.default, self.key = default, key
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.key = self.key or name
+
+    def __get__(self, obj, owner=None) -> T:
+        if obj is None:
+            return self  # type: ignore[return-value]  # on the class: the slot itself, for its key
+        return st.session_state.get(self.key, self.default)
+
+    def __set__(self, obj, value: T) -> None:
+        st.session_state[self.key] = value
+
+
+class SessionState:
+    """Everything a session keeps between script runs, by name. Keys derived at run time (a widget of a sidebar
+    generation, a kept widget value, a tab's cached figures) go through the functions that build them."""
+
+    session_id: Slot[str | None] = Slot()
+    boot_warning: Slot[str | None] = Slot()  # what was wrong with the URL the session opened
+    config: Slot[Config | None] = Slot()  # the sidebar's config as last validated
+    generation: Slot[int | None] = Slot(key="widget_generation")  # of the sidebar's config widgets
+    preset: Slot[str | None] = Slot()  # widget
+    instant: Slot[bool] = Slot(False, key="replay_instantly")  # widget: "Replay cached runs instantly"
+    dataset_upload: Slot[Any] = Slot()  # widget: the uploaded dataset file
+    uploaded_dataset: Slot[Any] = Slot()  # its Dataset: one per session, a new upload replaces it
+    upload_error: Slot[str | None] = Slot()
+    train_key: Slot[str | None] = Slot()  # the run the Training tab watches
+    train_frozen: Slot[int | None] = Slot()  # snapshots seen when Stop was pressed; None while it is watched live
+    train_error: Slot[str | None] = Slot()
+    run_upload: Slot[Any] = Slot()  # widget: the uploaded run file
+    replay: Slot[Any] = Slot()  # its recorded run, shown in the Training tab
+    replay_name: Slot[str | None] = Slot()
+    run_upload_error: Slot[str | None] = Slot()
+    compare: Slot[list] = Slot([])  # widget: the initialisers to compare
+    compare_keys: Slot[dict] = Slot({})  # initialiser label -> its run's key
+    compare_errors: Slot[list] = Slot([])
+
+
+state = SessionState()
+
+
+def kept(key: str) -> str:
+    return f"kept_{key}"
+
+
+def keep(key: str, default) -> dict:
+    """Streamlit forgets the state of a widget that a run does not draw (one in a closed tab), so a widget's value
+    lives in a copy: loaded into the widget before it is drawn, stored back when it changes. Returns the widget's
+    on_change; the widget itself must not pass a default value."""
+    ss = st.session_state
+    ss.setdefault(kept(key), default)
+    ss[key] = ss[kept(key)]
+    return dict(on_change=lambda: ss.update({kept(key): ss[key]}))
+
+
+def kept_value(key: str, default=None):
+    """A kept widget's value, as it stands, before (or without) drawing the widget."""
+    return st.session_state.setdefault(kept(key), default)
+
+
+def set_kept(key: str, value) -> None:
+    st.session_state[kept(key)] = value
+
+
+def cached_figures(slot: str, token: tuple, build: Callable[[], dict]):
+    """`build()`'s figures, rebuilt only when `token` changes: most ticks of a slow run have no new snapshot and
+    reuse the last ones, leaving the CPU to the training."""
+    cached = st.session_state.get(slot)
+    if cached is None or cached[0] != token:
+        cached = token, build()
+        st.session_state[slot] = cached
+    return cached[1]
+
+
+# --- shared, cached computation ---------------------------------------------------------------------------------
+@st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
+def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
+    """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint)."""
+    network, _, snapshot = probe(Config.from_json(config_json), _dataset, _limits)
+    return network, snapshot
+
+
+def probe_of(config: Config, dataset, limits: Limits):
+    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_cost_note(config_json: str, fingerprint: str, _dataset, _limits: Limits) -> str | None:
+    return initial_cost_note(Training(Config.from_json(config_json), _dataset, _limits))
+
+
+def cost_note_of(config: Config, dataset, limits: Limits) -> str | None:
+    """Why the course would print cost inf at step 0 where Init Lab shows a number (None when it would not)."""
+    return cached_cost_note(config.to_json(), dataset.fingerprint(), dataset, limits)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_prediction(config_json: str, fingerprint: str, _dataset) -> Prediction:
+    return predict_for(Config.from_json(config_json), _dataset)
+
+
+def prediction_of(config: Config, dataset) -> Prediction | None:
+    """The mean-field prediction, if the tab's theory toggle (drawn by the caller) is on and theory applies."""
+    if not kept_value(THEORY_KEY, True) or dataset is None:
+        return None
+    try:
+        return cached_prediction(config.to_json(), dataset.fingerprint(), dataset)
+    except TheoryError as e:
+        st.caption(f"No prediction: {escape_markdown(e)}.")
+        return None
+
+
+# --- shared widgets ---------------------------------------------------------------------------------------------
+def theory_toggle(container) -> None:
+    container.toggle("Mean-field prediction (dashed)", key=THEORY_KEY, **keep(THEORY_KEY, True),
+                     help="What theory predicts for each layer before anything is measured: see the Theory tab.")
+
+
+def loss_log_toggle() -> bool:
+    return st.toggle("Log scale for the loss", key=LOSS_LOG_KEY, **keep(LOSS_LOG_KEY, False),
+                     help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
+
+
+def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True) -> None:
+    """A figure, what to look for in it, and its data as CSV (unless not `csv`). A `live` one is redrawn in place
+    (`live_chart`) as a static picture: it is replaced several times a second, so hover and zoom could not be used
+    anyway, and skipping their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of
+    the click."""
+    if live:
+        live_chart(fig, key, LIVE_PLOT_CONFIG)
+    else:
+        st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+    if not csv:
+        st.caption(caption)
+        return
+    text, button = st.columns([6, 1], vertical_alignment="center")
+    text.caption(caption)
+    button.download_button("CSV", data=lambda: export.figure_csv(fig), file_name=f"initlab-{key}.csv",
+                           mime="text/csv", key=f"{key}_csv", on_click="ignore", help="This chart's data as CSV.")
+
+
+WHY_INIT = r"""
+Each layer computes $Z^l = W^l A^{l-1} + b^l$. With independent zero-mean weights,
+$\mathrm{Var}(Z^l) = n_{l-1}\,\mathrm{Var}(W^l)\,\mathrm{E}[(A^{l-1})^2]$: every layer multiplies the signal's
+variance by a factor. Below 1 the signal shrinks geometrically with depth (randn×0.01: activations and gradients
+vanish), above 1 it explodes or saturates tanh. The classic choices make the factor 1:
+"""
+
+
+def why(body: str) -> None:
+    with st.expander("Why?"):
+        st.markdown(body)
+        st.latex(r"\mathrm{Var}(W) = \frac{1}{n_{in}}\ \text{(LeCun)},\qquad \frac{2}{n_{in}}\ \text{(He, ReLU)},"
+                 r"\qquad \frac{2}{n_{in}+n_{out}}\ \text{(Xavier/Glorot)}")
