@@ -27,8 +27,8 @@ from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query
 from app.theory_tab import render_theory_tab  # noqa: E402
 from core.activations import ACTIVATIONS  # noqa: E402
 from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError  # noqa: E402
-from core.datasets import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5  # noqa: E402
-from core.datasets import standardized  # noqa: E402
+from core.data import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5  # noqa: E402
+from core.data import standardized  # noqa: E402
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS  # noqa: E402
 from core.limits import Limits  # noqa: E402
 from core.network import Network  # noqa: E402

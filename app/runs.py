@@ -40,7 +40,7 @@ from app.presets import preset_configs
 from core import cleanup
 from core.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
 from core.config import Config, ConfigError
-from core.datasets import default_data_dir
+from core.data import default_data_dir
 from core.limits import Limits, check_limits
 from core.network import Network, Params, forward
 from core.record import RunFileError, partial_path, record

@@ -18,7 +18,7 @@ import pytest
 
 from core.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.record import RunWriteError, read_run, record
 from core.train import Training
 
@@ -198,7 +198,7 @@ FILL_TINY_DISK = textwrap.dedent("""
     from app.runs import RunStore
     from core.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.limits import Limits
 
     circles = load_dataset("circles")
@@ -246,7 +246,7 @@ WRITER = textwrap.dedent("""
     import signal, sys, threading
     from core.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.train import Training
 
     cache = RunCache(sys.argv[1])
@@ -296,7 +296,7 @@ STREAMLIT_APP = textwrap.dedent("""
     from app.runs import RunStore
     from core.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.limits import Limits
 
     @st.cache_resource

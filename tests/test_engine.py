@@ -7,7 +7,7 @@ import pytest
 
 from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 from core.config import Config
-from core.datasets import Dataset
+from core.data import Dataset
 from core.initializers import INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
 from core.network import Cache, Network, Params, backward, cost, forward, initialize, targets
 from core.train import Training, probe

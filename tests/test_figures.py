@@ -10,7 +10,7 @@ import pytest
 
 from app import figures
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.train import Training, probe
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.activations import ACTIVATIONS
 from core.config import Config
-from core.datasets import Dataset, load_dataset
+from core.data import Dataset, load_dataset
 from core.network import Grads, Params, backward, forward, targets
 from core.stats import choose_binning, layer_stats, moments, overflow_note, summarize
 from core.train import Optimizer, Training

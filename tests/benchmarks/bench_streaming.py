@@ -20,7 +20,7 @@ import numpy as np
 from _bench import blas_threads, interleaved, parser, print_header, print_table, set_threads
 from app.presets import presets
 from app.runs import RunStore, layer_figures, progress_figures
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.limits import Limits
 from core.theory import predict_for
 from core.train import Training

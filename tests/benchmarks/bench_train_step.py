@@ -16,7 +16,7 @@ import numpy as np
 from _bench import (REPO, dtypes, interleaved, matmul_floor, parser, peak_rss_mib, print_header, print_table,
                     set_threads)
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.network import backward, cost, forward, targets
 from core.stats import choose_binning, layer_stats
 from core.train import Optimizer, Training
