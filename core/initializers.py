@@ -3,8 +3,8 @@
 Shapes follow the course: W^l has shape (n_l, n_{l-1}) = (fan_out, fan_in). Each initialiser is a spec in the spirit
 of Keras's ``VarianceScaling``: a distribution, and a variance Var(W_ij) = g^2 * scale / n, where n is a fan chosen
 by ``fan`` and g the activation's gain (He) or 1. From the spec come the sampling (std sigma = sqrt(Var); a uniform
-bound sqrt(3 Var) = sqrt(3) sigma, as Keras and ``torch.nn.init``), the variance the theory uses and the LaTeX the dashboard shows, so each
-formula is written once. Initialisers without a fan (``normal``, ``uniform``, ``truncated_normal``) take their width
+bound sqrt(3 Var) = sqrt(3) sigma, as in Keras and ``torch.nn.init``), the variance the theory uses and the LaTeX the
+dashboard shows, so each formula is written once. Initialisers without a fan (``normal``, ``uniform``, ``truncated_normal``) take their width
 from the user's scale s instead.
 
 Every draw goes through the run's random generator, so the same config and seed always give the same weights. In
@@ -200,7 +200,8 @@ class Initializer:
                 return rf"W = \frac{{{randn}}}{{\sqrt{{n_{{l-1}}}}}}"
             return rf"W = {randn} \cdot \sqrt{{{self.variance_latex()}}}"
         if kind == "uniform":
-            return rf"W \sim \mathcal{{U}}(-b,\ b),\quad b = \sqrt{{3}}\,\sigma,\quad \sigma^2 = {self.variance_latex()}"
+            uniform = r"W \sim \mathcal{U}(-b,\ b),\quad b = \sqrt{3}\,\sigma,\quad \sigma^2 = "
+            return uniform + self.variance_latex()
         return rf"W \sim \mathcal{{N}}\!\left(0,\ {self.variance_latex()}\right)"
 
 

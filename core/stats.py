@@ -78,9 +78,8 @@ SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (ord
 INDEX_MATH = {"reassoc"}
 COUNTERS = 8  # sets of histogram counters (see `_count`)
 # `_scan` counts in pairs when its joint table, (bins + 2)^2 counters per set, is at most 128 wide (512 KiB in all)
-# and the array has at least 48 values per joint count. Below that, zeroing and summing the table cost more than
-# pairing saves (measured here: on normal values spread over 64 bins the two break even at ~40 values per count;
-# dW^1 in the course's network, 245,760 values mostly in a few bins, counts 14% faster in pairs).
+# and the array has at least 48 values per joint count: below that, zeroing and summing the table cost more than
+# pairing saves (measurements in tests/benchmarks/bench_train_step.py).
 PAIRED_MAX_WIDTH = 128
 PAIRED_MIN_VALUES_PER_COUNT = 48
 
@@ -141,8 +140,8 @@ def _sums_and_pair_bins(flat, lo, hi, scale, top, width, index):  # pragma: no c
 def _count(index, size):  # pragma: no cover - compiled
     """How often each of 0 .. size - 1 occurs in ``index``. Eight sets of counters, taken in turn, so that
     consecutive values do not wait on each other's increment: neighbouring values of real data (the pixels of an
-    image, in dW^1) often fall in the same bin, and with four sets that still stalled. 32-bit counters, so the
-    sets take half the cache (a set overflows only past 8 * 2^31 values, 64 GiB of float32)."""
+    image, in dW^1) often fall in the same bin. 32-bit counters, so the sets take half the cache (a set overflows
+    only past 8 * 2^31 values, 64 GiB of float32)."""
     lanes = np.zeros((COUNTERS, size), dtype=np.int32)
     whole = index.size - index.size % COUNTERS
     for j in range(0, whole, COUNTERS):
@@ -157,12 +156,9 @@ def _count(index, size):  # pragma: no cover - compiled
 def _scan(flat, ends, bins):  # pragma: no cover - compiled
     """Sum, sum of squares, and the counts of the bin indices (see `_bin`) over ``ends`` = (lo, hi, bins / (hi -
     lo)), with 0 for values below lo and bins + 1 for those at or above hi (and NaN). Two tight loops, one compiled
-    to SIMD and one to independent increments, instead of NumPy's five passes and two temporaries.
-
-    Counting, one increment per value, is the slower loop. For a large array (W^1's gradient in the course's
-    network: 245,760 values) values are counted in pairs instead: one increment per pair in a (bins + 2)^2 table
-    of joint counts, whose row and column sums are the counts. For dW^1 here that took counting from 55 to 37 us
-    and the bin pass from 37 to 39 us."""
+    to SIMD and one to independent increments, instead of NumPy's five passes and two temporaries. A large array is
+    counted in pairs: one increment per pair in a (bins + 2)^2 table of joint counts, whose row and column sums are
+    the counts (`PAIRED_MAX_WIDTH`)."""
     width = bins + 2
     top = float(bins + 1)
     lo, hi, scale = ends[0], ends[1], ends[2]
@@ -233,32 +229,40 @@ def _extreme_moments(flat):  # pragma: no cover - compiled
             math.ldexp(norm, exponent))
 
 
+# Where `_layer` writes, named once here (module-level ints: the compiler reads them as constants).
+OF_Z, OF_A, OF_DZ, OF_DW, OF_W = range(5)  # first axis of `moments`; the first four index `hist` and `outside` too
+SCANNED = ("z", "a", "dz", "dw", "w")  # the same arrays by name, in that order
+MEAN, VARIANCE, STD = range(3)  # second axis of `moments`
+NORM_DW, NORM_W, NORM_DB = range(3)  # first axis of `norms`
+DEAD, SATURATED = range(2)  # first axis of `fractions`
+UNDER, OVER = range(2)  # last axis of `outside`
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _layer(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
            counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
-    """Layer i's statistics in one call, from its flattened Z, A, dZ, dW, W and db: `_scan` over Z, A, dZ and dW
-    with their ends in ``table[i]`` (`Binning.table`), `_sums` over W and db.
+    """Layer i's statistics from its flattened Z, A, dZ, dW, W and db, written at column i of arrays for the whole
+    network (indexed by the names above), with Z, A, dZ, dW binned over their ends in ``table[i]`` (`Binning.table`).
 
-    Writes ``moments[k, :, i]`` = mean, variance, std of Z, A, dZ, dW, W (k = 0..4); ``norms[:, i]`` = the norms of
-    dW, W, db; ``fractions[:, i]`` = the shares of A's values that are zero and outside ``saturation[i]`` (each
-    counted only where the flag says the activation has it; compared in A's dtype, as NumPy compares with a Python
-    float); ``hist[h, i]`` and ``outside[h, i]`` = the counts in the bins and (under, over) of Z, A, dZ, dW
-    (h = 0..3). The same kernels as `summarize` and `moments`, so the same figures. Written into arrays for the whole
-    network, of which the figures are views: assembling them with NumPy calls cost more than a small layer's
-    arithmetic. (A layer per call, not one call with a tuple per array: a tuple's length is part of its type, so
-    each depth compiled a kernel of its own, 4 s the first time.)"""
+    NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
+    counts below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A ==
+    0).mean()`` and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
+
+    The same kernels as `summarize` and `moments`, so the same figures. One layer per call, with arrays for every
+    layer rather than a tuple per network: a tuple's length is part of its type, so every depth would compile anew.
+    """
     scanned = (z, a, dz, dw)
-    for h in range(4):
+    for h in range(len(scanned)):  # OF_Z .. OF_DW
         s, q, c = _scan(scanned[h], table[i, h], bins)
-        moments[h, 0, i], moments[h, 1, i], moments[h, 2, i], norm = _moments(s, q, scanned[h])
+        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = _moments(s, q, scanned[h])
         hist[h, i] = c[1:-1]
-        outside[h, i, 0], outside[h, i, 1] = c[0], c[-1]
-        if h == 3:
-            norms[0, i] = norm
+        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[-1]
+        if h == OF_DW:
+            norms[NORM_DW, i] = norm
     s, q = _sums(w)
-    moments[4, 0, i], moments[4, 1, i], moments[4, 2, i], norms[1, i] = _moments(s, q, w)
+    moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = _moments(s, q, w)
     s, q = _sums(db)
-    norms[2, i] = _moments(s, q, db)[3]
+    norms[NORM_DB, i] = _moments(s, q, db)[3]
     low, high = saturation[i, 0], saturation[i, 1]
     zeros = 0
     saturated = 0
@@ -270,8 +274,8 @@ def _layer(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
         for j in range(a.size):
             if a[j] < low or a[j] > high:
                 saturated += 1
-    fractions[0, i] = zeros / a.size
-    fractions[1, i] = saturated / a.size
+    fractions[DEAD, i] = zeros / a.size
+    fractions[SATURATED, i] = saturated / a.size
 
 
 @dataclass(frozen=True)
@@ -372,36 +376,45 @@ def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
             np.array(saturates))
 
 
-SCANNED = ("z", "a", "dz", "dw", "w")  # the arrays whose mean, variance and std `_layer` works out, in order
 HISTOGRAM_KEYS = tuple((f"{h}_hist", f"{h}_outside") for h in HISTOGRAMS)
 
 
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
-    """Every per-layer statistic of one pass. ``update_ratio`` is left for the caller, who knows the update.
+    """Every per-layer statistic of one pass but ``update_ratio``, which `with_update_ratio` adds once the update
+    is known (the update changes W, whose norm is taken here, before it).
 
     Each of Z, A, dZ and dW is read once (moments, counts and histogram together), W once; norms come from the sums
     of squares. One compiled call per layer (`_layer`), into arrays for all layers; the figures are views of them.
     """
     L, bins = net.depth, binning.bins
-    moments = np.empty((len(SCANNED), 3, L))  # mean, variance, std
-    norms = np.empty((3, L))  # dW, W, db
-    fractions = np.empty((2, L))  # dead, saturated
+    moments = np.empty((len(SCANNED), 3, L))  # [OF_Z .. OF_W, MEAN .. STD, layer]
+    norms = np.empty((3, L))  # [NORM_DW .. NORM_DB, layer]
+    fractions = np.empty((2, L))  # [DEAD, SATURATED, layer]
     hist = np.empty((len(HISTOGRAMS), L, bins), dtype=np.int64)
-    outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)
+    outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)  # [OF_Z .. OF_DW, layer, UNDER/OVER]
     checks = _activation_checks(net, cache.A[1].dtype.str)
     for i in range(L):
         layer = (cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i], params.W[i], grads.db[i])
         _layer(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
                outside)
-    z, a, dz, dw, w = moments
-    out = {"z_mean": z[0], "z_var": z[1], "z_std": z[2], "a_mean": a[0], "a_var": a[1], "a_std": a[2],
-           "dead_fraction": fractions[0], "saturated_fraction": fractions[1], "dz_mean": dz[0], "dz_std": dz[2],
-           "dw_mean": dw[0], "dw_std": dw[2], "dw_norm": norms[0], "db_norm": norms[2], "w_std": w[2],
-           "w_norm": norms[1], "update_ratio": np.full(L, np.nan)}  # in SCALARS order, as the run file stores them
-    for k, (hist_key, outside_key) in enumerate(HISTOGRAM_KEYS):
-        out[hist_key] = hist[k]
-        out[outside_key] = outside[k]
+    z, a, dz, dw, w = (moments[OF_Z], moments[OF_A], moments[OF_DZ], moments[OF_DW], moments[OF_W])
+    out = {"z_mean": z[MEAN], "z_var": z[VARIANCE], "z_std": z[STD], "a_mean": a[MEAN], "a_var": a[VARIANCE],
+           "a_std": a[STD], "dead_fraction": fractions[DEAD], "saturated_fraction": fractions[SATURATED],
+           "dz_mean": dz[MEAN], "dz_std": dz[STD], "dw_mean": dw[MEAN], "dw_std": dw[STD], "dw_norm": norms[NORM_DW],
+           "db_norm": norms[NORM_DB], "w_std": w[STD], "w_norm": norms[NORM_W]}
+    for h, (hist_key, outside_key) in zip((OF_Z, OF_A, OF_DZ, OF_DW), HISTOGRAM_KEYS):
+        out[hist_key] = hist[h]
+        out[outside_key] = outside[h]
     return out
+
+
+def with_update_ratio(stats: dict[str, Array], update_norms) -> dict[str, Array]:
+    """``stats`` with update_ratio = ||update of W^l|| / ||W^l|| (inf or NaN where ||W^l|| is 0), every key in the
+    order the run file stores them: SCALARS, then each histogram and its outside counts."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.asarray(update_norms, dtype=np.float64) / stats["w_norm"]
+    order = SCALARS + tuple(key for pair in HISTOGRAM_KEYS for key in pair)
+    return {key: ratio if key == "update_ratio" else stats[key] for key in order}
 
 
 NOTED = (("z_std", "Z"), ("a_std", "A"), ("dz_std", "dZ"), ("dw_std", "dW"), ("w_std", "W"))

@@ -20,7 +20,7 @@ from .config import Config
 from .limits import Limits, check_limits
 from .network import (Grads, Network, Params, accuracy, backward, cost, forward, initialize, logit_cost_note,
                       probability_cost, targets)
-from .stats import Binning, Snapshot, choose_binning, layer_stats
+from .stats import Binning, Snapshot, choose_binning, layer_stats, with_update_ratio
 
 Array = np.ndarray
 FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -201,9 +201,7 @@ class Training:
             else:
                 norms = [c.lr * n for n in stats["dw_norm"]]  # no update at the end: the one plain GD would take
             if record:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    stats["update_ratio"] = np.asarray(norms) / stats["w_norm"]
-                yield Snapshot(step, loss, train_acc, test_acc, stats, edges)
+                yield Snapshot(step, loss, train_acc, test_acc, with_update_ratio(stats, norms), edges)
         self.finished = True
 
 
