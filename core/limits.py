@@ -1,7 +1,8 @@
 """Caps that keep one run from taking a shared machine down: checked before anything is allocated.
 
 Defaults suit a classroom server; each can be changed by an environment variable (read when `Limits.from_env`
-is called) or, in the CLI, by a flag.
+is called, by the CLI and the dashboard: the engine itself only checks the limits it is given) or, in the CLI, by a
+flag.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from numpy.polynomial.legendre import leggauss
 from .activations import ACTIVATIONS, LEAKY_SLOPE
 from .config import Config
 from .initializers import INITIALIZERS, InitArgs
+from .limits import Limits
 from .network import Network, Params, _gain_activation, initialize
 from .train import probe
 
@@ -682,7 +683,7 @@ def measured_rms(stats: dict[str, Array], name: str) -> Array:
     return np.sqrt(stats[f"{name}_std"] ** 2 + stats[f"{name}_mean"] ** 2)
 
 
-def compare(config: Config, dataset, limits=None) -> Comparison:
+def compare(config: Config, dataset, limits: Limits = Limits()) -> Comparison:
     """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats

@@ -121,12 +121,11 @@ class Optimizer:
 class Training:
     """One run of ``config`` on ``dataset``; iterate to train. See the module docstring."""
 
-    def __init__(self, config: Config, dataset, limits: Limits | None = None):
+    def __init__(self, config: Config, dataset, limits: Limits = Limits()):
         self.config = config
         self.dataset = dataset
         self.network = Network.from_config(config, dataset.n_features, dataset.output_size)
-        check_limits(self.network, config, dataset.x_train.shape[1], dataset.x_test.shape[1],
-                     limits or Limits.from_env())
+        check_limits(self.network, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
         dtype = np.dtype(config.dtype)
         self.x = dataset.x_train.astype(dtype, copy=False)
         self.y = dataset.y_train
@@ -214,7 +213,7 @@ def _minibatches(m: int, size: int, seed: int) -> Iterator[Array]:
             yield order[start:start + size]
 
 
-def probe(config: Config, dataset, limits: Limits | None = None) -> tuple[Network, Params, Snapshot]:
+def probe(config: Config, dataset, limits: Limits = Limits()) -> tuple[Network, Params, Snapshot]:
     """One forward and one backward pass at initialisation on the training data, no update.
 
     update_ratio is the one a plain gradient-descent step with the config's learning rate would make.
