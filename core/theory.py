@@ -36,9 +36,9 @@ from numpy.polynomial.legendre import leggauss
 
 from .activations import ACTIVATIONS, LEAKY_SLOPE
 from .config import Config
-from .initializers import INITIALIZERS, InitArgs
+from .initializers import INITIALIZERS
 from .limits import Limits
-from .network import Network, Params, _gain_activation, initialize
+from .network import Network, Params, init_args, initialize
 from .train import probe
 
 Array = np.ndarray
@@ -545,8 +545,7 @@ def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -
         return np.array([w.shape[1] * float(np.mean(np.square(w, dtype=np.float64))) for w in params.W])
     out = []
     for i, (n_in, n_out) in enumerate(zip(net.dims[:-1], net.dims[1:])):
-        gain2 = ACTIVATIONS[_gain_activation(net, i)].gain2
-        var = init.variance(n_in, n_out, InitArgs(config.init_scale, config.init_mode, gain2))
+        var = init.variance(n_in, n_out, init_args(config, net, i))
         out.append(n_in * var * config.init_gain**2)
     return np.array(out)
 
