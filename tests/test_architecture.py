@@ -90,7 +90,6 @@ def test_app_uses_no_other_modules_private_names():
 WAITING = {
     "core/theory.py": "the theory lens is next to split (mean-field maths / per-layer predictions)",
     "core/record.py": "the run file's writer and reader are next to split",
-    "core/stats.py": "the compiled kernels are next to move into a module of their own",
     "core/untrusted.py": "being rewritten as a fork server in parallel",
     "app/main.py": "the app half of issue 16 splits it into app/sidebar.py and app/tabs/",
     "app/runs.py": "the app half of issue 16 moves the run store to app/serving/ and its figures to app/charts/",
