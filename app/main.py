@@ -24,7 +24,7 @@ from app.serving.store import preflight, run_store  # noqa: E402
 from app.tabs import compare, init, run_file, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
-from core.datasets import DatasetError, default_data_dir  # noqa: E402
+from core.data import DatasetError, default_data_dir  # noqa: E402
 from core.limits import Limits  # noqa: E402
 
 TAB_KEY = "view"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.config import Config
-from core.datasets import dataset_names
+from core.data import dataset_names
 
 
 @dataclass(frozen=True)

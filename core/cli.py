@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .activations import ACTIVATIONS, canonical_name
 from .config import MAX_DEPTH, Config, ConfigError
-from .datasets import DatasetError, default_data_dir, load_dataset
+from .data import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
 from .record import RecordedRun, RunFileError, read_run, record

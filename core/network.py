@@ -92,8 +92,7 @@ def initialize(net: Network, config: Config, x: Array | None = None) -> Params:
     dtype = np.dtype(config.dtype)
     weights, biases = [], []
     for i, (n_in, n_out) in enumerate(zip(net.dims[:-1], net.dims[1:])):
-        args = InitArgs(config.init_scale, config.init_mode, get_activation(_gain_activation(net, i)).gain2)
-        w = init.sample((n_out, n_in), rng, args)
+        w = init.sample((n_out, n_in), rng, init_args(config, net, i))
         if config.init_gain != 1.0:
             w = w * config.init_gain
         weights.append(w.astype(dtype, copy=False))
@@ -107,9 +106,11 @@ def initialize(net: Network, config: Config, x: Array | None = None) -> Params:
     return params
 
 
-def _gain_activation(net: Network, i: int) -> str:
-    # He's gain belongs to the nonlinearity that follows the layer; the output layer's is treated as linear.
-    return net.activations[i] if i < net.depth - 1 else "linear"
+def init_args(config: Config, net: Network, i: int) -> InitArgs:
+    """What layer i's initialiser depends on: the config's scale and fan mode, and the gain of the activation that
+    follows the layer (He's gain belongs to that nonlinearity; the output layer's is treated as linear)."""
+    after = net.activations[i] if i < net.depth - 1 else "linear"
+    return InitArgs(config.init_scale, config.init_mode, get_activation(after).gain2)
 
 
 def _bias(config: Config, rng, n_in: int, n_out: int) -> Array:

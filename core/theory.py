@@ -36,8 +36,9 @@ from numpy.polynomial.legendre import leggauss
 
 from .activations import ACTIVATIONS, LEAKY_SLOPE
 from .config import Config
-from .initializers import INITIALIZERS, InitArgs
-from .network import Network, Params, _gain_activation, initialize
+from .initializers import INITIALIZERS
+from .limits import Limits
+from .network import Network, Params, init_args, initialize
 from .train import probe
 
 Array = np.ndarray
@@ -544,8 +545,7 @@ def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -
         return np.array([w.shape[1] * float(np.mean(np.square(w, dtype=np.float64))) for w in params.W])
     out = []
     for i, (n_in, n_out) in enumerate(zip(net.dims[:-1], net.dims[1:])):
-        gain2 = ACTIVATIONS[_gain_activation(net, i)].gain2
-        var = init.variance(n_in, n_out, InitArgs(config.init_scale, config.init_mode, gain2))
+        var = init.variance(n_in, n_out, init_args(config, net, i))
         out.append(n_in * var * config.init_gain**2)
     return np.array(out)
 
@@ -682,7 +682,7 @@ def measured_rms(stats: dict[str, Array], name: str) -> Array:
     return np.sqrt(stats[f"{name}_std"] ** 2 + stats[f"{name}_mean"] ** 2)
 
 
-def compare(config: Config, dataset, limits=None) -> Comparison:
+def compare(config: Config, dataset, limits: Limits = Limits()) -> Comparison:
     """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats

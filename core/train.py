@@ -20,7 +20,7 @@ from .config import Config
 from .limits import Limits, check_limits
 from .network import (Grads, Network, Params, accuracy, backward, cost, forward, initialize, logit_cost_note,
                       probability_cost, targets)
-from .stats import Binning, Snapshot, choose_binning, layer_stats
+from .stats import Binning, Snapshot, choose_binning, layer_stats, with_update_ratio
 
 Array = np.ndarray
 FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -121,12 +121,11 @@ class Optimizer:
 class Training:
     """One run of ``config`` on ``dataset``; iterate to train. See the module docstring."""
 
-    def __init__(self, config: Config, dataset, limits: Limits | None = None):
+    def __init__(self, config: Config, dataset, limits: Limits = Limits()):
         self.config = config
         self.dataset = dataset
         self.network = Network.from_config(config, dataset.n_features, dataset.output_size)
-        check_limits(self.network, config, dataset.x_train.shape[1], dataset.x_test.shape[1],
-                     limits or Limits.from_env())
+        check_limits(self.network, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
         dtype = np.dtype(config.dtype)
         self.x = dataset.x_train.astype(dtype, copy=False)
         self.y = dataset.y_train
@@ -201,9 +200,7 @@ class Training:
             else:
                 norms = [c.lr * n for n in stats["dw_norm"]]  # no update at the end: the one plain GD would take
             if record:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    stats["update_ratio"] = np.asarray(norms) / stats["w_norm"]
-                yield Snapshot(step, loss, train_acc, test_acc, stats, edges)
+                yield Snapshot(step, loss, train_acc, test_acc, with_update_ratio(stats, norms), edges)
         self.finished = True
 
 
@@ -216,7 +213,7 @@ def _minibatches(m: int, size: int, seed: int) -> Iterator[Array]:
             yield order[start:start + size]
 
 
-def probe(config: Config, dataset, limits: Limits | None = None) -> tuple[Network, Params, Snapshot]:
+def probe(config: Config, dataset, limits: Limits = Limits()) -> tuple[Network, Params, Snapshot]:
     """One forward and one backward pass at initialisation on the training data, no update.
 
     update_ratio is the one a plain gradient-descent step with the config's learning rate would make.

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import load_dataset
+from core.data import load_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -20,7 +20,7 @@ from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
 from app.serving.cache import RunCache
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.record import RunRecorder, record
 from core.train import Training
 from tests.conftest import shown_text

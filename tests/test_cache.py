@@ -13,7 +13,7 @@ import pytest
 
 from app.serving.cache import RunCache, cache_key
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.record import read_run
 from core.train import Training
 
@@ -143,7 +143,7 @@ RACER = textwrap.dedent("""
     import sys
     from app.serving.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.train import Training
     config = Config(dataset="circles", layers=(64, 64, 64), iterations=600, record_every=2)
 

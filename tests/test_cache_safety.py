@@ -18,7 +18,7 @@ import pytest
 
 from app.serving.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.record import RunWriteError, read_run, record
 from core.train import Training
 
@@ -210,7 +210,7 @@ FILL_TINY_DISK = textwrap.dedent("""
     from app.serving.store import RunStore
     from app.serving.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.limits import Limits
 
     circles = load_dataset("circles")
@@ -258,7 +258,7 @@ WRITER = textwrap.dedent("""
     import signal, sys, threading
     from app.serving.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.train import Training
 
     cache = RunCache(sys.argv[1])
@@ -308,7 +308,7 @@ STREAMLIT_APP = textwrap.dedent("""
     from app.serving.store import RunStore
     from app.serving.cache import RunCache
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from app.serving.limits import ServerLimits
     from core.limits import Limits
 

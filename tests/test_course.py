@@ -7,7 +7,7 @@ import pytest
 
 from app.presets import presets
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.network import forward, probability_cost
 from core.train import Training, initial_cost_note, probe
 

@@ -13,7 +13,7 @@ import core.network
 import core.stats
 import core.train
 from core.config import Config
-from core.datasets import Dataset
+from core.data import Dataset
 from core.train import Training, probe
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "linear", "elu", "selu", "gelu_tanh", "gelu_erf", "swish")

@@ -7,7 +7,7 @@ import pytest
 
 from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 from core.config import Config
-from core.datasets import Dataset
+from core.data import Dataset
 from core.initializers import INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
 from core.network import Cache, Network, Params, backward, cost, forward, initialize, targets
 from core.train import Training, probe
@@ -331,3 +331,21 @@ def test_a_network_names_itself_in_one_short_line_at_any_depth():
     assert str(Network((2, 10, 10, 1), ("relu", "tanh"))) == "[2, 10, 10, 1] relu/tanh -> sigmoid"
     deep = Network((784, *(500,) * 99, 10), ("tanh",) * 99)  # 10 outputs: softmax
     assert str(deep) == "[784, 500×99, 10] tanh×99 -> softmax"
+
+
+# --- limits -------------------------------------------------------------------------------------------------------
+def test_the_engine_checks_the_limits_it_is_given_and_never_reads_the_environment(monkeypatch):
+    """A server's caps come from its own settings (the CLI's and the dashboard's `Limits.from_env`), passed in: the
+    engine does not pick them up from the environment behind its caller's back."""
+    from core.config import ConfigError
+    from core.limits import Limits
+
+    rng = np.random.default_rng(0)
+    data = Dataset(name="toy", x_train=rng.normal(size=(3, 8)), y_train=rng.integers(0, 2, (1, 8)),
+                   x_test=rng.normal(size=(3, 2)), y_test=rng.integers(0, 2, (1, 2)), classes=("0", "1"))
+    monkeypatch.setenv("INITLAB_MAX_LAYERS", "1")
+    monkeypatch.setenv("INITLAB_MAX_WIDTH", "1")
+    Training(Config(layers=(4, 4)), data)  # the environment's caps are not the engine's business
+    probe(Config(layers=(4, 4)), data)
+    with pytest.raises(ConfigError, match="layers"):
+        Training(Config(layers=(4, 4)), data, Limits(max_layers=2))

@@ -10,7 +10,7 @@ import pytest
 
 from app.charts import export, figures
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.stats import SCALARS
 from core.train import Training
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.charts import figures, style
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.train import Training, probe
 from tests.colour_vision import hex_rgb, simulate
 

@@ -23,7 +23,7 @@ from app.state import widget_key
 from core import untrusted
 from core.cli import main
 from core.config import Config
-from core.datasets import DatasetError, load_course_h5, load_dataset, load_uploaded_h5
+from core.data import DatasetError, load_course_h5, load_dataset, load_uploaded_h5
 from core.record import RunFileError, read_run, read_uploaded_run, record
 from core.train import Training
 from core.untrusted import ParseLimits, UntrustedFileError

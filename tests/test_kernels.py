@@ -8,9 +8,9 @@ import pytest
 
 from core.activations import ACTIVATIONS
 from core.config import Config
-from core.datasets import Dataset, load_dataset
+from core.data import Dataset, load_dataset
 from core.network import Grads, Params, backward, forward, targets
-from core.stats import choose_binning, layer_stats, moments, overflow_note, summarize
+from core.stats import Binning, choose_binning, layer_stats, moments, overflow_note, summarize
 from core.train import Optimizer, Training
 
 
@@ -198,8 +198,9 @@ def test_optimizer_is_bitwise_the_numpy_update(kind, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
 def test_layer_stats_match_numpy_written_out(activation, dtype):
-    """The one compiled call per layer gives what the plain NumPy expressions give, saturation bounds compared in
-    the data's dtype (as NumPy compares an array with a Python float) and values on them included."""
+    """The one compiled call per layer gives what the plain NumPy expressions give (np.histogram, mean, var, std,
+    norms: no kernel of Init Lab's as the reference), saturation bounds compared in the data's dtype (as NumPy
+    compares an array with a Python float) and values on them included."""
     rng = np.random.default_rng(4)
     data = Dataset(name="toy", x_train=rng.normal(size=(9, 60)) * 3, y_train=rng.integers(0, 2, (1, 60)),
                    x_test=rng.normal(size=(9, 5)), y_test=rng.integers(0, 2, (1, 5)), classes=("0", "1"))
@@ -212,17 +213,25 @@ def test_layer_stats_match_numpy_written_out(activation, dtype):
     if act.saturation is not None:  # values exactly on, and just inside, the saturation bounds
         low, high = (dtype(b) for b in act.saturation)
         cache.A[1][0, :4] = [low, high, np.nextafter(low, dtype(0)), np.nextafter(high, dtype(0))]
-    binning = choose_binning(net, cache, grads, 16)
+    wide = choose_binning(net, cache, grads, 16)  # a quarter of the step-0 ranges, so values fall outside too
+    binning = Binning({h: lo / 4 for h, lo in wide.lo.items()}, {h: hi / 4 for h, hi in wide.hi.items()}, 16)
     stats = layer_stats(net, params, cache, grads, binning)
     for i in range(net.depth):
         a = cache.A[i + 1]
         for h, values in (("z", cache.Z[i]), ("a", a), ("dz", grads.dZ[i]), ("dw", grads.dW[i])):
-            s = summarize(values, binning.lo[h][i], binning.hi[h][i], 16)
-            np.testing.assert_array_equal(stats[f"{h}_hist"][i], s.counts)
-            assert tuple(stats[f"{h}_outside"][i]) == (s.under, s.over)
-        assert stats["z_var"][i] == summarize(cache.Z[i], -1.0, 1.0, 4).var
-        assert stats["w_std"][i] == moments(params.W[i])[2]
-        # summed in another order than NumPy's (SIMD lanes): equal to rounding
+            x = values.astype(np.float64).ravel()
+            lo, hi = binning.lo[h][i], binning.hi[h][i]
+            counts, _ = np.histogram(x[(x >= lo) & (x < hi)], np.linspace(lo, hi, 17))  # [lo, hi): hi is "over"
+            np.testing.assert_array_equal(stats[f"{h}_hist"][i], counts)
+            assert tuple(stats[f"{h}_outside"][i]) == (np.count_nonzero(x < lo), np.count_nonzero(~(x < hi)))
+        for key, values in (("z", cache.Z[i]), ("a", a), ("dz", grads.dZ[i]), ("dw", grads.dW[i]), ("w", params.W[i])):
+            x = values.astype(np.float64)
+            rms = np.sqrt(np.mean(x * x))  # sums in another order than NumPy's (SIMD lanes): equal to rounding
+            if key != "w":  # W's mean is not a statistic
+                assert stats[f"{key}_mean"][i] == pytest.approx(x.mean(), rel=1e-12, abs=1e-12 * rms)
+            assert stats[f"{key}_std"][i] == pytest.approx(x.std(), rel=1e-10)
+        for key, values in (("z", cache.Z[i]), ("a", a)):
+            assert stats[f"{key}_var"][i] == pytest.approx(values.astype(np.float64).var(), rel=1e-10)
         assert stats["dw_norm"][i] == pytest.approx(np.sqrt(np.sum(grads.dW[i].astype(np.float64) ** 2)), rel=1e-12)
         assert stats["db_norm"][i] == pytest.approx(np.sqrt(np.sum(grads.db[i].astype(np.float64) ** 2)), rel=1e-12)
         assert stats["w_norm"][i] == pytest.approx(np.sqrt(np.sum(params.W[i].astype(np.float64) ** 2)), rel=1e-12)
@@ -239,15 +248,17 @@ def test_layer_stats_match_numpy_written_out(activation, dtype):
 def test_a_new_depth_compiles_nothing():
     """The statistics kernel's types do not depend on the network's depth: a kernel taking a tuple of arrays per
     network (a tuple's length is part of its type) compiled anew for each depth, 4 s the first time."""
-    from core import stats
+    from core import kernels
     from core.train import probe
 
     rng = np.random.default_rng(0)
     data = Dataset(name="toy", x_train=rng.normal(size=(3, 8)), y_train=rng.integers(0, 2, (1, 8)),
                    x_test=rng.normal(size=(3, 2)), y_test=rng.integers(0, 2, (1, 2)), classes=("0", "1"))
-    kernels = {name: f for name, f in vars(stats).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+    compiled_kernels = {name: f for name, f in vars(kernels).items()
+                        if isinstance(f, numba.core.registry.CPUDispatcher)}
     probe(Config(layers=(4,)), data)
-    compiled = {name: len(f.signatures) for name, f in kernels.items()}
+    assert "layer_kernel" in compiled_kernels
+    compiled = {name: len(f.signatures) for name, f in compiled_kernels.items()}
     for depth in (2, 5, 9):
         probe(Config(layers=(4,) * depth), data)
-    assert {name: len(f.signatures) for name, f in kernels.items()} == compiled
+    assert {name: len(f.signatures) for name, f in compiled_kernels.items()} == compiled

@@ -15,7 +15,7 @@ import pytest
 
 from core.cli import main
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.record import RunFileError, RunRecorder, partial_path, read_run, record
 from core.train import Training
 
@@ -144,7 +144,7 @@ def test_a_run_that_fails_leaves_an_incomplete_partial(tmp_path):
 WRITER = """
 import sys
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.record import record
 from core.train import Training
 config = Config.from_json(sys.argv[1])

@@ -12,7 +12,7 @@ from core import theory
 from core.activations import ACTIVATIONS
 from core.cli import main
 from core.config import Config
-from core.datasets import Dataset
+from core.data import Dataset
 from core.limits import Limits
 from core.network import Network, backward, forward, initialize, targets
 

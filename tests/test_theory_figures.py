@@ -7,7 +7,7 @@ from app.charts import theory as figures
 from app.charts.figures import depth_profile
 from core import theory
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from tests.test_figures import assert_sent_as_plotly_would_validate_it
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.presets import presets
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.verdict import (FLAT_OUTPUT_STD, PROBLEM, baseline, compare_line, number, outcome, probe_verdict,
                           chance_cost)
 from tests.conftest import SHARED_DATA

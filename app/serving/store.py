@@ -40,7 +40,7 @@ from app.serving import cleanup
 from app.serving.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
-from core.datasets import default_data_dir
+from core.data import default_data_dir
 from core.limits import Limits, check_limits
 from core.network import Network, Params
 from core.record import RunFileError, partial_path, record

@@ -15,7 +15,7 @@ from app.charts import theory as figures
 from app.markup import escape_markdown
 from app.ui import chart
 from core.config import Config, ConfigError
-from core.datasets import Dataset
+from core.data import Dataset
 from core.limits import Limits
 from core.theory import (NO_FIXED_POINT, Criticality, TheoryError, compare, critical_line, criticality, describe,
                          jacobian_singular_values, phase_grid)

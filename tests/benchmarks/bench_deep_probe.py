@@ -13,7 +13,7 @@ import numpy as np
 
 from _bench import dtypes, interleaved, matmul_floor, parser, peak_rss_mib, print_header, print_table, set_threads
 from core.config import Config
-from core.datasets import Dataset
+from core.data import Dataset
 from core.network import Network, backward, cost, forward, initialize, targets
 from core.stats import choose_binning, layer_stats
 

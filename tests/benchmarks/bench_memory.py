@@ -15,7 +15,7 @@ import numpy as np
 
 from _bench import REPO
 from core.config import Config
-from core.datasets import Dataset, load_dataset
+from core.data import Dataset, load_dataset
 from core.train import Training
 
 

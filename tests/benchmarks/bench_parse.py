@@ -59,9 +59,10 @@ def worker(root: str) -> None:
     sys.path.insert(0, root)
     try:
         from app.serving.cache import RunCache
-    except ImportError:  # the baseline version, from before the cache moved out of core
+        from core.data import load_course_h5, load_dataset, load_uploaded_h5
+    except ImportError:  # the baseline version, from before the cache and the datasets moved
         from core.cache import RunCache
-    from core.datasets import load_course_h5, load_dataset, load_uploaded_h5
+        from core.datasets import load_course_h5, load_dataset, load_uploaded_h5
     from core.config import Config
     from core.record import read_run
 
@@ -110,7 +111,7 @@ class Worker:
 def _small_run_file(folder: Path) -> Path:
     sys.path.insert(0, str(REPO))
     from core.config import Config
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.record import record
     from core.train import Training
 

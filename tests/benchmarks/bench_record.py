@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from core.config import Config  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
+from core.data import load_dataset  # noqa: E402
 from core.record import RunRecorder, read_run  # noqa: E402
 from core.train import Training  # noqa: E402
 

@@ -21,7 +21,7 @@ from _bench import blas_threads, interleaved, parser, print_header, print_table,
 from app.presets import presets
 from app.charts.training import layer_figures, progress_figures
 from app.serving.store import RunStore
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.limits import Limits
 from core.theory import predict_for
 from core.train import Training

@@ -29,7 +29,7 @@ from _bench import REPO, parser, print_header, set_threads
 from app.presets import presets
 from app.state import to_query
 from core.config import Config
-from core.datasets import load_dataset
+from core.data import load_dataset
 from core.train import Training
 from tests.serving import free_port, launch_chromium, start_app, stop, wait_until_idle
 

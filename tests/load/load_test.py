@@ -52,7 +52,7 @@ from playwright.async_api import async_playwright  # noqa: E402
 
 from app.presets import VARIANTS, presets  # noqa: E402
 from app.serving.cache import RunCache  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
+from core.data import load_dataset  # noqa: E402
 from tests import serving  # noqa: E402
 from tests.load.protocol import Client  # noqa: E402
 

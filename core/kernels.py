@@ -1,0 +1,250 @@
+"""The compiled one-pass kernels behind `core.stats`: sums, moments and histogram counts read off an array once.
+
+Each kernel's docstring gives what it computes; `stats` turns their outputs into a Snapshot's statistics. The
+measurements behind their design are in tests/benchmarks/bench_train_step.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+Array = np.ndarray
+
+
+def kernel_ends(lo, hi, bins: int) -> Array:
+    """What `scan` takes for ``bins`` equal bins over [lo, hi): (lo, hi, bins / (hi - lo)) along a last axis."""
+    return np.stack([lo, hi, bins / (hi - lo)], axis=-1)
+
+
+SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (order only; NaN and inf still propagate)
+# The same for the loop that also computes bin indices, without "contract": a fused multiply-add there would move
+# values that sit exactly on an edge into the neighbouring bin.
+INDEX_MATH = {"reassoc"}
+COUNTERS = 8  # sets of histogram counters (see `_count`)
+# `scan` counts in pairs when its joint table, (bins + 2)^2 counters per set, is at most 128 wide (512 KiB in all)
+# and the array has at least 48 values per joint count: below that, zeroing and summing the table cost more than
+# pairing saves (measurements in tests/benchmarks/bench_train_step.py).
+PAIRED_MAX_WIDTH = 128
+PAIRED_MIN_VALUES_PER_COUNT = 48
+
+
+@numba.njit(cache=True, nogil=True, fastmath=SUMS_MATH)
+def sums(flat):  # pragma: no cover - compiled
+    s = 0.0
+    q = 0.0
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        s += v
+        q += v * v
+    return s, q
+
+
+@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
+def _bin(v, lo, hi, scale, top):  # pragma: no cover - compiled
+    """A value's bin index as a float to truncate: floor((v - lo) * scale) + 1 for lo <= v < hi, 0 below lo,
+    ``top`` at or above hi (and NaN). Compared with hi rather than computed there: (v - lo) * scale can round up
+    to ``bins`` for a value just under hi, which belongs in the last bin."""
+    t = max(min((v - lo) * scale + 1.0, top - 1.0), 0.0)
+    return t if v < hi else top  # NaN is "over"
+
+
+@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
+def _sums_and_bins(flat, lo, hi, scale, top, index):  # pragma: no cover - compiled
+    """Sum and sum of squares of the values, and each one's bin index into ``index``. One loop, so the values are
+    read once."""
+    s = 0.0
+    q = 0.0
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        s += v
+        q += v * v
+        index[i] = np.uint16(_bin(v, lo, hi, scale, top))
+    return s, q
+
+
+@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
+def _sums_and_pair_bins(flat, lo, hi, scale, top, width, index):  # pragma: no cover - compiled
+    """Sum and sum of squares of the first 2 * len(index) values, and the joint bin index of each pair (value i,
+    value i + len(index)) into ``index``: bin(first) * width + bin(second). Pairs from the two halves, so that the
+    loop reads two contiguous runs and compiles to SIMD as `_sums_and_bins` does."""
+    s = 0.0
+    q = 0.0
+    half = index.size
+    for i in range(half):
+        v = np.float64(flat[i])
+        u = np.float64(flat[i + half])
+        s += v + u
+        q += v * v + u * u
+        first, second = np.uint16(_bin(v, lo, hi, scale, top)), np.uint16(_bin(u, lo, hi, scale, top))
+        index[i] = np.uint16(first * width + second)
+    return s, q
+
+
+@numba.njit(cache=True, nogil=True)
+def _count(index, size):  # pragma: no cover - compiled
+    """How often each of 0 .. size - 1 occurs in ``index``. Eight sets of counters, taken in turn, so that
+    consecutive values do not wait on each other's increment: neighbouring values of real data (the pixels of an
+    image, in dW^1) often fall in the same bin. 32-bit counters, so the sets take half the cache (a set overflows
+    only past 8 * 2^31 values, 64 GiB of float32)."""
+    lanes = np.zeros((COUNTERS, size), dtype=np.int32)
+    whole = index.size - index.size % COUNTERS
+    for j in range(0, whole, COUNTERS):
+        for k in range(COUNTERS):
+            lanes[k, index[j + k]] += 1
+    for j in range(whole, index.size):
+        lanes[0, index[j]] += 1
+    return lanes.sum(axis=0)
+
+
+@numba.njit(cache=True, nogil=True)
+def scan(flat, ends, bins):  # pragma: no cover - compiled
+    """Sum, sum of squares, and the counts of the bin indices (see `_bin`) over ``ends`` = (lo, hi, bins / (hi -
+    lo)), with 0 for values below lo and bins + 1 for those at or above hi (and NaN). Two tight loops, one compiled
+    to SIMD and one to independent increments, instead of NumPy's five passes and two temporaries. A large array is
+    counted in pairs: one increment per pair in a (bins + 2)^2 table of joint counts, whose row and column sums are
+    the counts (`PAIRED_MAX_WIDTH`)."""
+    width = bins + 2
+    top = float(bins + 1)
+    lo, hi, scale = ends[0], ends[1], ends[2]
+    if width > PAIRED_MAX_WIDTH or flat.size < PAIRED_MIN_VALUES_PER_COUNT * width * width:
+        index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
+        s, q = _sums_and_bins(flat, lo, hi, scale, top, index)
+        return s, q, _count(index, width)
+    index = np.empty(flat.size // 2, dtype=np.uint16)  # width^2 <= 128^2
+    s, q = _sums_and_pair_bins(flat, lo, hi, scale, top, width, index)
+    joint = _count(index, width * width).reshape(width, width)  # [bin of first, bin of second]
+    counts = joint.sum(axis=1) + joint.sum(axis=0)
+    if flat.size % 2:
+        v = np.float64(flat[-1])
+        s += v
+        q += v * v
+        counts[int(_bin(v, lo, hi, scale, top))] += 1
+    return s, q, counts
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
+    """Mean, variance, std and root sum of squares of ``flat`` from its sum and sum of squares (`_finite_moments`),
+    or by `_extreme_moments` where the sum of squares is not finite."""
+    if math.isfinite(total_sq):
+        return _finite_moments(total, total_sq, flat)
+    return _extreme_moments(flat)  # a square overflowed (|x| past ~1.3e154), or a value is inf or NaN
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _finite_moments(total, total_sq, flat):  # pragma: no cover - compiled
+    """`sum_moments` for a finite sum of squares; two passes where E[x^2] and E[x]^2 cancel."""
+    mean = total / flat.size
+    mean_sq = total_sq / flat.size
+    var = mean_sq - mean * mean
+    if var < 1e-6 * mean_sq:  # most of E[x^2] is the mean: the difference lost its digits
+        deviations = 0.0
+        for i in range(flat.size):
+            d = np.float64(flat[i]) - mean
+            deviations += d * d
+        var = deviations / flat.size
+    var = max(var, 0.0)
+    return mean, var, math.sqrt(var), math.sqrt(total_sq)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _extreme_moments(flat):  # pragma: no cover - compiled
+    """`sum_moments` of values whose squares overflow float64, or that hold inf or NaN. Finite values are scaled by
+    the power of two that brings the largest below 1 (exactly: only exponents change), summarised as any others
+    and scaled back, so that every statistic is finite unless it exceeds float64's range itself (a variance past
+    1.8e308: inf, as it is). Infinite values give an infinite spread and the mean IEEE arithmetic gives (NaN for
+    both signs); a NaN value makes every statistic NaN. Scales a copy: this path is taken only past 1.3e154."""
+    largest = 0.0
+    for i in range(flat.size):
+        v = abs(np.float64(flat[i]))
+        if math.isnan(v):
+            return math.nan, math.nan, math.nan, math.nan
+        largest = max(largest, v)
+    if math.isinf(largest):
+        total = 0.0
+        for i in range(flat.size):
+            total += np.float64(flat[i])
+        return total / flat.size, math.inf, math.inf, math.inf
+    exponent = math.frexp(largest)[1]  # largest < 2^exponent
+    scaled = flat.astype(np.float64) * math.ldexp(1.0, -exponent)
+    total, total_sq = sums(scaled)
+    mean, var, std, norm = _finite_moments(total, total_sq, scaled)
+    return (math.ldexp(mean, exponent), math.ldexp(var, 2 * exponent), math.ldexp(std, exponent),
+            math.ldexp(norm, exponent))
+
+
+# Where `layer_kernel` writes, named once here (module-level ints: the compiler reads them as constants).
+OF_Z, OF_A, OF_DZ, OF_DW, OF_W = range(5)  # first axis of `moments`; the first four index `hist` and `outside` too
+SCANNED = ("z", "a", "dz", "dw", "w")  # the same arrays by name, in that order
+MEAN, VARIANCE, STD = range(3)  # second axis of `moments`
+NORM_DW, NORM_W, NORM_DB = range(3)  # first axis of `norms`
+DEAD, SATURATED = range(2)  # first axis of `fractions`
+UNDER, OVER = range(2)  # last axis of `outside`
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
+           counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
+    """Layer i's statistics from its flattened Z, A, dZ, dW, W and db, written at column i of arrays for the whole
+    network (indexed by the names above), with Z, A, dZ, dW binned over their ends in ``table[i]`` (`Binning.table`).
+
+    NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
+    counts below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A ==
+    0).mean()`` and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
+
+    The same kernels as `summarize` and `moments`, so the same figures. One layer per call, with arrays for every
+    layer rather than a tuple per network: a tuple's length is part of its type, so every depth would compile anew.
+    """
+    scanned = (z, a, dz, dw)
+    for h in range(len(scanned)):  # OF_Z .. OF_DW
+        s, q, c = scan(scanned[h], table[i, h], bins)
+        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = sum_moments(s, q, scanned[h])
+        hist[h, i] = c[1:-1]
+        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[-1]
+        if h == OF_DW:
+            norms[NORM_DW, i] = norm
+    s, q = sums(w)
+    moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = sum_moments(s, q, w)
+    s, q = sums(db)
+    norms[NORM_DB, i] = sum_moments(s, q, db)[3]
+    low, high = saturation[i, 0], saturation[i, 1]
+    zeros = 0
+    saturated = 0
+    if counts_zeros[i]:
+        for j in range(a.size):
+            if a[j] == 0:
+                zeros += 1
+    if counts_saturated[i]:
+        for j in range(a.size):
+            if a[j] < low or a[j] > high:
+                saturated += 1
+    fractions[DEAD, i] = zeros / a.size
+    fractions[SATURATED, i] = saturated / a.size
+
+
+@numba.njit(cache=True, nogil=True)
+def finite_extent(flat):  # pragma: no cover - compiled
+    """Count, root mean square and largest magnitude of the finite values, in one pass (two where their squares
+    overflow: then summed scaled by the largest)."""
+    n = 0
+    q = 0.0
+    top = 0.0
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        if math.isfinite(v):
+            n += 1
+            q += v * v
+            top = max(top, abs(v))
+    if n == 0:
+        return 0, 0.0, 0.0
+    if math.isfinite(q):
+        return n, math.sqrt(q / n), top
+    q = 0.0
+    for i in range(flat.size):
+        v = np.float64(flat[i])
+        if math.isfinite(v):
+            q += (v / top) * (v / top)
+    return n, math.sqrt(q / n) * top, top

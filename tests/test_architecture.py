@@ -1,0 +1,103 @@
+"""The rooms hold: the engine imports nothing of the dashboard, charts draw without Streamlit, no module reaches into
+another's private names, and no file grows past what one reads in a sitting."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_LINES = 400
+CORE = sorted((REPO / "core").rglob("*.py"))
+APP = sorted((REPO / "app").rglob("*.py"))
+CHARTS = [p for p in APP if p.name in ("figures.py", "theory_figures.py") or "charts" in p.parts]
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, absolute module, imported names) of every import in ``path``; relative imports made absolute."""
+    package = path.relative_to(REPO).with_suffix("").parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            module = ".".join((*base, *(node.module.split(".") if node.module else ())))
+            found.append((node.lineno, module, [alias.name for alias in node.names]))
+    return found
+
+
+def _private_crossings(path: Path) -> list[str]:
+    """``from m import _name`` and ``m._name`` where m is another module (dunders are public)."""
+    private = lambda name: name.startswith("_") and not name.startswith("__")  # noqa: E731
+    tree = ast.parse(path.read_text())
+    modules = {}
+    found = []
+    for line, module, names in _imports(path):
+        found += [f"{_rel(path)}:{line} imports {module}.{name}" for name in names if private(name)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update({alias.asname or alias.name.split(".")[0]: alias.name for alias in node.names})
+        elif isinstance(node, ast.ImportFrom):
+            modules.update({alias.asname or alias.name: alias.name for alias in node.names})
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Name)
+                and node.value.id in modules):
+            found.append(f"{_rel(path)}:{node.lineno} uses {node.value.id}.{node.attr}")
+    return found
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def test_the_lists_are_not_empty():
+    assert len(CORE) > 10 and len(APP) > 5 and CHARTS  # a moved folder would make every check below pass vacuously
+
+
+@pytest.mark.parametrize("path", CORE, ids=_rel)
+def test_core_imports_nothing_of_the_dashboard(path):
+    bad = [f"line {line}: {module}" for line, module, _ in _imports(path)
+           if module.split(".")[0] in ("app", "streamlit", "plotly")]
+    assert not bad, f"{_rel(path)} imports the dashboard's libraries: {bad}"
+
+
+@pytest.mark.parametrize("path", CHARTS, ids=_rel)
+def test_charts_import_no_streamlit(path):
+    bad = [f"line {line}: {module}" for line, module, _ in _imports(path) if module.split(".")[0] == "streamlit"]
+    assert not bad, f"{_rel(path)} builds figures and should not need Streamlit: {bad}"
+
+
+def test_core_uses_no_other_modules_private_names():
+    found = [hit for path in CORE for hit in _private_crossings(path)]
+    assert not found, "make these public or move them where they are used:\n" + "\n".join(found)
+
+
+@pytest.mark.xfail(strict=False, reason="app/theory_figures.py imports seven _ helpers from app/figures.py; the app "
+                                        "half of issue 16 (app/charts/) makes them public")
+def test_app_uses_no_other_modules_private_names():
+    found = [hit for path in APP for hit in _private_crossings(path)]
+    assert not found, "make these public or move them where they are used:\n" + "\n".join(found)
+
+
+# Files still over the limit, each waiting on a named piece of work; a file that shrinks below it passes again.
+WAITING = {
+    "core/theory.py": "the theory lens is next to split (mean-field maths / per-layer predictions)",
+    "core/record.py": "the run file's writer and reader are next to split",
+    "core/untrusted.py": "being rewritten as a fork server in parallel",
+    "app/main.py": "the app half of issue 16 splits it into app/sidebar.py and app/tabs/",
+    "app/runs.py": "the app half of issue 16 moves the run store to app/serving/ and its figures to app/charts/",
+}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=False, reason=WAITING[_rel(p)])) if _rel(p) in WAITING else p
+    for p in CORE + APP], ids=_rel)
+def test_no_file_is_over_400_lines(path):
+    assert _lines(path) <= MAX_LINES, f"{_rel(path)} has {_lines(path)} lines; split it by what each part is for"
