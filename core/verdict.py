@@ -370,7 +370,7 @@ def reference_configs(config: Config) -> dict[str, Config]:
     return {name: config.replace(init=name) for name in REFERENCE_INITS if name != config.init}
 
 
-def probe_verdict(config: Config, dataset, limits: Limits | None = None) -> tuple[Network, Snapshot, Verdict]:
+def probe_verdict(config: Config, dataset, limits: Limits = Limits()) -> tuple[Network, Snapshot, Verdict]:
     """Probe the config and its references on the dataset: the network, its probe, and the verdict."""
     network, params, snapshot = probe(config, dataset, limits)
     references = {name: probe(c, dataset, limits)[2] for name, c in reference_configs(config).items()}

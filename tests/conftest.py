@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.data import load_dataset
+from core.train import Training
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -21,3 +22,14 @@ def shown_text(markdown: str) -> str:
     """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation,
     and the word joiner (U+2060) is invisible."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
+class CountingFactory:
+    """A training factory for the run cache that counts how many trainings it was asked to build."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, config, dataset):
+        self.calls += 1
+        return Training(config, dataset)

@@ -16,6 +16,7 @@ from core.config import Config
 from core.data import load_dataset
 from core.record import read_run
 from core.train import Training
+from tests.conftest import CountingFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,15 +28,6 @@ def circles():
 
 def small(seed=1, iterations=40):
     return Config(dataset="circles", layers=(6, 4), seed=seed, iterations=iterations, record_every=10)
-
-
-class CountingFactory:
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, config, dataset):
-        self.calls += 1
-        return Training(config, dataset)
 
 
 def test_a_hit_replays_the_engines_snapshots_without_training(tmp_path, circles):

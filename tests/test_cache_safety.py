@@ -21,6 +21,7 @@ from core.config import Config
 from core.data import load_dataset
 from core.record import RunWriteError, read_run, record
 from core.train import Training
+from tests.conftest import CountingFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -33,15 +34,6 @@ def circles():
 
 def small(seed=1, iterations=40, layers=(6, 4)):
     return Config(dataset="circles", layers=layers, seed=seed, iterations=iterations, record_every=10)
-
-
-class CountingFactory:
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, config, dataset):
-        self.calls += 1
-        return Training(config, dataset)
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -663,3 +663,9 @@ def test_a_class_asking_at_once_shares_one_load(monkeypatch):
     assert len(reads) == 1 and len({id(d) for d in got}) == 1
     assert load_dataset("moons", standardize=True) is load_dataset("moons", standardize=True)
     assert len(reads) == 1
+
+
+def test_the_cat_datasets_description_names_no_server_folder(cat_data):
+    """The description is shown in the page's header: the operator's data folder is not the students' business."""
+    assert "cat / non-cat" in cat_data.description
+    assert str(COURSE_DIR) not in cat_data.description and str(COURSE_DIR.parent) not in cat_data.description

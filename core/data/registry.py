@@ -89,8 +89,8 @@ def _cat_key(name: str, param: str, folder: Path) -> tuple:
 def _load_cat(key: tuple, folder: Path) -> Dataset:
     train, test = _cat_paths(folder)
     return dataclasses.replace(load_course_h5(train, test, name="catvnoncat"), description=(
-        f"The course's cat / non-cat photos (64x64 RGB, 209 train, 50 test), read from {folder}; "
-        "not shipped with Init Lab."))
+        "The course's cat / non-cat photos (64x64 RGB, 209 train, 50 test), read from the data folder given to this "
+        "Init Lab; not shipped with it."))  # the folder itself is the server's business: never shown on the page
 
 
 def _shipped_key(name: str, param: str, folder: Path) -> tuple:
