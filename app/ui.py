@@ -14,6 +14,7 @@ from core.config import Config
 from core.limits import Limits
 from core.theory import Prediction, TheoryError, predict_for
 from core.train import Training, initial_cost_note, probe
+from core.verdict import Verdict, baseline, identical_units, reference_configs, verdict
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_PLOT_CONFIG = {"staticPlot": True}
@@ -108,13 +109,23 @@ def cached_figures(slot: str, token: tuple, build: Callable[[], dict]):
 # --- shared, cached computation ---------------------------------------------------------------------------------
 @st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
 def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
-    """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint)."""
-    network, _, snapshot = probe(Config.from_json(config_json), _dataset, _limits)
-    return network, snapshot
+    """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint):
+    the network, its snapshot, and which layers start as copies of one unit (the verdict reads the weights for it)."""
+    network, params, snapshot = probe(Config.from_json(config_json), _dataset, _limits)
+    return network, snapshot, identical_units(params)
 
 
 def probe_of(config: Config, dataset, limits: Limits):
-    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
+    """The config's network and its snapshot at initialisation (cached_probe)."""
+    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)[:2]
+
+
+def verdict_of(config: Config, dataset, limits: Limits) -> Verdict:
+    """The verdict on the config, from the same cached probes the charts draw: its own and Xavier's and He's on
+    the same network, each computed once whichever tab asks first."""
+    network, snapshot, identical = cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
+    references = {name: probe_of(other, dataset, limits)[1] for name, other in reference_configs(config).items()}
+    return verdict(network, config, snapshot, baseline(dataset), references, identical)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -11,10 +11,10 @@ import re
 
 import streamlit as st
 
+from app import ui
 from core.config import Config
 from core.limits import Limits
-from core.verdict import (OK, PROBLEM, SLOW, WARNING, Finding, Verdict, chance_cost, compare_line, learns, outcome,
-                          probe_verdict)
+from core.verdict import OK, PROBLEM, SLOW, WARNING, Finding, Verdict, chance_cost, compare_line, learns, outcome
 
 VERDICT_KEY = "verdict"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#+!|~$])")  # characters Markdown (or its LaTeX) would read as markup
@@ -23,16 +23,6 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#+!|~$])")  # characters Markdown (or it
 def plain(text: str) -> str:
     """Text shown as written: `xavier_normal` must not turn into italics, nor `$` into a formula."""
     return _MARKDOWN.sub(r"\\\1", text)
-
-
-@st.cache_data(max_entries=128, show_spinner="Reading the statistics at initialisation…")
-def cached_verdict(config_json: str, fingerprint: str, _dataset, _limits: Limits) -> Verdict:
-    """The config's verdict on the dataset (its probe and Xavier's and He's), shared by every session."""
-    return probe_verdict(Config.from_json(config_json), _dataset, _limits)[2]
-
-
-def verdict_of(config: Config, dataset, limits: Limits) -> Verdict:
-    return cached_verdict(config.to_json(), dataset.fingerprint(), dataset, limits)
 
 
 BADGES = {  # the word carries the meaning, the colour only repeats it (red and green alike to many readers)
@@ -68,7 +58,7 @@ def render_run(config: Config, network, last, finished: bool, dataset, limits: L
     """The Training tab's panel for a run on the sidebar's data: its verdict at initialisation (the probe of its
     config: for a full-batch run, the very pass of its step-0 snapshot) and, once it has finished, how its final
     accuracy compares with the majority-class baseline."""
-    v = verdict_of(config, dataset, limits)
+    v = ui.verdict_of(config, dataset, limits)
     extra = (outcome(v.baseline, last, chance_cost(network)),) if finished and last is not None else ()
     render(v, extra, folded=True)
 

@@ -204,7 +204,7 @@ def _symmetry(network: Network, snapshot: Snapshot, identical: tuple[bool, ...])
         return None
     z_std = snapshot.stats["z_std"]
     zero = [i for i in layers if z_std[i] == 0]
-    detail = (f"; their std of Z is exactly 0" if len(zero) == len(layers)
+    detail = ("; their std of Z is exactly 0" if len(zero) == len(layers)
               else f" (std of Z {', '.join(number(z_std[i]) for i in layers)})")
     return Finding("symmetry", PROBLEM,
                    f"All units identical in {_layers(layers)}{detail}: every unit gets the same gradient, so the "

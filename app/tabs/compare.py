@@ -12,7 +12,7 @@ from app.markup import escape_markdown
 from app.presets import VARIANTS
 from app.serving.store import FINISHED, run_store
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
-                    loss_log_toggle, probe_of, state, why)
+                   loss_log_toggle, probe_of, state, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.verdict import chance_cost
@@ -32,7 +32,7 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
 
 def compare_verdict(config: Config, dataset, limits: Limits, labels: list[str]) -> None:
     """One line per compared initialiser: learns or not, and why (finished runs: their final accuracy)."""
-    verdicts = {label: verdict_view.verdict_of(VARIANTS[label].apply(config), dataset, limits) for label in labels}
+    verdicts = {label: verdict_of(VARIANTS[label].apply(config), dataset, limits) for label in labels}
     finals = {}
     for label, key in state.compare_keys.items():
         run = run_store().get(key)

@@ -7,7 +7,8 @@ import streamlit as st
 
 from app import verdict_view
 from app.charts import export, figures
-from app.ui import WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, why
+from app.ui import (WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, verdict_of,
+                   why)
 from core.config import Config
 from core.limits import Limits
 from core.stats import overflow_note
@@ -19,7 +20,7 @@ ZERO_STD_NOTES = {True: "std = 0: all units identical — the symmetry is never 
 def render(config: Config, dataset, limits: Limits) -> None:
     try:
         network, snap = probe_of(config, dataset, limits)
-        judged = verdict_view.verdict_of(config, dataset, limits)
+        judged = verdict_of(config, dataset, limits)
     except FloatingPointError as e:
         st.error(f"The probe {e}.")
         return

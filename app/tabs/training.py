@@ -10,7 +10,8 @@ from app.charts import export
 from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figures
 from app.markup import escape_markdown
 from app.serving.store import DIVERGED, FINISHED, RUNNING, run_store
-from app.ui import MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, why
+from app.ui import (MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, verdict_of,
+                   why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.network import Network
@@ -62,7 +63,7 @@ def training_verdict(config: Config, dataset, limits: Limits, run) -> None:
                                     replay.complete and not replay.stopped_reason, dataset, limits)
         return
     if run is None:
-        verdict_view.render(verdict_view.verdict_of(config, dataset, limits), folded=True)
+        verdict_view.render(verdict_of(config, dataset, limits), folded=True)
         return
     if (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize):
         _, snapshots = watched_snapshots()
