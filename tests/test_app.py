@@ -185,6 +185,14 @@ def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
     assert specs["Standard deviation against depth"]["layout"]["yaxis"]["type"] == "linear"
 
 
+def wait_until_finished(at: AppTest, steps: int, seconds: float = 60) -> None:
+    """Rerun the page until its run says it finished `steps` steps (a timed fragment does not fire in AppTest)."""
+    deadline = time.monotonic() + seconds
+    while not any(f"Finished {steps} steps" in s.value for s in at.success) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+
+
 def test_a_short_training_run_completes_and_can_be_downloaded():
     at = start()
     at.selectbox(key="preset").set_value("custom").run()
@@ -192,10 +200,7 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
     open_tab(at, "Training")
     at.button(key="start").click().run()
-    deadline = time.monotonic() + 60
-    while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        at.run()
+    wait_until_finished(at, 40)
     no_errors(at)
     assert any("Finished 40 steps" in s.value for s in at.success)
     titles = chart_titles(at)
@@ -226,10 +231,7 @@ def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch
     assert any("Another server of this class is training this run" in i.value for i in at.info)
     assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
     cache.release(held)  # its students stopped it there: no file will come
-    deadline = time.monotonic() + 60
-    while not any("Finished 40 steps" in s.value for s in at.success) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        at.run()
+    wait_until_finished(at, 40)
     assert any("Finished 40 steps" in s.value for s in at.success)
     assert len(list(cache.directory.glob("*.h5"))) == 1
 
@@ -564,10 +566,7 @@ def test_a_finished_run_is_judged_against_the_majority_class():
     at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
     open_tab(at, "Training")
     at.button(key="start").click().run()
-    deadline = time.monotonic() + 60
-    while not any("Finished 20 steps" in s.value for s in at.success) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        at.run()
+    wait_until_finished(at, 20)
     text = verdict_text(at)
     assert "after 20 steps" in text and "always answering" in text and "At initialisation: Healthy" in text
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
