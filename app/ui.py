@@ -12,7 +12,8 @@ from app.live_chart import live_chart
 from app.markup import escape_markdown
 from core.config import Config
 from core.limits import Limits
-from core.theory import Prediction, TheoryError, predict_for
+from core.meanfield import TheoryError
+from core.theory import Prediction, predict_for
 from core.train import Training, initial_cost_note, probe
 from core.verdict import Verdict, baseline, identical_units, reference_configs, verdict
 

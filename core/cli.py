@@ -16,12 +16,14 @@ from pathlib import Path
 
 from .activations import ACTIVATIONS, canonical_name
 from .config import MAX_DEPTH, Config, ConfigError
+from .criticality import NO_FIXED_POINT, Criticality, describe, mean_field
 from .data import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
+from .meanfield import TheoryError
 from .record import RecordedRun, RunFileError, read_run, record
 from .stats import overflow_note
-from .theory import NO_FIXED_POINT, Criticality, TheoryError, compare, describe, mean_field
+from .theory import compare
 from .train import Training, initial_cost_note
 from .verdict import probe_verdict
 

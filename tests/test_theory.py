@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from core import theory
+from core import criticality, meanfield, theory
 from core.activations import ACTIVATIONS
 from core.cli import main
 from core.config import Config
@@ -45,8 +45,8 @@ def test_quadrature_agrees_with_monte_carlo(name):
     for q in (0.5, 1.0, 2.0):
         u = math.sqrt(q) * z
         a = act.forward(u)
-        assert close_to_monte_carlo(float(theory.activation_second_moment(name, q)), a * a)
-        assert close_to_monte_carlo(float(theory.derivative_second_moment(name, q)), act.derivative(u, a) ** 2)
+        assert close_to_monte_carlo(float(meanfield.activation_second_moment(name, q)), a * a)
+        assert close_to_monte_carlo(float(meanfield.derivative_second_moment(name, q)), act.derivative(u, a) ** 2)
 
 
 def test_cross_moment_agrees_with_monte_carlo():
@@ -59,68 +59,69 @@ def test_cross_moment_agrees_with_monte_carlo():
             u1, u2 = b + math.sqrt(v) * z1, b + math.sqrt(v) * (c * z1 + math.sqrt(1 - c * c) * z2)
             q12 = b * b + c * v
             values = act.forward(u1) * act.forward(u2)
-            assert close_to_monte_carlo(theory.activation_cross_moment(name, q, q12, b), values)
+            assert close_to_monte_carlo(meanfield.activation_cross_moment(name, q, q12, b), values)
             slopes = act.derivative(u1, act.forward(u1)) * act.derivative(u2, act.forward(u2))
-            assert close_to_monte_carlo(theory.activation_cross_moment(name, q, q12, b, derivative=True), slopes)
+            assert close_to_monte_carlo(meanfield.activation_cross_moment(name, q, q12, b, derivative=True), slopes)
 
 
 def test_kinked_quadrature_matches_closed_forms():
     # relu through the general (split) quadrature against q/2; elu's E[phi'^2] = 1/2 + e^{2q} erfc(sqrt(2q)) / 2.
     relu = ACTIVATIONS["relu"].forward
     for q in (0.1, 1.0, 7.0):
-        assert theory._split_expectation(lambda u: relu(u) ** 2, q) == pytest.approx(q / 2, rel=1e-10)
+        assert meanfield._split_expectation(lambda u: relu(u) ** 2, q) == pytest.approx(q / 2, rel=1e-10)
         expected = 0.5 + math.exp(2 * q) * math.erfc(math.sqrt(2 * q)) / 2
-        assert float(theory.derivative_second_moment("elu", q)) == pytest.approx(expected, rel=1e-9)
+        assert float(meanfield.derivative_second_moment("elu", q)) == pytest.approx(expected, rel=1e-9)
     # relu's derivative cross moment through quadrature against the degree-0 arc-cosine kernel (pi - t) / (2 pi)
     for c in (-0.5, 0.2, 0.9):
         expected = (math.pi - math.acos(c)) / (2 * math.pi)
-        assert theory.activation_cross_moment("relu", 1.5, 1.5 * c, derivative=True) == pytest.approx(expected, abs=1e-8)
+        slope_moment = meanfield.activation_cross_moment("relu", 1.5, 1.5 * c, derivative=True)
+        assert slope_moment == pytest.approx(expected, abs=1e-8)
 
 
 # --- the forward map, order and chaos ----------------------------------------------------------------------------
 def test_relu_with_sigma_w2_two_keeps_q_constant():
-    q = theory.forward_variance("relu", np.full(50, 2.0), 0.0, input_q=0.7).q
+    q = meanfield.forward_variance("relu", np.full(50, 2.0), 0.0, input_q=0.7).q
     np.testing.assert_allclose(q, 1.4, rtol=1e-12)
-    shrinking = theory.forward_variance("relu", np.full(10, 1.0), 0.0, input_q=0.7).q
+    shrinking = meanfield.forward_variance("relu", np.full(10, 1.0), 0.0, input_q=0.7).q
     np.testing.assert_allclose(shrinking, 0.7 * 0.5 ** np.arange(10), rtol=1e-12)
 
 
 def test_tanh_edge_of_chaos_at_zero_bias_is_sigma_w2_one():
-    sw2, sb2 = theory.critical_line("tanh")
+    sw2, sb2 = criticality.critical_line("tanh")
     assert sb2[0] == 0.0 and sw2[0] == pytest.approx(1.0, abs=1e-12)
     assert np.all(np.diff(sb2) >= 0) and np.all(np.diff(sw2) >= 0)  # more bias needs larger weights
-    below, above = theory.chi_1("tanh", [0.95, 1.05], 0.0)  # the fixed-point iteration, a separate path
+    below, above = criticality.chi_1("tanh", [0.95, 1.05], 0.0)  # the fixed-point iteration, a separate path
     assert below == pytest.approx(0.95, abs=1e-6) and above > 1.0
 
 
 def test_points_on_the_critical_line_have_chi_one():
-    sw2, sb2 = theory.critical_line("tanh")
+    sw2, sb2 = criticality.critical_line("tanh")
     for i in (60, 100, 160, 199):
-        assert float(theory.chi_1("tanh", sw2[i], sb2[i])) == pytest.approx(1.0, abs=1e-6)
+        assert float(criticality.chi_1("tanh", sw2[i], sb2[i])) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_wide_tanh_quadrature_resolves_the_narrow_derivative():
     # E[sech^4(s z)] -> (4/3) / (s sqrt(2 pi)) for large s: a spike Gauss-Hermite's nodes would step over.
     s = 100.0
-    assert float(theory.derivative_second_moment("tanh", s * s)) == pytest.approx(4 / 3 / (s * math.sqrt(2 * math.pi)),
-                                                                                 rel=1e-3)
+    assert float(meanfield.derivative_second_moment("tanh", s * s)) == pytest.approx(
+        4 / 3 / (s * math.sqrt(2 * math.pi)), rel=1e-3)
 
 
 def test_relu_critical_point_and_depth_scale():
-    sw2, sb2 = theory.critical_line("relu")
+    sw2, sb2 = criticality.critical_line("relu")
     np.testing.assert_allclose(sw2, 2.0)
     np.testing.assert_allclose(sb2, 0.0, atol=1e-12)
-    chi = theory.phase_grid("relu", np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.1]))
+    chi = criticality.phase_grid("relu", np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.1]))
     np.testing.assert_allclose(chi, [[0.5, 1.0, 1.5]] * 2, rtol=1e-9)
-    assert theory.depth_scale(1.0) == math.inf
-    assert theory.depth_scale(math.exp(-0.1)) == pytest.approx(10.0)
+    assert criticality.depth_scale(1.0) == math.inf
+    assert criticality.depth_scale(math.exp(-0.1)) == pytest.approx(10.0)
 
 
 def test_mean_field_map_iterated_by_monte_carlo():
     # An independent implementation of the map: sample z, square phi, average.
     z = np.random.default_rng(11).standard_normal(2_000_000)
     q = 1.5 * 1.0 + 0.05
-    for got in theory.mean_field("tanh", 1.5, 0.05, depth=6).q:
+    for got in criticality.mean_field("tanh", 1.5, 0.05, depth=6).q:
         assert got == pytest.approx(q, rel=2e-3)
         q = 1.5 * float(np.mean(np.tanh(math.sqrt(q) * z) ** 2)) + 0.05
 
@@ -159,27 +160,27 @@ def test_relu_fixed_point_is_the_closed_form_and_none_past_the_critical_line():
     q = 1.0
     for _ in range(100_000):  # the map itself, iterated: it contracts by 0.9995 per step
         q = 1.999 * q / 2 + 0.1
-    assert float(theory.fixed_point("relu", 1.999, 0.1)) == pytest.approx(200.0, rel=1e-12)
+    assert float(criticality.fixed_point("relu", 1.999, 0.1)) == pytest.approx(200.0, rel=1e-12)
     assert q == pytest.approx(200.0, rel=1e-12)
-    assert float(theory.fixed_point("leaky_relu", 1.5, 0.2)) == pytest.approx(0.2 / (1 - 1.5 * (1 + 0.01**2) / 2))
-    assert float(theory.fixed_point("linear", 0.5, 0.3)) == pytest.approx(0.6)
-    assert float(theory.fixed_point("relu", 2.0, 0.1)) == math.inf  # q grows by 0.1 per layer for ever
-    assert float(theory.fixed_point("relu", 2.5, 0.0)) == math.inf
-    c = theory.criticality("relu", 2.0, 0.1)
+    assert float(criticality.fixed_point("leaky_relu", 1.5, 0.2)) == pytest.approx(0.2 / (1 - 1.5 * (1 + 0.01**2) / 2))
+    assert float(criticality.fixed_point("linear", 0.5, 0.3)) == pytest.approx(0.6)
+    assert float(criticality.fixed_point("relu", 2.0, 0.1)) == math.inf  # q grows by 0.1 per layer for ever
+    assert float(criticality.fixed_point("relu", 2.5, 0.0)) == math.inf
+    c = criticality.criticality("relu", 2.0, 0.1)
     assert c.q_star == math.inf and math.isnan(c.xi_q) and math.isnan(c.xi_c)
 
 
 def test_tanh_at_the_critical_point_has_q_star_zero_and_infinite_depth_scales():
-    c = theory.criticality("tanh", 1.0, 0.0)
+    c = criticality.criticality("tanh", 1.0, 0.0)
     assert (c.q_star, c.chi_1, c.phase, c.c_star) == (0.0, 1.0, "critical", 1.0)
     assert c.xi_q == c.xi_c == c.trainable_depth == math.inf
-    below = theory.criticality("tanh", 0.999, 0.0)  # ordered: q decays to 0, chi_1 = sigma_w^2 phi'(0)^2
+    below = criticality.criticality("tanh", 0.999, 0.0)  # ordered: q decays to 0, chi_1 = sigma_w^2 phi'(0)^2
     assert below.q_star == 0.0 and below.chi_1 == pytest.approx(0.999) and below.phase == "ordered"
     assert below.xi_c == pytest.approx(-1 / math.log(0.999))
 
 
 def test_tanh_just_past_the_critical_point_is_chaotic():
-    c = theory.criticality("tanh", 1.002, 0.0)
+    c = criticality.criticality("tanh", 1.002, 0.0)
     q_star = reference_fixed_point(np.tanh, 1.002, 0.0, 1e-9, 1.0)
     assert c.q_star == pytest.approx(q_star, rel=1e-9)
     chi = 1.002 * reference_mean(lambda u: tanh_slope(u) ** 2, q_star)
@@ -193,7 +194,7 @@ def test_tanh_just_past_the_critical_point_is_chaotic():
                                               ("tanh", np.tanh, 4.0, 0.3), ("sigmoid", ACTIVATIONS["sigmoid"].forward,
                                                                             3.0, 0.2)])
 def test_fixed_point_and_depth_scales_against_the_iterated_maps(name, phi, sw2, sb2):
-    c = theory.criticality(name, sw2, sb2)
+    c = criticality.criticality(name, sw2, sb2)
     q_star = reference_fixed_point(phi, sw2, sb2, 0.0, 50.0)
     assert c.q_star == pytest.approx(q_star, rel=1e-8)
     # xi_q: the rate at which the map's iterates approach q*, measured on one step from 1e-4 away
@@ -286,7 +287,7 @@ def test_every_drawn_prediction_is_within_ten_percent_on_wide_deep_networks(phas
     config = Config(layers=(1000,) * 30, **settings)
     data = gaussian_dataset(1000, 100, classes=10)
     p = theory.predict_for(config, data)
-    assert theory.criticality(settings["activation"], float(p.sigma_w2[1]), 0.0).phase == expected_phase
+    assert criticality.criticality(settings["activation"], float(p.sigma_w2[1]), 0.0).phase == expected_phase
     measured = measured_over_draws(config, data)
     for name in ("z_std", "a_std", "dz_std", "dz_rms"):
         predicted = getattr(p, name)
@@ -317,7 +318,7 @@ def test_pooled_variance_is_what_np_var_of_a_layer_averages_to():
         u = rng.standard_normal((draws, n, 1))
         h = b + math.sqrt(v) * (math.sqrt(c) * u + math.sqrt(1 - c) * rng.standard_normal((draws, n, m)))
         measured = h.reshape(draws, -1).var(axis=1)
-        expected = float(theory.pooled_variance(b * b + v, b * b + c * v, b, n, m))
+        expected = float(meanfield.pooled_variance(b * b + v, b * b + c * v, b, n, m))
         assert close_to_monte_carlo(expected, measured)
 
 
@@ -371,12 +372,12 @@ def test_course_draw_matches_the_mean_field_std_where_one_draw_can(cat_data):
                                          ("elu", 1.3, -0.2), ("swish", 0.4, 0.1)])
 def test_activation_mean_agrees_with_monte_carlo(name, q, mean):
     z = mean + math.sqrt(q - mean**2) * np.random.default_rng(5).standard_normal(4_000_000)
-    assert close_to_monte_carlo(float(theory.activation_mean(name, q, mean)), ACTIVATIONS[name].forward(z))
+    assert close_to_monte_carlo(float(meanfield.activation_mean(name, q, mean)), ACTIVATIONS[name].forward(z))
 
 
 def test_constant_weights_are_refused_with_a_reason():
     config = Config(dataset="gaussian:20", layers=(10,), init="constant", init_scale=0.5)
-    with pytest.raises(theory.TheoryError, match="not random"):
+    with pytest.raises(meanfield.TheoryError, match="not random"):
         theory.predict_for(config, gaussian_dataset(20, 10))
 
 

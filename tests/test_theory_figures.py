@@ -5,7 +5,7 @@ import pytest
 
 from app.charts import theory as figures
 from app.charts.figures import depth_profile
-from core import theory
+from core import criticality, theory
 from core.config import Config
 from core.data import load_dataset
 from tests.test_figures import assert_sent_as_plotly_would_validate_it
@@ -41,8 +41,8 @@ def test_phase_diagram_has_one_marker_per_layer_with_its_own_sigma_w2(course_pre
     markers = [(f"L{i + 1}", float(p.sigma_w2[i]), 0.0) for i in range(len(p.activations))]
     sw2, sb2 = figures.phase_axes([w for _, w, _ in markers], [0.0] * 3)
     assert sw2[0] <= min(w for _, w, _ in markers) and sw2[-1] >= 8  # every layer of randn * 0.01 is on the chart
-    chi = theory.phase_grid("relu", sw2, sb2)
-    fig = figures.phase_diagram("relu", sw2, sb2, chi, theory.critical_line("relu"), markers)
+    chi = criticality.phase_grid("relu", sw2, sb2)
+    fig = figures.phase_diagram("relu", sw2, sb2, chi, criticality.critical_line("relu"), markers)
     heat, edge, layers = fig.data
     assert heat.type == "heatmap" and heat.zmid == 0
     assert fig.layout.xaxis.type == "log"
@@ -53,16 +53,16 @@ def test_phase_diagram_has_one_marker_per_layer_with_its_own_sigma_w2(course_pre
 
 def test_phase_diagram_colours_chi_on_a_log_scale_centred_on_one():
     sw2, sb2 = np.array([0.5, 1.0, 2.0]), np.array([0.0])
-    chi = theory.phase_grid("linear", sw2, sb2)
-    fig = figures.phase_diagram("linear", sw2, sb2, chi, theory.critical_line("linear"), [])
+    chi = criticality.phase_grid("linear", sw2, sb2)
+    fig = figures.phase_diagram("linear", sw2, sb2, chi, criticality.critical_line("linear"), [])
     np.testing.assert_allclose(fig.data[0].z, [[-1.0, 0.0, 1.0]])  # log2 chi: chi_1 = sigma_w^2 for linear
     assert len(fig.data[2].x) == 0
 
 
 def test_phase_diagram_skips_layers_without_random_weights():
     sw2, sb2 = figures.phase_axes([0.0, 1.0], [0.0, 0.0])
-    fig = figures.phase_diagram("tanh", sw2, sb2, theory.phase_grid("tanh", sw2, sb2), theory.critical_line("tanh"),
-                                [("L1", 0.0, 0.0), ("L2", 1.0, 0.0)])
+    fig = figures.phase_diagram("tanh", sw2, sb2, criticality.phase_grid("tanh", sw2, sb2),
+                                criticality.critical_line("tanh"), [("L1", 0.0, 0.0), ("L2", 1.0, 0.0)])
     assert list(fig.data[2].text) == ["L2"]
     assert len(fig.data[1].x) > 10  # tanh's edge of chaos is a curve
 
@@ -83,7 +83,8 @@ def test_theory_figures_are_what_plotly_validation_would_make_them(course_predic
     markers = [("L1", 1.2288, 0.0), ("L2", 0.002, 0.0), ("L3", 0.0, 0.0)]
     for activation in ("relu", "tanh"):
         assert_sent_as_plotly_would_validate_it(figures.phase_diagram(
-            activation, sw2, sb2, theory.phase_grid(activation, sw2, sb2), theory.critical_line(activation), markers))
+            activation, sw2, sb2, criticality.phase_grid(activation, sw2, sb2), criticality.critical_line(activation),
+            markers))
     assert_sent_as_plotly_would_validate_it(figures.depth_comparison(
         course_prediction.z_std, np.array([0.45, 0.0, np.nan, 4e-6]), "t", "std of Z"))
     assert_sent_as_plotly_would_validate_it(figures.depth_comparison(np.ones(1), np.ones(1), "t", "std"))

@@ -17,8 +17,9 @@ from app.ui import chart
 from core.config import Config, ConfigError
 from core.data import Dataset
 from core.limits import Limits
-from core.theory import (NO_FIXED_POINT, Criticality, TheoryError, compare, critical_line, criticality, describe,
-                         jacobian_singular_values, phase_grid)
+from core.criticality import NO_FIXED_POINT, Criticality, critical_line, criticality, describe, phase_grid
+from core.meanfield import TheoryError
+from core.theory import compare, jacobian_singular_values
 
 JACOBIAN_WIDTHS = (32, 64, 128, 256)
 JACOBIAN_MAX_DEPTH = 60  # 60 products of 256 x 256 per input: well under a second
