@@ -41,7 +41,8 @@ from .config import Config, ConfigError
 from .network import Params
 from .stats import HISTOGRAMS, SCALARS, Snapshot
 from .train import Training
-from .untrusted import FileSource, ParseLimits, UntrustedFileError, parse, read_tree
+from .sandbox import parse
+from .untrusted import FileSource, ParseLimits, UntrustedFileError, read_tree
 
 FORMAT = "initlab-run"
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""Jobs the tests run in the sandboxed parser's children (core.untrusted.parse imports a job's module in the child).
+"""Jobs the tests run in the sandboxed parser's children (core.sandbox.parse imports a job's module in the child).
 
 A module of its own with nothing heavy in it: importing a test module there would import Streamlit in every child
 and spend the wall-clock limit the tests measure.

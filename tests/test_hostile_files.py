@@ -2,7 +2,7 @@
 read_run, `python -m core show` and `--data-dir`. Each must be refused with a message that names the user's file,
 shows no byte of a secret planted beside it and no server path, and never takes the process down.
 
-The sandbox itself (core.untrusted) is tested last: a parser that crashes, hangs or eats memory is a message.
+The sandbox itself (core.sandbox) is tested last: a parser that crashes, hangs or eats memory is a message.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.state import widget_key
-from core import untrusted
+from core import sandbox
 from core.cli import main
 from core.config import Config
 from core.data import DatasetError, load_course_h5, load_dataset, load_uploaded_h5
@@ -434,20 +434,20 @@ def test_the_process_running_the_page_survives_a_vds_that_crashes_h5py(tmp_path,
 
 def test_a_parser_that_crashes_is_a_message_and_this_process_lives_on():
     with pytest.raises(UntrustedFileError, match=r"'mine.h5' made the HDF5 reader crash \(SIGSEGV\)"):
-        untrusted.parse(crash_job, label="'mine.h5'")
+        sandbox.parse(crash_job, label="'mine.h5'")
 
 
 @pytest.mark.parametrize("job, fragment", [(spin_job, "more than 1 s of computing"), (sleep_job, "longer than 12 s")])
 def test_a_parser_that_never_ends_is_stopped(job, fragment):
     start = time.perf_counter()
     with pytest.raises(UntrustedFileError, match=fragment):
-        untrusted.parse(job, label="'slow.h5'", limits=ParseLimits(cpu_seconds=1))
+        sandbox.parse(job, label="'slow.h5'", limits=ParseLimits(cpu_seconds=1))
     assert time.perf_counter() - start < 30
 
 
 def test_a_parser_that_runs_out_of_memory_is_a_message():
     with pytest.raises(UntrustedFileError, match="needs more memory"):
-        untrusted.parse(greedy_job, label="'big.h5'", limits=ParseLimits(max_mb=64))
+        sandbox.parse(greedy_job, label="'big.h5'", limits=ParseLimits(max_mb=64))
 
 
 def test_limits_come_from_the_environment(monkeypatch):

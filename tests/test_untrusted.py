@@ -1,5 +1,5 @@
-"""The parser's zygote (core.untrusted): one per server process, it forks a child per parse and outlives each child,
-is started again after it dies, takes its children with it, and ends with the server.
+"""The parser's zygote (core.zygote, started by core.sandbox): one per server process, it forks a child per parse
+and outlives each child, is started again after it dies, takes its children with it, and ends with the server.
 
 Processes are watched through /proc, as the tests' own: a job reports its pid and its parent's (the zygote's).
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import untrusted
-from core.untrusted import MAX_CONCURRENT_PARSES, ParseLimits, UntrustedFileError
+from core import sandbox
+from core.sandbox import MAX_CONCURRENT_PARSES
+from core.untrusted import ParseLimits, UntrustedFileError
 from tests.sandbox_jobs import crash_job, echo_job, family_job, sleep_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def wait_until(condition, seconds: float) -> bool:
 
 def family() -> dict:
     """The pids of a parse's child and zygote, once the child has exited and been reaped."""
-    plain, _ = untrusted.parse(family_job, label="'family.h5'")
+    plain, _ = sandbox.parse(family_job, label="'family.h5'")
     assert plain["zygote"] != os.getpid(), "the child is this process's own: there is no zygote"
     assert wait_until(lambda: children_of(plain["zygote"]) == [], 5), "a child left behind"
     return plain
@@ -86,7 +87,7 @@ def test_each_parse_is_a_new_child_of_one_single_threaded_zygote_that_outlives_a
     assert first["pid"] != zygote
     assert os.listdir(f"/proc/{zygote}/task") == [str(zygote)]  # one thread: forking it is safe
     with pytest.raises(UntrustedFileError, match=r"'boom.h5' made the HDF5 reader crash \(SIGSEGV\)"):
-        untrusted.parse(crash_job, label="'boom.h5'")
+        sandbox.parse(crash_job, label="'boom.h5'")
     assert children_of(zygote) == []  # the crashed child was reaped before its parse returned
     second = family()
     assert second["zygote"] == zygote and second["pid"] not in (first["pid"], zygote)
@@ -95,7 +96,7 @@ def test_each_parse_is_a_new_child_of_one_single_threaded_zygote_that_outlives_a
 def test_the_wall_clock_limit_kills_the_child_and_only_the_child():
     zygote = family()["zygote"]
     with pytest.raises(UntrustedFileError, match="longer than 12 s"):
-        untrusted.parse(sleep_job, label="'slow.h5'", limits=ParseLimits(cpu_seconds=1))
+        sandbox.parse(sleep_job, label="'slow.h5'", limits=ParseLimits(cpu_seconds=1))
     assert children_of(zygote) == []
     assert family()["zygote"] == zygote
 
@@ -112,7 +113,7 @@ def test_a_zygote_killed_during_a_parse_takes_its_child_along_and_the_next_parse
 
     def parse_slowly():
         try:
-            untrusted.parse(sleep_job, label="'slow.h5'")
+            sandbox.parse(sleep_job, label="'slow.h5'")
         except UntrustedFileError as e:
             outcome["error"] = str(e)
 
@@ -130,11 +131,11 @@ def test_a_zygote_killed_during_a_parse_takes_its_child_along_and_the_next_parse
 
 SERVER = """
 import threading, time
-from core import untrusted
+from core import sandbox
 from tests.test_untrusted import family
 from tests.sandbox_jobs import sleep_job
 print(family()["zygote"], flush=True)
-threading.Thread(target=untrusted.parse, args=(sleep_job,), kwargs={"label": "y"}, daemon=True).start()
+threading.Thread(target=sandbox.parse, args=(sleep_job,), kwargs={"label": "y"}, daemon=True).start()
 time.sleep(600)
 """
 
@@ -156,7 +157,7 @@ def test_parses_from_many_threads_at_once_share_one_zygote_and_each_gets_its_own
     kill_zygote()  # so that all the threads below find no zygote running, and must not each start one
     with ThreadPoolExecutor(8) as pool:
         zygotes = list(pool.map(lambda _: family()["zygote"], range(8)))
-        answers = list(pool.map(lambda n: untrusted.parse(echo_job, n, label=f"'{n}.h5'"), range(1, 9)))
+        answers = list(pool.map(lambda n: sandbox.parse(echo_job, n, label=f"'{n}.h5'"), range(1, 9)))
     assert len(set(zygotes)) == 1
     for n, (plain, arrays) in enumerate(answers, start=1):
         assert plain["n"] == n

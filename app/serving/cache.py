@@ -19,11 +19,11 @@ later one simply wins. That is the only duplicate work left.)
 An entry is served only if the config, dataset fingerprint and NumPy version stored in it are the ones its key
 names: a file copied to another run's key, or damaged (truncated, foreign, incomplete), or anything but a regular
 file there, is deleted on `get` (and logged, by key: no path reaches a page), and so becomes a miss computed again.
-An entry is read, checked and served in one parse, in core.untrusted's limited process like every run file a user
+An entry is read, checked and served in one parse, in core.sandbox's limited process like every run file a user
 hands in, never opened by the server process itself: the folder is shared with other replicas and may be a volume
 an operator copies into, so what stands at a key was not necessarily written by this process, and a damaged or
 foreign file must not be able to crash or mislead the server (deploy/README.md, "Security model"). A hit costs that
-one parse (tens of milliseconds for a small run, core/untrusted.py), where the check once opened the file in-process
+one parse (tens of milliseconds for a small run, core/sandbox.py), where the check once opened the file in-process
 before parsing it.
 What stands where the cache's own folders should be is replaced by the folder.
 

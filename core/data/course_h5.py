@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..untrusted import FileSource, ParseLimits, UntrustedFileError, check_tree, open_hdf5, parse, short, size_text
+from ..sandbox import parse
+from ..untrusted import FileSource, ParseLimits, UntrustedFileError, check_tree, open_hdf5, short, size_text
 from .dataset import Dataset, DatasetError
 
 DEFAULT_MAX_UPLOAD_MB = 200  # overridden by $INITLAB_MAX_UPLOAD_MB; MB here means 2**20 bytes

@@ -1,4 +1,4 @@
-"""What a sandboxed parse (core.untrusted) costs, before and after a change, side by side in one run.
+"""What a sandboxed parse (core.sandbox) costs, before and after a change, side by side in one run.
 
 Each version of the code runs in a worker process of its own (the baseline exported from git into a temporary
 folder), and the workers take turns: each times one parse of a case, then the other, and so on, so load from
