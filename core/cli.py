@@ -21,7 +21,8 @@ from .data import DatasetError, default_data_dir, load_dataset
 from .initializers import INITIALIZERS
 from .limits import Limits
 from .meanfield import TheoryError
-from .record import RecordedRun, RunFileError, read_run, record
+from .record import RecordedRun, RunFileError, record
+from .run_reader import read_run
 from .stats import overflow_note
 from .theory import compare
 from .train import Training, initial_cost_note

@@ -14,7 +14,7 @@ import pytest
 from app.serving.cache import RunCache, cache_key
 from core.config import Config
 from core.data import load_dataset
-from core.record import read_run
+from core.run_reader import read_run
 from core.train import Training
 from tests.conftest import CountingFactory
 

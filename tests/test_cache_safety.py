@@ -19,7 +19,8 @@ import pytest
 from app.serving.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
 from core.config import Config
 from core.data import load_dataset
-from core.record import RunWriteError, read_run, record
+from core.record import RunWriteError, record
+from core.run_reader import read_run
 from core.train import Training
 from tests.conftest import CountingFactory
 

@@ -24,7 +24,8 @@ from core import sandbox
 from core.cli import main
 from core.config import Config
 from core.data import DatasetError, load_course_h5, load_dataset, load_uploaded_h5
-from core.record import RunFileError, read_run, read_uploaded_run, record
+from core.record import RunFileError, record
+from core.run_reader import read_run, read_uploaded_run
 from core.train import Training
 from core.untrusted import ParseLimits, UntrustedFileError
 from tests.conftest import shown_text

@@ -16,7 +16,8 @@ import pytest
 from core.cli import main
 from core.config import Config
 from core.data import load_dataset
-from core.record import RunFileError, RunRecorder, partial_path, read_run, record
+from core.record import RunFileError, RunRecorder, partial_path, record
+from core.run_reader import read_run
 from core.train import Training
 
 REPO = Path(__file__).resolve().parents[1]

@@ -58,7 +58,8 @@ import numpy as np
 
 from app.serving import cleanup
 from core.config import Config
-from core.record import FORMAT_VERSION, RecordedRun, RunFileError, partial_path, read_run, record
+from core.record import FORMAT_VERSION, RecordedRun, RunFileError, partial_path, record
+from core.run_reader import read_run
 from core.stats import Snapshot
 from core.train import Training
 

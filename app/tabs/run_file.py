@@ -7,7 +7,8 @@ import streamlit as st
 from app.markup import escape_markdown
 from app.tabs.training import watched_run
 from app.ui import WHY_INIT, SessionState, state, why
-from core.record import RunFileError, read_uploaded_run
+from core.record import RunFileError
+from core.run_reader import read_uploaded_run
 
 def take_run_upload() -> None:
     upload = state.run_upload

@@ -64,7 +64,7 @@ def worker(root: str) -> None:
         from core.cache import RunCache
         from core.datasets import load_course_h5, load_dataset, load_uploaded_h5
     from core.config import Config
-    from core.record import read_run
+    from core.run_reader import read_run
 
     small_run, circles = Config(**SMALL_RUN_FIELDS), load_dataset("circles")
     cache_folder = tempfile.TemporaryDirectory()

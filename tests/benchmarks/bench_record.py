@@ -21,7 +21,8 @@ sys.path.insert(0, str(REPO))
 
 from core.config import Config  # noqa: E402
 from core.data import load_dataset  # noqa: E402
-from core.record import RunRecorder, read_run  # noqa: E402
+from core.record import RunRecorder  # noqa: E402
+from core.run_reader import read_run  # noqa: E402
 from core.train import Training  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
