@@ -13,9 +13,10 @@ from app.markup import escape_markdown
 from core.config import Config
 from core.limits import Limits
 from core.meanfield import TheoryError
+from core.measures import baseline, identical_units, reference_configs
 from core.theory import Prediction, predict_for
 from core.train import Training, initial_cost_note, probe
-from core.verdict import Verdict, baseline, identical_units, reference_configs, verdict
+from core.verdict import Verdict, verdict
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_PLOT_CONFIG = {"staticPlot": True}

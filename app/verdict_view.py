@@ -14,7 +14,8 @@ import streamlit as st
 from app import ui
 from core.config import Config
 from core.limits import Limits
-from core.verdict import OK, PROBLEM, SLOW, WARNING, Finding, Verdict, chance_cost, compare_line, learns, outcome
+from core.measures import chance_cost
+from core.verdict import OK, PROBLEM, SLOW, WARNING, Finding, Verdict, compare_line, learns, outcome
 
 VERDICT_KEY = "verdict"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#+!|~$])")  # characters Markdown (or its LaTeX) would read as markup

@@ -86,17 +86,6 @@ def test_app_uses_no_other_modules_private_names():
     assert not found, "make these public or move them where they are used:\n" + "\n".join(found)
 
 
-# Files still over the limit, each waiting on a named piece of work; a file that shrinks below it passes again.
-WAITING = {
-    "core/theory.py": "the theory lens is next to split (mean-field maths / per-layer predictions)",
-    "core/record.py": "the run file's writer and reader are next to split",
-    "core/untrusted.py": "next to split: the sandbox's zygote and child apart from the HDF5 checks run in it",
-    "core/verdict.py": "next to split: the findings' measurements apart from their wording",
-}
-
-
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=False, reason=WAITING[_rel(p)])) if _rel(p) in WAITING else p
-    for p in CORE + APP], ids=_rel)
+@pytest.mark.parametrize("path", CORE + APP, ids=_rel)
 def test_no_file_is_over_400_lines(path):
     assert _lines(path) <= MAX_LINES, f"{_rel(path)} has {_lines(path)} lines; split it by what each part is for"

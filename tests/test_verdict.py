@@ -9,8 +9,8 @@ import pytest
 
 from app.presets import presets
 from core.data import load_dataset
-from core.verdict import (FLAT_OUTPUT_STD, PROBLEM, baseline, compare_line, number, outcome, probe_verdict,
-                          chance_cost)
+from core.measures import baseline, chance_cost
+from core.verdict import FLAT_OUTPUT_STD, PROBLEM, compare_line, number, outcome, probe_verdict
 from tests.conftest import SHARED_DATA
 
 PRESETS = presets(SHARED_DATA)

@@ -15,7 +15,7 @@ from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, c
                    loss_log_toggle, probe_of, state, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
-from core.verdict import chance_cost
+from core.measures import chance_cost
 
 COMPARE_SECONDS = 1.0  # the loss curves and table redraw once a second: a class watches several runs at once here
 

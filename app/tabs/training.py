@@ -14,8 +14,8 @@ from app.ui import (MAX_POINTS, cached_figures, chart, loss_log_toggle, predicti
                    why)
 from core.config import Config, ConfigError
 from core.limits import Limits
+from core.measures import chance_cost
 from core.network import Network
-from core.verdict import chance_cost
 
 LIVE_SECONDS = 0.2  # progress and curves redraw 5 times a second while the watched run computes
 LAYER_SECONDS = 1.0  # and the per-layer figures once a second
