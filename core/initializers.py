@@ -245,4 +245,43 @@ INITIALIZERS: dict[str, Initializer] = _registry(
                 doc="Mishkin & Matas (2015): start orthogonal, then rescale each layer on a data batch."),
 )
 
-BIAS_INITIALIZERS = ("zeros", "constant", "torch_default")
+
+@dataclass(frozen=True)
+class BiasInitializer:
+    """One bias initialiser as data, from which both the sampling and the moments the theory uses are derived.
+
+    distribution: "zeros"; "constant", every bias the config's bias value c; or "uniform", U(-b, b) with
+    b = 1 / sqrt(n), n the layer's fan ``fan`` (PyTorch's nn.Linear bias: fan_in), so Var(b_i) = b^2 / 3.
+    """
+
+    name: str
+    distribution: str
+    fan: Optional[str] = None
+
+    def __post_init__(self):
+        if self.distribution not in ("zeros", "constant", "uniform") or (self.distribution == "uniform") != bool(
+                self.fan):
+            raise ValueError(f"{self.name}: a bias is zeros, constant, or uniform with a fan")
+
+    def bound(self, fan_in: int, fan_out: int) -> float:
+        return 1.0 / math.sqrt(_FANS[self.fan](fan_in, fan_out))
+
+    def moments(self, fan_in: int, fan_out: int, value: float) -> tuple[float, float]:
+        """(Var(b_i), E[b_i]) for a layer with these fans; ``value`` is the config's constant c."""
+        if self.distribution == "uniform":
+            return self.bound(fan_in, fan_out) ** 2 / 3.0, 0.0
+        return 0.0, (float(value) if self.distribution == "constant" else 0.0)
+
+    def sample(self, fan_in: int, fan_out: int, rng: RNG, value: float) -> Array:
+        """A bias of shape (fan_out, 1), drawn from ``rng`` (after the layer's weight, in the course's order)."""
+        if self.distribution == "uniform":
+            bound = self.bound(fan_in, fan_out)
+            return rng.uniform(-bound, bound, (fan_out, 1))
+        return np.full((fan_out, 1), self.moments(fan_in, fan_out, value)[1])
+
+
+BIAS_INITIALIZERS: dict[str, BiasInitializer] = {b.name: b for b in (
+    BiasInitializer("zeros", "zeros"),  # the course's np.zeros((n_l, 1))
+    BiasInitializer("constant", "constant"),
+    BiasInitializer("torch_default", "uniform", fan="fan_in"),  # PyTorch nn.Linear's: U(-1/sqrt(n_in), 1/sqrt(n_in))
+)}

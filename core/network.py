@@ -17,7 +17,7 @@ import numpy as np
 
 from .activations import get_activation, sigmoid, softmax
 from .config import Config
-from .initializers import INITIALIZERS, InitArgs, make_rng
+from .initializers import BIAS_INITIALIZERS, INITIALIZERS, InitArgs, make_rng
 
 Array = np.ndarray
 
@@ -96,7 +96,8 @@ def initialize(net: Network, config: Config, x: Array | None = None) -> Params:
         if config.init_gain != 1.0:
             w = w * config.init_gain
         weights.append(w.astype(dtype, copy=False))
-        biases.append(_bias(config, rng, n_in, n_out).astype(dtype, copy=False))
+        bias = BIAS_INITIALIZERS[config.bias_init].sample(n_in, n_out, rng, config.bias_value)
+        biases.append(bias.astype(dtype, copy=False))
     params = Params(weights, biases)
     if init.data_dependent:
         if x is None:
@@ -111,15 +112,6 @@ def init_args(config: Config, net: Network, i: int) -> InitArgs:
     follows the layer (He's gain belongs to that nonlinearity; the output layer's is treated as linear)."""
     after = net.activations[i] if i < net.depth - 1 else "linear"
     return InitArgs(config.init_scale, config.init_mode, get_activation(after).gain2)
-
-
-def _bias(config: Config, rng, n_in: int, n_out: int) -> Array:
-    if config.bias_init == "constant":
-        return np.full((n_out, 1), config.bias_value)
-    if config.bias_init == "torch_default":
-        bound = 1.0 / math.sqrt(n_in)
-        return rng.uniform(-bound, bound, (n_out, 1))
-    return np.zeros((n_out, 1))
 
 
 def lsuv_rescale(net: Network, params: Params, x: Array, tol: float, max_iter: int) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .config import Config
-from .initializers import INITIALIZERS
+from .initializers import BIAS_INITIALIZERS, INITIALIZERS
 from .limits import Limits
 from .meanfield import (TAIL, Array, TheoryError, activation_cross_moment, activation_mean, activation_second_moment,
                         backward_variance, forward_variance, gaussian_expectation, pooled_variance)
@@ -74,12 +74,10 @@ def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -
 
 
 def _bias_moments(config: Config, net: Network) -> tuple[Array, Array]:
-    """Per layer (sigma_b^2, constant mean b): torch_default draws U(-1/sqrt(n_in), 1/sqrt(n_in)), variance 1/(3 n_in)."""
-    fan_in = np.array(net.dims[:-1], float)
-    if config.bias_init == "torch_default":
-        return 1.0 / (3.0 * fan_in), np.zeros(net.depth)
-    value = config.bias_value if config.bias_init == "constant" else 0.0
-    return np.zeros(net.depth), np.full(net.depth, value)
+    """Per layer (sigma_b^2, constant mean b), from the bias initialiser's spec."""
+    spec = BIAS_INITIALIZERS[config.bias_init]
+    moments = [spec.moments(n_in, n_out, config.bias_value) for n_in, n_out in zip(net.dims[:-1], net.dims[1:])]
+    return np.array([v for v, _ in moments]), np.array([m for _, m in moments])
 
 
 def pair_mean(total: Array, squares: float, m: int) -> float:

@@ -8,8 +8,9 @@ import pytest
 from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 from core.config import Config
 from core.data import Dataset
-from core.initializers import INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
+from core.initializers import BIAS_INITIALIZERS, INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
 from core.network import Cache, Network, Params, backward, cost, forward, initialize, targets
+from core.theory import predict_for
 from core.train import Training, probe
 
 
@@ -189,6 +190,29 @@ def test_uniform_initializers_respect_their_bounds():
     w = INITIALIZERS["truncated_normal"].sample((200, 200), rng, InitArgs(scale=0.5))
     assert np.abs(w).max() <= 2 * 0.5
     assert TRUNCATED_VARIANCE == pytest.approx(0.7737413, rel=1e-6)
+
+
+BIAS_TEXTBOOK = {"zeros": (0.0, 0.0), "constant": (0.0, 0.3), "torch_default": (1 / (3 * FAN_IN), 0.0)}  # (Var, mean)
+
+
+@pytest.mark.parametrize("name", sorted(BIAS_TEXTBOOK))
+def test_bias_initializer_draws_what_its_moments_say(name):
+    """One spec gives both the draw and the moments the theory uses; each against the textbook's (Var, mean)."""
+    spec = BIAS_INITIALIZERS[name]
+    variance, mean = BIAS_TEXTBOOK[name]
+    b = spec.sample(FAN_IN, 20_000, np.random.default_rng(5), 0.3)
+    assert b.shape == (20_000, 1)
+    assert spec.moments(FAN_IN, 20_000, 0.3) == pytest.approx((variance, mean), rel=1e-12)
+    assert b.var() == pytest.approx(variance, rel=6 * math.sqrt(2 / b.size), abs=1e-300)
+    assert b.mean() == pytest.approx(mean, abs=6 * math.sqrt(variance / b.size) + 1e-300)
+    if name == "torch_default":
+        assert np.abs(b).max() <= 1 / math.sqrt(FAN_IN)
+
+
+def test_the_theory_takes_the_bias_variance_from_the_same_spec():
+    config = Config(layers=(30, 20), bias_init="torch_default", init="xavier_normal")
+    sigma_b2 = predict_for(config, toy_dataset()).sigma_b2
+    np.testing.assert_allclose(sigma_b2, [1 / (3 * n) for n in (4, 30, 20)], rtol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(30, 50), (50, 30), (40, 40)])
