@@ -19,7 +19,8 @@ from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
 from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError
-from core.data import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5, standardized
+from core.data import (DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5,
+                       max_upload_bytes, standardized)
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS
 
 OPTIMIZER_HELP = ("gd: W −= lr·dW. momentum: the course's average v = β₁v + (1 − β₁)dW, W −= lr·v, which is "
@@ -102,7 +103,7 @@ def take_dataset_upload() -> None:
     if upload is None:
         return
     try:
-        dataset = load_uploaded_h5(upload.getvalue(), name=Path(upload.name).stem[:60])
+        dataset = load_uploaded_h5(upload.getvalue(), name=Path(upload.name).stem[:60], max_bytes=max_upload_bytes())
     except DatasetError as e:
         state.upload_error = str(e)
         return

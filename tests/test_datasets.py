@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from core.data import registry as D
-from core.data import Dataset, DatasetError, load_course_h5, load_dataset, load_uploaded_h5
+from core.data import Dataset, DatasetError, load_course_h5, load_dataset, load_uploaded_h5, max_upload_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 COURSE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -223,14 +223,16 @@ def test_too_large_is_refused_before_reading(tmp_path):
 
 
 def test_size_limit_from_environment(tmp_path, monkeypatch):
+    """The entry point reads $INITLAB_MAX_UPLOAD_MB and passes it on; the reader itself never looks."""
     good = write_h5(tmp_path / "ok.h5", course_arrays())
     monkeypatch.setenv("INITLAB_MAX_UPLOAD_MB", "0.001")  # about 1 kB: smaller than any HDF5 file with data
-    expect_error(good, "more than the limit")
+    assert max_upload_bytes() == int(0.001 * 2**20)
+    expect_error(good, "more than the limit", max_bytes=max_upload_bytes())
+    assert load_course_h5(good).n_features == 48  # the default limit: the environment is the caller's to read
     monkeypatch.setenv("INITLAB_MAX_UPLOAD_MB", "lots")
     with pytest.raises(DatasetError, match="INITLAB_MAX_UPLOAD_MB"):
-        load_course_h5(good)
-    monkeypatch.setenv("INITLAB_MAX_UPLOAD_MB", "1")
-    assert load_course_h5(good).n_features == 48
+        max_upload_bytes()
+    assert max_upload_bytes({"INITLAB_MAX_UPLOAD_MB": "1"}) == 2**20
 
 
 @pytest.mark.parametrize(
@@ -438,8 +440,7 @@ def test_digits_split_is_stratified_and_disjoint(data_scripts):
 
 @needs_course
 def test_course_files_preprocessed_exactly_like_the_course(monkeypatch):
-    monkeypatch.setenv("INITLAB_DATA_DIR", str(COURSE_DIR))
-    ds = load_dataset("catvnoncat")
+    ds = load_dataset("catvnoncat", COURSE_DIR)
     with h5py.File(COURSE_TRAIN) as f:
         raw_x, raw_y = np.array(f["train_set_x"][:]), np.array(f["train_set_y"][:])
     with h5py.File(COURSE_TEST) as f:
@@ -489,6 +490,14 @@ def test_default_data_dir(monkeypatch, tmp_path):
     assert D.default_data_dir() == REPO / "data"
     monkeypatch.setenv("INITLAB_DATA_DIR", str(tmp_path))
     assert D.default_data_dir() == tmp_path
+
+
+def test_the_loaders_never_read_the_data_folder_from_the_environment(monkeypatch, tmp_path):
+    """$INITLAB_DATA_DIR is the entry points' to read (default_data_dir); a loader given no folder uses data/."""
+    monkeypatch.setenv("INITLAB_DATA_DIR", str(tmp_path))  # an empty folder: no shapes64 there, nor in a fallback
+    assert "shapes64" in D.dataset_names() and D.load_dataset("shapes64").name == "shapes64"
+    (tmp_path / "shapes64.h5").write_bytes(b"not HDF5")  # were the environment read, this file would be opened
+    assert D.load_dataset("shapes64").n_features == 64 * 64 * 3
 
 
 # ---------------------------------------------------------------------------------------------- generators

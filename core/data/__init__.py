@@ -18,9 +18,9 @@ Modules: ``dataset`` (the type), ``registry`` (names → loaders, data folder, c
 HDF5 reader), ``toy`` (the generators).
 """
 
-from .course_h5 import load_course_h5, load_uploaded_h5
+from .course_h5 import load_course_h5, load_uploaded_h5, max_upload_bytes
 from .dataset import Dataset, DatasetError, standardized
 from .registry import dataset_names, default_data_dir, load_dataset
 
 __all__ = ["Dataset", "DatasetError", "dataset_names", "default_data_dir", "load_course_h5", "load_dataset",
-           "load_uploaded_h5", "standardized"]
+           "load_uploaded_h5", "max_upload_bytes", "standardized"]

@@ -21,7 +21,8 @@ from ..sandbox import parse
 from ..untrusted import FileSource, ParseLimits, UntrustedFileError, check_tree, open_hdf5, short, size_text
 from .dataset import Dataset, DatasetError
 
-DEFAULT_MAX_UPLOAD_MB = 200  # overridden by $INITLAB_MAX_UPLOAD_MB; MB here means 2**20 bytes
+DEFAULT_MAX_UPLOAD_MB = 200  # the dashboard's uploads take $INITLAB_MAX_UPLOAD_MB; MB here means 2**20 bytes
+DEFAULT_MAX_BYTES = DEFAULT_MAX_UPLOAD_MB * 2**20
 DEFAULT_MAX_SAMPLES = 100_000
 MAX_CLASSES = 1000  # labels must be integers in 0..MAX_CLASSES-1
 
@@ -29,12 +30,12 @@ _COURSE_KEYS = "keys train_set_x, train_set_y, test_set_x, test_set_y and option
 _COURSE_FILE = f"the .h5 file in the course layout ({_COURSE_KEYS})"
 
 
-def _max_bytes(max_bytes: int | None) -> int:
-    if max_bytes is not None:
-        return int(max_bytes)
-    raw = os.environ.get("INITLAB_MAX_UPLOAD_MB", "").strip()
+def max_upload_bytes(environ=os.environ) -> int:
+    """The largest course-layout file accepted, $INITLAB_MAX_UPLOAD_MB (default 200) in bytes: read by the entry
+    point that takes uploads (the dashboard), which passes it on as ``max_bytes``."""
+    raw = environ.get("INITLAB_MAX_UPLOAD_MB", "").strip()
     if not raw:
-        return DEFAULT_MAX_UPLOAD_MB * 2**20
+        return DEFAULT_MAX_BYTES
     try:
         mb = float(raw)
         if not math.isfinite(mb) or mb <= 0:
@@ -46,11 +47,12 @@ def _max_bytes(max_bytes: int | None) -> int:
 
 
 def load_course_h5(train_path: str | Path, test_path: str | Path | None = None, *, name: str | None = None,
-                   max_bytes: int | None = None, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
+                   max_bytes: int = DEFAULT_MAX_BYTES, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
     """Read course-layout HDF5: one file with both splits, or a train file (train_set_*) and a test file (test_set_*).
 
-    max_bytes (default $INITLAB_MAX_UPLOAD_MB MB, else 200 MB) bounds each file's size and is checked before
-    opening; max_samples bounds each split. Any problem raises DatasetError naming the file, the key and the fix.
+    max_bytes (default 200 MB; the dashboard passes `max_upload_bytes`) bounds each file's size and is checked
+    before opening; max_samples bounds each split. Any problem raises DatasetError naming the file, the key and the
+    fix.
     """
     train_path = Path(train_path)
     sources = []
@@ -64,11 +66,11 @@ def load_course_h5(train_path: str | Path, test_path: str | Path | None = None, 
     if name is None:
         stem = train_path.stem
         name = stem[len("train_"):] if stem.startswith("train_") and len(stem) > 6 else stem
-    return _read_sources(sources, name, _max_bytes(max_bytes), max_samples)
+    return _read_sources(sources, name, int(max_bytes), max_samples)
 
 
 def load_uploaded_h5(data: bytes, *, name: str = "upload", test_data: bytes | None = None,
-                     max_bytes: int | None = None, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
+                     max_bytes: int = DEFAULT_MAX_BYTES, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
     """Read an uploaded course-layout file from its bytes; same checks as load_course_h5.
 
     One upload holds both splits, or pass the test file's bytes as test_data (train_set_* in data, test_set_* in
@@ -82,7 +84,7 @@ def load_uploaded_h5(data: bytes, *, name: str = "upload", test_data: bytes | No
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"load_uploaded_h5 needs bytes, got {type(blob).__name__} (use uploaded.getvalue())")
         sources.append(FileSource(label, data=bytes(blob)))
-    return _read_sources(sources, name, _max_bytes(max_bytes), max_samples)
+    return _read_sources(sources, name, int(max_bytes), max_samples)
 
 
 def _read_sources(sources: list[FileSource], name: str, max_bytes: int, max_samples: int) -> Dataset:

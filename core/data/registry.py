@@ -25,14 +25,11 @@ CAT_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
 SHIPPED_FILES = {"shapes64": "shapes64.h5", "digits": "digits.h5"}
 
 
-def default_data_dir() -> Path:
-    """$INITLAB_DATA_DIR if set, else the repository's data/ folder."""
-    env = os.environ.get("INITLAB_DATA_DIR", "").strip()
+def default_data_dir(environ=os.environ) -> Path:
+    """$INITLAB_DATA_DIR if set, else the repository's data/ folder: read by the entry points (the CLI, the
+    dashboard), which pass it on; the loaders below never read the environment."""
+    env = environ.get("INITLAB_DATA_DIR", "").strip()
     return _expand_user(env) if env else REPO_DATA_DIR
-
-
-def _resolve_dir(data_dir: str | Path | None) -> Path:
-    return _expand_user(data_dir) if data_dir is not None else default_data_dir()
 
 
 def _expand_user(folder: str | Path) -> Path:
@@ -145,12 +142,12 @@ LOADERS: dict[str, Loader] = {
 }
 
 
-def dataset_names(data_dir: str | Path | None = None) -> list[str]:
+def dataset_names(data_dir: str | Path = REPO_DATA_DIR) -> list[str]:
     """Names that load_dataset can load now: catvnoncat only when its two files are in data_dir.
 
     ``gaussian:D`` accepts any D in 1..4096; only gaussian:500 (CS231n's width) is listed.
     """
-    folder = _resolve_dir(data_dir)
+    folder = _expand_user(data_dir)
     names = []
     if all(p.is_file() for p in _cat_paths(folder)):
         names.append("catvnoncat")
@@ -163,7 +160,7 @@ def dataset_names(data_dir: str | Path | None = None) -> list[str]:
     return names
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, *, standardize: bool = False) -> Dataset:
+def load_dataset(name: str, data_dir: str | Path = REPO_DATA_DIR, *, standardize: bool = False) -> Dataset:
     """Load a dataset by name (see ``core.data``), optionally standardised with train statistics.
 
     Image datasets are only divided by their pixel maximum (255, or 16 for digits) unless standardize is True.
@@ -172,7 +169,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, standardize: 
     if not isinstance(name, str):
         raise DatasetError(f"a dataset name must be a string, got {type(name).__name__}.")
     name = name.strip()
-    folder = _resolve_dir(data_dir)
+    folder = _expand_user(data_dir)
     family, colon, param = name.partition(":")
     loader = LOADERS.get(family)
     takes = {"none": not colon, "optional": not colon or bool(param), "required": bool(param)}
