@@ -96,7 +96,11 @@ def _count(index, size):  # pragma: no cover - compiled
             lanes[k, index[j + k]] += 1
     for j in range(whole, index.size):
         lanes[0, index[j]] += 1
-    return lanes.sum(axis=0)
+    counts = np.zeros(size, dtype=np.int64)
+    for k in range(COUNTERS):  # a loop, not lanes.sum(axis=0): that pulls numba's axis checks, seconds to compile
+        for b in range(size):
+            counts[b] += lanes[k, b]
+    return counts
 
 
 @numba.njit(cache=True, nogil=True)
@@ -115,8 +119,13 @@ def scan(flat, ends, bins):  # pragma: no cover - compiled
         return s, q, _count(index, width)
     index = np.empty(flat.size // 2, dtype=np.uint16)  # width^2 <= 128^2
     s, q = _sums_and_pair_bins(flat, lo, hi, scale, top, width, index)
-    joint = _count(index, width * width).reshape(width, width)  # [bin of first, bin of second]
-    counts = joint.sum(axis=1) + joint.sum(axis=0)
+    joint = _count(index, width * width)  # bin of first * width + bin of second
+    counts = np.zeros(width, dtype=np.int64)
+    for first in range(width):  # row and column sums, as loops for the reason given in `_count`
+        for second in range(width):
+            pairs = joint[first * width + second]
+            counts[first] += pairs
+            counts[second] += pairs
     if flat.size % 2:
         v = np.float64(flat[-1])
         s += v
@@ -202,8 +211,9 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     for h in range(len(scanned)):  # OF_Z .. OF_DW
         s, q, c = scan(scanned[h], table[i, h], bins)
         moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = sum_moments(s, q, scanned[h])
-        hist[h, i] = c[1:-1]
-        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[-1]
+        for b in range(bins):  # element by element: a slice assignment compiles numba's shape checks (seconds)
+            hist[h, i, b] = c[b + 1]
+        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[bins + 1]
         if h == OF_DW:
             norms[NORM_DW, i] = norm
     s, q = sums(w)
