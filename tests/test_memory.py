@@ -68,4 +68,4 @@ def test_the_resident_set_grows_by_the_estimate_and_a_fixed_allowance(measured):
     (the estimate) plus what the allocator and BLAS's buffers take once (tests/benchmarks/bench_memory.py)."""
     first = measured[0]
     assert first["traced"] > 20 * MIB
-    assert first["rss"] <= first["estimate"] + 8 * MIB
+    assert first["rss"] <= first["estimate"] + 16 * MIB  # bench_memory.py measured 0.3-14 MiB over the arrays
