@@ -144,6 +144,16 @@ def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def finite_moments_or_nan(total, total_sq, flat):  # pragma: no cover - compiled
+    """`sum_moments` where the sum of squares is finite, else NaN for all four: `layer_kernel` leaves those to
+    Python (`core.stats`), so that `_extreme_moments`, seldom needed, is compiled only when a run needs it (it was
+    a sixth of a run's compile time)."""
+    if math.isfinite(total_sq):
+        return _finite_moments(total, total_sq, flat)
+    return math.nan, math.nan, math.nan, math.nan
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _finite_moments(total, total_sq, flat):  # pragma: no cover - compiled
     """`sum_moments` for a finite sum of squares; two passes where E[x^2] and E[x]^2 cancel."""
     mean = total / flat.size
@@ -200,7 +210,8 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     """Layer i's statistics from its flattened Z, A, dZ, dW, W and db, written at column i of arrays for the whole
     network (indexed by the names above), with Z, A, dZ, dW binned over their ends in ``table[i]`` (`Binning.table`).
 
-    NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
+    Where an array's squares overflow (or it holds inf or NaN) its moments and norm are left NaN, for
+    `core.stats.layer_stats` to complete with `sum_moments`. NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
     counts below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A ==
     0).mean()`` and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
 
@@ -210,16 +221,18 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     scanned = (z, a, dz, dw)
     for h in range(len(scanned)):  # OF_Z .. OF_DW
         s, q, c = scan(scanned[h], table[i, h], bins)
-        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = sum_moments(s, q, scanned[h])
+        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = finite_moments_or_nan(s, q,
+                                                                                                     scanned[h])
         for b in range(bins):  # element by element: a slice assignment compiles numba's shape checks (seconds)
             hist[h, i, b] = c[b + 1]
         outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[bins + 1]
         if h == OF_DW:
             norms[NORM_DW, i] = norm
     s, q = sums(w)
-    moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = sum_moments(s, q, w)
+    moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = \
+        finite_moments_or_nan(s, q, w)
     s, q = sums(db)
-    norms[NORM_DB, i] = sum_moments(s, q, db)[3]
+    norms[NORM_DB, i] = finite_moments_or_nan(s, q, db)[3]
     low, high = saturation[i, 0], saturation[i, 1]
     zeros = 0
     saturated = 0
