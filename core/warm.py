@@ -1,6 +1,6 @@
 """Compile (or load from numba's cache) every kernel signature a run can use, before any run needs it.
 
-A run compiles only what it uses, the first time (about 1.5-3 s with an empty cache: tests/benchmarks/
+A run compiles only what it uses, the first time it meets an empty cache (seconds: tests/benchmarks/
 bench_cold_start.py). A server calls `warm_kernels` at start, in the background, so that its first student does not
 wait; the Docker image calls it at build time, so that its containers start with the cache filled:
 
