@@ -28,18 +28,12 @@ def measure(cases: list[dict], timeout: float = 300.0) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def _peak_rss() -> int:
+def _status_bytes(field: str) -> int:
+    """A size from /proc/self/status: VmRSS (the resident set now), VmHWM (its peak since the last reset)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _run_cases(cases: list[dict]) -> list[dict]:
@@ -81,14 +75,14 @@ def _run_cases(cases: list[dict]) -> list[dict]:
         estimate = estimate_bytes(net, config, case["m_train"], case["m_test"])
         gc.collect()
         Path("/proc/self/clear_refs").write_text("5")  # the peak resident set starts again from here
-        rss_before = _rss()
+        rss_before = _status_bytes("VmRSS")
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         for _ in Training(config, data, unlimited):
             pass
         traced = tracemalloc.get_traced_memory()[1] - before
         tracemalloc.stop()
-        out.append(dict(case, estimate=estimate, traced=traced, rss=_peak_rss() - rss_before))
+        out.append(dict(case, estimate=estimate, traced=traced, rss=_status_bytes("VmHWM") - rss_before))
         del data
     return out
 
