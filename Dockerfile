@@ -30,12 +30,17 @@ COPY core/ ./core/
 COPY data/ ./data/
 COPY .streamlit/ ./.streamlit/
 
+# Compile the engine's kernels now (about 5 s), into NUMBA_CACHE_DIR, so that a container's first run compiles
+# nothing; the app user owns the cache, which numba needs writable to use it.
+RUN python -c "from core.warm import warm_kernels; warm_kernels()" \
+    && chown -R initlab:initlab /tmp/numba
+
 USER initlab
 VOLUME ["/cache"]
 EXPOSE 8501
 
 # The engine's kernels are compiled by numba with cache=True; its default cache sits beside the code in /app, which
-# the non-root user cannot write: NUMBA_CACHE_DIR (set above) puts it in /tmp instead.
+# the non-root user cannot write: NUMBA_CACHE_DIR (set above) puts it in /tmp instead, filled at build time.
 # slim has no curl: ask the health endpoint with the standard library.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"

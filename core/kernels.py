@@ -96,7 +96,11 @@ def _count(index, size):  # pragma: no cover - compiled
             lanes[k, index[j + k]] += 1
     for j in range(whole, index.size):
         lanes[0, index[j]] += 1
-    return lanes.sum(axis=0)
+    counts = np.zeros(size, dtype=np.int64)
+    for k in range(COUNTERS):  # a loop, not lanes.sum(axis=0): that pulls numba's axis checks, seconds to compile
+        for b in range(size):
+            counts[b] += lanes[k, b]
+    return counts
 
 
 @numba.njit(cache=True, nogil=True)
@@ -115,8 +119,13 @@ def scan(flat, ends, bins):  # pragma: no cover - compiled
         return s, q, _count(index, width)
     index = np.empty(flat.size // 2, dtype=np.uint16)  # width^2 <= 128^2
     s, q = _sums_and_pair_bins(flat, lo, hi, scale, top, width, index)
-    joint = _count(index, width * width).reshape(width, width)  # [bin of first, bin of second]
-    counts = joint.sum(axis=1) + joint.sum(axis=0)
+    joint = _count(index, width * width)  # bin of first * width + bin of second
+    counts = np.zeros(width, dtype=np.int64)
+    for first in range(width):  # row and column sums, as loops for the reason given in `_count`
+        for second in range(width):
+            pairs = joint[first * width + second]
+            counts[first] += pairs
+            counts[second] += pairs
     if flat.size % 2:
         v = np.float64(flat[-1])
         s += v
@@ -132,6 +141,16 @@ def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
     if math.isfinite(total_sq):
         return _finite_moments(total, total_sq, flat)
     return _extreme_moments(flat)  # a square overflowed (|x| past ~1.3e154), or a value is inf or NaN
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def finite_moments_or_nan(total, total_sq, flat):  # pragma: no cover - compiled
+    """`sum_moments` where the sum of squares is finite, else NaN for all four: `layer_kernel` leaves those to
+    Python (`core.stats`), so that `_extreme_moments`, seldom needed, is compiled only when a run needs it (it was
+    a sixth of a run's compile time)."""
+    if math.isfinite(total_sq):
+        return _finite_moments(total, total_sq, flat)
+    return math.nan, math.nan, math.nan, math.nan
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -191,7 +210,8 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     """Layer i's statistics from its flattened Z, A, dZ, dW, W and db, written at column i of arrays for the whole
     network (indexed by the names above), with Z, A, dZ, dW binned over their ends in ``table[i]`` (`Binning.table`).
 
-    NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
+    Where an array's squares overflow (or it holds inf or NaN) its moments and norm are left NaN, for
+    `core.stats.layer_stats` to complete with `sum_moments`. NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
     counts below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A ==
     0).mean()`` and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
 
@@ -201,15 +221,18 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     scanned = (z, a, dz, dw)
     for h in range(len(scanned)):  # OF_Z .. OF_DW
         s, q, c = scan(scanned[h], table[i, h], bins)
-        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = sum_moments(s, q, scanned[h])
-        hist[h, i] = c[1:-1]
-        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[-1]
+        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = finite_moments_or_nan(s, q,
+                                                                                                     scanned[h])
+        for b in range(bins):  # element by element: a slice assignment compiles numba's shape checks (seconds)
+            hist[h, i, b] = c[b + 1]
+        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[bins + 1]
         if h == OF_DW:
             norms[NORM_DW, i] = norm
     s, q = sums(w)
-    moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = sum_moments(s, q, w)
+    moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = \
+        finite_moments_or_nan(s, q, w)
     s, q = sums(db)
-    norms[NORM_DB, i] = sum_moments(s, q, db)[3]
+    norms[NORM_DB, i] = finite_moments_or_nan(s, q, db)[3]
     low, high = saturation[i, 0], saturation[i, 1]
     zeros = 0
     saturated = 0

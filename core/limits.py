@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from .config import Config, ConfigError
+from .memory import estimate_bytes
 from .network import Network
 
 _ENV = {
@@ -52,22 +51,6 @@ class Limits:
     @classmethod
     def from_env(cls, environ=os.environ) -> "Limits":
         return cls(**numbers_from_env(_ENV, environ))
-
-
-def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> int:
-    """Peak bytes a run needs: parameters with gradients and optimiser state, and Z, A, dZ for a batch.
-
-    The data itself (already loaded) is counted once more for a float32 run, which keeps a cast copy.
-    """
-    item = np.dtype(config.dtype).itemsize
-    copies = {"gd": 2, "momentum": 3, "adam": 4}[config.optimizer]  # W, dW, then velocity / both moments
-    params = net.n_params * copies
-    batch = config.batch_size or m_train
-    units = sum(net.dims[1:])
-    passes = 3 * units * batch  # Z, A and dZ of every layer
-    evaluation = 2 * units * max(m_train if config.batch_size else 0, m_test)
-    data = net.dims[0] * (m_train + m_test) if config.dtype == "float32" else 0
-    return (params + passes + evaluation + data) * item
 
 
 def check_limits(net: Network, config: Config, m_train: int, m_test: int, limits: Limits) -> None:

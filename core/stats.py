@@ -161,6 +161,7 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         layer = (cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i], params.W[i], grads.db[i])
         layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
                outside)
+    _complete_overflowed(net, params, cache, grads, moments, norms)
     z, a, dz, dw, w = (moments[OF_Z], moments[OF_A], moments[OF_DZ], moments[OF_DW], moments[OF_W])
     out = {"z_mean": z[MEAN], "z_var": z[VARIANCE], "z_std": z[STD], "a_mean": a[MEAN], "a_var": a[VARIANCE],
            "a_std": a[STD], "dead_fraction": fractions[DEAD], "saturated_fraction": fractions[SATURATED],
@@ -170,6 +171,21 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         out[hist_key] = hist[h]
         out[outside_key] = outside[h]
     return out
+
+
+def _complete_overflowed(net: Network, params: Params, cache: Cache, grads: Grads, moments: Array,
+                         norms: Array) -> None:
+    """The moments and norms `layer_kernel` left NaN, of arrays whose squares overflow float64 or that hold inf or
+    NaN, taken again by `sum_moments` (finite where the values are; see `_extreme_moments`)."""
+    for h, i in zip(*np.nonzero(np.isnan(moments[:, VARIANCE]))):
+        values = (cache.Z, cache.A[1:], grads.dZ, grads.dW, params.W)[h][i].reshape(-1)
+        mean, var, std, norm = sum_moments(*sums(values), values)
+        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i] = mean, var, std
+        if h in (OF_DW, OF_W):
+            norms[NORM_DW if h == OF_DW else NORM_W, i] = norm
+    for i in np.flatnonzero(np.isnan(norms[NORM_DB])):
+        values = grads.db[i].reshape(-1)
+        norms[NORM_DB, i] = sum_moments(*sums(values), values)[3]
 
 
 def with_update_ratio(stats: dict[str, Array], update_norms) -> dict[str, Array]:

@@ -262,3 +262,43 @@ def test_a_new_depth_compiles_nothing():
     for depth in (2, 5, 9):
         probe(Config(layers=(4,) * depth), data)
     assert {name: len(f.signatures) for name, f in compiled_kernels.items()} == compiled
+
+
+WARM_CHECK = """
+import json, numba, numpy as np
+from core import kernels, train
+from core.config import DTYPES, OPTIMIZERS, Config
+from core.data import Dataset
+from core.train import Training, probe
+from core.warm import warm_kernels
+
+def signatures():
+    return {f"{module.__name__}.{name}": len(f.signatures) for module in (kernels, train)
+            for name, f in vars(module).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+
+warm_kernels()
+warmed = signatures()
+rng = np.random.default_rng(1)
+data = Dataset(name="toy", x_train=rng.normal(size=(5, 40)), y_train=rng.integers(0, 3, (1, 40)),
+               x_test=rng.normal(size=(5, 9)), y_test=rng.integers(0, 3, (1, 9)), classes=("0", "1", "2"))
+for dtype in DTYPES:
+    for optimizer in OPTIMIZERS:
+        for batch in (0, 16):
+            list(Training(Config(layers=(6, 4), activation="tanh", iterations=3, record_every=2, dtype=dtype,
+                                 optimizer=optimizer, batch_size=batch), data))
+probe(Config(layers=(30,) * 30, init="normal", init_scale=1e6), data)  # squares past float64's range
+print(json.dumps({name: n for name, n in signatures().items() if n != warmed[name]}))
+"""
+
+
+def test_warm_kernels_compiles_every_signature_a_run_uses():
+    """After `warm_kernels`, runs of every dtype, optimiser and batch mode, and statistics of values whose squares
+    overflow, compile nothing more (in a fresh interpreter, so that no earlier test has compiled them first)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", WARM_CHECK], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert json.loads(done.stdout) == {}

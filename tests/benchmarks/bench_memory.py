@@ -1,51 +1,44 @@
-"""Peak memory of the seed run: the course's network trained on the cat data, float64 and float32.
+"""Peak memory of runs against `estimate_bytes`: the seed run's shape and a wide and a deep network, both dtypes.
 
-Prints the peak resident set size above a baseline taken after the compiled kernels were loaded (numba's LLVM
-alone is ~60 MiB), next to the size of the input, so "no more than two copies of the input" can be read off.
+Each run is measured in its own fresh interpreter (tests/memory_probe.py): tracemalloc's peak (every array, NumPy's
+and numba's) and the growth of the peak resident set size over the run, next to the estimate. The resident set
+adds what the allocator and BLAS's buffers take once per process; the ratio estimate / traced is what
+tests/test_memory.py holds between 1 and 1.10.
 
-    python tests/benchmarks/bench_memory.py [--data-dir ../shared/data] [--dtype float64]
+    python tests/benchmarks/bench_memory.py [--iterations 100]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 
-import numpy as np
+from _bench import REPO  # noqa: F401 - puts the repository on sys.path
+from tests.memory_probe import measure
 
-from _bench import REPO
-from core.config import Config
-from core.data import Dataset, load_dataset
-from core.train import Training
-
-
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+MIB = 2**20
+SHAPES = {  # (features, hidden layers, train examples, test examples)
+    "seed [12288, 20, 7, 5, 1]": (12288, (20, 7, 5), 209, 50),
+    "wide [256, 2048, 1]": (256, (2048,), 2000, 500),
+    "deep [64, 128x20, 1]": (64, (128,) * 20, 2000, 500),
+}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")  # one per process: peaks only grow
+    p.add_argument("--iterations", type=int, default=20)
     args = p.parse_args()
-    rng = np.random.default_rng(0)
-    toy = Dataset(name="toy", x_train=rng.normal(size=(4, 9)), y_train=rng.integers(0, 2, (1, 9)),
-                  x_test=rng.normal(size=(4, 3)), y_test=rng.integers(0, 2, (1, 3)), classes=("0", "1"))
-    list(Training(Config(layers=(3,), iterations=2, record_every=1, dtype=args.dtype), toy))  # load the kernels
-    base = peak_mib()
-    try:
-        dataset = load_dataset("catvnoncat", args.data_dir)
-    except Exception:  # noqa: BLE001 - no course files: the shipped stand-in of the same shape
-        dataset = load_dataset("shapes64")
-    loaded = peak_mib() - base
-    config = Config(layers=(20, 7, 5), init="course_sqrt", rng="legacy", seed=1, lr=0.0075, iterations=100,
-                    record_every=10, dtype=args.dtype)
-    list(Training(config, dataset))
-    inputs = (dataset.x_train.nbytes + dataset.x_test.nbytes) / 2**20
-    total = peak_mib() - base
-    print(f"seed run ({dataset.name}, {args.dtype}): inputs {inputs:.1f} MiB as float64; peak RSS above the "
-          f"kernels {total:.1f} MiB (loading {loaded:.1f}) = {total / inputs:.2f} x the inputs; "
-          f"process peak {peak_mib():.0f} MiB")
+    print(f"{'run':28s} {'dtype':8s} {'optimizer':9s} {'batch':>5s} {'estimate':>9s} {'traced':>9s} {'RSS':>9s}"
+          f" {'est/traced':>10s} {'RSS-traced':>10s}")
+    for label, (features, layers, m_train, m_test) in SHAPES.items():
+        for dtype in ("float64", "float32"):
+            for optimizer, batch in (("gd", 0), ("adam", 0), ("adam", 64)):
+                case = dict(features=features, m_train=m_train, m_test=m_test,
+                            config=dict(layers=layers, dtype=dtype, optimizer=optimizer, batch_size=batch,
+                                        iterations=args.iterations, record_every=10))
+                r = measure([case])[0]  # a process of its own: the resident set's peak is this run's alone
+                print(f"{label:28s} {dtype:8s} {optimizer:9s} {batch:5d} {r['estimate'] / MIB:8.1f}M "
+                      f"{r['traced'] / MIB:8.1f}M {r['rss'] / MIB:8.1f}M {r['estimate'] / r['traced']:10.3f} "
+                      f"{(r['rss'] - r['traced']) / MIB:9.1f}M")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""`estimate_bytes` against the peak that real runs reach, measured in a fresh interpreter (tests/memory_probe.py).
+
+The estimate must never be below the measured peak (an oversized run must be refused before it starts) and at most
+10% above it, or, for runs so small that Python's own objects weigh (under 2.5 MiB), at most `RUN_OVERHEAD` above.
+"""
+
+import pytest
+
+from core.activations import ACTIVATIONS
+from core.memory import RUN_OVERHEAD
+from tests.memory_probe import measure
+
+MIB = 2**20
+# (features, hidden layers, train examples, test examples): arrays of a few MiB to a few tens, so they dominate
+SHAPES = {
+    "wide-shallow": (256, (1024,), 1000, 300),
+    "deep-narrow": (64, (64,) * 12, 1000, 300),
+    "seed": (12288, (20, 7, 5), 209, 50),  # the course's cat data's shape, on Gaussian inputs
+}
+STEPS = dict(iterations=1, record_every=1)  # two steps, both recorded: every part of a step runs, and the second
+# runs after the first has let its arrays go (or not)
+
+
+def _case(shape: str, classes: int = 2, **config) -> dict:
+    features, layers, m_train, m_test = SHAPES[shape]
+    return dict(name=f"{shape} {config}", features=features, m_train=m_train, m_test=m_test, classes=classes,
+                config=dict(layers=layers, **STEPS, **config))
+
+
+OPTIMIZERS = ("gd", "momentum", "adam")  # their state is a multiple of the parameters: each shape meets each
+CASES = (
+    [_case(shape, dtype=dtype, batch_size=batch, optimizer=OPTIMIZERS[(i + j) % 3]) for i, shape in enumerate(SHAPES)
+     for j, (dtype, batch) in enumerate((d, b) for d in ("float64", "float32") for b in (0, 64))]
+    + [_case("deep-narrow", activation=name, dtype=("float64", "float32")[i % 2])
+       for i, name in enumerate(ACTIVATIONS) if name != "relu"]
+    + [_case("wide-shallow", init=init, dtype=dtype, batch_size=32)
+       for init, dtype in (("orthogonal", "float64"), ("truncated_normal", "float32"), ("lsuv", "float32"))]
+    + [_case("wide-shallow", init_gain=2.0, l2=0.1, batch_size=32),  # the gain's and the L2 term's temporaries
+       _case("deep-narrow", classes=10, dtype="float32"),  # a softmax output
+       _case("deep-narrow", classes=10, batch_size=100, optimizer="adam"),
+       dict(name="tiny", features=2, m_train=300, m_test=100, classes=2, config=dict(layers=(10, 5), **STEPS))]
+)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    return measure(CASES)
+
+
+def test_the_estimate_is_at_most_ten_percent_above_the_measured_peak(measured):
+    wrong = []
+    for case in measured:
+        estimate, traced = case["estimate"], case["traced"]
+        allowed = max(1.10 * traced, traced + RUN_OVERHEAD)
+        if not traced <= estimate <= allowed:
+            wrong.append(f"{case['name']}: estimated {estimate / MIB:.2f} MiB, measured {traced / MIB:.2f} MiB")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_runs_measured_are_big_enough_for_the_ratio_to_mean_something(measured):
+    """All but the one tiny run peak above 2.5 MiB, where `RUN_OVERHEAD` is under 10% (the ratio decides)."""
+    small = [case["name"] for case in measured if case["traced"] < RUN_OVERHEAD / 0.10]
+    assert small == ["tiny"]
+
+
+def test_the_resident_set_grows_by_the_estimate_and_a_fixed_allowance(measured):
+    """The first run of the process, before freed memory is reused: its peak resident set grows by the arrays
+    (the estimate) plus what the allocator and BLAS's buffers take once (tests/benchmarks/bench_memory.py)."""
+    first = measured[0]
+    assert first["traced"] > 20 * MIB
+    assert first["rss"] <= first["estimate"] + 16 * MIB  # bench_memory.py measured 0.3-14 MiB over the arrays
