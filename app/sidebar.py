@@ -8,18 +8,18 @@ The plain-data half (config <-> widget values <-> URL) is app/state.py.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import streamlit as st
 
-from app.markup import escape_markdown
+from app.markup import escape_markdown, with_file_names_as_code
 from app.presets import presets
 from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query, versioned, widget_key,
                        widget_values)
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
 from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError
-from core.data import DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5, standardized
+from core.data import (DatasetError, UploadedFile, dataset_names, default_data_dir, load_dataset, load_uploaded_files,
+                       standardized)
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS
 
 OPTIMIZER_HELP = ("gd: W −= lr·dW. momentum: the course's average v = β₁v + (1 − β₁)dW, W −= lr·v, which is "
@@ -27,6 +27,7 @@ OPTIMIZER_HELP = ("gd: W −= lr·dW. momentum: the course's average v = β₁v 
                   "W −= lr·v̂ / (√ŝ + ε) with bias-corrected averages v̂ (β₁) and ŝ (β₂).")
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
+MAX_FILE_NAME = 120
 NETWORK_MODES = ("sizes", "depth × width")
 ss = st.session_state  # the widgets' values, under keys of the current sidebar generation
 
@@ -98,17 +99,23 @@ def boot() -> None:
 
 
 def take_dataset_upload() -> None:
-    upload = state.dataset_upload
-    if upload is None:
+    uploads = state.dataset_upload
+    if not uploads:
         return
+    files = [UploadedFile(printable_name(u.name), u.getvalue()) for u in uploads]
     try:
-        dataset = load_uploaded_h5(upload.getvalue(), name=Path(upload.name).stem[:60])
+        dataset = load_uploaded_files(files)
     except DatasetError as e:
-        state.upload_error = str(e)
+        state.upload_error = with_file_names_as_code(e, [f.name for f in files])
         return
     state.upload_error = None
     state.uploaded_dataset = dataset
     ss[cfg_key("dataset")] = uploaded_name()
+
+
+def printable_name(name: str) -> str:
+    """An uploaded file's name as one line of at most MAX_FILE_NAME printable characters, for messages."""
+    return "".join(c if c.isprintable() else "?" for c in name)[:MAX_FILE_NAME]
 
 
 def uploaded_name() -> str | None:
@@ -135,11 +142,13 @@ def render() -> Config | None:
     current = ss[cfg_key("dataset")]
     sb.selectbox("Dataset", names if current in names else [current, *names], key=cfg_key("dataset"),
                  help="catvnoncat appears when the course's files are in the data folder (INITLAB_DATA_DIR).")
-    sb.file_uploader("…or upload a course-layout .h5", type=["h5"], key=SessionState.dataset_upload.key,
-                     on_change=take_dataset_upload,
-                     help="Keys train_set_x, train_set_y, test_set_x, test_set_y (and optionally list_classes).")
+    sb.file_uploader("…or upload course-layout data", type=["h5", "hdf5", "zip"], accept_multiple_files=True,
+                     key=SessionState.dataset_upload.key, on_change=take_dataset_upload,
+                     help="The course's two files together (train_catvnoncat.h5 and test_catvnoncat.h5: select "
+                          "both), one .h5 holding both splits, or a .zip of them. Keys train_set_x, train_set_y, "
+                          "test_set_x, test_set_y (and optionally list_classes).")
     if state.upload_error:
-        sb.error(escape_markdown(state.upload_error))
+        sb.error(state.upload_error)  # Markdown already: escaped, file names as code
     sb.checkbox("Standardise features", key=cfg_key("standardize"))
 
     sb.subheader("Network")

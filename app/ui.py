@@ -55,9 +55,9 @@ class SessionState:
     generation: Slot[int | None] = Slot(key="widget_generation")  # of the sidebar's config widgets
     preset: Slot[str | None] = Slot()  # widget
     instant: Slot[bool] = Slot(False, key="replay_instantly")  # widget: "Replay cached runs instantly"
-    dataset_upload: Slot[Any] = Slot()  # widget: the uploaded dataset file
+    dataset_upload: Slot[Any] = Slot()  # widget: the uploaded dataset files (a list)
     uploaded_dataset: Slot[Any] = Slot()  # its Dataset: one per session, a new upload replaces it
-    upload_error: Slot[str | None] = Slot()
+    upload_error: Slot[str | None] = Slot()  # as Markdown (escaped, file names as code)
     train_key: Slot[str | None] = Slot()  # the run the Training tab watches
     train_frozen: Slot[int | None] = Slot()  # snapshots seen when Stop was pressed; None while it is watched live
     train_error: Slot[str | None] = Slot()
