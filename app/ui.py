@@ -64,7 +64,8 @@ class SessionState:
     run_upload: Slot[Any] = Slot()  # widget: the uploaded run file
     replay: Slot[Any] = Slot()  # its recorded run, shown in the Training tab
     replay_name: Slot[str | None] = Slot()
-    run_upload_error: Slot[str | None] = Slot()
+    run_upload_error: Slot[str | None] = Slot()  # as Markdown (escaped, file names as code)
+    replay_load_error: Slot[str | None] = Slot()  # why the replay's settings could not be loaded into the sidebar
     compare: Slot[list] = Slot([])  # widget: the initialisers to compare
     compare_keys: Slot[dict] = Slot({})  # initialiser label -> its run's key
     compare_errors: Slot[list] = Slot([])

@@ -23,7 +23,7 @@ from core.config import Config
 from core.data import load_dataset
 from core.record import RunRecorder, record
 from core.train import Training
-from tests.conftest import SHARED_DATA, shown_text
+from tests.conftest import CODE_SPAN, SHARED_DATA, shown_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 TIMEOUT = 120
@@ -317,6 +317,24 @@ def test_a_bad_run_file_upload_shows_an_error(content, tmp_path):
     assert any("run file" in e.value for e in at.error) and at.session_state.replay is None
 
 
+def test_a_replayed_run_shows_its_own_settings_and_loads_them_into_the_sidebar(tmp_path):
+    config = Config(dataset="circles", layers=(4,), init="he_normal", iterations=20, record_every=5, seed=7)
+    path = tmp_path / "my_run.h5"
+    list(record(Training(config, load_dataset("circles")), path))
+    at = open_tab(start(), "Run file")  # the seed question in the sidebar: another network, other data
+    at.file_uploader(key="run_upload").upload(path.name, path.read_bytes(), "application/x-hdf5").run()
+    at = open_tab(at, "Training")
+    header = next(shown_text(m.value) for m in at.markdown if "Replaying" in m.value)
+    assert "Replaying my_run.h5: **[2, 4, 1] relu -> sigmoid** on circles · He/Kaiming normal" in header
+    assert "seed 7" in header and "20 iterations" in header
+    assert "Decision boundary" not in " ".join(chart_titles(at))  # the sidebar's data is not the run's
+    at.button(key="load_replay_settings").click().run()
+    no_errors(at)
+    assert at.session_state.config == config and at.session_state.preset == "custom"
+    assert at.text_input(key=key(at, "cfg_layers")).value == "4"
+    assert "Decision boundary at step 20" in chart_titles(at)  # now on the run's data: the final step's weights
+
+
 def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     config = Config(dataset="circles", layers=(4,), iterations=20, record_every=5)
     path = tmp_path / "run.h5"
@@ -431,7 +449,6 @@ def test_a_malformed_url_falls_back_to_defaults_with_a_warning():
 # Markdown. A link or image is an unescaped "](" ("[text](url)", "![alt](url)"), "][" or "]:" (references), "<"
 # before a letter starts an autolink or HTML, and GitHub's autolinking makes bare URLs and e-mail addresses links.
 LIVE_LINK = re.compile(r"(?<!\\)\][(\[:]|(?<!\\)<[a-z]|(?:https?|ftp)://|www\.|[\w.+-]@[\w-]", re.IGNORECASE)
-CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)  # shown as typed: no link inside
 HOSTILE = ("**Session expired.** [Sign in](https://evil.example/login) ![pixel](http://evil.example/p.png) "
            "<https://evil.example> www.evil.example a@evil.example :red[x] $x$ # h")
 
@@ -496,7 +513,7 @@ def test_a_replayed_runs_name_and_stop_reason_are_shown_as_text(tmp_path):
     assert_shown_as_text(at, f"Loaded {name}")
     at = open_tab(at, "Training")
     assert_shown_as_text(at, f"ended early: {HOSTILE}")
-    assert any(f"({name})" in shown_text(i.value) for i in at.info)
+    assert any(f"Replaying {name}" in shown_text(m.value) for m in at.markdown)
 
 
 # --- the pure state helpers --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from app.charts import figures, style
+from app.charts.training import layer_figures
 from core.config import Config
 from core.data import load_dataset
 from core.train import Training, probe
@@ -119,6 +120,29 @@ def test_decision_boundary_has_the_probability_surface_and_one_trace_per_class()
     fig = figures.decision_boundary(xs, ys, prob, points, np.array([0, 1, 1]))
     assert [t.type for t in fig.data] == ["contour", "scatter", "scatter"]
     assert len(fig.data[2].x) == 2
+
+
+def test_the_boundary_is_drawn_from_the_weights_of_the_step_shown():
+    training = Training(Config(dataset="circles", layers=(4,), iterations=20, record_every=5), load_dataset("circles"))
+    snapshots, kept = [], []
+    for snapshot in training:
+        snapshots.append(snapshot)
+        kept.append((snapshot.step, training.params.copy()))
+
+    def figures_of(step_params, shown=3):
+        return layer_figures(snapshots[:shown], training.network, step_params, training.dataset)["boundary"]
+
+    for shown in (1, 3, 5):  # steps 0, 10, 20: each its own weights
+        fig = figures_of(kept, shown)
+        step, params = kept[shown - 1]
+        hidden = np.maximum(params.W[0] @ np.vstack([g.ravel() for g in np.meshgrid(fig.data[0].x, fig.data[0].y)])
+                            + params.b[0], 0)
+        want = 1 / (1 + np.exp(-(params.W[1] @ hidden + params.b[1])))
+        np.testing.assert_allclose(np.asarray(fig.data[0].z).ravel(), want.ravel(), rtol=1e-9, atol=1e-12)
+        assert fig.layout.title.text == f"Decision boundary at step {step}"
+    old_file = [kept[0], kept[-1]]  # a run file from before the weights were kept: the initial and the final ones
+    title = figures_of(old_file, 3).layout.title.text
+    assert title.startswith("Decision boundary at step 0<br>") and "the initial weights" in title and "step 10" in title
 
 
 def test_curves_overlay_one_line_per_name():

@@ -237,7 +237,8 @@ def histogram_heatmaps(steps: Array, counts: Array, edges: Array, title: str) ->
     return make_figure(data, base_layout(title, height=80 + 150 * len(layers), annotations=titles, **axes))
 
 
-def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: Array, labels: Array) -> go.Figure:
+def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: Array, labels: Array,
+                      title: str = "Decision boundary") -> go.Figure:
     """P(class 1) over the plane (probability (ny, nx)) with the data points (2, m) coloured by label (m,)."""
     data = [{"type": "contour", "x": grid_x, "y": grid_y, "z": probability, "zmin": 0, "zmax": 1,
              "colorscale": RDBU, "contours": dict(start=0, end=1, size=0.1), "opacity": 0.75,
@@ -250,5 +251,5 @@ def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: 
                      "marker": dict(color=(PALETTE[1], PALETTE[0], PALETTE[2], PALETTE[3])[k % 4], size=7,
                                     symbol=MARKERS[k % len(MARKERS)],
                                     line=dict(color="white", width=1))})
-    return make_figure(data, base_layout("Decision boundary", height=460, xaxis=styled_axis("x₁"),
+    return make_figure(data, base_layout(title, height=460, xaxis=styled_axis("x₁"),
                                          yaxis=styled_axis("x₂", scaleanchor="x", scaleratio=1)))
