@@ -59,7 +59,8 @@ def training_verdict(config: Config, dataset, limits: Limits, run) -> None:
     replay = state.replay
     if replay is not None:
         if dataset.fingerprint() == replay.dataset_fingerprint:
-            verdict_view.render_run(replay.config, run_network(replay), replay.snapshots[-1] if replay.snapshots else None,
+            verdict_view.render_run(replay.config, run_network(replay),
+                                    replay.snapshots[-1] if replay.snapshots else None,
                                     replay.complete and not replay.stopped_reason, dataset, limits)
         return
     if run is None:
