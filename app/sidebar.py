@@ -128,7 +128,7 @@ def render() -> Config | None:
     all_presets = presets(default_data_dir())
     sb = st.sidebar
     sb.selectbox("Preset", list(all_presets), key=SessionState.preset.key, on_change=apply_preset)
-    sb.caption(all_presets[state.preset].note)
+    preset_note = sb.empty()  # filled once this run's config is known
 
     # Every run hands each config widget its value again, so it reaches the page as set: a busy server drops a run's
     # unsent messages when the next run starts, and a page that missed the run creating new widgets drew them at
@@ -176,8 +176,14 @@ def render() -> Config | None:
     sb.latex(INITIALIZERS[init].latex)
     sb.caption(INITIALIZERS[init].doc)
     left, right = sb.columns(2)
-    left.number_input("Scale s", key=cfg_key("init_scale"), format="%g", step=0.01,
-                      disabled=init not in SCALED_INITS)
+    if init in SCALED_INITS:
+        # the field is not drawn while another initialiser is chosen, and Streamlit forgets an undrawn widget's value
+        ss.setdefault(cfg_key("init_scale"), state.config.init_scale)
+        left.number_input("Scale s", key=cfg_key("init_scale"), format="%g", step=0.01,
+                          help="The std of normal and truncated normal, the bound of uniform, the value of constant.")
+    else:  # the config keeps its s for when a scaled initialiser is chosen again; none is in force now
+        left.text_input("Scale s", "not used", key=sidebar_key("scale_unused"), disabled=True,
+                        help=f"{INITIALIZERS[init].label} sets the weights' variance by the formula above: no s.")
     right.number_input("Gain ×", key=cfg_key("init_gain"), format="%g", step=0.1,
                        help="Multiplies every weight matrix after drawing it.")
     sb.selectbox("Fan mode", FAN_MODES, key=cfg_key("init_mode"), disabled=not init.startswith("he_"))
@@ -220,6 +226,10 @@ def render() -> Config | None:
     except ConfigError as e:
         sb.error(escape_markdown(e))
         return None
+    preset = all_presets[state.preset]
+    preset_note.caption(preset.note if preset.describes(config) else
+                        f"Your own network now: the {preset.name} preset's note no longer applies (pick the preset "
+                        "again to go back to it).")
     state.config = config
     query = to_query(config, state.preset)
     if st.query_params.to_dict() != query:

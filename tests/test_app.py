@@ -205,7 +205,7 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     assert any("Finished 40 steps" in s.value for s in at.success)
     titles = chart_titles(at)
     for title in ("Loss", "Accuracy", "Activation std per layer", "Update-to-weight ratio per layer",
-                  "Decision boundary"):
+                  "Decision boundary at step 40"):  # the boundary of the step the other charts end at
         assert title in titles
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert decode(loss["data"][0]["x"]) == [0, 10, 20, 30, 40]
@@ -258,6 +258,31 @@ def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them(
     std = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Activation std against depth at step 0")
     small, course = (decode(trace["y"]) for trace in std["data"])
     assert small[2] < course[2] / 100  # ×0.01 has lost the signal by the third layer; /sqrt(n) keeps it
+
+
+def sidebar_captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_the_preset_note_goes_when_the_network_is_no_longer_the_presets():
+    at = start()
+    assert "4-layer cat classifier" in sidebar_captions(at)
+    at.selectbox(key=key(at, "cfg_init")).set_value("he_normal").run()  # another initialiser: still the preset's net
+    assert "4-layer cat classifier" in sidebar_captions(at)
+    at.text_input(key=key(at, "cfg_layers")).set_value("20,7").run()
+    assert "4-layer cat classifier" not in sidebar_captions(at) and "no longer applies" in sidebar_captions(at)
+
+
+def test_scale_shows_what_is_in_force_and_comes_back_with_a_scaled_initialiser():
+    at = start()
+    at.number_input(key=key(at, "cfg_init_scale")).set_value(10.0).run()
+    at.selectbox(key=key(at, "cfg_init")).set_value("he_normal").run()
+    assert not [n for n in at.sidebar.number_input if n.label == "Scale s"]  # no stale 10 on show
+    shown = next(t for t in at.sidebar.text_input if t.label == "Scale s")
+    assert shown.value == "not used" and shown.disabled
+    at.selectbox(key=key(at, "cfg_init")).set_value("normal").run()
+    no_errors(at)
+    assert at.number_input(key=key(at, "cfg_init_scale")).value == 10.0 and at.session_state.config.init_scale == 10
 
 
 def test_a_bad_dataset_upload_shows_the_loaders_error():
