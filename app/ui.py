@@ -8,6 +8,7 @@ from typing import Any, Callable, Generic, TypeVar
 import streamlit as st
 
 from app.charts import export
+from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
 from core.config import Config
@@ -158,7 +159,7 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
 # --- shared widgets ---------------------------------------------------------------------------------------------
 def theory_toggle(container) -> None:
     container.toggle("Mean-field prediction (dashed)", key=THEORY_KEY, **keep(THEORY_KEY, True),
-                     help="What theory predicts for each layer before anything is measured: see the Theory tab.")
+                     help=explain("mean-field") + "\n\nSee the Theory tab.")
 
 
 def loss_log_toggle() -> bool:
@@ -166,8 +167,9 @@ def loss_log_toggle() -> bool:
                      help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
 
 
-def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True) -> None:
-    """A figure, what to look for in it, and its data as CSV (unless not `csv`). A `live` one is redrawn in place
+def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True, help: str | None = None) -> None:
+    """A figure, what to look for in it (`help`: hover help for its words, app.glossary), and its data as CSV (unless
+    not `csv`). A `live` one is redrawn in place
     (`live_chart`) as a static picture: it is replaced several times a second, so hover and zoom could not be used
     anyway, and skipping their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of
     the click."""
@@ -176,10 +178,10 @@ def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True) -> 
     else:
         st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
     if not csv:
-        st.caption(caption)
+        st.caption(caption, help=help)
         return
     text, button = st.columns([6, 1], vertical_alignment="center")
-    text.caption(caption)
+    text.caption(caption, help=help)
     button.download_button("CSV", data=lambda: export.figure_csv(fig), file_name=f"initlab-{key}.csv",
                            mime="text/csv", key=f"{key}_csv", on_click="ignore", help="This chart's data as CSV.")
 

@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.serving import store
+from app.glossary import GLOSSARY, explain
 from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
@@ -283,6 +284,40 @@ def test_scale_shows_what_is_in_force_and_comes_back_with_a_scaled_initialiser()
     at.selectbox(key=key(at, "cfg_init")).set_value("normal").run()
     no_errors(at)
     assert at.number_input(key=key(at, "cfg_init_scale")).value == 10.0 and at.session_state.config.init_scale == 10
+
+
+# Formula syntax written as plain text: a superscript or subscript, an expectation E[...], a Greek letter with an
+# index; outside $...$ (typeset) and code spans nothing of it may remain.
+PLAIN_FORMULA = re.compile(r"\^|_\{|\bE\[|[σχξφ][_₁²*]|q\*")
+MATH_SPAN = re.compile(r"(?<![\\$])\$(?!\s)[^$]+?(?<![\s\\])\$")
+
+
+def page_help(at: AppTest) -> str:
+    """Every hover help on the page (widgets, captions, headings), in page order."""
+    def walk(node):
+        yield node
+        children = getattr(node, "children", None)
+        for child in (children.values() if isinstance(children, dict) else ()):
+            yield from walk(child)
+    return "\n".join(node.proto.help for node in walk(at._tree) if getattr(getattr(node, "proto", None), "help", ""))
+
+
+def test_every_glossary_terms_help_reaches_the_page_and_no_caption_writes_a_formula_as_text(tmp_path):
+    path = tmp_path / "run.h5"  # a recorded run: the Training tab's charts without training
+    list(record(Training(Config(dataset="circles", layers=(4,), iterations=10, record_every=5),
+                         load_dataset("circles")), path))
+    at = open_tab(start(), "Run file")
+    at.file_uploader(key="run_upload").upload("run.h5", path.read_bytes(), "application/x-hdf5").run()
+    helped, plain = set(), []
+    for tab in ("At initialisation", "Training", "Theory"):
+        open_tab(at, tab)
+        no_errors(at)
+        shown = page_help(at)
+        helped |= {term for term in GLOSSARY if explain(term) in shown}
+        bodies = [e.value for kind in ("markdown", "caption", "info") for e in getattr(at.main, kind)]
+        plain += [body for body in bodies if PLAIN_FORMULA.search(MATH_SPAN.sub("", CODE_SPAN.sub("", body)))]
+    assert helped == set(GLOSSARY)
+    assert not plain
 
 
 def test_a_bad_dataset_upload_shows_the_loaders_error():

@@ -99,7 +99,8 @@ def layer_figures(snapshots: list[Snapshot], network: Network, step_params, data
                                                      zero_note=ZERO_NOTES["update_ratio"],
                                                      undefined_note=UNDEFINED_RATIO),
         "heatmap": figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
-                                              f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
+                                              f"Histograms of {quantity.upper()} over steps (log 1 + count)",
+                                              HEATMAP_QUANTITIES[quantity].split()[-1]),
     }
     kept = params_at(step_params, last.step) if dataset is not None and network.dims[0] == 2 else None
     if kept is not None:

@@ -9,6 +9,7 @@ from app import verdict_view
 from app.replay import render_header, run_network
 from app.charts import export
 from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figures
+from app.glossary import explain
 from app.markup import escape_markdown
 from app.serving.store import DIVERGED, FINISHED, RUNNING, run_store
 from app.ui import (MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, verdict_of,
@@ -164,6 +165,10 @@ TRAINING_CAPTIONS = {
                 "one class everywhere.",
     "heatmap": "Bright bands that narrow to one row mean the layer's values collapsed to one value.",
 }
+TRAINING_HELP = {name: explain(*terms) for name, terms in {
+    "a_std": ("Z, A", "mean-field"), "dw_norm": ("dW norm", "dZ"), "update_ratio": ("update-to-weight ratio",),
+    "heatmap": ("Z, A", "dZ"),
+}.items()}
 LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "heatmap"))
 
 
@@ -206,6 +211,6 @@ def draw_layers(snapshots, config: Config, network: Network, step_params, datase
             for name in names:
                 if name == "heatmap":  # its choice was read from session state above; the widget sits here
                     st.selectbox("Histograms over time of", list(HEATMAP_QUANTITIES), key=quantity_key,
-                                 format_func=HEATMAP_QUANTITIES.get)
+                                 format_func=HEATMAP_QUANTITIES.get, help=TRAINING_HELP["heatmap"])
                 if name in figs:
-                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
+                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live, help=TRAINING_HELP.get(name))
