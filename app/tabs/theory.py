@@ -105,7 +105,8 @@ def _phase_section(config: Config, prediction) -> None:
     chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
           r"Blue: ordered ($\chi_1 < 1$), signals and gradients shrink by about $\chi_1$ per layer. Red: chaotic "
           r"($\chi_1 > 1$), they grow. Each marker is one hidden layer of this network, placed by its own "
-          r"$\sigma_w^2 = n_\text{in}\,\mathrm{Var}(W)$.", csv=False, help=explain("order / chaos", "chi_1", "sigma_w2"))
+          r"$\sigma_w^2 = n_\text{in}\,\mathrm{Var}(W)$.", csv=False,
+          help=explain("order / chaos", "chi_1", "sigma_w2"))
     hidden_zero = [label for label, w, _ in markers if w == 0]
     if hidden_zero:
         st.caption(f"{', '.join(hidden_zero)}: " + r"$\sigma_w^2 = 0$ (no random weights) cannot be placed on the "
@@ -135,9 +136,9 @@ def _criticality_table(activation: str, markers: list[tuple[str, float, float]],
         except TheoryError as e:
             st.caption(f"{_layer_span(labels)}: {e}.")
             continue
-        rows.append({"layers": _layer_span(labels), "sigma_w2": f"{w:.4g}", "sigma_b2": f"{b:.3g}",
+        rows.append({"layers": _layer_span(labels), "σ_w²": f"{w:.4g}", "σ_b²": f"{b:.3g}",
                      "q*": describe(c.q_star, 6) if math.isfinite(c.q_star) else f"none: {NO_FIXED_POINT}",
-                     "chi_1": f"{c.chi_1:.7g}", "phase": c.phase, "ξ_q (layers)": describe(c.xi_q),
+                     "χ₁": f"{c.chi_1:.7g}", "phase": c.phase, "ξ_q (layers)": describe(c.xi_q),
                      "ξ_c (layers)": describe(c.xi_c), "6 ξ_c (trainable depth)": describe(c.trainable_depth)})
     if not rows:
         return
@@ -149,7 +150,8 @@ def _criticality_table(activation: str, markers: list[tuple[str, float, float]],
                r"takes to settle. $\xi_c$: the number of layers over which two different inputs' correlation "
                r"settles to its fixed point $c^*$ (1 unless chaotic), so how deep the network still tells inputs "
                r"apart; Schoenholz et al. find networks trainable up to about $6\,\xi_c$ layers. $\infty$: on the "
-               "edge of chaos, where both scales diverge.", help=explain("q*", "chi_1", "depth scales", "order / chaos"))
+               "edge of chaos, where both scales diverge.",
+               help=explain("q*", "chi_1", "depth scales", "order / chaos"))
 
 
 def _jacobian_section(config: Config) -> None:
