@@ -44,9 +44,10 @@ def render_header() -> None:
         left.button("Load these settings into the sidebar", key="load_replay_settings", on_click=load_settings,
                     help="Sets every sidebar setting to this run's, as a link to it would; Start then trains it.")
         if state.config == recorded.config:
-            right.caption("The sidebar holds these settings.")
+            right.caption("The sidebar holds these settings. Start trains them anew and leaves the replay.")
         else:
-            right.caption("The sidebar's settings differ: the header above the tabs and Start use the sidebar's.")
+            right.caption("The sidebar's settings differ: the header above the tabs shows the sidebar's, and Start "
+                          "trains them, leaving the replay.")
         if state.replay_load_error:
             st.error(escape_markdown(state.replay_load_error))
 

@@ -404,7 +404,7 @@ def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     no_errors(at)
     assert any("Loaded run.h5" in shown_text(m.value) for m in at.success)
     open_tab(at, "Training")
-    assert any("Replaying" in i.value for i in at.info)
+    assert any("Replaying" in m.value for m in at.markdown)
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert decode(loss["data"][0]["x"]) == [0, 5, 10, 15, 20]
 

@@ -84,7 +84,6 @@ def render(config: Config, dataset, limits: Limits) -> None:
     if state.train_error:
         st.error(escape_markdown(state.train_error))
     if state.replay is not None:
-        right.info("Replaying a recorded run. Start a run to leave the replay.")
         render_header()
         draw_replay(state.replay, dataset)
         return
