@@ -24,3 +24,34 @@ def escape_markdown(text: object) -> str:
     math, colour or emoji syntax takes effect, and no URL becomes a link. The reader sees the same characters."""
     joined = _AUTOLINK.sub(WORD_JOINER, str(text))
     return _PUNCTUATION.sub(lambda match: "\\" + match.group(0), joined)
+
+
+# Names a message holds besides the ones it is given: a file name (a word ending in .h5, .hdf5 or .zip, quoted or
+# not) and the course layout's keys.
+_CODE_WORDS = re.compile(r"'[^'\n]+\.(?:h5|hdf5|zip)'|[^\s'\"(),;]+\.(?:h5|hdf5|zip)\b|'?\b(?:(?:train|test)_set_[xy]"
+                         r"|list_classes)\b'?", re.IGNORECASE)
+
+
+def code(text: object) -> str:
+    """`text` as a Markdown code span: shown in monospace, exactly as typed (no emphasis from its underscores). The
+    fence is one backtick longer than any run of backticks inside, and autolinks are broken as in escape_markdown."""
+    text = _AUTOLINK.sub(WORD_JOINER, " ".join(str(text).split()))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def with_file_names_as_code(message: object, names: list[str] = ()) -> str:
+    """A message as Markdown: the file names in it (those in `names`, quoted or not, and any other word ending in
+    .h5, .hdf5 or .zip) and the course layout's keys as code spans, the rest escaped (escape_markdown)."""
+    text = str(message)
+    quoted = [repr(n) for n in names] + list(names)
+    pattern = "|".join([*(re.escape(n) for n in sorted(quoted, key=len, reverse=True) if n), _CODE_WORDS.pattern])
+    out, at = [], 0
+    for match in re.finditer(pattern, text, re.IGNORECASE):
+        name = match.group(0)
+        if name[0] in "'\"" and name[-1] == name[0]:
+            name = name[1:-1]
+        out += [escape_markdown(text[at:match.start()]), code(name)]
+        at = match.end()
+    return "".join(out) + escape_markdown(text[at:])

@@ -38,6 +38,9 @@ VARIANTS: dict[str, Variant] = {v.label: v for v in (
 )}
 
 
+NETWORK_FIELDS = ("dataset", "standardize", "layers", "activation")  # what a preset's note is about
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -45,6 +48,12 @@ class Preset:
     compare: tuple[str, ...]  # VARIANTS labels
     note: str
     forward_only: bool = False  # Compare's point is the picture at step 0; training is optional
+    fixed: tuple[str, ...] = NETWORK_FIELDS  # the config fields the note describes
+
+    def describes(self, config: Config) -> bool:
+        """Whether the note still describes `config`: the same data and network. The initialiser and the training
+        settings may change: comparing them on this network is what the preset is for."""
+        return all(getattr(config, f) == getattr(self.config, f) for f in self.fixed)
 
 
 def _seed_dataset(data_dir) -> str:
@@ -81,7 +90,7 @@ def presets(data_dir=None) -> dict[str, Preset]:
                forward_only=True),
         Preset("custom", Config(),
                ("normal ×0.01", "course_sqrt", "he_normal", "xavier_normal", "zeros"),
-               "Your own settings: change anything in the sidebar."),
+               "Your own settings: change anything in the sidebar.", fixed=()),
     )}
 
 

@@ -8,18 +8,17 @@ The plain-data half (config <-> widget values <-> URL) is app/state.py.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import streamlit as st
 
-from app.markup import escape_markdown
+from app.markup import escape_markdown, with_file_names_as_code
 from app.presets import presets
 from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query, versioned, widget_key,
                        widget_values)
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
 from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError
-from core.data import (DatasetError, dataset_names, default_data_dir, load_dataset, load_uploaded_h5,
+from core.data import (DatasetError, UploadedFile, dataset_names, default_data_dir, load_dataset, load_uploaded_files,
                        max_upload_bytes, standardized)
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS
 
@@ -28,6 +27,7 @@ OPTIMIZER_HELP = ("gd: W −= lr·dW. momentum: the course's average v = β₁v 
                   "W −= lr·v̂ / (√ŝ + ε) with bias-corrected averages v̂ (β₁) and ŝ (β₂).")
 SCALED_INITS = {"normal", "uniform", "truncated_normal", "constant"}  # the initialisers that use `scale`
 UPLOAD_PREFIX = "upload:"
+MAX_FILE_NAME = 120
 NETWORK_MODES = ("sizes", "depth × width")
 ss = st.session_state  # the widgets' values, under keys of the current sidebar generation
 
@@ -99,17 +99,23 @@ def boot() -> None:
 
 
 def take_dataset_upload() -> None:
-    upload = state.dataset_upload
-    if upload is None:
+    uploads = state.dataset_upload
+    if not uploads:
         return
+    files = [UploadedFile(printable_name(u.name), u.getvalue()) for u in uploads]
     try:
-        dataset = load_uploaded_h5(upload.getvalue(), name=Path(upload.name).stem[:60], max_bytes=max_upload_bytes())
+        dataset = load_uploaded_files(files, max_bytes=max_upload_bytes())
     except DatasetError as e:
-        state.upload_error = str(e)
+        state.upload_error = with_file_names_as_code(e, [f.name for f in files])
         return
     state.upload_error = None
     state.uploaded_dataset = dataset
     ss[cfg_key("dataset")] = uploaded_name()
+
+
+def printable_name(name: str) -> str:
+    """An uploaded file's name as one line of at most MAX_FILE_NAME printable characters, for messages."""
+    return "".join(c if c.isprintable() else "?" for c in name)[:MAX_FILE_NAME]
 
 
 def uploaded_name() -> str | None:
@@ -122,7 +128,7 @@ def render() -> Config | None:
     all_presets = presets(default_data_dir())
     sb = st.sidebar
     sb.selectbox("Preset", list(all_presets), key=SessionState.preset.key, on_change=apply_preset)
-    sb.caption(all_presets[state.preset].note)
+    preset_note = sb.empty()  # filled once this run's config is known
 
     # Every run hands each config widget its value again, so it reaches the page as set: a busy server drops a run's
     # unsent messages when the next run starts, and a page that missed the run creating new widgets drew them at
@@ -136,11 +142,13 @@ def render() -> Config | None:
     current = ss[cfg_key("dataset")]
     sb.selectbox("Dataset", names if current in names else [current, *names], key=cfg_key("dataset"),
                  help="catvnoncat appears when the course's files are in the data folder (INITLAB_DATA_DIR).")
-    sb.file_uploader("…or upload a course-layout .h5", type=["h5"], key=SessionState.dataset_upload.key,
-                     on_change=take_dataset_upload,
-                     help="Keys train_set_x, train_set_y, test_set_x, test_set_y (and optionally list_classes).")
+    sb.file_uploader("…or upload course-layout data", type=["h5", "hdf5", "zip"], accept_multiple_files=True,
+                     key=SessionState.dataset_upload.key, on_change=take_dataset_upload,
+                     help="The course's two files together (train_catvnoncat.h5 and test_catvnoncat.h5: select "
+                          "both), one .h5 holding both splits, or a .zip of them. Keys train_set_x, train_set_y, "
+                          "test_set_x, test_set_y (and optionally list_classes).")
     if state.upload_error:
-        sb.error(escape_markdown(state.upload_error))
+        sb.error(state.upload_error)  # Markdown already: escaped, file names as code
     sb.checkbox("Standardise features", key=cfg_key("standardize"))
 
     sb.subheader("Network")
@@ -168,8 +176,14 @@ def render() -> Config | None:
     sb.latex(INITIALIZERS[init].latex)
     sb.caption(INITIALIZERS[init].doc)
     left, right = sb.columns(2)
-    left.number_input("Scale s", key=cfg_key("init_scale"), format="%g", step=0.01,
-                      disabled=init not in SCALED_INITS)
+    if init in SCALED_INITS:
+        # the field is not drawn while another initialiser is chosen, and Streamlit forgets an undrawn widget's value
+        ss.setdefault(cfg_key("init_scale"), state.config.init_scale)
+        left.number_input("Scale s", key=cfg_key("init_scale"), format="%g", step=0.01,
+                          help="The std of normal and truncated normal, the bound of uniform, the value of constant.")
+    else:  # the config keeps its s for when a scaled initialiser is chosen again; none is in force now
+        left.text_input("Scale s", "not used", key=sidebar_key("scale_unused"), disabled=True,
+                        help=f"{INITIALIZERS[init].label} sets the weights' variance by the formula above: no s.")
     right.number_input("Gain ×", key=cfg_key("init_gain"), format="%g", step=0.1,
                        help="Multiplies every weight matrix after drawing it.")
     sb.selectbox("Fan mode", FAN_MODES, key=cfg_key("init_mode"), disabled=not init.startswith("he_"))
@@ -212,6 +226,10 @@ def render() -> Config | None:
     except ConfigError as e:
         sb.error(escape_markdown(e))
         return None
+    preset = all_presets[state.preset]
+    preset_note.caption(preset.note if preset.describes(config) else
+                        f"Your own network now: the {preset.name} preset's note no longer applies (pick the preset "
+                        "again to go back to it).")
     state.config = config
     query = to_query(config, state.preset)
     if st.query_params.to_dict() != query:

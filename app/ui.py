@@ -8,6 +8,7 @@ from typing import Any, Callable, Generic, TypeVar
 import streamlit as st
 
 from app.charts import export
+from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
 from core.config import Config
@@ -57,16 +58,17 @@ class SessionState:
     generation: Slot[int | None] = Slot(key="widget_generation")  # of the sidebar's config widgets
     preset: Slot[str | None] = Slot()  # widget
     instant: Slot[bool] = Slot(False, key="replay_instantly")  # widget: "Replay cached runs instantly"
-    dataset_upload: Slot[Any] = Slot()  # widget: the uploaded dataset file
+    dataset_upload: Slot[Any] = Slot()  # widget: the uploaded dataset files (a list)
     uploaded_dataset: Slot[Any] = Slot()  # its Dataset: one per session, a new upload replaces it
-    upload_error: Slot[str | None] = Slot()
+    upload_error: Slot[str | None] = Slot()  # as Markdown (escaped, file names as code)
     train_key: Slot[str | None] = Slot()  # the run the Training tab watches
     train_frozen: Slot[int | None] = Slot()  # snapshots seen when Stop was pressed; None while it is watched live
     train_error: Slot[str | None] = Slot()
     run_upload: Slot[Any] = Slot()  # widget: the uploaded run file
     replay: Slot[Any] = Slot()  # its recorded run, shown in the Training tab
     replay_name: Slot[str | None] = Slot()
-    run_upload_error: Slot[str | None] = Slot()
+    run_upload_error: Slot[str | None] = Slot()  # as Markdown (escaped, file names as code)
+    replay_load_error: Slot[str | None] = Slot()  # why the replay's settings could not be loaded into the sidebar
     compare: Slot[list] = Slot([])  # widget: the initialisers to compare
     compare_keys: Slot[dict] = Slot({})  # initialiser label -> its run's key
     compare_errors: Slot[list] = Slot([])
@@ -159,7 +161,7 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
 # --- shared widgets ---------------------------------------------------------------------------------------------
 def theory_toggle(container) -> None:
     container.toggle("Mean-field prediction (dashed)", key=THEORY_KEY, **keep(THEORY_KEY, True),
-                     help="What theory predicts for each layer before anything is measured: see the Theory tab.")
+                     help=explain("mean-field") + "\n\nSee the Theory tab.")
 
 
 def loss_log_toggle() -> bool:
@@ -167,8 +169,9 @@ def loss_log_toggle() -> bool:
                      help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
 
 
-def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True) -> None:
-    """A figure, what to look for in it, and its data as CSV (unless not `csv`). A `live` one is redrawn in place
+def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True, help: str | None = None) -> None:
+    """A figure, what to look for in it (`help`: hover help for its words, app.glossary), and its data as CSV (unless
+    not `csv`). A `live` one is redrawn in place
     (`live_chart`) as a static picture: it is replaced several times a second, so hover and zoom could not be used
     anyway, and skipping their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of
     the click."""
@@ -177,10 +180,10 @@ def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True) -> 
     else:
         st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
     if not csv:
-        st.caption(caption)
+        st.caption(caption, help=help)
         return
     text, button = st.columns([6, 1], vertical_alignment="center")
-    text.caption(caption)
+    text.caption(caption, help=help)
     button.download_button("CSV", data=lambda: export.figure_csv(fig), file_name=f"initlab-{key}.csv",
                            mime="text/csv", key=f"{key}_csv", on_click="ignore", help="This chart's data as CSV.")
 

@@ -6,6 +6,9 @@ Layout of a run file (format `FORMAT_VERSION`)::
                              dataset_name, dataset_fingerprint, network_dims, activations (JSON), stat_keys (JSON)
     /params/initial   W1..WL, b1..bL (attr lsuv_iterations)      /params/final  the same, valid once complete
                       (every dataset of the file is compressed: COMPRESSION)
+    /params/steps     W1..WL, b1..bL, step: one row per snapshot whose step is a multiple of the attribute
+                      params_every, the weights as the snapshot left them; only for 2-D inputs (the decision boundary
+                      is drawn from them), within STEP_PARAMS_BUDGET; absent in other and older files
     /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step
     /run/seconds      wall-clock seconds from the start of the run to each row's snapshot (absent in files
                       written before it was added: readers then have no timing, `RecordedRun.seconds` is None)
@@ -22,8 +25,10 @@ While the run streams the file is ``<path>.partial``; it is renamed to ``<path>`
 
 from __future__ import annotations
 
+import bisect
 import errno
 import json
+import math
 import os
 import platform
 import shutil
@@ -55,6 +60,10 @@ CHUNK_BYTES = 256 * 1024  # fewer rows per chunk when layers are many
 # sign and exponent bytes (their mantissas are noise: see the README for the ratios measured)
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+STEP_PARAMS = "params/steps"
+# The weights a 2-D run keeps for its decision boundary, all snapshots together (in memory and in its file): every
+# snapshot's for the toy networks (the course's 2-10-5-1 on 15,000 steps keeps 151 x 808 bytes), fewer for big ones.
+STEP_PARAMS_BUDGET = 8 * 2**20
 # Free space a write must leave: HDF5's own metadata, and closing the file cleanly. HDF5 survives few failed writes
 # (a failed SWMR start leaves it to crash the process later), so writes that would not fit are refused before.
 SPACE_MARGIN = 256 * 1024
@@ -100,6 +109,33 @@ class RecordedRun:
     initial_params: Params
     final_params: Params | None  # None unless complete
     seconds: tuple[float, ...] | None = None  # per snapshot, from the start of the run; None in older files
+    # (step, weights) by step: every params_every steps (2-D inputs); else, as in older files, the initial weights
+    # (step 0) and, once complete, the final ones (the last snapshot's step)
+    step_params: tuple[tuple[int, Params], ...] = ()
+
+
+def params_every(dims: tuple[int, ...], config: Config) -> int:
+    """Every how many steps a run keeps its weights for the decision boundary: 0 (never) unless the network takes
+    2-D inputs; else at every snapshot (record_every) if they all fit STEP_PARAMS_BUDGET, at every k-th if not."""
+    if dims[0] != 2:
+        return 0
+    per_snapshot = 8 * sum(dims[i] * (dims[i - 1] + 1) for i in range(1, len(dims)))
+    snapshots = config.iterations // config.record_every + 2
+    return config.record_every * max(1, math.ceil(snapshots * per_snapshot / STEP_PARAMS_BUDGET))
+
+
+def keep_step_params(kept: list[tuple[int, Params]], step: int, params: Params, every: int,
+                     last: bool = False) -> None:
+    """Append a copy of `params` as `step`'s if the step falls on `every` (or is the run's `last`) and is not kept
+    yet. Append-only: another thread can read the list while it grows."""
+    if every and (step % every == 0 or last) and (not kept or kept[-1][0] < step):
+        kept.append((step, params.copy()))
+
+
+def params_at(kept, step: int) -> tuple[int, Params] | None:
+    """The (step, weights) kept at the latest step at or before `step`; None if none is."""
+    i = bisect.bisect_right([s for s, _ in kept], step)
+    return kept[i - 1] if i else None
 
 
 def partial_path(path: str | Path) -> Path:
@@ -160,6 +196,7 @@ class RunRecorder:
         self.flush_seconds = flush_seconds
         net, config = training.network, training.config
         self.layout = stat_layout(net.depth, config.bins)
+        self.params_every = params_every(net.dims, config)
         try:
             self.file = h5py.File(self.partial, "w", libver="latest")
         except OSError as e:
@@ -172,7 +209,8 @@ class RunRecorder:
             self._create_layout(net, config)
         self.buffer: list[Snapshot] = []
         self.times: list[float] = []  # seconds from the start of the run of each buffered snapshot
-        self.rows = 0
+        self.params_buffer: list[tuple[int, Params]] = []  # the weights of the buffered snapshots that keep them
+        self.rows = self.params_rows = 0
         self.started = self.last_flush = self.last_add = time.monotonic()
         self.interval = 0.0  # time between the last two snapshots
 
@@ -195,6 +233,13 @@ class RunRecorder:
                       for key, (shape, t) in self.layout.items()}
         self.edges = {h: f.create_dataset(f"edges/{h}", shape=(net.depth, config.bins + 1), dtype=np.float64)
                       for h in HISTOGRAMS}
+        self.step_params = {}
+        if self.params_every:
+            steps = f.create_group(STEP_PARAMS)
+            steps.attrs["params_every"] = self.params_every
+            self.step_params = {name: _row_dataset(steps, name, a.shape, a.dtype)
+                                for name, a in _params_arrays(training.params)}
+            self.step_params["step"] = _row_dataset(steps, "step", (), np.int64)
         self.complete = f.create_dataset("status/complete", data=np.int8(0))
         self.reason = f.create_dataset("status/stopped_reason", shape=(0,), maxshape=(None,), dtype=np.uint8,
                                        chunks=(256,))
@@ -244,6 +289,7 @@ class RunRecorder:
         now = time.monotonic()
         self.buffer.append(snapshot)
         self.times.append(now - self.started)
+        keep_step_params(self.params_buffer, snapshot.step, self.training.params, self.params_every)
         self.interval, self.last_add = now - self.last_add, now
         if now + self.interval - self.last_flush >= self.flush_seconds:
             self.flush()
@@ -265,8 +311,23 @@ class RunRecorder:
                     ds.resize(n + k, axis=0)
                     ds[n:n + k] = blocks[key]
                 self.rows, self.buffer, self.times = n + k, [], []
+            if self.params_buffer:
+                self._flush_step_params()
             self.file.flush()
         self.last_flush = time.monotonic()
+
+    def _flush_step_params(self) -> None:
+        """Append the buffered weights, one row per kept step (steps last, as the snapshots'). Call within
+        `_writing`."""
+        n, k = self.params_rows, len(self.params_buffer)
+        self._require_space(sum(a.nbytes for _, p in self.params_buffer for _, a in _params_arrays(p)))
+        blocks = {name: np.stack([dict(_params_arrays(p))[name] for _, p in self.params_buffer])
+                  for name in self.step_params if name != "step"}
+        blocks["step"] = np.array([step for step, _ in self.params_buffer], dtype=np.int64)
+        for name, block in blocks.items():
+            self.step_params[name].resize(n + k, axis=0)
+            self.step_params[name][n:n + k] = block
+        self.params_rows, self.params_buffer = n + k, []
 
     def finish(self, stopped_reason: str | None = None) -> Path:
         """Store the final parameters and the stop reason (``stopped_reason`` or the training's), mark the file

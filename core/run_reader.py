@@ -10,7 +10,8 @@ import numpy as np
 from .activations import ACTIVATIONS, canonical_name
 from .config import Config, ConfigError
 from .network import Params
-from .record import FORMAT, FORMAT_VERSION, RUN_COLUMNS, SECONDS, RecordedRun, RunFileError, stat_layout
+from .record import (FORMAT, FORMAT_VERSION, RUN_COLUMNS, SECONDS, STEP_PARAMS, RecordedRun, RunFileError,
+                     stat_layout)
 from .sandbox import parse
 from .stats import HISTOGRAMS, Snapshot
 from .untrusted import FileSource, ParseLimits, UntrustedFileError, read_tree
@@ -136,6 +137,8 @@ class _RunTree:
                               values["test_accuracy"][i], {key: block[i] for key, block in stats.items()}, edges)
                      for i in range(n)]
         seconds = self.array(f"run/{SECONDS}", "f", (None,), optional=True)
+        initial = self.params("params/initial", dims)
+        final = self.params("params/final", dims) if complete else None
         return RecordedRun(
             config=config,
             dataset_name=_printable(self.text("dataset_name"), MAX_NAME_CHARS),
@@ -146,8 +149,27 @@ class _RunTree:
             stopped_reason=_printable(reason, MAX_REASON_CHARS) or None,
             complete=complete,
             versions=self.json("versions", dict),
-            initial_params=self.params("params/initial", dims),
-            final_params=self.params("params/final", dims) if complete else None,
+            initial_params=initial,
+            final_params=final,
+            step_params=self.step_params(dims, initial, final, snapshots[-1].step if snapshots else 0),
             # absent in files written before it was recorded; written before the steps, so never shorter here
             seconds=None if seconds is None or len(seconds) < n else tuple(seconds[:n].tolist()),
         )
+
+    def step_params(self, dims: tuple[int, ...], initial: Params, final: Params | None,
+                    last_step: int) -> tuple[tuple[int, Params], ...]:
+        """The weights by step (RecordedRun.step_params): the rows of /params/steps, else the initial weights; and
+        the final ones at the last step if they are not its row."""
+        steps = self.array(f"{STEP_PARAMS}/step", "iu", (None,), optional=True)
+        if steps is None:
+            kept = [(0, initial)]
+        else:
+            W = [self.array(f"{STEP_PARAMS}/W{i}", "f", (None, dims[i], dims[i - 1])) for i in range(1, len(dims))]
+            b = [self.array(f"{STEP_PARAMS}/b{i}", "f", (None, dims[i], 1)) for i in range(1, len(dims))]
+            rows = min(len(a) for a in (steps, *W, *b))  # a kill may cut one block short
+            kept = [(int(steps[j]), Params([w[j] for w in W], [c[j] for c in b])) for j in range(rows)]
+            if any(later <= earlier for (earlier, _), (later, _) in zip(kept, kept[1:])):
+                raise self.damaged(f"{STEP_PARAMS}/step is not increasing")
+        if final is not None and (not kept or kept[-1][0] < last_step):
+            kept.append((last_step, final))
+        return tuple(kept)

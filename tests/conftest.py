@@ -18,10 +18,22 @@ def cat_data():
     return load_dataset("catvnoncat", SHARED_DATA)
 
 
+CODE_SPAN = re.compile(r"(?<![`\\])(`+)(?!`)(.*?)(?<!`)\1(?!`)", re.DOTALL)  # shown as typed: no escape, no link
+
+
 def shown_text(markdown: str) -> str:
-    """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation,
-    and the word joiner (U+2060) is invisible."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+    """What a reader sees of Markdown text without syntax: CommonMark drops the backslash before ASCII punctuation
+    (outside code spans, which show their content as typed, less one space of padding each side), and the word
+    joiner (U+2060) is invisible."""
+    out, at = [], 0
+    for span in CODE_SPAN.finditer(markdown):
+        content = span.group(2)
+        if len(content) > 1 and content[0] == content[-1] == " ":
+            content = content[1:-1]
+        out += [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown[at:span.start()]), content]
+        at = span.end()
+    out.append(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown[at:]))
+    return "".join(out).replace("\u2060", "")
 
 
 class CountingFactory:

@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.serving import store
+from app.glossary import GLOSSARY, explain
 from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
@@ -23,7 +24,7 @@ from core.config import Config
 from core.data import load_dataset
 from core.record import RunRecorder, record
 from core.train import Training
-from tests.conftest import shown_text
+from tests.conftest import CODE_SPAN, SHARED_DATA, shown_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 TIMEOUT = 120
@@ -205,7 +206,7 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     assert any("Finished 40 steps" in s.value for s in at.success)
     titles = chart_titles(at)
     for title in ("Loss", "Accuracy", "Activation std per layer", "Update-to-weight ratio per layer",
-                  "Decision boundary"):
+                  "Decision boundary at step 40"):  # the boundary of the step the other charts end at
         assert title in titles
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert decode(loss["data"][0]["x"]) == [0, 10, 20, 30, 40]
@@ -260,6 +261,65 @@ def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them(
     assert small[2] < course[2] / 100  # ×0.01 has lost the signal by the third layer; /sqrt(n) keeps it
 
 
+def sidebar_captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_the_preset_note_goes_when_the_network_is_no_longer_the_presets():
+    at = start()
+    assert "4-layer cat classifier" in sidebar_captions(at)
+    at.selectbox(key=key(at, "cfg_init")).set_value("he_normal").run()  # another initialiser: still the preset's net
+    assert "4-layer cat classifier" in sidebar_captions(at)
+    at.text_input(key=key(at, "cfg_layers")).set_value("20,7").run()
+    assert "4-layer cat classifier" not in sidebar_captions(at) and "no longer applies" in sidebar_captions(at)
+
+
+def test_scale_shows_what_is_in_force_and_comes_back_with_a_scaled_initialiser():
+    at = start()
+    at.number_input(key=key(at, "cfg_init_scale")).set_value(10.0).run()
+    at.selectbox(key=key(at, "cfg_init")).set_value("he_normal").run()
+    assert not [n for n in at.sidebar.number_input if n.label == "Scale s"]  # no stale 10 on show
+    shown = next(t for t in at.sidebar.text_input if t.label == "Scale s")
+    assert shown.value == "not used" and shown.disabled
+    at.selectbox(key=key(at, "cfg_init")).set_value("normal").run()
+    no_errors(at)
+    assert at.number_input(key=key(at, "cfg_init_scale")).value == 10.0 and at.session_state.config.init_scale == 10
+
+
+# Formula syntax written as plain text: a superscript or subscript, an expectation E[...], a Greek letter with an
+# index; outside $...$ (typeset) and code spans nothing of it may remain.
+PLAIN_FORMULA = re.compile(r"\^|_\{|\bE\[|[σχξφ][_₁²*]|q\*")
+MATH_SPAN = re.compile(r"(?<![\\$])\$(?!\s)[^$]+?(?<![\s\\])\$")
+
+
+def page_help(at: AppTest) -> str:
+    """Every hover help on the page (widgets, captions, headings), in page order."""
+    def walk(node):
+        yield node
+        children = getattr(node, "children", None)
+        for child in (children.values() if isinstance(children, dict) else ()):
+            yield from walk(child)
+    return "\n".join(node.proto.help for node in walk(at._tree) if getattr(getattr(node, "proto", None), "help", ""))
+
+
+def test_every_glossary_terms_help_reaches_the_page_and_no_caption_writes_a_formula_as_text(tmp_path):
+    path = tmp_path / "run.h5"  # a recorded run: the Training tab's charts without training
+    list(record(Training(Config(dataset="circles", layers=(4,), iterations=10, record_every=5),
+                         load_dataset("circles")), path))
+    at = open_tab(start(), "Run file")
+    at.file_uploader(key="run_upload").upload("run.h5", path.read_bytes(), "application/x-hdf5").run()
+    helped, plain = set(), []
+    for tab in ("At initialisation", "Training", "Theory"):
+        open_tab(at, tab)
+        no_errors(at)
+        shown = page_help(at)
+        helped |= {term for term in GLOSSARY if explain(term) in shown}
+        bodies = [e.value for kind in ("markdown", "caption", "info") for e in getattr(at.main, kind)]
+        plain += [body for body in bodies if PLAIN_FORMULA.search(MATH_SPAN.sub("", CODE_SPAN.sub("", body)))]
+    assert helped == set(GLOSSARY)
+    assert not plain
+
+
 def test_a_bad_dataset_upload_shows_the_loaders_error():
     at = start()
     at.file_uploader(key="dataset_upload").upload("broken.h5", b"this is not HDF5", "application/x-hdf5").run()
@@ -282,6 +342,28 @@ def test_a_good_dataset_upload_becomes_the_dataset(tmp_path):
     assert "Activations A per layer" in chart_titles(at)
 
 
+def test_the_course_files_uploaded_together_become_the_dataset(cat_data):
+    files = [(name, (SHARED_DATA / name).read_bytes(), "application/x-hdf5")
+             for name in ("test_catvnoncat.h5", "train_catvnoncat.h5")]
+    at = start()
+    at.file_uploader(key="dataset_upload").set_value(files).run()
+    no_errors(at)
+    assert at.session_state.config.dataset == "upload:catvnoncat"
+    assert at.session_state.uploaded_dataset.fingerprint() == cat_data.fingerprint()
+
+
+def test_an_upload_error_shows_file_names_and_keys_as_code(tmp_path):
+    path = tmp_path / "my_train_file.h5"
+    with h5py.File(path, "w") as f:
+        f["train_set_x"] = np.zeros((4, 2, 2), dtype=np.uint8)
+        f["train_set_y"] = np.arange(4) % 2
+    at = start()
+    at.file_uploader(key="dataset_upload").upload(path.name, path.read_bytes(), "application/x-hdf5").run()
+    message = at.sidebar.error[0].value  # Markdown: a name outside a code span would italicise between underscores
+    assert "`my_train_file.h5` has no `test_set_x`" in message and "`test_catvnoncat.h5`" in message
+    assert "_" not in CODE_SPAN.sub("", message)
+
+
 @pytest.mark.parametrize("content", [b"not HDF5 at all", "dataset"], ids=["not-hdf5", "a-dataset-not-a-run"])
 def test_a_bad_run_file_upload_shows_an_error(content, tmp_path):
     if content == "dataset":  # the likeliest mistake: the course's data file dropped on the run-file uploader
@@ -295,6 +377,24 @@ def test_a_bad_run_file_upload_shows_an_error(content, tmp_path):
     assert any("run file" in e.value for e in at.error) and at.session_state.replay is None
 
 
+def test_a_replayed_run_shows_its_own_settings_and_loads_them_into_the_sidebar(tmp_path):
+    config = Config(dataset="circles", layers=(4,), init="he_normal", iterations=20, record_every=5, seed=7)
+    path = tmp_path / "my_run.h5"
+    list(record(Training(config, load_dataset("circles")), path))
+    at = open_tab(start(), "Run file")  # the seed question in the sidebar: another network, other data
+    at.file_uploader(key="run_upload").upload(path.name, path.read_bytes(), "application/x-hdf5").run()
+    at = open_tab(at, "Training")
+    header = next(shown_text(m.value) for m in at.markdown if "Replaying" in m.value)
+    assert "Replaying my_run.h5: **[2, 4, 1] relu -> sigmoid** on circles · He/Kaiming normal" in header
+    assert "seed 7" in header and "20 iterations" in header
+    assert "Decision boundary" not in " ".join(chart_titles(at))  # the sidebar's data is not the run's
+    at.button(key="load_replay_settings").click().run()
+    no_errors(at)
+    assert at.session_state.config == config and at.session_state.preset == "custom"
+    assert at.text_input(key=key(at, "cfg_layers")).value == "4"
+    assert "Decision boundary at step 20" in chart_titles(at)  # now on the run's data: the final step's weights
+
+
 def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     config = Config(dataset="circles", layers=(4,), iterations=20, record_every=5)
     path = tmp_path / "run.h5"
@@ -304,7 +404,7 @@ def test_a_recorded_run_replays_in_the_training_tab(tmp_path):
     no_errors(at)
     assert any("Loaded run.h5" in shown_text(m.value) for m in at.success)
     open_tab(at, "Training")
-    assert any("Replaying" in i.value for i in at.info)
+    assert any("Replaying" in m.value for m in at.markdown)
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert decode(loss["data"][0]["x"]) == [0, 5, 10, 15, 20]
 
@@ -422,7 +522,7 @@ def assert_shown_as_text(at: AppTest, text: str) -> None:
     assert not at.exception
     bodies = markdown_bodies(at)
     assert any(text in shown_text(body) for body in bodies), bodies
-    assert not [body for body in bodies if LIVE_LINK.search(body)]
+    assert not [body for body in bodies if LIVE_LINK.search(CODE_SPAN.sub("", body))]
 
 
 @pytest.mark.parametrize("text", [HOSTILE, "`code` \\[x\\] 1. item\n\n- list\n> quote | a | b |\n***", "plain words"])
@@ -473,7 +573,7 @@ def test_a_replayed_runs_name_and_stop_reason_are_shown_as_text(tmp_path):
     assert_shown_as_text(at, f"Loaded {name}")
     at = open_tab(at, "Training")
     assert_shown_as_text(at, f"ended early: {HOSTILE}")
-    assert any(f"({name})" in shown_text(i.value) for i in at.info)
+    assert any(f"Replaying {name}" in shown_text(m.value) for m in at.markdown)
 
 
 # --- the pure state helpers --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 from app.serving.cache import RunCache, cache_key
 from core.config import Config
 from core.data import load_dataset
+from core.record import params_at
 from core.run_reader import read_run
 from core.train import Training
 from tests.conftest import CountingFactory
@@ -189,6 +190,10 @@ def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, c
     assert replay.cached and replay.status == FINISHED and replay.path == cache.get(small(), circles)
     assert [s.loss for s in replay.snapshots] == [s.loss for s in run.snapshots]
     assert replay.seconds == pytest.approx(run.seconds, abs=0.5)  # the original run's time, from its file
+    # the weights the 2-D boundary is drawn from: at every snapshot, the same read back from the file
+    assert [step for step, _ in run.step_params] == [s.step for s in run.snapshots] == [0, 10, 20, 30, 40]
+    for (step, kept), (back_step, back) in zip(run.step_params, replay.step_params, strict=True):
+        assert step == back_step and all(np.array_equal(a, b) for a, b in zip(kept.W + kept.b, back.W + back.b))
 
 
 class FakeClock:
@@ -213,13 +218,13 @@ def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_the
     first = store.start(small(iterations=400), circles, "one", Limits())
     assert isinstance(first, Replay) and store.get(first.key) is first
     assert first.status == RUNNING and not first.done and first.message is None
-    assert first.params is run.initial_params  # the boundary at initialisation until the replay reaches the end
     clock.now += offsets[20]
     assert first.snapshots == run.snapshots[:21] and first.status == RUNNING
+    assert params_at(first.step_params, first.snapshots[-1].step)[0] == run.snapshots[20].step  # the shown step's
     second = store.start(small(iterations=400), circles, "two", Limits())  # starts later: its own pace
     assert len(second.snapshots) == sum(t <= 0 for t in offsets) < 21
     clock.now += offsets[-1] - offsets[20]
-    assert first.done and first.status == FINISHED and first.snapshots == run.snapshots and first.params is run.params
+    assert first.done and first.status == FINISHED and first.snapshots == run.snapshots
     assert not second.done and len(second.snapshots) < len(run.snapshots)
     clock.now += offsets[20]
     assert second.done and second.snapshots == run.snapshots

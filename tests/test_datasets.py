@@ -641,8 +641,8 @@ def test_core_data_imports_no_dashboard_libraries():
             imported.add(node.module.split(".")[0])
     assert not imported & {"streamlit", "plotly", "sklearn", "matplotlib"}
     assert imported <= {"__future__", "hashlib", "io", "math", "os", "dataclasses", "functools", "pathlib", "h5py",
-                        "numpy", "threading", "typing", "untrusted", "sandbox", "dataset", "course_h5", "toy",
-                        "registry"}
+                        "numpy", "threading", "typing", "zipfile", "zlib", "untrusted", "sandbox", "dataset",
+                        "course_h5", "toy", "registry", "upload"}
 
 
 def test_a_class_asking_at_once_shares_one_load(monkeypatch):

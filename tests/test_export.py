@@ -38,7 +38,7 @@ def test_predictions_and_colour_bars_are_named_or_left_out():
 
 def test_heatmaps_export_the_counts_not_their_logarithm():
     counts = np.arange(2 * 1 * 4).reshape(2, 1, 4)
-    fig = figures.histogram_heatmaps(np.array([0, 10]), counts, np.linspace(-1, 1, 5)[None], "t")
+    fig = figures.histogram_heatmaps(np.array([0, 10]), counts, np.linspace(-1, 1, 5)[None], "t", "A")
     table = rows(export.figure_csv(fig))
     assert list(table[0]) == ["series", "x", "y", "z"] and len(table) == 8
     got = {(int(r["x"]), float(r["y"])): int(r["z"]) for r in table}

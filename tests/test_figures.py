@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from app.charts import figures, style
+from app.charts.training import layer_figures
 from core.config import Config
 from core.data import load_dataset
 from core.train import Training, probe
@@ -32,6 +33,9 @@ def test_layer_histograms_draw_each_layers_own_bins_on_one_shared_axis():
     np.testing.assert_allclose(fig.data[1].width, [2, 2, 2, 2])
     np.testing.assert_allclose(fig.data[1].y, [0, 0, 0.5, 0.5])  # share of the layer's values per bin
     assert fig.layout.xaxis.matches == "x2" or fig.layout.xaxis2.matches == "x"  # shared x
+    for axis in (fig.layout.yaxis, fig.layout.yaxis2):  # each row says its layer and reads its share in per cent
+        assert axis.title.text in ("L1", "L2") and axis.tickformat == ".0%" and axis.showticklabels is not False
+    assert "share of the layer's values per bin" in fig.layout.xaxis2.title.text
 
 
 def test_deep_nets_are_drawn_as_an_even_selection_that_keeps_first_and_last_layer():
@@ -98,8 +102,9 @@ def test_histogram_heatmaps_put_steps_on_x_and_bin_centres_on_y(circles_run):
     run, snaps = circles_run
     counts = np.stack([s.stats["a_hist"] for s in snaps])  # (T, L, bins)
     edges = snaps[0].edges["a"]
-    fig = figures.histogram_heatmaps(np.array([s.step for s in snaps]), counts, edges, "t")
+    fig = figures.histogram_heatmaps(np.array([s.step for s in snaps]), counts, edges, "t", "activations A")
     assert len(fig.data) == 4
+    assert [fig.layout[f"yaxis{'' if row == 1 else row}"].title.text for row in range(1, 5)] == ["activations A"] * 4
     heat = fig.data[1]
     assert np.asarray(heat.z).shape == (16, 4)  # bins x steps
     np.testing.assert_allclose(heat.y, (edges[1][:-1] + edges[1][1:]) / 2)
@@ -119,6 +124,29 @@ def test_decision_boundary_has_the_probability_surface_and_one_trace_per_class()
     fig = figures.decision_boundary(xs, ys, prob, points, np.array([0, 1, 1]))
     assert [t.type for t in fig.data] == ["contour", "scatter", "scatter"]
     assert len(fig.data[2].x) == 2
+
+
+def test_the_boundary_is_drawn_from_the_weights_of_the_step_shown():
+    training = Training(Config(dataset="circles", layers=(4,), iterations=20, record_every=5), load_dataset("circles"))
+    snapshots, kept = [], []
+    for snapshot in training:
+        snapshots.append(snapshot)
+        kept.append((snapshot.step, training.params.copy()))
+
+    def figures_of(step_params, shown=3):
+        return layer_figures(snapshots[:shown], training.network, step_params, training.dataset)["boundary"]
+
+    for shown in (1, 3, 5):  # steps 0, 10, 20: each its own weights
+        fig = figures_of(kept, shown)
+        step, params = kept[shown - 1]
+        hidden = np.maximum(params.W[0] @ np.vstack([g.ravel() for g in np.meshgrid(fig.data[0].x, fig.data[0].y)])
+                            + params.b[0], 0)
+        want = 1 / (1 + np.exp(-(params.W[1] @ hidden + params.b[1])))
+        np.testing.assert_allclose(np.asarray(fig.data[0].z).ravel(), want.ravel(), rtol=1e-9, atol=1e-12)
+        assert fig.layout.title.text == f"Decision boundary at step {step}"
+    old_file = [kept[0], kept[-1]]  # a run file from before the weights were kept: the initial and the final ones
+    title = figures_of(old_file, 3).layout.title.text
+    assert title.startswith("Decision boundary at step 0<br>") and "the initial weights" in title and "step 10" in title
 
 
 def test_curves_overlay_one_line_per_name():
@@ -267,9 +295,9 @@ FIGURES = {
     "per layer, linear": lambda: figures.per_layer_over_steps(*_steps_values(5, 3), "t", "y", log_y=False,
                                                               reference=0.0, predicted=np.zeros(3)),
     "heatmaps, 1 layer": lambda: figures.histogram_heatmaps(np.arange(3), np.ones((3, 1, 8)),
-                                                            np.linspace(0, 1, 9)[None], "t"),
+                                                            np.linspace(0, 1, 9)[None], "t", "A"),
     "heatmaps, 31 layers": lambda: figures.histogram_heatmaps(np.arange(3), np.zeros((3, 31, 8)),
-                                                              np.tile(np.linspace(0, 1, 9), (31, 1)), "t"),
+                                                              np.tile(np.linspace(0, 1, 9), (31, 1)), "t", "A"),
     "boundary": lambda: figures.decision_boundary(np.linspace(-1, 1, 5), np.linspace(-1, 1, 4), np.full((4, 5), 0.5),
                                                   np.array([[0.0, 0.5, -0.5], [0.0, 0.5, 0.2]]), np.array([0, 1, 1])),
 }
@@ -281,7 +309,8 @@ def test_every_figure_is_what_plotly_validation_would_make_it(name):
 
 
 def test_stacked_plots_share_the_bottom_x_axis_and_keep_make_subplots_domains():
-    fig = figures.histogram_heatmaps(np.arange(3), np.ones((3, 4, 8)), np.tile(np.linspace(0, 1, 9), (4, 1)), "t")
+    fig = figures.histogram_heatmaps(np.arange(3), np.ones((3, 4, 8)), np.tile(np.linspace(0, 1, 9), (4, 1)), "t",
+                                     "A")
     layout = fig.layout
     assert [a.matches for a in (layout.xaxis, layout.xaxis2, layout.xaxis3, layout.xaxis4)] == ["x4"] * 3 + [None]
     assert layout.xaxis4.title.text == "step" and layout.xaxis.showticklabels is False

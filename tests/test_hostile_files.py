@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -253,10 +254,13 @@ def run_corpus(folder: Path, secret: dict) -> dict[str, tuple[Path, str]]:
     return corpus
 
 
+SECRET_FILE = re.compile(r"(?<![\w.-])secret\.(?:txt|h5)")  # the secret's file named on its own or in a path
+
+
 def assert_clean(text: str, secret: dict) -> None:
     """No byte of the secret, and neither the secret's file nor its folder (a server path), in ``text``."""
     assert SECRET_TOKEN not in text and "hunter2" not in text, text
-    assert "secret.txt" not in text and "secret.h5" not in text, text
+    assert not SECRET_FILE.search(text), text  # an upload's own name may end in it (evil_vds_secret.h5)
     assert "Traceback" not in text, text
 
 

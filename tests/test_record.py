@@ -16,7 +16,7 @@ import pytest
 from core.cli import main
 from core.config import Config
 from core.data import load_dataset
-from core.record import RunFileError, RunRecorder, partial_path, record
+from core.record import RunFileError, RunRecorder, params_every, partial_path, record
 from core.run_reader import read_run
 from core.train import Training
 
@@ -79,6 +79,33 @@ def test_a_file_from_before_the_seconds_column_still_reads(tmp_path):
         del f["run/seconds"]
     back = read_run(tmp_path / "run.h5")
     assert back.complete and back.seconds is None and [s.step for s in back.snapshots][-1] == 60
+
+
+def test_a_2d_run_keeps_the_weights_of_every_snapshot_for_its_boundary(tmp_path):
+    run = Training(SMALL, load_dataset("circles"))
+    seen = [(snapshot.step, run.params.copy()) for snapshot in record(run, tmp_path / "run.h5")]
+    back = read_run(tmp_path / "run.h5")
+    assert [step for step, _ in back.step_params] == [step for step, _ in seen] == [0, 7, 14, 21, 28, 35, 42, 49, 56,
+                                                                                    60]
+    for (_, got), (_, want) in zip(back.step_params, seen):
+        assert_same_params(got, want)
+
+
+def test_a_file_from_before_the_kept_weights_has_the_initial_and_final_ones(tmp_path):
+    write_run(tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5", "a") as f:  # what files written before they were kept looked like
+        del f["params/steps"]
+    back = read_run(tmp_path / "run.h5")
+    assert [step for step, _ in back.step_params] == [0, 60]
+    assert_same_params(back.step_params[0][1], back.initial_params)
+    assert_same_params(back.step_params[1][1], back.final_params)
+
+
+@pytest.mark.parametrize("layers, every", [((10, 5), 7), ((100, 100), 7 * 3)])
+def test_only_2d_runs_keep_weights_and_big_ones_fewer(layers, every):
+    config = SMALL.replace(layers=layers, iterations=2000)  # 287 snapshots of 10,701 float64 weights: 2.9 x 8 MB
+    assert params_every((2, *layers, 1), config) == every
+    assert params_every((3, *layers, 1), config) == 0
 
 
 def test_a_file_from_before_beta1_eps_and_gelu_tanh_still_reads(tmp_path):

@@ -49,7 +49,9 @@ def layer_histograms(edges: Array, counts: Array, title: str, x_title: str, shar
                      "name": f"layer {i + 1}", "marker": dict(color=layer_colour(i, len(counts)), line=dict(width=0)),
                      "hovertemplate": f"layer {i + 1}<br>%{{x:.3g}}: %{{y:.1%}}<extra></extra>", **on_row(row)})
     row_height, spacing = (62, 0.012) if shared_x else (84, 0.3 / max(len(layers), 1))  # room for each row's ticks
-    axes = stacked_axes([styled_axis(f"L{i + 1}", standoff=2, showticklabels=False) for i in layers], spacing, x_title,
+    # each row's y-axis: its layer, and the share of values per bin (one tick mid-way, so rows of 62 px stay legible)
+    axes = stacked_axes([styled_axis(f"L{i + 1}", standoff=2, tickformat=".0%", nticks=2, tickfont=dict(size=10))
+                         for i in layers], spacing, f"{x_title} (bars: share of the layer's values per bin)",
                         shared=shared_x)
     return make_figure(data, base_layout(title, height=90 + row_height * len(layers), showlegend=False, bargap=0,
                                          **axes))
@@ -219,8 +221,9 @@ def per_layer_over_steps(steps: Array, values: Array, title: str, y_title: str, 
     return make_figure(data, base_layout(title, showlegend=named, xaxis=styled_axis("step"), yaxis=y_axis, **extra))
 
 
-def histogram_heatmaps(steps: Array, counts: Array, edges: Array, title: str) -> go.Figure:
-    """fastai's "colorful dimension": per layer, steps on x, bins on y, colour log(1 + count). counts (T, L, B)."""
+def histogram_heatmaps(steps: Array, counts: Array, edges: Array, title: str, value_title: str) -> go.Figure:
+    """fastai's "colorful dimension": per layer, steps on x, bins of `value_title` on y, colour log(1 + count).
+    counts (T, L, B)."""
     layers = facet_layers(counts.shape[1], most=6)
     data = []
     for row, i in enumerate(layers, start=1):
@@ -230,14 +233,15 @@ def histogram_heatmaps(steps: Array, counts: Array, edges: Array, title: str) ->
                      "colorscale": VIRIDIS, "showscale": False,
                      "hovertemplate": "step %{x}<br>value %{y:.3g}<br>count %{customdata}<extra></extra>",
                      **on_row(row)})
-    axes = stacked_axes([styled_axis() for _ in layers], 0.07 if len(layers) > 1 else 0.0, "step")
+    axes = stacked_axes([styled_axis(value_title) for _ in layers], 0.07 if len(layers) > 1 else 0.0, "step")
     titles = [dict(text=f"layer {i + 1}", font=dict(size=13), showarrow=False, xref="paper", x=0.0, xanchor="left",
                    yref="paper", y=axes[f"yaxis{'' if row == 1 else row}"]["domain"][1], yanchor="bottom")
               for row, i in enumerate(layers, start=1)]
     return make_figure(data, base_layout(title, height=80 + 150 * len(layers), annotations=titles, **axes))
 
 
-def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: Array, labels: Array) -> go.Figure:
+def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: Array, labels: Array,
+                      title: str = "Decision boundary") -> go.Figure:
     """P(class 1) over the plane (probability (ny, nx)) with the data points (2, m) coloured by label (m,)."""
     data = [{"type": "contour", "x": grid_x, "y": grid_y, "z": probability, "zmin": 0, "zmax": 1,
              "colorscale": RDBU, "contours": dict(start=0, end=1, size=0.1), "opacity": 0.75,
@@ -250,5 +254,5 @@ def decision_boundary(grid_x: Array, grid_y: Array, probability: Array, points: 
                      "marker": dict(color=(PALETTE[1], PALETTE[0], PALETTE[2], PALETTE[3])[k % 4], size=7,
                                     symbol=MARKERS[k % len(MARKERS)],
                                     line=dict(color="white", width=1))})
-    return make_figure(data, base_layout("Decision boundary", height=460, xaxis=styled_axis("x₁"),
+    return make_figure(data, base_layout(title, height=460, xaxis=styled_axis("x₁"),
                                          yaxis=styled_axis("x₂", scaleanchor="x", scaleratio=1)))

@@ -98,7 +98,7 @@ def jacobian_histogram(spectra: Mapping[str, Array]) -> go.Figure:
         data.append({"type": "bar", "x": np.sqrt(edges[:-1] * edges[1:]), "y": counts / max(np.size(values), 1),
                      "width": np.diff(edges), "name": label, "marker": dict(color=colour(k), line=dict(width=0)),
                      "opacity": 0.75})
-    x_axis = styled_axis("singular value of J = ∏ D^l W^l", type="log", exponentformat="power")
+    x_axis = styled_axis("singular value of J = ∏ₗ Dˡ Wˡ", type="log", exponentformat="power")
     return make_figure(data, base_layout("Input–output Jacobian spectrum at initialisation", barmode="overlay",
                                          bargap=0, xaxis=x_axis,
                                          yaxis=styled_axis("share of singular values", tickformat=".0%")))

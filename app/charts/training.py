@@ -10,6 +10,7 @@ import numpy as np
 
 from app.charts import figures
 from core.network import Network, Params, forward
+from core.record import params_at
 from core.stats import Snapshot
 
 Array = np.ndarray
@@ -76,11 +77,12 @@ def loss_curves(steps_by_name, losses_by_name, title: str, chance: float | None,
                           reference_label=label, clip=True)
 
 
-def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | None, dataset,
-                  quantity: str = "a", most: int = 240, predicted_a_std: Array | None = None) -> dict[str, object]:
+def layer_figures(snapshots: list[Snapshot], network: Network, step_params, dataset, quantity: str = "a",
+                  most: int = 240, predicted_a_std: Array | None = None) -> dict[str, object]:
     """The Training tab's per-layer figures of a run so far (at most `most` snapshots per curve), keyed by name.
 
-    "boundary" is there only for 2-D data when the latest parameters and the run's dataset are given;
+    "boundary" is there only for 2-D data with the run's dataset given: drawn from the weights in `step_params`
+    ((step, Params) by step) at the last snapshot's step, or the latest step before it that kept them;
     `predicted_a_std` (per layer, at initialisation) is drawn dashed on the activation-std chart.
     """
     last = snapshots[-1]
@@ -97,9 +99,23 @@ def layer_figures(snapshots: list[Snapshot], network: Network, params: Params | 
                                                      zero_note=ZERO_NOTES["update_ratio"],
                                                      undefined_note=UNDEFINED_RATIO),
         "heatmap": figures.histogram_heatmaps(t, stack(snapshots, f"{quantity}_hist"), last.edges[quantity],
-                                              f"Histograms of {quantity.upper()} over steps (log 1 + count)"),
+                                              f"Histograms of {quantity.upper()} over steps (log 1 + count)",
+                                              HEATMAP_QUANTITIES[quantity].split()[-1]),
     }
-    if params is not None and dataset is not None and network.dims[0] == 2:
+    kept = params_at(step_params, last.step) if dataset is not None and network.dims[0] == 2 else None
+    if kept is not None:
+        step, params = kept
         xs, ys, prob = decision_grid(network, params, dataset.x_train)
-        out["boundary"] = figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0])
+        out["boundary"] = figures.decision_boundary(xs, ys, prob, dataset.x_train, dataset.y_train[0],
+                                                    boundary_title(step, last.step))
     return out
+
+
+def boundary_title(kept_step: int, shown_step: int) -> str:
+    """The boundary's step, and when it is not the step the other charts show, that it is the latest one whose
+    weights the run kept (a run file from before they were kept has only the initial and the final ones)."""
+    title = f"Decision boundary at step {kept_step:,}"
+    if kept_step != shown_step:
+        which = "the initial weights" if kept_step == 0 else "the latest weights kept"
+        title += f"<br><sub>{which}: the run has none for step {shown_step:,}, which the other charts show</sub>"
+    return title

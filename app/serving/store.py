@@ -43,7 +43,7 @@ from core.config import Config, ConfigError
 from core.data import default_data_dir
 from core.limits import Limits, check_limits
 from core.network import Network, Params
-from core.record import RunFileError, partial_path, record
+from core.record import RunFileError, keep_step_params, params_every, partial_path, record
 from core.stats import Snapshot
 from core.train import Training
 
@@ -75,8 +75,7 @@ class SharedRun:
     two_d: bool
     snapshots: list[Snapshot] = field(default_factory=list)  # append-only: readers slice a prefix
     offsets: list[float] = field(default_factory=list)  # seconds from the start to each snapshot (empty: unknown)
-    params: Params | None = None  # after the latest snapshot, kept for 2-D decision boundaries
-    initial_params: Params | None = None  # 2-D runs only: the boundary a replay shows until it reaches the end
+    step_params: list[tuple[int, Params]] = field(default_factory=list)  # 2-D runs: (step, weights), append-only
     status: str = RUNNING
     message: str | None = None
     watchers: set[str] = field(default_factory=set)
@@ -93,8 +92,8 @@ class SharedRun:
 
 def _recorded(recorded, two_d: bool) -> dict:
     """A SharedRun's fields for a run read back from its file (the disk cache's), ``status`` last."""
-    return dict(snapshots=recorded.snapshots, offsets=list(recorded.seconds or ()), params=recorded.final_params,
-                initial_params=recorded.initial_params if two_d else None, message=recorded.stopped_reason,
+    return dict(snapshots=recorded.snapshots, offsets=list(recorded.seconds or ()),
+                step_params=list(recorded.step_params) if two_d else [], message=recorded.stopped_reason,
                 seconds=recorded.seconds[-1] if recorded.seconds else None, cached=True,
                 status=DIVERGED if recorded.stopped_reason else FINISHED)
 
@@ -102,9 +101,9 @@ def _recorded(recorded, two_d: bool) -> dict:
 class Replay:
     """One watcher's view of an ended run, revealed at the pace the run was computed, from ``started`` on.
 
-    It reads like the SharedRun (key, snapshots, status, done, params, message, ...): a page draws either. Until the
-    last snapshot is due the replay is RUNNING and shows the 2-D boundary of the initial parameters; then it is the
-    run itself. Watchers who start the same run at different times each get their own Replay and pace.
+    It reads like the SharedRun (key, snapshots, status, done, step_params, message, ...): a page draws either. Until
+    the last snapshot is due the replay is RUNNING; then it is the run itself. Watchers who start the same run at
+    different times each get their own Replay and pace.
     """
 
     def __init__(self, run: SharedRun, watcher: str, clock=time.monotonic):
@@ -132,11 +131,7 @@ class Replay:
     def message(self) -> str | None:
         return self.run.message if self.done else None
 
-    @property
-    def params(self) -> Params | None:
-        return self.run.params if self.done else self.run.initial_params
-
-    def __getattr__(self, name: str):  # config, network, path, two_d, seconds, cached: the run's own
+    def __getattr__(self, name: str):  # config, network, path, two_d, step_params, seconds, cached: the run's own
         if name == "run":  # not set yet (a copy being built): no recursion
             raise AttributeError(name)
         return getattr(self.run, name)
@@ -284,8 +279,7 @@ class RunStore:
         try:
             run.started = time.perf_counter()
             stopped_path = self.folder / f"{run.key}.h5"  # a run stopped early is not the config's run: not cached
-            if run.two_d:
-                run.initial_params = training.params.copy()
+            every = params_every(training.network.dims, run.config)  # the weights the 2-D boundary is drawn from
             # a run over the time cap is recorded with the cap's message (run.message), not "stopped by the user"
             stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message, claim=claim,
                                         owner=owner)
@@ -295,8 +289,7 @@ class RunStore:
                 with cleanup.removed_at_exit(*([] if claim is not None else [partial_path(run.path)])):
                     try:
                         for snapshot in stream:
-                            if run.two_d:
-                                run.params = training.params.copy()
+                            keep_step_params(run.step_params, snapshot.step, training.params, every)
                             run.offsets.append(time.perf_counter() - run.started)
                             run.snapshots.append(snapshot)
                             if run.stop.is_set():
@@ -307,6 +300,8 @@ class RunStore:
                                 break
                     finally:
                         stream.close()  # finishes the recording (closed early: the cap's message, or "by the user")
+                        if run.snapshots:
+                            keep_step_params(run.step_params, run.snapshots[-1].step, training.params, every, last=True)
             except RunFileError as e:  # the disk: the run cannot be recorded (the error names no path)
                 run.status, run.message = STOPPED, self._unrecorded(run, e, in_cache=claim is not None)
             except Exception as e:  # a worker must never die silently: the page shows what happened

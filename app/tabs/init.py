@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import verdict_view
 from app.charts import export, figures
+from app.glossary import explain
 from app.ui import (WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, verdict_of,
                    why)
 from core.config import Config
@@ -43,7 +44,7 @@ def render(config: Config, dataset, limits: Limits) -> None:
                                     zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
               "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
               "Dashed: the mean-field prediction, the average over weight draws; one draw of a layer of few units can "
-              "sit a factor 2 from it.")
+              "sit a factor 2 from it.", help=explain("Z, A", "dZ", "mean-field"))
     left, middle, right = st.columns(3)
     left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
     middle.toggle("One x-axis for every layer's histogram", key="init_shared_x", **keep("init_shared_x", False),
@@ -66,15 +67,18 @@ def render(config: Config, dataset, limits: Limits) -> None:
     left, right = st.columns(2)
     with left:
         chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A", shared_x),
-              "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.")
+              "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.",
+              help=explain("Z, A", "dead unit", "saturated unit"))
     with right:
         chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
                                        "dZ", shared_x),
-              "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.")
+              "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.",
+              help=explain("dZ"))
     left, right = st.columns(2)
     with left:
         chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
               "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
     with right:
         chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
-              "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.")
+              "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.",
+              help=explain("dead unit", "saturated unit"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.markup import escape_markdown
+from app.markup import code, with_file_names_as_code
 from app.tabs.training import watched_run
 from app.ui import WHY_INIT, SessionState, state, why
 from core.record import RunFileError
@@ -18,7 +18,7 @@ def take_run_upload() -> None:
         state.replay = read_uploaded_run(upload.getvalue(), upload.name)
         state.replay_name, state.run_upload_error = upload.name, None
     except RunFileError as e:
-        state.replay, state.run_upload_error = None, str(e)
+        state.replay, state.run_upload_error = None, with_file_names_as_code(e, [upload.name])
 
 
 def render() -> None:
@@ -40,7 +40,7 @@ def render() -> None:
     st.subheader("Replay a recorded run")
     st.file_uploader("Recorded run (.h5)", type=["h5"], key=SessionState.run_upload.key, on_change=take_run_upload)
     if state.run_upload_error:
-        st.error(escape_markdown(state.run_upload_error))
+        st.error(state.run_upload_error)  # Markdown already: escaped, file names as code
     elif state.replay is not None:
-        st.success(f"Loaded {escape_markdown(state.replay_name)}: {len(state.replay.snapshots)} snapshots. See the "
-                   "Training tab.")
+        st.success(f"Loaded {code(state.replay_name)}: {len(state.replay.snapshots)} snapshots. See the Training "
+                   "tab, which shows the run's own settings and can load them into the sidebar.")

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from app.charts import theory as figures
+from app.glossary import explain, glossary_markdown
 from app.markup import escape_markdown
 from app.ui import chart
 from core.config import Config, ConfigError
@@ -54,7 +55,7 @@ def render(config: Config, dataset: Dataset, limits: Limits) -> None:
     st.markdown(
         "Mean-field theory predicts, before any measurement, how the spread of the signal changes from layer to "
         "layer. Dashed lines are the prediction, solid lines the probe (one forward and backward pass at "
-        "initialisation)."
+        "initialisation).", help=explain("mean-field", "q", "sigma_w2", "sigma_b2")
     )
     try:
         result = _comparison(config.to_json(), dataset.fingerprint(), dataset, limits)
@@ -76,14 +77,16 @@ def _depth_charts(result) -> None:
     left, right = st.columns(2)
     with left:
         chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
-              "Forward: q^l = σ_w,l² E[φ(Z^{l-1})²] + σ_b². A straight fall on this log axis is a signal "
-              "shrinking by the same factor at every layer.", csv=False)
+              r"Forward: $q^l = \sigma_{w,l}^2\,\mathbb{E}[\phi(Z^{l-1})^2] + \sigma_b^2$. A straight fall on this "
+              "log axis is a signal shrinking by the same factor at every layer.", csv=False,
+              help=explain("q", "sigma_w2", "sigma_b2"))
     with right:
         chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
-              "theory_dz_rms", "Backward: E[dZ^l²] = E[dZ^{l+1}²] · n_{l+1} Var(W^{l+1}) · E[φ'(Z^l)²], from "
-              "the output's A − Y.", csv=False)
+              "theory_dz_rms", r"Backward: $\mathbb{E}[(dZ^l)^2] = \mathbb{E}[(dZ^{l+1})^2]\; n_{l+1}\,"
+              r"\mathrm{Var}(W^{l+1})\; \mathbb{E}[\phi'(Z^l)^2]$, from the output's $A - Y$.", csv=False,
+              help=explain("dZ"))
     st.caption("Dashed: the average over weight draws of what the probe measures (the spread of a layer's values "
-               "about their mean). One draw wanders from it, more in deep narrow stacks: the spread of log q grows "
+               "about their mean). One draw wanders from it, more in deep narrow stacks: the spread of $\\log q$ grows "
                "like depth / width (Hanin & Nica 2019), about 14% at the top of 30 relu layers of 1000 units.")
     narrow = [i + 1 for i, n in enumerate(p.dims[1:]) if n < 10]
     if narrow:
@@ -101,11 +104,14 @@ def _phase_section(config: Config, prediction) -> None:
     sw2, sb2 = figures.phase_axes([w for _, w, _ in markers], [b for _, _, b in markers])
     chi, critical = _phase(activation, tuple(sw2), tuple(sb2))
     chart(figures.phase_diagram(activation, sw2, sb2, chi, critical, markers), "theory_phase",
-          "Blue: ordered (χ₁ < 1), signals and gradients shrink by about χ₁ per layer. Red: chaotic (χ₁ > 1), they "
-          "grow. Each marker is one hidden layer of this network, placed by its own σ_w² = n_in · Var(W).", csv=False)
+          r"Blue: ordered ($\chi_1 < 1$), signals and gradients shrink by about $\chi_1$ per layer. Red: chaotic "
+          r"($\chi_1 > 1$), they grow. Each marker is one hidden layer of this network, placed by its own "
+          r"$\sigma_w^2 = n_\text{in}\,\mathrm{Var}(W)$.", csv=False,
+          help=explain("order / chaos", "chi_1", "sigma_w2"))
     hidden_zero = [label for label, w, _ in markers if w == 0]
     if hidden_zero:
-        st.caption(f"{', '.join(hidden_zero)}: σ_w² = 0 (no random weights) cannot be placed on the log axis.")
+        st.caption(f"{', '.join(hidden_zero)}: " + r"$\sigma_w^2 = 0$ (no random weights) cannot be placed on the "
+                   "log axis.")
     _criticality_table(activation, markers, prediction.z_rms**2)
 
 
@@ -140,15 +146,17 @@ def _criticality_table(activation: str, markers: list[tuple[str, float, float]],
     st.table(rows)
     more = len(settings) - MAX_SETTINGS
     st.caption(("The first layer settings only: " if more > 0 else "") +
-               "each row is what a deep stack of identical layers with that σ_w², σ_b² would do (Schoenholz et al. "
-               "2017). q*: the variance q^l settles to. ξ_q: the number of layers it takes to settle. ξ_c: the number "
-               "of layers over which two different inputs' correlation settles to its fixed point c* (1 unless "
-               "chaotic), so how deep the network still tells inputs apart; Schoenholz et al. find networks "
-               "trainable up to about 6 ξ_c layers. ∞: on the edge of chaos, where both scales diverge.")
+               r"each row is what a deep stack of identical layers with that $\sigma_w^2$, $\sigma_b^2$ would do "
+               r"(Schoenholz et al. 2017). $q^*$: the variance $q^l$ settles to. $\xi_q$: the number of layers it "
+               r"takes to settle. $\xi_c$: the number of layers over which two different inputs' correlation "
+               r"settles to its fixed point $c^*$ (1 unless chaotic), so how deep the network still tells inputs "
+               r"apart; Schoenholz et al. find networks trainable up to about $6\,\xi_c$ layers. $\infty$: on the "
+               "edge of chaos, where both scales diverge.",
+               help=explain("q*", "chi_1", "depth scales", "order / chaos"))
 
 
 def _jacobian_section(config: Config) -> None:
-    st.subheader("Dynamical isometry: the Jacobian's singular values")
+    st.subheader("Dynamical isometry: the Jacobian's singular values", help=explain("dynamical isometry"))
     activation = config.hidden_activations[0]
     left, right = st.columns(2)
     width = left.select_slider("Probe width", JACOBIAN_WIDTHS, value=128, key="theory_jacobian_width")
@@ -170,27 +178,28 @@ def _jacobian_section(config: Config) -> None:
 
 def _why() -> None:
     with st.expander("Why? The formulas behind these charts", expanded=False):
-        st.markdown("**Forward.** Each pre-activation sums n_in products of a weight and an input. With "
-                    "independent weights of variance σ_w²/n_in, the second moment q of Z follows one map per layer "
-                    "(Poole et al. 2016; Schoenholz et al. 2017):")
+        st.markdown(r"**Forward.** Each pre-activation sums $n_\text{in}$ products of a weight and an input. With "
+                    r"independent weights of variance $\sigma_w^2 / n_\text{in}$, the second moment $q$ of $Z$ "
+                    "follows one map per layer (Poole et al. 2016; Schoenholz et al. 2017):")
         st.latex(r"q^1 = \sigma_{w,1}^2\,\overline{x^2} + \sigma_b^2,\qquad "
                  r"q^l = \sigma_{w,l}^2\ \mathbb{E}_{z\sim\mathcal N(0,1)}\!\left[\phi\!\left(\sqrt{q^{l-1}}\,z\right)^2"
                  r"\right] + \sigma_b^2")
-        st.markdown("For relu the expectation is q/2, so σ_w² = 2 (He) keeps q constant. `randn * 0.01` gives "
-                    "σ_w,l² = n_{l−1} · 10⁻⁴: 1.2 for 12288 pixels, but 0.002 for 20 units, so after the first layer "
-                    "the signal shrinks a thousandfold per layer.")
-        st.markdown("**Order and chaos.** At the fixed point q* of the map, the slope")
+        st.markdown(r"For relu the expectation is $q/2$, so $\sigma_w^2 = 2$ (He) keeps $q$ constant. "
+                    r"`randn * 0.01` gives $\sigma_{w,l}^2 = n_{l-1} \cdot 10^{-4}$: 1.2 for 12288 pixels, but "
+                    "0.002 for 20 units, so after the first layer the signal shrinks a thousandfold per layer.")
+        st.markdown(r"**Order and chaos.** At the fixed point $q^*$ of the map, the slope")
         st.latex(r"\chi_1 = \sigma_w^2\ \mathbb{E}_z\!\left[\phi'\!\left(\sqrt{q^*}\,z\right)^2\right]")
-        st.markdown("is the factor by which gradients shrink (χ₁ < 1, ordered) or grow (χ₁ > 1, chaotic) per layer. "
-                    "For tanh with no bias the edge χ₁ = 1 is σ_w² = 1; for relu, σ_w² = 2. Schoenholz et al. (2017) "
-                    "define two depth scales from the slopes of the variance map at q* (χ_q) and of the map of two "
-                    "inputs' correlation c at its stable fixed point c* (χ_c*: c* = 1 and χ_c* = χ₁ unless chaotic, "
-                    "where c* < 1):")
+        st.markdown(r"is the factor by which gradients shrink ($\chi_1 < 1$, ordered) or grow ($\chi_1 > 1$, "
+                    r"chaotic) per layer. For tanh with no bias the edge $\chi_1 = 1$ is $\sigma_w^2 = 1$; for relu, "
+                    r"$\sigma_w^2 = 2$. Schoenholz et al. (2017) define two depth scales from the slopes of the "
+                    r"variance map at $q^*$ ($\chi_q$) and of the map of two inputs' correlation $c$ at its stable "
+                    r"fixed point $c^*$ ($\chi_{c^*}$: $c^* = 1$ and $\chi_{c^*} = \chi_1$ unless chaotic, where "
+                    r"$c^* < 1$):")
         st.latex(r"\xi_q = -\frac{1}{\ln \chi_q},\qquad \xi_c = -\frac{1}{\ln \chi_{c^*}},\qquad "
                  r"\chi_{c^*} = \sigma_w^2\ \mathbb{E}\left[\phi'(u_1)\,\phi'(u_2)\right]_{q^*,\,c^*}")
-        st.markdown("ξ_q counts the layers over which q^l settles, ξ_c those over which correlations do; networks "
-                    "train up to about 6 ξ_c layers. On the edge of chaos ξ_c is infinite and very deep networks "
-                    "still train.")
+        st.markdown(r"$\xi_q$ counts the layers over which $q^l$ settles, $\xi_c$ those over which correlations "
+                    r"do; networks train up to about $6\,\xi_c$ layers. On the edge of chaos $\xi_c$ is infinite and "
+                    "very deep networks still train.")
         st.markdown("**Backward** (Glorot & Bengio 2010; He et al. 2015). The gradient passes the same weights "
                     "transposed and the slope of each activation:")
         st.latex(r"\mathbb{E}[(dZ^l)^2] = \mathbb{E}[(dZ^{l+1})^2]\ n_{l+1}\,\mathrm{Var}(W^{l+1})\ "
@@ -200,3 +209,5 @@ def _why() -> None:
         st.latex(r"J = \prod_{l} D^l W^l,\qquad D^l = \mathrm{diag}\,\phi'(Z^l)")
         st.markdown("Orthogonal weights keep every singular value of a linear network at exactly 1, at any depth; "
                     "Gaussian weights spread them further with every layer, even when their average is right.")
+    with st.expander("Glossary: the words these tabs use", expanded=False):
+        st.markdown(glossary_markdown())

@@ -6,8 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app import verdict_view
+from app.replay import render_header, run_network
 from app.charts import export
 from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figures
+from app.glossary import explain
 from app.markup import escape_markdown
 from app.serving.store import DIVERGED, FINISHED, RUNNING, run_store
 from app.ui import (MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, verdict_of,
@@ -58,8 +60,8 @@ def training_verdict(config: Config, dataset, limits: Limits, run) -> None:
     replay = state.replay
     if replay is not None:
         if dataset.fingerprint() == replay.dataset_fingerprint:
-            network = Network(tuple(replay.network_dims), tuple(replay.activations[:len(replay.network_dims) - 2]))
-            verdict_view.render_run(replay.config, network, replay.snapshots[-1] if replay.snapshots else None,
+            verdict_view.render_run(replay.config, run_network(replay),
+                                    replay.snapshots[-1] if replay.snapshots else None,
                                     replay.complete and not replay.stopped_reason, dataset, limits)
         return
     if run is None:
@@ -82,7 +84,7 @@ def render(config: Config, dataset, limits: Limits) -> None:
     if state.train_error:
         st.error(escape_markdown(state.train_error))
     if state.replay is not None:
-        right.info(f"Replaying a recorded run ({escape_markdown(state.replay_name)}). Start a run to leave the replay.")
+        render_header()
         draw_replay(state.replay, dataset)
         return
     if run is None:
@@ -137,16 +139,17 @@ def live_layers(dataset, live: bool) -> None:
     """The watched run's per-layer figures; `dataset` (for the decision boundary) is None if it is not the run's."""
     run, snapshots = watched_snapshots()
     if run is not None:
-        draw_layers(snapshots, run.config, run.network, run.params, dataset, "live", run.key, live and not run.done)
+        draw_layers(snapshots, run.config, run.network, run.step_params, dataset, "live", run.key,
+                    live and not run.done)
 
 
 def draw_replay(recorded, dataset) -> None:
-    network = Network(tuple(recorded.network_dims), tuple(recorded.activations[:len(recorded.network_dims) - 2]))
+    network = run_network(recorded)
     if recorded.stopped_reason:
         st.warning(f"The recorded run ended early: {escape_markdown(recorded.stopped_reason)}")
     same_data = dataset.fingerprint() == recorded.dataset_fingerprint
     draw_progress(recorded.snapshots, "replay", state.replay_name, network)
-    draw_layers(recorded.snapshots, recorded.config, network, recorded.final_params, dataset if same_data else None,
+    draw_layers(recorded.snapshots, recorded.config, network, recorded.step_params, dataset if same_data else None,
                 "replay", state.replay_name)
 
 
@@ -161,6 +164,10 @@ TRAINING_CAPTIONS = {
                 "one class everywhere.",
     "heatmap": "Bright bands that narrow to one row mean the layer's values collapsed to one value.",
 }
+TRAINING_HELP = {name: explain(*terms) for name, terms in {
+    "a_std": ("Z, A", "mean-field"), "dw_norm": ("dW norm", "dZ"), "update_ratio": ("update-to-weight ratio",),
+    "heatmap": ("Z, A", "dZ"),
+}.items()}
 LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "heatmap"))
 
 
@@ -184,9 +191,10 @@ def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: b
             chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
 
 
-def draw_layers(snapshots, config: Config, network: Network, params, dataset, prefix: str, run_id: str,
+def draw_layers(snapshots, config: Config, network: Network, step_params, dataset, prefix: str, run_id: str,
                 live: bool = False) -> None:
-    """`dataset` is the run's own data, or None when the sidebar's is another (no boundary, no prediction)."""
+    """`dataset` is the run's own data, or None when the sidebar's is another (no boundary, no prediction);
+    `step_params` the weights the run kept by step, for the boundary (core.record.params_at)."""
     if not snapshots:
         return
     theory_toggle(st)
@@ -195,13 +203,13 @@ def draw_layers(snapshots, config: Config, network: Network, params, dataset, pr
     quantity = st.session_state.get(quantity_key, "a")
     figs = cached_figures(f"{prefix}_layer_figures",
                           (run_id, len(snapshots), quantity, dataset is None, prediction is None),
-                          lambda: layer_figures(snapshots, network, params, dataset, quantity, MAX_POINTS,
+                          lambda: layer_figures(snapshots, network, step_params, dataset, quantity, MAX_POINTS,
                                                 predicted_a_std=None if prediction is None else prediction.a_std))
     for column, names in zip(st.columns(2), LAYER_COLUMNS):
         with column:
             for name in names:
                 if name == "heatmap":  # its choice was read from session state above; the widget sits here
                     st.selectbox("Histograms over time of", list(HEATMAP_QUANTITIES), key=quantity_key,
-                                 format_func=HEATMAP_QUANTITIES.get)
+                                 format_func=HEATMAP_QUANTITIES.get, help=TRAINING_HELP["heatmap"])
                 if name in figs:
-                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
+                    chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live, help=TRAINING_HELP.get(name))

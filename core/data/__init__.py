@@ -15,12 +15,13 @@ Names that ``load_dataset`` understands (``registry.LOADERS``):
 * ``gaussian:D`` -- standard-normal inputs of dimension D with meaningless labels, for forward-only probes.
 
 Modules: ``dataset`` (the type), ``registry`` (names → loaders, data folder, cache), ``course_h5`` (the validating
-HDF5 reader), ``toy`` (the generators).
+HDF5 reader), ``upload`` (an upload of one or two files or a zip), ``toy`` (the generators).
 """
 
 from .course_h5 import load_course_h5, load_uploaded_h5, max_upload_bytes
 from .dataset import Dataset, DatasetError, standardized
 from .registry import dataset_names, default_data_dir, load_dataset
+from .upload import UploadedFile, load_uploaded_files
 
-__all__ = ["Dataset", "DatasetError", "dataset_names", "default_data_dir", "load_course_h5", "load_dataset",
-           "load_uploaded_h5", "max_upload_bytes", "standardized"]
+__all__ = ["Dataset", "DatasetError", "UploadedFile", "dataset_names", "default_data_dir", "load_course_h5",
+           "load_dataset", "load_uploaded_files", "load_uploaded_h5", "max_upload_bytes", "standardized"]

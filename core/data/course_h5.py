@@ -63,23 +63,28 @@ def load_course_h5(train_path: str | Path, test_path: str | Path | None = None, 
             raise DatasetError(f"{path} does not exist or is not a file: check the path (a folder needs the file "
                                "name too, e.g. train_catvnoncat.h5).", file=str(path))
         sources.append(FileSource(str(path), path=str(path)))
-    if name is None:
-        stem = train_path.stem
-        name = stem[len("train_"):] if stem.startswith("train_") and len(stem) > 6 else stem
-    return _read_sources(sources, name, int(max_bytes), max_samples)
+    return _read_sources(sources, name or dataset_name(train_path.name), int(max_bytes), max_samples)
+
+
+def dataset_name(file_name: str) -> str:
+    """A dataset's name from its (train) file's: train_catvnoncat.h5 -> catvnoncat."""
+    stem = Path(file_name).stem
+    return stem[len("train_"):] if stem.startswith("train_") and len(stem) > 6 else stem
 
 
 def load_uploaded_h5(data: bytes, *, name: str = "upload", test_data: bytes | None = None,
-                     max_bytes: int = DEFAULT_MAX_BYTES, max_samples: int = DEFAULT_MAX_SAMPLES) -> Dataset:
+                     max_bytes: int = DEFAULT_MAX_BYTES, max_samples: int = DEFAULT_MAX_SAMPLES,
+                     file_name: str | None = None, test_file_name: str | None = None) -> Dataset:
     """Read an uploaded course-layout file from its bytes; same checks as load_course_h5.
 
     One upload holds both splits, or pass the test file's bytes as test_data (train_set_* in data, test_set_* in
-    test_data), as the course ships them.
+    test_data), as the course ships them. Messages name the files as file_name and test_file_name (the user's
+    names for them) when given, else by the dataset's name.
     """
     sources = []
-    for label, blob in ((f"uploaded file {name!r}", data),
-                        (f"uploaded test file for {name!r}", test_data)):
-        if blob is None and label.startswith("uploaded test"):
+    test_label = f"uploaded file {test_file_name!r}" if test_file_name else f"uploaded test file for {name!r}"
+    for label, blob in ((f"uploaded file {file_name or name!r}", data), (test_label, test_data)):
+        if blob is None and label is test_label:
             continue
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"load_uploaded_h5 needs bytes, got {type(blob).__name__} (use uploaded.getvalue())")

@@ -37,7 +37,7 @@ def figure_seconds(training: Training, predicted, calls: int = 30) -> tuple[floa
     for _ in range(calls + 1):  # the first call is a warm-up
         for layers in times:
             start = time.perf_counter()
-            (layer_figures(snapshots, training.network, None, training.dataset, predicted_a_std=predicted) if layers
+            (layer_figures(snapshots, training.network, (), training.dataset, predicted_a_std=predicted) if layers
              else progress_figures(snapshots))
             times[layers].append(time.perf_counter() - start)
     return float(np.median(times[False][1:])), float(np.median(times[True][1:]))
@@ -70,8 +70,8 @@ def main() -> None:
                 now = len(run.snapshots)
                 if now > seen and (not layers or ticks % LAYER_EVERY == 0):
                     drawn[layers] = now
-                    (layer_figures(run.snapshots[:now], run.network, run.params, dataset, predicted_a_std=predicted)
-                     if layers else progress_figures(run.snapshots[:now]))
+                    (layer_figures(run.snapshots[:now], run.network, run.step_params, dataset,
+                                   predicted_a_std=predicted) if layers else progress_figures(run.snapshots[:now]))
             ticks += 1
             time.sleep(max(0.0, REDRAW_SECONDS - (time.perf_counter() - tick)))
         redraws.append(ticks)
