@@ -33,9 +33,9 @@ PAGE_CSS = Path(__file__).with_name("page.css").read_text()
 
 def main() -> None:
     st.set_page_config(page_title="Init Lab", page_icon="🧪", layout="wide")
+    st.html(f"<style>{PAGE_CSS}</style>")  # first, so that the page never shows in the default layout
     sidebar.boot()
     config = sidebar.render()
-    st.html(f"<style>{PAGE_CSS}</style>")
     name, tagline = st.columns([1, 4], vertical_alignment="bottom")  # one row on a screen of any width but a phone's
     name.title("Init Lab", anchor=False)
     tagline.caption("Why the initial weights decide whether a deep network learns, layer by layer.")
