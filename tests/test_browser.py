@@ -228,6 +228,14 @@ TOOLBARS_OVER_TITLES = """() => {
   return {checked: both.length, covered: both.filter(gd => meets(gd.querySelector('.modebar').getBoundingClientRect(),
     gd.querySelector('.gtitle').getBoundingClientRect())).map(gd => gd.querySelector('.gtitle').textContent)};
 }"""
+SCROLL_THROUGH_CHARTS = """async () => {
+  for (const chart of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+    chart.scrollIntoView();
+    await new Promise(done => requestAnimationFrame(() => setTimeout(done, 100)));  // seen, one chart at a time
+  }
+}"""
+EVERY_CHART_DRAWN = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(
+  chart => chart.querySelector('.modebar'))"""
 OVERFLOW = """() => {
   // Horizontal overflow of the document and of Streamlit's scrolling main area: how many pixels too wide.
   const main = document.querySelector('[data-testid="stMain"]');
@@ -283,8 +291,8 @@ def test_a_phone_neither_scrolls_sideways_nor_hides_chart_titles_under_the_toolb
     for tab in ("At initialisation", "Training", "Compare"):
         if tab != "At initialisation":
             open_tab_and_wait(page, tab)
-        for chart in page.locator('[data-testid="stPlotlyChart"]').all():
-            chart.scroll_into_view_if_needed()  # plotly draws its toolbar once the chart is on screen
+        page.evaluate(SCROLL_THROUGH_CHARTS)  # Streamlit draws a chart (and its toolbar) once it has been on screen
+        page.wait_for_function(EVERY_CHART_DRAWN, timeout=30_000)
         assert page.evaluate(OVERFLOW) <= 0, f"{tab}: the page is wider than the phone"
         toolbars = page.evaluate(TOOLBARS_OVER_TITLES)
         assert toolbars["covered"] == [], f"{tab}: the toolbar covers these charts' titles"
