@@ -98,15 +98,7 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     seen = {label: r.snapshots[:] for label, r in runs.items()}
     curves = {label: thin(snapshots, MAX_POINTS) for label, snapshots in seen.items()}
     counts = tuple((label, len(snapshots)) for label, snapshots in seen.items())
-    # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
-    # not move when a run listed before it starts later.
-    log_y = loss_log_toggle()
-    chance = chance_cost(next(iter(runs.values())).network) if runs else None
-    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts, log_y), lambda: loss_curves(
-        {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
-        "Loss by initialiser", chance, log_y))
-    chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
-          "learn.", live)
+    # The table first, right below Train all: how far each run is and how long it has left, then the curves.
     rows = []
     for label, r in runs.items():
         last = curves[label][-1] if curves[label] else None
@@ -120,5 +112,14 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     st.table(rows)
     st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
                "means the net learned nothing.")
+    # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
+    # not move when a run listed before it starts later.
+    log_y = loss_log_toggle()
+    chance = chance_cost(next(iter(runs.values())).network) if runs else None
+    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts, log_y), lambda: loss_curves(
+        {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
+        "Loss by initialiser", chance, log_y))
+    chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
+          "learn.", live)
     if live and all(r.done for r in runs.values()):
         st.rerun()
