@@ -28,14 +28,17 @@ from core.data import DatasetError, default_data_dir  # noqa: E402
 from core.limits import Limits  # noqa: E402
 
 TAB_KEY = "view"
+PAGE_CSS = Path(__file__).with_name("page.css").read_text()
 
 
 def main() -> None:
     st.set_page_config(page_title="Init Lab", page_icon="🧪", layout="wide")
+    st.html(f"<style>{PAGE_CSS}</style>")  # first, so that the page never shows in the default layout
     sidebar.boot()
     config = sidebar.render()
-    st.title("Init Lab")
-    st.caption("Why the initial weights decide whether a deep network learns, layer by layer.")
+    name, tagline = st.columns([1, 4], vertical_alignment="bottom")  # one row on a screen of any width but a phone's
+    name.title("Init Lab", anchor=False)
+    tagline.caption("Why the initial weights decide whether a deep network learns, layer by layer.")
     if state.boot_warning:
         st.warning(escape_markdown(state.boot_warning))
     if config is None:

@@ -3,6 +3,7 @@ expander; widgets that remember their value across tabs; the probe and predictio
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Generic, TypeVar
 
 import streamlit as st
@@ -11,6 +12,8 @@ from app.charts import export
 from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
+from app.serving.store import Replay
+from app.timing import wait_text
 from core.config import Config
 from core.limits import Limits
 from core.meanfield import TheoryError
@@ -156,6 +159,13 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
     except TheoryError as e:
         st.caption(f"No prediction: {escape_markdown(e)}.")
         return None
+
+
+def run_wait(run, snapshots) -> str:
+    """Elapsed and estimated time left of a `run` still computing (or replaying), of which `snapshots` are shown.
+    A replay's clock starts when this session pressed Start; a run's when its worker started training it."""
+    elapsed = run.clock() - run.started if isinstance(run, Replay) else time.perf_counter() - run.started
+    return wait_text([s.step for s in snapshots], run.offsets, run.config.iterations, elapsed)
 
 
 # --- shared widgets ---------------------------------------------------------------------------------------------

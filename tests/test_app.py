@@ -163,7 +163,7 @@ def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
     long_run = Config(dataset="circles", layers=(10, 5), lr=0.05, iterations=100_000, record_every=50)
     at = open_tab(start(to_query(long_run, "custom")), "Training")
     at.button(key="start").click().run()
-    assert any("Training…" in i.value for i in at.info)
+    assert any("Training…" in i.value and " elapsed · " in i.value for i in at.info)  # time left or "estimating…"
     st.cache_data.clear()
     st.cache_resource.clear()
     at.run()
@@ -254,6 +254,7 @@ def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them(
     table = at.table[0].value
     assert list(table["initialiser"]) == ["normal ×0.01", "course_sqrt"]
     assert list(table["step"]) == ["30", "30"]
+    assert all(re.fullmatch(r"took [\d.]+ s", t) for t in table["time"]), list(table["time"])
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss by initialiser")
     assert [trace["name"] for trace in loss["data"]] == ["normal ×0.01", "course_sqrt"]
     std = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Activation std against depth at step 0")

@@ -210,3 +210,94 @@ def test_markdown_in_a_link_shows_as_text_with_no_live_link_or_image(server, bro
     assert requests == []
     no_exception(page)
     page.close()
+
+
+# --- layout: a projector's first screen, a phone's width -----------------------------------------------------------
+PLOT_AREA = """sel => {
+  // The plot area (inside the axes) of the first chart matching `sel`, in viewport pixels, from plotly's layout.
+  const gd = document.querySelector(sel);
+  if (!gd || !gd._fullLayout) return null;
+  const box = gd.getBoundingClientRect(), size = gd._fullLayout._size;
+  return {top: box.top + size.t, bottom: box.top + size.t + size.h, left: box.left + size.l, right: box.left + size.l + size.w};
+}"""
+TOOLBARS_OVER_TITLES = """() => {
+  // The charts that have a toolbar and a title, and the titles of those whose toolbar box meets the title's.
+  const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const both = [...document.querySelectorAll('.js-plotly-plot')].filter(
+    gd => gd.querySelector('.modebar') && gd.querySelector('.gtitle'));
+  return {checked: both.length, covered: both.filter(gd => meets(gd.querySelector('.modebar').getBoundingClientRect(),
+    gd.querySelector('.gtitle').getBoundingClientRect())).map(gd => gd.querySelector('.gtitle').textContent)};
+}"""
+SCROLL_THROUGH_CHARTS = """async () => {
+  for (const chart of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+    chart.scrollIntoView();
+    await new Promise(done => requestAnimationFrame(() => setTimeout(done, 100)));  // seen, one chart at a time
+  }
+}"""
+EVERY_CHART_DRAWN = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(
+  chart => chart.querySelector('.modebar'))"""
+OVERFLOW = """() => {
+  // Horizontal overflow of the document and of Streamlit's scrolling main area: how many pixels too wide.
+  const main = document.querySelector('[data-testid="stMain"]');
+  return Math.max(document.scrollingElement.scrollWidth - innerWidth, main ? main.scrollWidth - main.clientWidth : 0);
+}"""
+
+
+def layout_page(browser, url: str, viewport: dict, query: dict[str, str]):
+    page = browser.new_page(viewport=viewport)
+    page.goto(url + "/?" + urlencode(query))
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=120_000)  # a cold server probes
+    serving.wait_until_idle(page, 120_000)
+    return page
+
+
+def open_tab_and_wait(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    serving.wait_until_idle(page)
+
+
+def in_first_screen(page, selector: str, height: int) -> None:
+    area = page.evaluate(PLOT_AREA, selector)
+    assert area is not None, f"no chart drawn at {selector}"
+    assert 0 <= area["top"] and area["bottom"] <= height, f"{selector}'s plot area {area} is not in the first screen"
+
+
+def seed_question_short() -> dict[str, str]:
+    """The seed question's network and data (its long verdict), trained for a few steps only."""
+    from app.presets import presets
+    return to_query(presets(SHARED_DATA if HAS_COURSE_FILES else None)["seed question"].config.replace(
+        iterations=50, record_every=10), "seed question")
+
+
+def test_a_projectors_first_screen_shows_a_chart_on_at_initialisation_and_training(server, browser, tmp_path):
+    """At 1280x720, without scrolling: the std-against-depth chart beside the verdict, and in Training, after a
+    run, the loss curve below one row of Start, Stop and the run's status."""
+    viewport = {"width": 1280, "height": 720}
+    page = layout_page(browser, server, viewport, seed_question_short())
+    in_first_screen(page, '.st-key-init_std .js-plotly-plot', viewport["height"])
+    open_tab_and_wait(page, "Training")
+    page.get_by_test_id("stTabs").get_by_role("button", name="Start").click()
+    page.get_by_text("Finished 50 steps").wait_for(timeout=120_000)
+    serving.wait_until_idle(page)
+    in_first_screen(page, '.st-key-live_loss .js-plotly-plot', viewport["height"])
+    no_exception(page)
+    page.screenshot(path=str(tmp_path / "training-1280x720.png"))
+    page.close()
+
+
+def test_a_phone_neither_scrolls_sideways_nor_hides_chart_titles_under_the_toolbar(server, browser, tmp_path):
+    page = layout_page(browser, server, {"width": 390, "height": 844}, seed_question_short())
+    checked = 0
+    for tab in ("At initialisation", "Training", "Compare"):
+        if tab != "At initialisation":
+            open_tab_and_wait(page, tab)
+        page.evaluate(SCROLL_THROUGH_CHARTS)  # Streamlit draws a chart (and its toolbar) once it has been on screen
+        page.wait_for_function(EVERY_CHART_DRAWN, timeout=30_000)
+        assert page.evaluate(OVERFLOW) <= 0, f"{tab}: the page is wider than the phone"
+        toolbars = page.evaluate(TOOLBARS_OVER_TITLES)
+        assert toolbars["covered"] == [], f"{tab}: the toolbar covers these charts' titles"
+        checked += toolbars["checked"]
+        page.screenshot(path=str(tmp_path / f"{tab}-390x844.png"), full_page=True)
+    assert checked >= 3, "the charts' toolbars and titles were drawn"
+    no_exception(page)
+    page.close()

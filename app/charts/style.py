@@ -32,6 +32,8 @@ LAYER_SCALE = "Viridis"  # layers by depth: dark purple (layer 1) to green; viri
 LAYER_SCALE_END = 0.85  # lightness rises steadily (readable in greyscale); cut before its pale yellow end
 PREDICTED_DASH = "dash"  # predicted values are drawn dashed, measured ones solid
 LEGEND_MOST = 4  # named entries that fit one legend row above a half-width chart; more would wrap into the title
+LEGEND_BAND_TOP = 76  # px above the plot: the title, then a legend row (a third of a 340-px chart's height)
+TITLE_TOP = 44  # px above the plot when only the title is there: the plot gets the legend band's height back
 RIGHT_LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1.0, yanchor="top", traceorder="normal")
 TRACE_TYPES = ("scatter", "bar", "heatmap", "contour")  # every trace type Init Lab draws
 VIRIDIS = get_colorscale("Viridis")  # plotly.js knows fewer colourscale names than plotly: send the colours
@@ -50,17 +52,22 @@ TEMPLATE = _template("plotly_white")
 
 
 def make_figure(data: list[dict], layout: dict) -> go.Figure:
-    """The figure; a legend of more than LEGEND_MOST names goes in a column at the right, where any number fits."""
+    """The figure; a legend of more than LEGEND_MOST names goes in a column at the right, where any number fits.
+    Without a legend or a row label above the plot, the band left for them goes to the plot."""
     named = sum(1 for t in data if t["type"] in ("scatter", "bar") and t.get("showlegend", True))
     if layout.get("showlegend", True) and named > LEGEND_MOST:
         layout = {**layout, "legend": RIGHT_LEGEND}
+    legend_above = layout.get("showlegend", named > 1) and 0 < named <= LEGEND_MOST
+    labels_above = any(a.get("yref") == "paper" and a.get("y", 0) >= 1 for a in layout.get("annotations", ()))
+    if not (legend_above or labels_above) and layout["margin"]["t"] == LEGEND_BAND_TOP:
+        layout = {**layout, "margin": {**layout["margin"], "t": TITLE_TOP}}
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
 def base_layout(title: str, height: int = 340, **extra) -> dict:
     """The layout every figure shares; `extra` adds axes (xaxis=styled_axis(...)), shapes, barmode and so on."""
     return {
-        "template": TEMPLATE, "font": FONT, "height": height, "margin": dict(l=64, r=20, t=76, b=50),
+        "template": TEMPLATE, "font": FONT, "height": height, "margin": dict(l=64, r=20, t=LEGEND_BAND_TOP, b=50),
         "title": dict(text=title, x=0.0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=8),
                       font=dict(size=17)),
         # legend in its own band between the title and the plot, so neither covers the other; "normal" order keeps

@@ -10,9 +10,10 @@ from app.charts import figures
 from app.charts.training import loss_curves, steps, thin
 from app.markup import escape_markdown
 from app.presets import VARIANTS
-from app.serving.store import FINISHED, run_store
+from app.timing import duration
+from app.serving.store import FINISHED, RUNNING, run_store
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
-                   loss_log_toggle, probe_of, state, verdict_of, why)
+                   loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
@@ -77,14 +78,40 @@ def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
     st.fragment(run_every=COMPARE_SECONDS if live else None)(compare_results)(keys, live)
 
 
+def time_column(run, snapshots, status: str) -> str:
+    """How long the run took; while it computes (or replays), elapsed and estimated time left."""
+    if run.elsewhere:
+        return "–"
+    if status == RUNNING:
+        return run_wait(run, snapshots)
+    return f"took {duration(run.seconds)}" if run.seconds else "–"
+
+
 def compare_results(keys: dict[str, str], live: bool) -> None:
     runs = {label: run_store().get(key) for label, key in keys.items()}
     runs = {label: r for label, r in runs.items() if r is not None}
     # Each run's snapshots read once: a run (or a replay's clock) may add one between two reads, and a figure keyed
     # by the later count but drawn from the earlier list would stay one snapshot short, the final one included.
+    # Each status is read before the snapshots: a run that has finished has all of them, so a row never says
+    # "finished" beside a step short of the last (the run may end between the two reads).
+    statuses = {label: r.status for label, r in runs.items()}
     seen = {label: r.snapshots[:] for label, r in runs.items()}
     curves = {label: thin(snapshots, MAX_POINTS) for label, snapshots in seen.items()}
     counts = tuple((label, len(snapshots)) for label, snapshots in seen.items())
+    # The table first, right below Train all: how far each run is and how long it has left, then the curves.
+    rows = []
+    for label, r in runs.items():
+        last = curves[label][-1] if curves[label] else None
+        rows.append({"initialiser": label, "status": statuses[label] + (" (from the run cache)" if r.cached else
+                                                                        " on another server" if r.elsewhere else ""),
+                     "step": f"{last.step:,}" if last else "–",
+                     "loss": f"{last.loss:.4f}" if last else "–",
+                     "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
+                     "test accuracy": f"{last.test_accuracy:.2f}" if last else "–",
+                     "time": time_column(r, seen[label], statuses[label])})
+    st.table(rows)
+    st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
+               "means the net learned nothing.")
     # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
     # not move when a run listed before it starts later.
     log_y = loss_log_toggle()
@@ -94,17 +121,5 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
         "Loss by initialiser", chance, log_y))
     chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
           "learn.", live)
-    rows = []
-    for label, r in runs.items():
-        last = curves[label][-1] if curves[label] else None
-        rows.append({"initialiser": label, "status": r.status + (" (from the run cache)" if r.cached else
-                                                                 " on another server" if r.elsewhere else ""),
-                     "step": f"{last.step:,}" if last else "–",
-                     "loss": f"{last.loss:.4f}" if last else "–",
-                     "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
-                     "test accuracy": f"{last.test_accuracy:.2f}" if last else "–"})
-    st.table(rows)
-    st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
-               "means the net learned nothing.")
     if live and all(r.done for r in runs.values()):
         st.rerun()

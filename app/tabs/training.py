@@ -12,8 +12,9 @@ from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figu
 from app.glossary import explain
 from app.markup import escape_markdown
 from app.serving.store import DIVERGED, FINISHED, RUNNING, run_store
-from app.ui import (MAX_POINTS, cached_figures, chart, loss_log_toggle, prediction_of, state, theory_toggle, verdict_of,
-                   why)
+from app.timing import duration
+from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, kept_value, loss_log_toggle, prediction_of, run_wait,
+                   state, theory_toggle, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
@@ -74,29 +75,68 @@ def training_verdict(config: Config, dataset, limits: Limits, run) -> None:
 
 
 def render(config: Config, dataset, limits: Limits) -> None:
+    """The first screen holds the verdict, one row of controls and status, then the loss and accuracy curves: at
+    1280x720 (a projector) the curves are in view without scrolling. The numbers and the "Why?" come after them."""
     run, live = watched_run()
     training_verdict(config, dataset, limits, run)
-    why(WHY_TRAIN)
-    left, middle, right = st.columns([1, 1, 5])
-    left.button("Start", key="start", type="primary", disabled=live, on_click=start_training,
-                args=(config, dataset, limits))
-    middle.button("Stop", key="stop", disabled=not live, on_click=stop_training)
-    if state.train_error:
-        st.error(escape_markdown(state.train_error))
     if state.replay is not None:
+        controls(config, dataset, limits, live)
         render_header()
         draw_replay(state.replay, dataset)
-        return
+    elif run is None:
+        controls(config, dataset, limits, live).info("Press Start to train this config; the charts update while it "
+                                                     "learns.")
+    else:
+        same_data = (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize)
+        # Two timers: the browser redraws a changed Plotly chart from scratch, and the per-layer figures cost it ~4x
+        # the loss curves, so they refresh once a second while the controls, status and curves refresh 5 times.
+        st.fragment(run_every=LIVE_SECONDS if live else None)(live_progress)(config, dataset, limits, live)
+        st.fragment(run_every=LAYER_SECONDS if live else None)(live_layers)(dataset if same_data else None, live)
+    why(WHY_TRAIN)
+
+
+def controls(config: Config, dataset, limits: Limits, live: bool):
+    """Start and Stop, and beside them the container for the status, which the caller fills."""
+    start, stop, status = st.columns([1, 1, 8], vertical_alignment="center")
+    start.button("Start", key="start", type="primary", disabled=live, on_click=start_training,
+                 args=(config, dataset, limits))
+    stop.button("Stop", key="stop", disabled=not live, on_click=stop_training)
+    if state.train_error:
+        st.error(escape_markdown(state.train_error))
+    return status
+
+
+def live_progress(config: Config, dataset, limits: Limits, live: bool) -> None:
+    """The controls, the watched run's status and its loss and accuracy curves and latest figures. Start and Stop
+    are drawn here, beside the status they change: a click reruns this fragment only, so a change of liveness (or
+    the run's end) reruns the page once, to set the timers anew."""
+    if watched_run()[1] != live:
+        st.rerun()
+    status = controls(config, dataset, limits, live)
+    run, snapshots = watched_snapshots()
     if run is None:
-        right.info("Press Start to train this config; the charts update while it learns.")
+        status.warning("This run was dropped from the server's cache; press Start to run it again.")
         return
-    same_data = (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize)
+    frozen = state.train_frozen
+    phase = run.status if frozen is None else "stopped"
+    last = snapshots[-1].step if snapshots else 0
+    if phase == RUNNING and run.elsewhere:
+        status.info(f"Another server of this class is training this run ({run.config.iterations:,} steps); it "
+                    "appears here, whole, as soon as it has finished.")
+    elif phase == RUNNING:
+        status.info(f"Training… step {last:,} of {run.config.iterations:,} · {run_wait(run, snapshots)}")
+    elif phase == FINISHED:
+        status.success(f"Finished {run.config.iterations:,} steps" + (f" in {duration(run.seconds)}."
+                                                                      if run.seconds else ".")
+                       + (" Replayed from the run cache." if run.cached else ""))
+    elif phase == DIVERGED:
+        status.error(f"The run {escape_markdown(run.message)}")
+    else:
+        status.warning(escape_markdown(run.message) if frozen is None and run.message else
+                       f"Stopped at step {last:,}: the charts show the run up to there.")
     if run.config != config:
         st.caption("These charts show the run of an earlier setting; press Start to train the sidebar's config.")
-    # Two timers: the browser redraws a changed Plotly chart from scratch, and the per-layer figures cost it ~4x the
-    # loss curves, so they refresh once a second while the progress and the curves refresh 5 times.
-    st.fragment(run_every=LIVE_SECONDS if live else None)(live_progress)(live)
-    st.fragment(run_every=LAYER_SECONDS if live else None)(live_layers)(dataset if same_data else None, live)
+    draw_progress(snapshots, "live", run.key, run.network, live)
 
 
 def watched_snapshots():
@@ -106,33 +146,6 @@ def watched_snapshots():
         return None, []
     frozen = state.train_frozen
     return run, run.snapshots[:frozen] if frozen is not None else run.snapshots[:]
-
-
-def live_progress(live: bool) -> None:
-    """The watched run's status, latest figures and loss and accuracy curves."""
-    run, snapshots = watched_snapshots()
-    if run is None:
-        st.warning("This run was dropped from the server's cache; press Start to run it again.")
-        return
-    frozen = state.train_frozen
-    status = run.status if frozen is None else "stopped"
-    last = snapshots[-1].step if snapshots else 0
-    if status == RUNNING and run.elsewhere:
-        st.info(f"Another server of this class is training this run ({run.config.iterations:,} steps); it appears "
-                "here, whole, as soon as it has finished.")
-    elif status == RUNNING:
-        st.info(f"Training… step {last:,} of {run.config.iterations:,}")
-    elif status == FINISHED:
-        st.success(f"Finished {run.config.iterations:,} steps" + (f" in {run.seconds:.1f} s." if run.seconds else ".")
-                   + (" Replayed from the run cache." if run.cached else ""))
-    elif status == DIVERGED:
-        st.error(f"The run {escape_markdown(run.message)}")
-    else:
-        st.warning(escape_markdown(run.message) if frozen is None and run.message else
-                   f"Stopped at step {last:,}: the charts show the run up to there.")
-    draw_progress(snapshots, "live", run.key, run.network, live and not run.done)
-    if live and run.done:
-        st.rerun()  # the run ended: redraw the whole page once, without the timers
 
 
 def live_layers(dataset, live: bool) -> None:
@@ -172,23 +185,26 @@ LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "heatmap"))
 
 
 def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: bool = False) -> None:
+    """The loss and accuracy curves, then the latest figures in one row with the loss axis's scale and the CSV."""
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
-    last = snapshots[-1]
-    a, b, c, d = st.columns([2, 2, 2, 1], vertical_alignment="center")
-    a.metric("Loss", f"{last.loss:.4f}")
-    b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
-    c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
-    d.download_button("Statistics (CSV)", data=lambda: export.run_csv(snapshots), mime="text/csv",
-                      file_name=f"initlab-run-{run_id[:8]}.csv", key=f"{prefix}_stats_csv", on_click="ignore",
-                      help="Every per-layer statistic of every snapshot so far: one row per step and layer.")
-    log_y = loss_log_toggle()
+    log_y = kept_value(LOSS_LOG_KEY, False)  # its toggle sits below the curves, in the row of figures
     figs = cached_figures(f"{prefix}_progress_figures", (run_id, len(snapshots), log_y),
                           lambda: progress_figures(snapshots, MAX_POINTS, chance_cost(network), log_y))
     for column, name in zip(st.columns(2), ("loss", "accuracy")):
         with column:
             chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
+    last = snapshots[-1]
+    a, b, c, d, e = st.columns([2, 2, 2, 3, 2], vertical_alignment="center")
+    a.metric("Loss", f"{last.loss:.4f}")
+    b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
+    c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
+    with d:
+        loss_log_toggle()
+    e.download_button("Statistics (CSV)", data=lambda: export.run_csv(snapshots), mime="text/csv",
+                      file_name=f"initlab-run-{run_id[:8]}.csv", key=f"{prefix}_stats_csv", on_click="ignore",
+                      help="Every per-layer statistic of every snapshot so far: one row per step and layer.")
 
 
 def draw_layers(snapshots, config: Config, network: Network, step_params, dataset, prefix: str, run_id: str,
