@@ -57,7 +57,8 @@ class Preset:
 
 
 def _seed_dataset(data_dir) -> str:
-    return "catvnoncat" if "catvnoncat" in dataset_names(data_dir) else "shapes64"
+    names = dataset_names() if data_dir is None else dataset_names(data_dir)  # None: the repository's data/
+    return "catvnoncat" if "catvnoncat" in names else "shapes64"
 
 
 def presets(data_dir=None) -> dict[str, Preset]:
