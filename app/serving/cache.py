@@ -263,7 +263,7 @@ class RunCache:
             finally:
                 try:
                     stream.close()  # closed early: record() finishes the file with the stop reason
-                    if ended and tmp.is_file():
+                    if ended and (training.finished or training.diverged) and tmp.is_file():
                         if os.path.lexists(final):  # not a run (a folder, say), or it would not be a miss
                             self._drop(final, "not a regular file")
                         os.replace(tmp, final)

@@ -317,7 +317,7 @@ class RunStore:
             run.seconds = time.perf_counter() - run.started
             if run.status == STOPPED:
                 return
-            if training.stopped_reason:
+            if training.diverged:
                 run.status, run.message = DIVERGED, training.stopped_reason
             elif training.finished:
                 run.status = FINISHED
