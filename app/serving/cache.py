@@ -277,6 +277,18 @@ class RunCache:
                     if claim is not None:
                         self.release(claim)
 
+    def store(self, run_file: Path, config: Config, dataset, owner: str | None = None) -> Path:
+        """Move a recorded run that ended on its own (finished or diverged) into the cache at its key, tagged as
+        ``owner``'s (see `get`), and evict for room; returns where it now is. The move is atomic when the file is on
+        the cache's disk (the runs' folder is inside the cache's): readers see the whole file or none."""
+        final = self.path(config, dataset)
+        if os.path.lexists(final):  # a run would have been a hit, not trained: whatever stands there is not one
+            self._drop(final, "not a regular file")
+        os.replace(run_file, final)
+        self.tag(final, owner)
+        self.evict(keep=final)
+        return final
+
     def compute(self, config: Config, dataset,
                 training_factory: Callable[[Config, object], Training] = Training) -> Iterator[Snapshot]:
         """The run's snapshots: replayed from the cache on a hit, else trained (recorded while streaming), or, if

@@ -10,7 +10,7 @@ from app.charts import figures
 from app.charts.training import loss_curves, steps, thin
 from app.markup import escape_markdown
 from app.presets import VARIANTS
-from app.serving.store import FINISHED, run_store
+from app.serving.store import FINISHED, run_key, run_store
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
                    loss_log_toggle, probe_of, state, verdict_of, why)
 from core.config import Config, ConfigError
@@ -19,12 +19,23 @@ from core.verdict import chance_cost
 
 COMPARE_SECONDS = 1.0  # the loss curves and table redraw once a second: a class watches several runs at once here
 
+def compare_watcher() -> str:
+    return f"{state.session_id}:compare"
+
+
 def start_compare(config: Config, dataset, limits: Limits) -> None:
+    """A new comparison replaces the session's previous one: its runs are left (stopped unless others watch them)."""
+    store = run_store()
+    variants = {label: VARIANTS[label].apply(config) for label in kept_value("compare", [])}
+    kept_keys = {run_key(variant, dataset.fingerprint()) for variant in variants.values()}
+    for key in set(state.compare_keys.values()) - kept_keys:
+        store.detach(key, compare_watcher())
     keys, errors = {}, []
-    for label in kept_value("compare", []):
+    store.reserve(state.session_id, "comparison")
+    for label, variant in variants.items():
         try:
-            keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{state.session_id}:compare",
-                                            limits, instant=state.instant, session=state.session_id).key
+            keys[label] = store.start(variant, dataset, compare_watcher(), limits,
+                                      instant=state.instant, session=state.session_id, kind="comparison").key
         except ConfigError as e:
             errors.append(f"{label}: {e}")
     state.compare_keys, state.compare_errors = keys, errors
@@ -78,7 +89,7 @@ def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
 
 
 def compare_results(keys: dict[str, str], live: bool) -> None:
-    runs = {label: run_store().get(key) for label, key in keys.items()}
+    runs = {label: run_store().get(key, compare_watcher()) for label, key in keys.items()}
     runs = {label: r for label, r in runs.items() if r is not None}
     # Each run's snapshots read once: a run (or a replay's clock) may add one between two reads, and a figure keyed
     # by the later count but drawn from the earlier list would stay one snapshot short, the final one included.
@@ -98,7 +109,7 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     for label, r in runs.items():
         last = curves[label][-1] if curves[label] else None
         rows.append({"initialiser": label, "status": r.status + (" (from the run cache)" if r.cached else
-                                                                 " on another server" if r.elsewhere else ""),
+                                                                 " (waiting for a free worker)" if r.queued else ""),
                      "step": f"{last.step:,}" if last else "–",
                      "loss": f"{last.loss:.4f}" if last else "–",
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
