@@ -53,10 +53,12 @@ def dask_command() -> str:
     return str(beside) if beside.exists() else (shutil.which("dask") or "dask")
 
 
-def worker_environment() -> dict[str, str]:
+def worker_environment(folder: Path) -> dict[str, str]:
     """Workers import app.serving.compute and core: the repository goes on their path. One BLAS thread each: a
-    worker is one process per core, and more threads would fight the other workers for the cores."""
+    worker is one process per core, and more threads would fight the other workers for the cores. Dask's scratch
+    files go in ``folder``, removed with the server."""
     env = dict(os.environ)
+    env["DASK_TEMPORARY_DIRECTORY"] = str(folder)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update({name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     # a worker killed while it trains (out of memory, say) fails its run at once: a retry would kill another
@@ -77,7 +79,7 @@ def start_local(workers: int, memory_mb: int, folder: Path) -> Cluster:
     from distributed import Client
 
     scheduler_file = folder / "scheduler.json"
-    env = worker_environment()
+    env = worker_environment(folder)
     common = dict(cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     processes = []
     try:
@@ -90,7 +92,7 @@ def start_local(workers: int, memory_mb: int, folder: Path) -> Cluster:
             processes.append(subprocess.Popen(
                 [dask_command(), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(workers),
                  "--nthreads", "1", "--memory-limit", str(memory_mb * 2**20), "--host", "127.0.0.1",
-                 "--no-dashboard", "--death-timeout", "60", "--local-directory", str(folder / "workers")],
+                 "--no-dashboard", "--death-timeout", "60"],
                 stdout=log, stderr=subprocess.STDOUT, **common))
         client = Client(scheduler_file=str(scheduler_file), timeout=START_SECONDS)
         client.wait_for_workers(workers, timeout=START_SECONDS)

@@ -17,19 +17,22 @@ second of Stop whatever its ``record_every``. The run also ends when no page has
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
 from core.config import Config
 from core.limits import Limits
-from core.record import DEFAULT_STOP, record
+from core.record import DEFAULT_STOP, RunFileError, record
 from core.train import Training
 
 RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
 POLL_SECONDS = 0.2  # how often a running task reads its control variable: Stop takes effect within this and a step
 USER_STOP = "user"  # the value of "stop" when the run's last watcher pressed Stop (the message gets the step)
 TIME_CAP_ENV = "INITLAB_MAX_TRAINING_SECONDS"
+
+log = logging.getLogger(__name__)
 
 
 def task_key(run_key: str) -> str:
@@ -107,8 +110,13 @@ def train_run(run_key: str, config: Config, dataset, limits: Limits, folder: str
         if control.reason is not None:  # stopped or abandoned while it was queued: never started
             return {"status": STOPPED, "message": control.check(0), "seconds": 0.0, "path": None}
         training = Training(config, dataset, limits, should_stop=control.check)
-        for _ in record(training, path):
-            pass
+        last = 0
+        try:
+            for snapshot in record(training, path):
+                last = snapshot.step
+        except RunFileError as e:  # the disk: told here, where whether it is full is known (the error names no path)
+            return {"status": STOPPED, "message": unrecorded_message(e, last), "seconds": time.monotonic() - started,
+                    "path": None}
     outcome = {"seconds": time.monotonic() - started, "path": str(path), "message": training.stopped_reason,
                "status": FINISHED if training.finished else DIVERGED if training.diverged else STOPPED}
     if outcome["status"] != STOPPED and cache_dir:
@@ -117,3 +125,12 @@ def train_run(run_key: str, config: Config, dataset, limits: Limits, folder: str
         outcome["path"] = str(RunCache(cache_dir, cache_max_bytes).store(path, config, dataset, owner))
     return outcome
 
+
+
+def unrecorded_message(error: RunFileError, step: int) -> str:
+    """What a student reads when their run's file could not be written."""
+    log.warning("a run could not be recorded at step %d: %s", step, error)
+    full = getattr(error, "disk_full", False)
+    return (f"This run stopped at step {step:,}: the server's disk is " + ("full" if full else "not writable") +
+            ", so it could not be recorded. Press Start to try again in a few minutes; if it happens again, tell "
+            "whoever runs this server.")

@@ -13,7 +13,6 @@ from pathlib import Path
 from app.serving.compute import RUNNING
 from core.config import Config
 from core.network import Network, Params
-from core.record import RunFileError
 from core.stats import Snapshot
 
 log = logging.getLogger(__name__)
@@ -114,11 +113,5 @@ def failure_message(error: BaseException, step: int, worker_mb: int | None) -> s
         return (f"This run stopped at step {step:,}: the worker running it stopped, most likely because the run "
                 f"needed more memory than a worker has{room}. Press Start to run it again; if it stops again, use a "
                 "smaller network or batch.")
-    if isinstance(error, RunFileError):
-        log.warning("a run could not be recorded: %s", error)
-        full = getattr(error, "disk_full", False)
-        return (f"This run stopped at step {step:,}: the server's disk is " + ("full" if full else "not writable") +
-                ", so it could not be recorded. Try again in a few minutes; if it happens again, tell whoever "
-                "runs this server.")
     log.warning("a run failed: %s: %s", type(error).__name__, error)
     return f"This run stopped at step {step:,}: it failed ({type(error).__name__}). Press Start to run it again."

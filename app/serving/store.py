@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable
 
 from app.presets import preset_configs
-from app.serving import compute
+from app.serving import cleanup, compute
 from app.serving.cache import PRESET_OWNER, RunCache, session_owner
 from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
@@ -217,6 +217,8 @@ class RunStore:
         self._watch(run.key, watcher, seen)
         self.client.set_metadata([*compute.control_path(run.key), "stop"], None)
         cache_dir = str(self.cache.directory) if self.cache else None
+        if self.cluster is not None and self.cluster.processes:  # our own workers stop with us: so do their files
+            cleanup.remove_at_exit(partial_path(run.path))
         run.future = self.client.submit(
             compute.train_run, run.key, run.config, dataset, limits, str(self.folder),
             self.policy.max_training_seconds, self.unwatched_seconds, cache_dir,
@@ -311,10 +313,11 @@ class RunStore:
             run.message = f"stopped by the user at step {last:,}" if cancelled else failure_message(
                 error, last, self.worker_mb)
             run.status, run.future = STOPPED, None
+            cleanup.forget(partial_path(run.path))
             return
+        cleanup.forget(partial_path(run.path))
         if outcome["path"]:
-            run.path = Path(outcome["path"])
-            run.cached = run.path.parent != self.folder
+            run.path = Path(outcome["path"])  # in the disk cache, if it ended on its own and there is one
         self._read_file(run)
         run.seconds, run.message, run.future = outcome["seconds"], outcome["message"], None
         run.status = outcome["status"]
