@@ -158,6 +158,11 @@ def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path, fresh_ru
     assert any("INITLAB_CACHE_MAX_MB" in shown_text(e.value) for e in at.error)
 
 
+def computing(at: AppTest) -> bool:
+    """The page says its run is training, or waiting for a free worker of the cluster."""
+    return any("Training…" in i.value or "Waiting for a free worker" in i.value for i in at.info)
+
+
 def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
     """Any client can send Streamlit's "clear caches" request over its WebSocket (the viewer menu only hides the
     button); the server then calls st.cache_data.clear() and st.cache_resource.clear() for every session. A run in
@@ -166,13 +171,13 @@ def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
     long_run = Config(dataset="circles", layers=(10, 5), lr=0.05, iterations=100_000, record_every=50)
     at = open_tab(start(to_query(long_run, "custom")), "Training")
     at.button(key="start").click().run()
-    assert any("Training…" in i.value for i in at.info)
+    assert computing(at)
     st.cache_data.clear()
     st.cache_resource.clear()
     at.run()
     no_errors(at)
     assert not any("dropped" in w.value for w in at.warning)
-    assert any("Training…" in i.value for i in at.info), [i.value for i in at.info]
+    assert computing(at), [i.value for i in at.info]
     at.button(key="stop").click().run()
     assert any("Stopped at step" in w.value for w in at.warning)
 

@@ -147,3 +147,16 @@ def test_a_worker_killed_mid_run_fails_that_run_with_a_message_and_the_others_go
     after = store.start(Config(dataset="circles", layers=(8,), iterations=200, record_every=50), circles, "bob",
                         Limits())
     assert store.wait(after.key, 60) and after.status == FINISHED
+
+
+def test_readiness_fails_when_no_worker_can_take_a_run(real_cluster, capsys):
+    from app.serving import ready
+    from tests.serving import free_port
+
+    address = real_cluster.client.scheduler.address
+    assert ready.main({"INITLAB_DASK_SCHEDULER": address, "INITLAB_MAX_MEMORY_MB": "512"}) == 0
+    # the workers have 1024 MB each: a run the app would accept may need more than any of them has
+    assert ready.main({"INITLAB_DASK_SCHEDULER": address, "INITLAB_MAX_MEMORY_MB": "2048"}) == 1
+    assert "INITLAB_MAX_MEMORY_MB" in capsys.readouterr().err
+    assert ready.main({"INITLAB_DASK_SCHEDULER": f"tcp://127.0.0.1:{free_port()}"}) == 1  # nobody listens there
+    assert "cannot be reached" in capsys.readouterr().err
