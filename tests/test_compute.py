@@ -160,3 +160,4 @@ def test_readiness_fails_when_no_worker_can_take_a_run(real_cluster, capsys):
     assert "INITLAB_MAX_MEMORY_MB" in capsys.readouterr().err
     assert ready.main({"INITLAB_DASK_SCHEDULER": f"tcp://127.0.0.1:{free_port()}"}) == 1  # nobody listens there
     assert "cannot be reached" in capsys.readouterr().err
+

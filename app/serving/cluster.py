@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEDULER_ENV = "INITLAB_DASK_SCHEDULER"
 ENV = {"workers": "INITLAB_DASK_WORKERS", "worker_memory_mb": "INITLAB_DASK_WORKER_MEMORY_MB"}
 WORKER_HEADROOM_MB = 768  # a worker's own interpreter, NumPy, numba's kernels, h5py, the Dask worker itself
+# For the scheduler: a worker killed while it trains (out of memory, say) fails its run at once, as a retry would
+# kill another.
+SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
 START_SECONDS = 60.0  # for the scheduler file to appear and the workers to connect (a busy machine is slow)
 
 
@@ -61,8 +64,7 @@ def worker_environment(folder: Path) -> dict[str, str]:
     env["DASK_TEMPORARY_DIRECTORY"] = str(folder)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update({name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-    # a worker killed while it trains (out of memory, say) fails its run at once: a retry would kill another
-    env.setdefault("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES", "0")
+    env.update(SCHEDULER_SETTINGS)
     return env
 
 
