@@ -22,6 +22,7 @@ from pathlib import Path
 _lock = threading.Lock()
 _paths: dict[Path, None] = {}  # insertion-ordered set
 _processes: list[subprocess.Popen] = []
+_closers: list = []  # called before the processes are stopped (a Dask client, which would try to reconnect)
 _installed = False
 
 
@@ -32,11 +33,14 @@ def remove_at_exit(*paths: str | Path) -> None:
         _paths.update(dict.fromkeys(Path(p) for p in paths))
 
 
-def stop_at_exit(processes: list[subprocess.Popen]) -> None:
-    """Stop these processes (each the leader of its own session) when this process stops."""
+def stop_at_exit(processes: list[subprocess.Popen], close=None) -> None:
+    """Stop these processes (each the leader of its own session) when this process stops, after calling ``close``
+    (what talks to them: closed first, it does not log their going as an error)."""
     _install()
     with _lock:
         _processes.extend(processes)
+        if close is not None:
+            _closers.append(close)
 
 
 def stop_processes(processes: list[subprocess.Popen], grace: float = 10.0) -> None:
@@ -75,9 +79,15 @@ def removed_at_exit(*paths: str | Path):
 def remove_registered() -> None:
     """Stop every registered process and remove every registered path now (what the exit hooks call)."""
     with _lock:
-        paths, processes = list(_paths), list(_processes)
+        paths, processes, closers = list(_paths), list(_processes), list(_closers)
         _paths.clear()
         _processes.clear()
+        _closers.clear()
+    for close in closers:
+        try:
+            close()
+        except Exception:  # stopping anyway: what it was closing goes with the processes
+            pass
     stop_processes(processes)
     for path in paths:
         if path.is_dir() and not path.is_symlink():

@@ -132,6 +132,6 @@ def connect(environ=os.environ) -> tuple[Cluster, Path | None]:
     workers, memory_mb = sizes_from_env(environ)
     folder = Path(tempfile.mkdtemp(prefix="initlab-dask-"))
     cluster = start_local(workers, memory_mb, folder)
-    cleanup.stop_at_exit(cluster.processes)
+    cleanup.stop_at_exit(cluster.processes, close=cluster.client.close)
     cleanup.remove_at_exit(folder)
     return cluster, folder / "runs"
