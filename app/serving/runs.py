@@ -27,8 +27,8 @@ class SharedRun:
     two_d: bool
     snapshots: list[Snapshot] = field(default_factory=list)  # replaced whole when the file has changed
     offsets: list[float] = field(default_factory=list)  # seconds from the start to each snapshot (empty: unknown)
-    params: Params | None = None  # the final ones once ended, for 2-D decision boundaries
-    initial_params: Params | None = None  # 2-D runs only: the boundary shown until the run has ended
+    params: Params | None = None  # 2-D runs' decision boundary: the initial weights, the final ones once ended
+    initial_params: Params | None = None  # 2-D runs only
     status: str = RUNNING
     message: str | None = None
     watchers: dict[str, float] = field(default_factory=dict)  # watcher -> time.time() a page of it last read it

@@ -299,7 +299,8 @@ class RunStore:
                 return
             for name, value in recorded_fields(recorded, run.two_d).items():
                 setattr(run, name, value)
-            run.params = recorded.final_params if recorded.complete else None
+            # the file holds the initial and the final weights: a 2-D run's boundary is the initial one until it ends
+            run.params = recorded.final_params if recorded.complete else run.initial_params
             run.file_state = state
             return
 
