@@ -10,7 +10,7 @@ volume — sees a complete file or none.
 
 Each config is computed once across replicas by the compute tier, not here: every replica sharing the cache shares
 one Dask scheduler, where a run is the task of its key (app/serving/store.py). The cache only stores what the tasks
-recorded (`store`), and the runs the CLI's `compute` records.
+recorded (`store`), and the runs `compute` trains itself (scripts: the load test's warm-up).
 
 An entry is served only if the config, dataset fingerprint and NumPy version stored in it are the ones its key
 names: a file copied to another run's key, or damaged (truncated, foreign, incomplete), or anything but a regular
