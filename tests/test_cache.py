@@ -191,6 +191,23 @@ def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, c
     assert replay.seconds == pytest.approx(run.seconds, abs=0.5)  # the original run's time, from its file
 
 
+
+def test_a_class_starting_one_config_at_once_shares_one_run_and_one_task(tmp_path, circles, dask_client,
+                                                                           monkeypatch):
+    """Thirty sessions pressing Train all at the same moment: the first submits the run, the others attach to it
+    (before, each looked the run up, found nothing, and sent its own copy of the task and its data)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.serving.store import FINISHED, RunStore
+    from core.limits import Limits
+
+    store, submitted, submit = RunStore(dask_client, tmp_path), [], dask_client.submit
+    monkeypatch.setattr(dask_client, "submit", lambda *args, **kw: submitted.append(args) or submit(*args, **kw))
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda i: store.start(small(iterations=300), circles, f"student{i}", Limits()), range(8)))
+    assert len(submitted) == 1 and all(run is runs[0] for run in runs)
+    assert store.wait(runs[0].key, 60) and runs[0].status == FINISHED
+
 class FakeClock:
     def __init__(self):
         self.now = 1000.0

@@ -47,6 +47,7 @@ from core.record import RunFileError, partial_path, read_run
 __all__ = ["DIVERGED", "FINISHED", "RUNNING", "STOPPED", "Replay", "RunStore", "SharedRun", "run_store"]
 
 UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
+START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
 PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
@@ -92,6 +93,7 @@ class RunStore:
         self._replays: OrderedDict[str, Replay] = OrderedDict()
         self._started: dict[str, int] = {}  # session -> runs it has started: the priority of its next
         self._active: dict[tuple[str, str], dict[str, str]] = {}  # (session, kind) -> {run key: its watcher}
+        self._start_locks = [threading.Lock() for _ in range(START_LOCKS)]
         self._closed = threading.Event()
         self.cluster = None  # the cluster.Cluster holder, when run_store() connected it: kept as long as the store
         threading.Thread(target=self._beat, name="initlab-beat", daemon=True).start()
@@ -134,36 +136,38 @@ class RunStore:
         session = session or watcher
         owner = PRESET_OWNER if config in self.protected else session_owner(session)
         key = run_key(config, dataset.fingerprint())
-        with self._lock:
-            run = self._runs.get(key)
-            rejoin = run is not None and not run.done and not run.watchers
-            if run is not None and run.status != STOPPED and not rejoin:
-                return self._attach(run, watcher, session, kind, instant)
-        if rejoin:  # its last watcher here left a moment ago: watch it again, and take the stop back if still in time
-            self._watch(key, self.replica, time.time())
-            self.client.set_metadata([*compute.control_path(key), "stop"], None)
+        # a class pressing Start at once: the first looks the run up and submits it, the others then attach to it
+        with self._start_locks[hash(key) % len(self._start_locks)]:
             with self._lock:
-                return self._attach(run, watcher, session, kind, instant)
-        network = preflight(config, dataset, limits)
-        two_d = dataset.n_features == 2
-        recorded = self.cache.load(config, dataset, owner) if self.cache else None
-        if recorded is not None:
-            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, cached=True,
-                            seconds=recorded.seconds[-1] if recorded.seconds else None,
-                            message=recorded.stopped_reason, **recorded_fields(recorded, two_d),
-                            status=DIVERGED if recorded.stopped_reason else FINISHED)
-        else:
+                run = self._runs.get(key)
+                rejoin = run is not None and not run.done and not run.watchers
+                if run is not None and run.status != STOPPED and not rejoin:
+                    return self._attach(run, watcher, session, kind, instant)
+            if rejoin:  # its last watcher here left a moment ago: watch it again, take the stop back if in time
+                self._watch(key, self.replica, time.time())
+                self.client.set_metadata([*compute.control_path(key), "stop"], None)
+                with self._lock:
+                    return self._attach(run, watcher, session, kind, instant)
+            network = preflight(config, dataset, limits)
+            two_d = dataset.n_features == 2
+            recorded = self.cache.load(config, dataset, owner) if self.cache else None
+            if recorded is not None:
+                run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, cached=True,
+                                seconds=recorded.seconds[-1] if recorded.seconds else None,
+                                message=recorded.stopped_reason, **recorded_fields(recorded, two_d),
+                                status=DIVERGED if recorded.stopped_reason else FINISHED)
+            else:
+                with self._lock:
+                    busy = sum(not r.done for r in self._runs.values())
+                if busy >= self.policy.max_concurrent_trainings:
+                    raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
+                                      f"({SERVER_ENV['max_concurrent_trainings']}); try again when one has finished")
+                run = SharedRun(key, config, network, compute.run_file(self.folder, key), two_d)
+                self._submit(run, dataset, limits, owner, self._priority(session), self.replica, time.time())
             with self._lock:
-                busy = sum(not r.done for r in self._runs.values())
-            if busy >= self.policy.max_concurrent_trainings:
-                raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
-                                  f"({SERVER_ENV['max_concurrent_trainings']}); try again when one has finished")
-            run = SharedRun(key, config, network, compute.run_file(self.folder, key), two_d)
-            self._submit(run, dataset, limits, owner, self._priority(session), self.replica, time.time())
-        with self._lock:
-            self._runs[key] = run
-            self._evict()
-            return self._attach(run, watcher, session, kind, instant)
+                self._runs[key] = run
+                self._evict()
+                return self._attach(run, watcher, session, kind, instant)
 
     def detach(self, key: str, watcher: str) -> None:
         """`watcher` stops watching; the run stops when nobody, on any replica, watches it any more."""
