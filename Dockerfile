@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     INITLAB_CACHE_DIR=/cache \
+    PYTHONPATH=/app \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
     NUMBA_CACHE_DIR=/tmp/numba
@@ -39,6 +40,7 @@ USER initlab
 VOLUME ["/cache"]
 EXPOSE 8501
 
+# PYTHONPATH: the same image runs the Dask scheduler and workers (deploy/compose.yaml), whose tasks import app/core.
 # The engine's kernels are compiled by numba with cache=True; its default cache sits beside the code in /app, which
 # the non-root user cannot write: NUMBA_CACHE_DIR (set above) puts it in /tmp instead, filled at build time.
 # slim has no curl: ask the health endpoint with the standard library.

@@ -163,8 +163,14 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
 
 def run_wait(run, snapshots) -> str:
     """Elapsed and estimated time left of a `run` still computing (or replaying), of which `snapshots` are shown.
-    A replay's clock starts when this session pressed Start; a run's when its worker started training it."""
-    elapsed = run.clock() - run.started if isinstance(run, Replay) else time.perf_counter() - run.started
+    A replay's clock starts when this session pressed Start; a run's when its worker started training it (as
+    told by its file)."""
+    if isinstance(run, Replay):
+        elapsed = run.clock() - run.started
+    elif run.started is None:  # its worker has not written its first snapshot yet
+        return "estimating…"
+    else:
+        elapsed = time.perf_counter() - run.started
     return wait_text([s.step for s in snapshots], run.offsets, run.config.iterations, elapsed)
 
 

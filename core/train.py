@@ -5,13 +5,16 @@ descent and yields a `Snapshot` at step 0, every ``record_every`` steps, and at 
 step k describes the parameters after k updates (so the last one, at step == iterations, is the trained network,
 and its accuracies are the course's final train/test accuracies). Close the iterator to stop early; the
 snapshots already yielded stay valid. A cost or weight that turns NaN/inf ends the run with ``stopped_reason``
-saying where and why.
+saying where and why (``diverged`` then). A caller that must stop a run promptly whatever its ``record_every`` (a
+server's Stop button, its time cap) passes ``should_stop``: called with the step number before every step, it
+returns None to go on or a reason; the run then ends at that step with one last snapshot of it, so that a recording
+ends at the step where it stopped, and ``stopped_reason``/``stopped_step`` say so.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numba
 import numpy as np
@@ -121,8 +124,10 @@ class Optimizer:
 class Training:
     """One run of ``config`` on ``dataset``; iterate to train. See the module docstring."""
 
-    def __init__(self, config: Config, dataset, limits: Limits = Limits()):
+    def __init__(self, config: Config, dataset, limits: Limits = Limits(),
+                 should_stop: Callable[[int], str | None] | None = None):
         self.config = config
+        self.should_stop = should_stop
         self.dataset = dataset
         self.network = Network.from_config(config, dataset.n_features, dataset.output_size)
         check_limits(self.network, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
@@ -133,6 +138,7 @@ class Training:
         self.params = initialize(self.network, config, self.x)
         self.stopped_reason: str | None = None
         self.stopped_step: int | None = None
+        self.diverged = False  # stopped_reason is a NaN/inf's, not should_stop's
         self.finished = False
 
     def __iter__(self) -> Iterator[Snapshot]:
@@ -146,7 +152,7 @@ class Training:
         return accuracy(net, train_p, self.y), test_acc
 
     def _diverged(self, step: int, what: str) -> None:
-        self.stopped_step = step
+        self.stopped_step, self.diverged = step, True
         if step == 0 and what == "the cost":  # no update yet: the initial weights alone overflowed
             self.stopped_reason = (
                 "diverged at step 0: the cost at initialisation is NaN or infinite, because the forward pass "
@@ -169,7 +175,9 @@ class Training:
         optimizer = Optimizer(c, params)
         binning: Binning | None = None
         edges = None
+        should_stop = self.should_stop
         for step in range(c.iterations + 1):
+            stop = should_stop(step) if should_stop is not None and step < c.iterations else None
             if full_batch:
                 xb, yb, tb = self.x, self.y, y_target
             else:
@@ -181,7 +189,7 @@ class Training:
                 self._diverged(step, "the cost")
                 return
             grads = backward(net, params, cache, tb, c.l2)
-            record = step % c.record_every == 0 or step == c.iterations
+            record = step % c.record_every == 0 or step == c.iterations or stop is not None
             if record:
                 if binning is None:
                     binning = choose_binning(net, cache, grads, c.bins)
@@ -192,7 +200,7 @@ class Training:
                 else:
                     loss = cost(net, forward(net, params, self.x), self.y, params, c.l2)
                     train_acc, test_acc = self._evaluate(None)
-            if step < c.iterations:
+            if step < c.iterations and stop is None:
                 norms = optimizer.step(params, grads)
                 if not all(math.isfinite(n) for n in norms):
                     self._diverged(step, "a weight update")
@@ -201,6 +209,9 @@ class Training:
                 norms = [c.lr * n for n in stats["dw_norm"]]  # no update at the end: the one plain GD would take
             if record:
                 yield Snapshot(step, loss, train_acc, test_acc, with_update_ratio(stats, norms), edges)
+            if stop is not None:
+                self.stopped_reason, self.stopped_step = stop, step
+                return
             # Let go of this step's arrays before the next one allocates its own: held through it, they made the
             # peak 1.4-1.55x what the passes need (core/memory.py models what is left).
             del cache, grads, xb, yb, tb

@@ -1,4 +1,5 @@
-"""Shared fixtures: the course's data (from ../shared/data, never copied into the repo) and small datasets."""
+"""Shared fixtures: the course's data (from ../shared/data, never copied into the repo), small datasets, and an
+in-process Dask cluster for the dashboard's run store."""
 
 import re
 from pathlib import Path
@@ -45,3 +46,29 @@ class CountingFactory:
     def __call__(self, config, dataset):
         self.calls += 1
         return Training(config, dataset)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A Dask cluster in this process (threads, no worker processes: 0.2 s to start), shared by the tests that
+    drive the run store or the page. Its runs are Dask tasks as in production; tests/test_compute.py has the real
+    scheduler and worker processes."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    client = Client(cluster)
+    yield client
+    close_run_store()
+    client.close()
+    cluster.close()
+
+
+
+def close_run_store() -> None:
+    """Close the server's one run store if a test built it (its client would try to reach a closed cluster)."""
+    from app.serving import store
+
+    if store._store is not None:
+        store._store.close()
+        store._store.client.close()
+        store._store = None

@@ -19,21 +19,23 @@ from app.glossary import GLOSSARY, explain
 from app.markup import escape_markdown
 from app.presets import presets
 from app.state import compact_layers, from_query, to_query, versioned
-from app.serving.cache import RunCache
 from core.config import Config
 from core.data import load_dataset
 from core.record import RunRecorder, record
 from core.train import Training
-from tests.conftest import CODE_SPAN, SHARED_DATA, shown_text
+from tests.conftest import CODE_SPAN, SHARED_DATA, close_run_store, shown_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 TIMEOUT = 120
 
 
 @pytest.fixture(autouse=True)
-def no_course_files(monkeypatch, tmp_path):
-    """The app reads the data folder from the environment: point it at an empty folder (shipped data only)."""
+def no_course_files(monkeypatch, tmp_path, dask_client):
+    """The app reads the data folder from the environment: point it at an empty folder (shipped data only). Its runs
+    go to the in-process test cluster, and the presets are not computed in advance."""
     monkeypatch.setenv("INITLAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INITLAB_DASK_SCHEDULER", dask_client.scheduler.address)
+    monkeypatch.setenv("INITLAB_PRECOMPUTE_PRESETS", "0")
 
 
 def start(query: dict[str, str] | None = None) -> AppTest:
@@ -145,6 +147,8 @@ def fresh_run_store(monkeypatch):
     """The run store is built once per server process, from $INITLAB_CACHE_*: a test that sets them gets a store of
     its own, built at its first page run, and the tests after it the store from before."""
     monkeypatch.setattr(store, "_store", None)
+    yield
+    close_run_store()
 
 
 def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path, fresh_run_store):
@@ -155,6 +159,11 @@ def test_a_malformed_server_setting_is_a_message(monkeypatch, tmp_path, fresh_ru
     assert any("INITLAB_CACHE_MAX_MB" in shown_text(e.value) for e in at.error)
 
 
+def computing(at: AppTest) -> bool:
+    """The page says its run is training, or waiting for a free worker of the cluster."""
+    return any("Training…" in i.value or "Waiting for a free worker" in i.value for i in at.info)
+
+
 def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
     """Any client can send Streamlit's "clear caches" request over its WebSocket (the viewer menu only hides the
     button); the server then calls st.cache_data.clear() and st.cache_resource.clear() for every session. A run in
@@ -163,13 +172,13 @@ def test_clearing_streamlits_caches_keeps_the_runs_in_progress():
     long_run = Config(dataset="circles", layers=(10, 5), lr=0.05, iterations=100_000, record_every=50)
     at = open_tab(start(to_query(long_run, "custom")), "Training")
     at.button(key="start").click().run()
-    assert any("Training…" in i.value and " elapsed · " in i.value for i in at.info)  # time left or "estimating…"
+    assert computing(at)
     st.cache_data.clear()
     st.cache_resource.clear()
     at.run()
     no_errors(at)
     assert not any("dropped" in w.value for w in at.warning)
-    assert any("Training…" in i.value for i in at.info), [i.value for i in at.info]
+    assert computing(at), [i.value for i in at.info]
     at.button(key="stop").click().run()
     assert any("Stopped at step" in w.value for w in at.warning)
 
@@ -213,28 +222,6 @@ def test_a_short_training_run_completes_and_can_be_downloaded():
     open_tab(at, "Run file")
     assert at.get("download_button"), "a finished run offers its .h5 file"
     assert any("finished at step 40 of 40 · 5 snapshots" in c.value for c in at.caption)
-
-
-def test_a_run_another_replica_is_training_is_waited_for_and_said_so(monkeypatch, tmp_path, fresh_run_store):
-    """Another server sharing the run cache holds the claim on this config: the page says so instead of training
-    it a second time; when that server gives the run up, this one trains it."""
-    monkeypatch.setenv("INITLAB_CACHE_DIR", str(tmp_path / "cache"))
-    at = start()
-    at.selectbox(key="preset").set_value("custom").run()
-    at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
-    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
-    config = at.session_state.config
-    cache = RunCache(tmp_path / "cache")
-    held = cache.claim(config, load_dataset(config.dataset, standardize=config.standardize))
-    open_tab(at, "Training")
-    at.button(key="start").click().run()
-    no_errors(at)
-    assert any("Another server of this class is training this run" in i.value for i in at.info)
-    assert not list(cache.directory.glob("*.h5")) and not list(cache.tmp.iterdir())  # nothing trained here
-    cache.release(held)  # its students stopped it there: no file will come
-    wait_until_finished(at, 40)
-    assert any("Finished 40 steps" in s.value for s in at.success)
-    assert len(list(cache.directory.glob("*.h5"))) == 1
 
 
 def test_compare_trains_each_initialiser_on_the_same_network_and_tabulates_them():

@@ -138,7 +138,7 @@ RACER = textwrap.dedent("""
     from core.config import Config
     from core.data import load_dataset
     from core.train import Training
-    config = Config(dataset="circles", layers=(64, 64, 64), iterations=600, record_every=2)
+    config = Config(dataset="circles", layers=(32, 32, 32), iterations=300, record_every=2)
 
     def training(config, dataset):
         print("trained", flush=True)
@@ -149,8 +149,8 @@ RACER = textwrap.dedent("""
 """)
 
 
-def test_two_processes_racing_on_one_key_train_it_once_and_never_expose_a_partial_file(tmp_path, circles):
-    config = Config(dataset="circles", layers=(64, 64, 64), iterations=600, record_every=2)
+def test_two_processes_writing_one_key_never_expose_a_partial_file(tmp_path, circles):
+    config = Config(dataset="circles", layers=(32, 32, 32), iterations=300, record_every=2)
     target = RunCache(tmp_path).path(config, circles)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path)], env=env, cwd=ROOT,
@@ -159,13 +159,13 @@ def test_two_processes_racing_on_one_key_train_it_once_and_never_expose_a_partia
         while any(p.poll() is None for p in racers):
             if target.exists():
                 run = read_run(target)  # a half-written file would be incomplete or raise RunFileError
-                assert run.complete and run.snapshots[-1].step == 600
+                assert run.complete and run.snapshots[-1].step == 300
             time.sleep(0.005)
     finally:
         for p in racers:
             p.wait(timeout=60)
     assert [p.returncode for p in racers] == [0, 0]
-    assert sorted(p.stdout.read() for p in racers) == ["", "trained\n"]  # the other waited for its file
+    assert [p.stdout.read() for p in racers] == ["trained\n"] * 2  # a scheduler, not the cache, shares work
     assert read_run(target).complete
     assert list(tmp_path.glob(".tmp/*")) == []  # both writers cleaned up after their rename
     assert cache_files(tmp_path) == [target.name]
@@ -176,14 +176,14 @@ def cache_files(folder: Path) -> list[str]:
 
 
 # --- the dashboard's run store with the disk cache and the per-process caps --------------------------------------
-def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, circles):
+def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, circles, dask_client):
     from app.serving.store import FINISHED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    first, second = RunStore(tmp_path / "a", cache=cache), RunStore(tmp_path / "b", cache=cache)
+    first, second = (RunStore(dask_client, tmp_path / name, cache=cache) for name in ("a", "b"))
     run = first.start(small(), circles, "one", Limits())
     assert first.wait(run.key, 30) and run.status == FINISHED and not run.cached
     replay = second.start(small(), circles, "two", Limits(), instant=True)
@@ -196,6 +196,23 @@ def test_a_second_server_process_replays_a_run_from_the_shared_cache(tmp_path, c
         assert step == back_step and all(np.array_equal(a, b) for a, b in zip(kept.W + kept.b, back.W + back.b))
 
 
+
+def test_a_class_starting_one_config_at_once_shares_one_run_and_one_task(tmp_path, circles, dask_client,
+                                                                           monkeypatch):
+    """Thirty sessions pressing Train all at the same moment: the first submits the run, the others attach to it
+    (before, each looked the run up, found nothing, and sent its own copy of the task and its data)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.serving.store import FINISHED, RunStore
+    from core.limits import Limits
+
+    store, submitted, submit = RunStore(dask_client, tmp_path), [], dask_client.submit
+    monkeypatch.setattr(dask_client, "submit", lambda *args, **kw: submitted.append(args) or submit(*args, **kw))
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda i: store.start(small(iterations=300), circles, f"student{i}", Limits()), range(8)))
+    assert len(submitted) == 1 and all(run is runs[0] for run in runs)
+    assert store.wait(runs[0].key, 60) and runs[0].status == FINISHED
+
 class FakeClock:
     def __init__(self):
         self.now = 1000.0
@@ -204,12 +221,12 @@ class FakeClock:
         return self.now
 
 
-def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_they_started(tmp_path, circles):
+def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_they_started(tmp_path, circles, dask_client):
     from app.serving.store import FINISHED, RUNNING, Replay, RunStore
     from core.limits import Limits
 
     clock = FakeClock()
-    store = RunStore(tmp_path, cache=RunCache(tmp_path / "cache"), clock=clock)
+    store = RunStore(dask_client, tmp_path, cache=RunCache(tmp_path / "cache"), clock=clock)
     run = store.start(small(iterations=400), circles, "trainer", Limits())
     assert store.wait(run.key, 60) and run.status == FINISHED
     offsets = run.offsets
@@ -234,7 +251,7 @@ def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_the
     assert instant is run and instant.done and len(instant.snapshots) == 41
 
 
-def test_a_cache_hit_replays_at_the_pace_recorded_in_its_file_or_instantly(tmp_path, circles):
+def test_a_cache_hit_replays_at_the_pace_recorded_in_its_file_or_instantly(tmp_path, circles, dask_client):
     from app.serving.store import FINISHED, RUNNING, Replay, RunStore
     from core.limits import Limits
 
@@ -244,16 +261,18 @@ def test_a_cache_hit_replays_at_the_pace_recorded_in_its_file_or_instantly(tmp_p
     clock = FakeClock()
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    paced = RunStore(tmp_path / "a", cache=cache, clock=clock).start(small(iterations=300), circles, "one", Limits())
+    paced = RunStore(dask_client, tmp_path / "a", cache=cache, clock=clock).start(small(iterations=300), circles,
+                                                                                  "one", Limits())
     assert isinstance(paced, Replay) and paced.cached and paced.status == RUNNING
     assert len(paced.snapshots) < len(recorded.snapshots)
     clock.now += recorded.seconds[-1]
     assert paced.status == FINISHED and [s.loss for s in paced.snapshots] == [s.loss for s in recorded.snapshots]
-    whole = RunStore(tmp_path / "b", cache=cache).start(small(iterations=300), circles, "two", Limits(), instant=True)
+    whole = RunStore(dask_client, tmp_path / "b", cache=cache).start(small(iterations=300), circles, "two", Limits(),
+                                                                     instant=True)
     assert whole.cached and whole.status == FINISHED and len(whole.snapshots) == len(recorded.snapshots)
 
 
-def test_a_cached_file_without_timings_replays_instantly(tmp_path, circles):
+def test_a_cached_file_without_timings_replays_instantly(tmp_path, circles, dask_client):
     import h5py
 
     from app.serving.store import FINISHED, RunStore
@@ -263,24 +282,23 @@ def test_a_cached_file_without_timings_replays_instantly(tmp_path, circles):
     list(cache.compute(small(), circles))
     with h5py.File(cache.get(small(), circles), "a") as f:  # as written before per-snapshot seconds existed
         del f["run/seconds"]
-    run = RunStore(tmp_path, cache=cache).start(small(), circles, "one", Limits())
+    run = RunStore(dask_client, tmp_path, cache=cache).start(small(), circles, "one", Limits())
     assert run.cached and run.status == FINISHED and len(run.snapshots) == 5 and run.seconds is None
 
 
-def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the_time_cap(tmp_path, circles):
+def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the_time_cap(tmp_path, circles, dask_client):
     from app.serving.store import STOPPED, RunStore
     from core.config import ConfigError
     from app.serving.limits import ServerLimits
     from core.limits import Limits
 
-    store = RunStore(tmp_path, cache=RunCache(tmp_path / "cache"), policy=ServerLimits(max_training_seconds=1))
+    store = RunStore(dask_client, tmp_path, cache=RunCache(tmp_path / "cache"),
+                     policy=ServerLimits(max_training_seconds=1))
     endless = Config(dataset="circles", layers=(32, 32), iterations=100_000, record_every=1)
     run = store.start(endless, circles, "one", Limits())
     store.policy = ServerLimits(max_concurrent_trainings=1)
     with pytest.raises(ConfigError, match="INITLAB_MAX_CONCURRENT_TRAININGS"):
         store.start(endless.replace(seed=2), circles, "two", Limits())
-    # the refused run gave its claim back: only the running one holds one
-    assert [c.name for c in store.cache.claims.iterdir()] == [store.cache.path(endless, circles).stem]
     assert store.wait(run.key, 30) and run.status == STOPPED
     assert "INITLAB_MAX_TRAINING_SECONDS" in run.message and run.snapshots[-1].step < 100_000
     assert RunCache(tmp_path / "cache").entries() == []  # a run cut short is not the config's run
@@ -289,13 +307,12 @@ def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the
     assert stopped.snapshots[-1].step == run.snapshots[-1].step
 
 
-def test_the_time_cap_is_recorded_without_a_disk_cache_too(tmp_path, circles):
+def test_the_time_cap_is_recorded_without_a_disk_cache_too(tmp_path, circles, dask_client):
     from app.serving.store import STOPPED, RunStore
     from app.serving.limits import ServerLimits
     from core.limits import Limits
 
-    store = RunStore(tmp_path, cache=None, policy=ServerLimits(max_training_seconds=0.5))
-    store.cache = None  # RunCache.from_env() may find $INITLAB_CACHE_DIR set
+    store = RunStore(dask_client, tmp_path, cache=None, policy=ServerLimits(max_training_seconds=0.5))
     endless = Config(dataset="circles", layers=(8,), iterations=100_000, record_every=1)
     run = store.start(endless, circles, "one", Limits())
     assert store.wait(run.key, 30) and run.status == STOPPED
@@ -310,58 +327,3 @@ def test_the_server_caps_come_from_the_environment():
     assert (limits.max_concurrent_trainings, limits.max_training_seconds) == (3, 90)
     with pytest.raises(ConfigError, match="INITLAB_MAX_TRAINING_SECONDS"):
         ServerLimits.from_env({"INITLAB_MAX_TRAINING_SECONDS": "soon"})
-
-
-# --- one computation per config across replicas: the cache's claims -----------------------------------------------
-def test_a_claim_is_held_by_one_process_until_released_or_stale(tmp_path, circles):
-    cache, other = RunCache(tmp_path), RunCache(tmp_path)  # two replicas' views of one folder
-    claim = cache.claim(small(), circles)
-    assert claim is not None and other.claim(small(), circles) is None
-    assert cache.claim(small(seed=2), circles) is not None  # another config is another claim
-    cache.release(claim)
-    again = other.claim(small(), circles)
-    assert again is not None and cache.claim(small(), circles) is None
-    old = time.time() - 120  # its holder died: nobody refreshed it for two minutes
-    os.utime(again, (old, old))
-    assert cache.claim(small(), circles) is not None
-
-
-def test_two_replicas_starting_one_config_train_it_once(tmp_path, circles, monkeypatch):
-    import app.serving.store
-    from app.serving.store import FINISHED, RUNNING, RunStore
-    from core.limits import Limits
-
-    trained = []
-    monkeypatch.setattr(app.serving.store, "Training", lambda *args: trained.append(args) or Training(*args))
-    cache = RunCache(tmp_path / "cache")
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-    first, second = RunStore(tmp_path / "a", cache=cache), RunStore(tmp_path / "b", cache=cache)
-    config = small(iterations=600)
-    run = first.start(config, circles, "one", Limits())
-    waiting = second.start(config, circles, "two", Limits())  # the same moment, on the other replica
-    assert waiting.elsewhere and waiting.status == RUNNING and not waiting.snapshots
-    assert first.wait(run.key, 60) and second.wait(waiting.key, 60)
-    assert len(trained) == 1 and run.status == waiting.status == FINISHED
-    assert waiting.cached and [s.loss for s in waiting.snapshots] == [s.loss for s in run.snapshots]
-    assert list(cache.claims.iterdir()) == []  # released once the file was in place
-
-
-def test_a_replica_trains_the_run_itself_when_the_other_gives_it_up(tmp_path, circles):
-    from app.serving.store import FINISHED, STOPPED, RunStore
-    from core.limits import Limits
-
-    cache = RunCache(tmp_path / "cache")
-    held = cache.claim(small(), circles)  # another replica is training it
-    store = RunStore(tmp_path, cache=cache)
-    run = store.start(small(), circles, "one", Limits())
-    assert run.elsewhere and not store.wait(run.key, 1)
-    cache.release(held)  # that replica's students stopped it: no file will come
-    assert store.wait(run.key, 30) and run.status == FINISHED and not run.cached and not run.elsewhere
-    assert cache.get(small(), circles) is not None
-
-    held = cache.claim(small(seed=2), circles)
-    waiting = store.start(small(seed=2), circles, "one", Limits())
-    store.detach(waiting.key, "one")  # nobody here wants it any more
-    assert store.wait(waiting.key, 5) and waiting.status == STOPPED and "another server" in waiting.message
-    assert held.exists()  # the other replica's claim is its own

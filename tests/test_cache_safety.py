@@ -3,9 +3,11 @@ entries, a full disk, fair eviction, compressed weights, and the files a stopped
 
 import asyncio
 import errno
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -77,9 +79,9 @@ def test_a_cache_hit_is_read_in_the_parser_process_never_by_the_server_itself(tm
 
 def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_path, circles):
     (tmp_path / ".tmp").write_text("in the way")
-    (tmp_path / ".claims").write_text("in the way")
+    (tmp_path / ".owners").write_text("in the way")
     cache = RunCache(tmp_path)  # FileExistsError before
-    assert cache.tmp.is_dir() and cache.claims.is_dir()
+    assert cache.tmp.is_dir() and cache.owners.is_dir()
     entry = cache.path(small(), circles)
     entry.mkdir()
     (entry / "x").write_text("a folder at the key")
@@ -132,12 +134,12 @@ def test_temporary_files_count_in_the_cap(tmp_path, circles):
     assert cache.evict() == [cache.path(small(seed=1), circles)]
 
 
-def test_the_store_tags_presets_runs_and_each_sessions(tmp_path, circles):
+def test_the_store_tags_presets_runs_and_each_sessions(tmp_path, circles, dask_client):
     from app.serving.store import FINISHED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
-    store = RunStore(tmp_path, cache=cache, protected={small(seed=1)})
+    store = RunStore(dask_client, tmp_path, cache=cache, protected={small(seed=1)})
     for config, watcher in ((small(seed=1), "alice"), (small(seed=2), "alice:compare")):
         run = store.start(config, circles, watcher, Limits(), session="alice")
         assert store.wait(run.key, 30) and run.status == FINISHED
@@ -177,14 +179,14 @@ def test_a_full_disk_stops_the_recording_cleanly_and_the_next_one_works(tmp_path
     assert read_run(tmp_path / "run.h5").complete
 
 
-def test_a_full_cache_disk_stops_the_run_with_a_message_and_the_next_run_trains_outside_it(tmp_path, circles,
-                                                                                             monkeypatch):
+def test_a_full_cache_disk_stops_the_run_with_a_message_and_the_next_run_trains_once_there_is_room(
+        tmp_path, circles, monkeypatch, dask_client):
     from app.serving.store import FINISHED, STOPPED, RunStore
     from core.limits import Limits
 
     cache = RunCache(tmp_path / "cache")
     (tmp_path / "store").mkdir()
-    store = RunStore(tmp_path / "store", cache=cache)
+    store = RunStore(dask_client, tmp_path / "store", cache=cache)
     disk = FullDisk(monkeypatch, after=2)  # the first flush after the file was created
     run = store.start(small(iterations=2000), circles, "one", Limits())
     assert store.wait(run.key, 60) and run.status == STOPPED
@@ -194,12 +196,12 @@ def test_a_full_cache_disk_stops_the_run_with_a_message_and_the_next_run_trains_
     disk.free()
     again = store.start(small(seed=2), circles, "one", Limits())
     assert store.wait(again.key, 60) and again.status == FINISHED
-    assert again.path.parent == tmp_path / "store" and read_run(again.path).complete  # recorded outside the cache
-    assert cache.entries() == []
+    assert cache.entries() == [again.path] and read_run(again.path).complete
 
 
 FILL_TINY_DISK = textwrap.dedent("""
     import sys
+    from distributed import Client, LocalCluster
     from app.serving.store import RunStore
     from app.serving.cache import RunCache
     from core.config import Config
@@ -207,7 +209,9 @@ FILL_TINY_DISK = textwrap.dedent("""
     from core.limits import Limits
 
     circles = load_dataset("circles")
-    store = RunStore(sys.argv[2], cache=RunCache(sys.argv[1]))
+    if __name__ == "__main__":
+        client = Client(LocalCluster(processes=False, n_workers=1, dashboard_address=None))
+    store = RunStore(client, sys.argv[2], cache=RunCache(sys.argv[1]))
     for width in (400, 500, 8):  # runs too big for the disk, then a small one that fits
         config = Config(dataset="circles", layers=(width,) * 3, iterations=100, record_every=1)
         run = store.start(config, circles, "one", Limits())
@@ -239,11 +243,12 @@ def test_a_real_full_disk_does_not_crash_the_server_and_the_next_run_trains(tiny
     assert done.returncode == 0, done.stderr[-2000:]  # 139 (a segfault) before
     lines = done.stdout.splitlines()
     assert len(lines) == 3 and lines[-1] == "finished | None"
-    assert "without its shared run cache" in lines[0]  # the cache's disk: the next runs are recorded outside it
     for line in lines[:-1]:
         assert line.startswith("stopped |") and "disk is full" in line and str(tiny_disk) not in line
-    assert leftovers(tiny_disk / "cache") == []  # no half-written file anywhere
-    assert [read_run(p).complete for p in store.iterdir()] == [True]  # the small run's, whole
+    entries = RunCache(tiny_disk / "cache").entries()
+    assert [read_run(p).complete for p in entries] == [True]  # the small run's, whole
+    # no half-written file anywhere: the cache holds that entry and its owner's tag, nothing else
+    assert [p for p in leftovers(tiny_disk / "cache") if not p.startswith(".owners/")] == [entries[0].name]
 
 
 # --- files left by a stopped or killed server ------------------------------------------------------------------------
@@ -259,8 +264,7 @@ WRITER = textwrap.dedent("""
     circles = load_dataset("circles")
 
     def write():
-        claim = cache.claim(config, circles)
-        for i, _ in enumerate(cache.record(Training(config, circles), claim=claim)):
+        for i, _ in enumerate(cache.record(Training(config, circles))):
             if i == 20:
                 print("writing", flush=True)
 
@@ -276,13 +280,12 @@ WRITER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("where", ["main", "server"])
-def test_sigterm_removes_the_files_being_written_and_the_claim(tmp_path, where):
+def test_sigterm_removes_the_files_being_written(tmp_path, where):
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), where], env=ENV, cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline() == "writing\n"
         assert [p.suffix for p in (tmp_path / ".tmp").iterdir()] == [".partial"]
-        assert len(list((tmp_path / ".claims").iterdir())) == 1
         writer.send_signal(signal.SIGTERM)
         writer.wait(timeout=30)
     finally:
@@ -296,21 +299,14 @@ def test_sigterm_removes_the_files_being_written_and_the_claim(tmp_path, where):
 
 
 STREAMLIT_APP = textwrap.dedent("""
-    import os
     import streamlit as st
-    from app.serving.store import RunStore
-    from app.serving.cache import RunCache
+    from app.serving.store import run_store
     from core.config import Config
     from core.data import load_dataset
-    from app.serving.limits import ServerLimits
     from core.limits import Limits
 
-    @st.cache_resource
-    def store():
-        return RunStore(cache=RunCache(os.environ["TEST_CACHE"]), policy=ServerLimits(max_training_seconds=600))
-
     config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=1)
-    store().start(config, load_dataset("circles"), "one", Limits())
+    run_store().start(config, load_dataset("circles"), "one", Limits())
     st.write("started")
 """)
 
@@ -324,7 +320,8 @@ def test_a_streamlit_server_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
     scratch = tmp_path / "scratch"  # the store's own folder goes here
     scratch.mkdir()
     port = free_port()
-    env = {**ENV, "TEST_CACHE": str(tmp_path / "cache"), "TMPDIR": str(scratch)}
+    env = {**ENV, "INITLAB_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(scratch), "INITLAB_DASK_WORKERS": "1",
+           "INITLAB_PRECOMPUTE_PRESETS": "0"}
     server = start([sys.executable, "-m", "streamlit", "run", str(tmp_path / "server_page.py"), f"--server.port={port}",
                     "--server.address=127.0.0.1", *STREAMLIT_FLAGS], tmp_path / "log", cwd=ROOT, env=env)
     try:
@@ -335,30 +332,32 @@ def test_a_streamlit_server_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
                 await page.run(timeout=60)
 
         asyncio.run(open_page())
-        end = time.monotonic() + 30
-        while not list((tmp_path / "cache" / ".tmp").glob("*.partial")) and time.monotonic() < end:
+        end = time.monotonic() + 60
+        while not list((tmp_path / "cache" / ".live").glob("*.partial")) and time.monotonic() < end:
             time.sleep(0.1)
-        assert list((tmp_path / "cache" / ".tmp").glob("*.partial")) and list(scratch.iterdir())
+        # the server's worker writes the run; the server's scheduler and workers keep their files in scratch
+        assert list((tmp_path / "cache" / ".live").glob("*.partial")) and list(scratch.iterdir())
+        scheduler = json.loads(next(scratch.glob("initlab-dask-*/scheduler.json")).read_text())["address"]
         server.send_signal(signal.SIGTERM)  # to the server alone, as `docker stop` does
         server.wait(timeout=30)
     finally:
         stop(server)
     assert leftovers(tmp_path / "cache") == [] and list(scratch.iterdir()) == []
+    host, port = scheduler.removeprefix("tcp://").rsplit(":", 1)
+    with pytest.raises(OSError):  # its scheduler stopped with it (and its workers, which die with their scheduler)
+        socket.create_connection((host, int(port)), timeout=2).close()
 
 
 def test_at_start_the_cache_removes_what_a_killed_writer_left_but_not_a_live_writers_files(tmp_path):
     RunCache(tmp_path)
     old = time.time() - ABANDONED_SECONDS - 5
     killed = tmp_path / ".tmp" / f"{'a' * 64}.123.deadbeef.h5.partial"
-    slow = tmp_path / ".tmp" / f"{'b' * 64}.456.cafecafe.h5.partial"  # its writer's claim is fresh
     fresh = tmp_path / ".tmp" / f"{'c' * 64}.789.feedfeed.h5.partial"  # written a moment ago
-    for path in (killed, slow, fresh):
+    for path in (killed, fresh):
         path.write_bytes(b"\0" * 1000)
-    for path in (killed, slow):
-        os.utime(path, (old, old))
-    (tmp_path / ".claims" / ("b" * 64)).touch()
+    os.utime(killed, (old, old))
     RunCache(tmp_path)  # a server starting
-    assert sorted(p.name for p in (tmp_path / ".tmp").iterdir()) == sorted([slow.name, fresh.name])
+    assert [p.name for p in (tmp_path / ".tmp").iterdir()] == [fresh.name]
 
 
 # --- compressed weights ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The engine against independent references: finite differences, textbook formulas, the course's own code."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -315,6 +316,39 @@ def test_closing_the_stream_stops_early():
     assert steps == [0, 1, 2]
     assert next(stream, None) is None
 
+
+
+def test_should_stop_ends_the_run_within_a_second_at_the_step_it_answered_with_a_snapshot_of_it(tmp_path):
+    """A server's Stop or time cap must not wait for the next recorded step: with record_every = 100,000 on a run
+    whose step takes milliseconds, the run ends within a second of the request, and its file ends at that step."""
+    from core.record import read_run, record
+
+    data = toy_dataset(n_features=64, m=256)
+    config = Config(layers=(64, 64), iterations=100_000, record_every=100_000)
+    asked_at, asked = None, []
+
+    def should_stop(step):
+        nonlocal asked_at
+        asked.append(step)
+        if asked_at is None and time.monotonic() - started > 0.3:
+            asked_at = time.monotonic()
+        return None if asked_at is None else f"stopped at step {step}"
+
+    run = Training(config, data, should_stop=should_stop)
+    started = time.monotonic()
+    snapshots = list(record(run, tmp_path / "run.h5"))
+    assert asked_at is not None and time.monotonic() - asked_at < 1.0
+    stopped = run.stopped_step
+    assert asked == list(range(stopped + 1)), "asked before every step, once"
+    assert 0 < stopped < config.iterations and not run.finished and not run.diverged
+    assert run.stopped_reason == f"stopped at step {stopped}"
+    assert [s.step for s in snapshots] == [0, stopped]
+    recorded = read_run(tmp_path / "run.h5")
+    assert [s.step for s in recorded.snapshots] == [0, stopped] and recorded.stopped_reason == run.stopped_reason
+    # the last snapshot describes the weights as they stand: no update was made at the step that stopped
+    np.testing.assert_array_equal(recorded.final_params.W[0], run.params.W[0])
+    assert snapshots[-1].loss == pytest.approx(cost(run.network, forward(run.network, run.params, run.x), run.y,
+                                                    run.params, config.l2), rel=1e-12)
 
 def test_histograms_count_every_value_with_fixed_edges():
     data = toy_dataset(n_features=5, m=50)

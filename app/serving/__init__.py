@@ -1,3 +1,4 @@
-"""What only the server needs, beside the engine: runs shared by every session and computed by worker threads
-(store.py), the disk cache of finished runs shared by replicas and their claims (cache.py), and the removal of the
-files a stopped server process was writing (cleanup.py). The CLI and the engine use none of it."""
+"""What only the server needs, beside the engine: runs shared by every session and replica (store.py, runs.py),
+computed as Dask tasks (compute.py) on a cluster the server joins or starts (cluster.py), the disk cache of recorded
+runs shared by replicas (cache.py), and the files and processes a stopped server leaves (cleanup.py). The CLI and the
+engine use none of it."""

@@ -8,13 +8,9 @@ Writes are atomic: a run is recorded under a unique name in ``<directory>/.tmp/`
 once it has ended on its own (finished or diverged), so a reader — in this process or another replica sharing the
 volume — sees a complete file or none.
 
-Each config is computed once across replicas: a process about to train a missing run first `claim`s its key, by
-creating ``<directory>/.claims/<key>`` exclusively (O_EXCL, atomic on local disks and on NFS v3+). Another process
-that misses the same key finds the claim and waits for the file instead of training. The holder refreshes the
-claim's modification time while it works and removes it when the run has ended; a claim left unrefreshed for
-CLAIM_STALE_SECONDS belongs to a process that died, and the next claimant takes it over. (Two claimants taking over
-the same dead claim at the same instant may both compute: the renames are atomic and the files identical, so the
-later one simply wins. That is the only duplicate work left.)
+Each config is computed once across replicas by the compute tier, not here: every replica sharing the cache shares
+one Dask scheduler, where a run is the task of its key (app/serving/store.py). The cache only stores what the tasks
+recorded (`store`), and the runs `compute` trains itself (scripts: the load test's warm-up).
 
 An entry is served only if the config, dataset fingerprint and NumPy version stored in it are the ones its key
 names: a file copied to another run's key, or damaged (truncated, foreign, incomplete), or anything but a regular
@@ -37,7 +33,8 @@ counts as one more owner.
 
 Temporary files a stopped process was writing are removed: on SIGTERM or exit by the process itself
 (app/serving/cleanup.py),
-and at start and at each eviction, any in ``.tmp/`` older than ABANDONED_SECONDS whose key no live claim holds.
+and at start and at each eviction, any in ``.tmp/`` unchanged for ABANDONED_SECONDS (a live writer flushes its file
+every second or so).
 """
 
 from __future__ import annotations
@@ -47,7 +44,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import stat
 import time
 import uuid
@@ -66,15 +62,10 @@ from core.train import Training
 CACHE_VERSION = 1  # bump when what a cached run means changes without the run-file format changing
 DEFAULT_MAX_MB = 1024
 TMP_DIR = ".tmp"
-CLAIMS_DIR = ".claims"
 OWNERS_DIR = ".owners"
 PRESET_OWNER = "preset"  # the owner tag of runs a preset trains: never evicted
-CLAIM_STALE_SECONDS = 60.0  # a claim not refreshed for this long belongs to a process that died
-CLAIM_REFRESH_SECONDS = 5.0  # how often a working holder refreshes its claim
-CLAIM_POLL_SECONDS = 0.5  # how often a process that found a claim looks for the holder's file
-# A temporary file unchanged this long, of a key no live claim holds, belongs to a writer that was killed. A live
-# writer flushes its file every second or so, and holds a claim refreshed with each snapshot.
-ABANDONED_SECONDS = CLAIM_STALE_SECONDS
+# A temporary file unchanged this long belongs to a writer that was killed: a live one flushes it every second or so.
+ABANDONED_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +120,6 @@ class RunCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
         self.tmp = _real_folder(self.directory / TMP_DIR)
-        self.claims = _real_folder(self.directory / CLAIMS_DIR)
         self.owners = _real_folder(self.directory / OWNERS_DIR)
         self.remove_abandoned()  # what a killed process left
 
@@ -204,67 +194,29 @@ class RunCache:
         for tag in self.owners.glob(f"{key}.*"):
             tag.unlink(missing_ok=True)
 
-    def claim(self, config: Config, dataset) -> Path | None:
-        """Take the right to compute this run: the claim file, to `refresh` while working and `release` at the end;
-        None if a live process holds it already (wait for its file instead)."""
-        path = self.claims / self.path(config, dataset).stem
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    age = time.time() - path.stat().st_mtime
-                except FileNotFoundError:
-                    continue  # released a moment ago: try again
-                if age < CLAIM_STALE_SECONDS:
-                    return None
-                path.unlink(missing_ok=True)  # its holder died without releasing it: take it over
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{socket.gethostname()} {os.getpid()}\n")  # who holds it, for a person looking
-            return path
-        return None
-
-    @staticmethod
-    def refresh(claim: Path) -> None:
-        try:
-            os.utime(claim)
-        except FileNotFoundError:  # taken over as stale by another process: it computes the same file
-            pass
-
-    @staticmethod
-    def release(claim: Path) -> None:
-        claim.unlink(missing_ok=True)
-
     def record(self, training: Training, stopped_path: str | Path | None = None,
-               stop_reason: Callable[[], str | None] | None = None, claim: Path | None = None,
-               owner: str | None = None) -> Iterator[Snapshot]:
+               stop_reason: Callable[[], str | None] | None = None, owner: str | None = None) -> Iterator[Snapshot]:
         """Iterate ``training``, recording it and yielding each snapshot; a run that ends on its own is stored,
         tagged as ``owner``'s (see `get`).
 
         A run closed early (stopped by the user, or by a server cap: ``stop_reason`` as in core.record.record) is not
         the config's run, so it is not cached: its file is moved to ``stopped_path`` if given, else deleted.
-        ``claim`` (from `claim`) is refreshed as snapshots come and released once the file is in place or gone.
         A full disk raises core.record.RunWriteError and leaves no file. Should the process be stopped meanwhile,
-        its files are removed and its claim released (app/serving/cleanup.py).
+        its files are removed (app/serving/cleanup.py).
         """
         final = self.path(training.config, training.dataset)
         tmp = self.tmp / f"{final.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.h5"
         ended = False
-        with cleanup.removed_at_exit(tmp, partial_path(tmp), *([claim] if claim is not None else [])):
+        with cleanup.removed_at_exit(tmp, partial_path(tmp)):
             stream = record(training, tmp, stop_reason=stop_reason)
-            refreshed = time.monotonic()
             try:
                 for snapshot in stream:
-                    if claim is not None and time.monotonic() - refreshed > CLAIM_REFRESH_SECONDS:
-                        self.refresh(claim)
-                        refreshed = time.monotonic()
                     yield snapshot
                 ended = True
             finally:
                 try:
                     stream.close()  # closed early: record() finishes the file with the stop reason
-                    if ended and tmp.is_file():
+                    if ended and (training.finished or training.diverged) and tmp.is_file():
                         if os.path.lexists(final):  # not a run (a folder, say), or it would not be a miss
                             self._drop(final, "not a regular file")
                         os.replace(tmp, final)
@@ -275,23 +227,27 @@ class RunCache:
                 finally:
                     tmp.unlink(missing_ok=True)
                     partial_path(tmp).unlink(missing_ok=True)
-                    if claim is not None:
-                        self.release(claim)
+
+    def store(self, run_file: Path, config: Config, dataset, owner: str | None = None) -> Path:
+        """Move a recorded run that ended on its own (finished or diverged) into the cache at its key, tagged as
+        ``owner``'s (see `get`), and evict for room; returns where it now is. The move is atomic when the file is on
+        the cache's disk (the runs' folder is inside the cache's): readers see the whole file or none."""
+        final = self.path(config, dataset)
+        if os.path.lexists(final):  # a run would have been a hit, not trained: whatever stands there is not one
+            self._drop(final, "not a regular file")
+        os.replace(run_file, final)
+        self.tag(final, owner)
+        self.evict(keep=final)
+        return final
 
     def compute(self, config: Config, dataset,
                 training_factory: Callable[[Config, object], Training] = Training) -> Iterator[Snapshot]:
-        """The run's snapshots: replayed from the cache on a hit, else trained (recorded while streaming), or, if
-        another process holds its claim, replayed once that one's file is in place."""
-        while True:
-            cached = self.load(config, dataset)
-            if cached is not None:
-                yield from cached.snapshots
-                return
-            claim = self.claim(config, dataset)
-            if claim is not None:
-                break
-            time.sleep(CLAIM_POLL_SECONDS)
-        yield from self.record(training_factory(config, dataset), claim=claim)
+        """The run's snapshots: replayed from the cache on a hit, else trained (recorded while streaming)."""
+        cached = self.load(config, dataset)
+        if cached is not None:
+            yield from cached.snapshots
+            return
+        yield from self.record(training_factory(config, dataset))
 
     def entries(self) -> list[Path]:
         """Stored runs, least recently used first."""
@@ -319,18 +275,14 @@ class RunCache:
         return total
 
     def remove_abandoned(self) -> list[Path]:
-        """Remove temporary files of killed writers: unchanged for ABANDONED_SECONDS, their key claimed by nobody
-        alive (see the module). Returns them."""
+        """Remove temporary files of killed writers: unchanged for ABANDONED_SECONDS (see the module). Returns them."""
         now, removed = time.time(), []
         for path in self.tmp.iterdir():
-            claim = self.claims / path.name.split(".", 1)[0]
             try:
                 if now - path.lstat().st_mtime <= ABANDONED_SECONDS:
                     continue
-                if now - claim.stat().st_mtime < CLAIM_STALE_SECONDS:
-                    continue  # a live writer's, however slow
             except FileNotFoundError:
-                pass  # no claim on its key: nobody is writing it
+                continue  # its writer finished with it a moment ago
             _remove(path)
             removed.append(path)
         return removed

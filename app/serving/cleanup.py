@@ -1,4 +1,5 @@
-"""Files a server process is writing, removed when it stops (SIGTERM, or any orderly exit) so none is left behind.
+"""Files a server process is writing, removed when it stops (SIGTERM, or any orderly exit) so none is left behind;
+and the processes it started (its Dask scheduler and workers), stopped then by their process ids.
 
 Under Streamlit the main thread's signal handlers are Streamlit's, and app code never runs on the main thread, where
 Python lets a handler be set: Streamlit's SIGTERM handler stops the server and the interpreter exits normally, so
@@ -13,12 +14,15 @@ import atexit
 import os
 import shutil
 import signal
+import subprocess
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 _lock = threading.Lock()
 _paths: dict[Path, None] = {}  # insertion-ordered set
+_processes: list[subprocess.Popen] = []
+_closers: list = []  # called before the processes are stopped (a Dask client, which would try to reconnect)
 _installed = False
 
 
@@ -27,6 +31,33 @@ def remove_at_exit(*paths: str | Path) -> None:
     _install()
     with _lock:
         _paths.update(dict.fromkeys(Path(p) for p in paths))
+
+
+def stop_at_exit(processes: list[subprocess.Popen], close=None) -> None:
+    """Stop these processes (each the leader of its own session) when this process stops, after calling ``close``
+    (what talks to them: closed first, it does not log their going as an error)."""
+    _install()
+    with _lock:
+        _processes.extend(processes)
+        if close is not None:
+            _closers.append(close)
+
+
+def stop_processes(processes: list[subprocess.Popen], grace: float = 10.0) -> None:
+    """SIGTERM to each process's group, the last started first (workers before their scheduler); SIGKILL to a
+    group still there after ``grace`` seconds. By process id: never by name, which other users' processes share."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def forget(*paths: str | Path) -> None:
@@ -46,10 +77,18 @@ def removed_at_exit(*paths: str | Path):
 
 
 def remove_registered() -> None:
-    """Remove every registered path now (what the exit hooks call)."""
+    """Stop every registered process and remove every registered path now (what the exit hooks call)."""
     with _lock:
-        paths = list(_paths)
+        paths, processes, closers = list(_paths), list(_processes), list(_closers)
         _paths.clear()
+        _processes.clear()
+        _closers.clear()
+    for close in closers:
+        try:
+            close()
+        except Exception:  # stopping anyway: what it was closing goes with the processes
+            pass
+    stop_processes(processes)
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -1,18 +1,18 @@
-"""Training runs shared by every session of the server, computed by worker threads (no Streamlit here).
+"""Training runs shared by every session and every replica, computed as Dask tasks (no Streamlit here).
 
-A run is keyed by its config JSON and its dataset's fingerprint: a classroom starting the same preset attaches to
-one computation. Workers only compute and append snapshots (Streamlit calls from threads are unsupported); the
-page polls the shared run and draws it. Each run is recorded to an .h5 file through core.record while it trains.
-A run stops when every session watching it has pressed Stop (or left it); the others keep theirs running.
-With $INITLAB_CACHE_DIR set, runs also go through the disk cache shared by replicas (app/serving/cache.py): a config any
-replica has trained is replayed from its file instead of trained again, and one another replica is training now
-(it holds the cache's claim on it) is waited for, not trained twice: the run shows as running elsewhere until its
-file appears (or is trained here after all, if that replica stops it or dies). Each run is tagged in the disk cache
-as a preset's (the configs in ``protected``: kept) or as the starting session's (a fair share of the room).
+A run is keyed by its config JSON and its dataset's fingerprint, and computed by the Dask cluster
+(app/serving/cluster.py) as the task of that key (app/serving/compute.py): the same config asked by a classroom, on
+any replica sharing the scheduler, is one task. The worker records the run to a file as it trains; pages read that
+file, re-read only when it has changed (one read per change per server process, whatever the number of pages).
+With $INITLAB_CACHE_DIR set, the files are written inside the disk cache shared by replicas (app/serving/cache.py),
+and a run that ended on its own is moved into it: a config any replica has trained is replayed from its file. Each
+run is tagged in the disk cache as a preset's (the configs in ``protected``: kept, and computed in the background at
+start at the lowest priority) or as the starting session's (a fair share of the room).
 
-A full disk stops the run with a message saying so (and no path); if it was the disk cache's, this process trains
-without writing to the cache for CACHE_FULL_PAUSE_SECONDS (replaying from it still works), so the next run trains.
-Files being written, and the store's own folder, are removed when the process is stopped (app/serving/cleanup.py).
+A run stops when every session watching it, on every replica, has pressed Stop or left it (a page that has not
+read it for ``unwatched_seconds``, default 60, has left), and at the server's time cap: within a second, whatever
+its ``record_every``. Each session may have one training and one comparison computing at a time
+(`reserve`), and its n-th run is queued behind every other session's earlier ones (Dask priorities).
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -22,35 +22,38 @@ each one took originally, reckoned from the clock whenever the page reads it (no
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
-import tempfile
+import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
 from app.presets import preset_configs
-from app.serving import cleanup
-from app.serving.cache import CLAIM_POLL_SECONDS, CLAIM_REFRESH_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving import cleanup, compute
+from app.serving.cache import PRESET_OWNER, RunCache, session_owner
+from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
+from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
-from core.data import default_data_dir
+from core.data import DatasetError, default_data_dir, load_dataset
 from core.limits import Limits, check_limits
-from core.network import Network, Params
-from core.record import RunFileError, keep_step_params, params_every, partial_path, record
-from core.stats import Snapshot
-from core.train import Training
+from core.network import Network
+from core.record import RunFileError, partial_path
+from core.run_reader import read_run
 
-Array = np.ndarray
+__all__ = ["DIVERGED", "FINISHED", "RUNNING", "STOPPED", "Replay", "RunStore", "SharedRun", "run_store"]
 
-RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
-CACHE_FULL_PAUSE_SECONDS = 300.0  # after the disk cache's disk was found full, train without writing to it this long
+UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
+START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
+BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
+PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
+PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
+LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
+KINDS = {"training": "a training", "comparison": "a comparison"}
 
 log = logging.getLogger(__name__)
 
@@ -60,164 +63,274 @@ def run_key(config: Config, fingerprint: str) -> str:
 
 
 def preflight(config: Config, dataset, limits: Limits) -> Network:
-    """The network a config builds on a dataset; ConfigError naming the cap if it is over one. Allocates nothing."""
+    """The network a config builds on a dataset; ConfigError naming the cap if it is over one. Allocates nothing.
+    The engine's memory estimate is one of the caps: a run that passes fits in a worker (cluster.py)."""
     net = Network.from_config(config, dataset.n_features, dataset.output_size)
     check_limits(net, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
     return net
 
 
-@dataclass
-class SharedRun:
-    key: str
-    config: Config
-    network: Network
-    path: Path  # the recorded .h5, complete once the run has ended
-    two_d: bool
-    snapshots: list[Snapshot] = field(default_factory=list)  # append-only: readers slice a prefix
-    offsets: list[float] = field(default_factory=list)  # seconds from the start to each snapshot (empty: unknown)
-    step_params: list[tuple[int, Params]] = field(default_factory=list)  # 2-D runs: (step, weights), append-only
-    status: str = RUNNING
-    message: str | None = None
-    watchers: set[str] = field(default_factory=set)
-    stop: threading.Event = field(default_factory=threading.Event)
-    started: float = field(default_factory=time.perf_counter)
-    seconds: float | None = None
-    cached: bool = False  # replayed from the disk cache, not trained in this process
-    elsewhere: bool = False  # another process sharing the disk cache is training it; its file is awaited
-
-    @property
-    def done(self) -> bool:
-        return self.status != RUNNING
-
-
-def _recorded(recorded, two_d: bool) -> dict:
-    """A SharedRun's fields for a run read back from its file (the disk cache's), ``status`` last."""
-    return dict(snapshots=recorded.snapshots, offsets=list(recorded.seconds or ()),
-                step_params=list(recorded.step_params) if two_d else [], message=recorded.stopped_reason,
-                seconds=recorded.seconds[-1] if recorded.seconds else None, cached=True,
-                status=DIVERGED if recorded.stopped_reason else FINISHED)
-
-
-class Replay:
-    """One watcher's view of an ended run, revealed at the pace the run was computed, from ``started`` on.
-
-    It reads like the SharedRun (key, snapshots, status, done, step_params, message, ...): a page draws either. Until
-    the last snapshot is due the replay is RUNNING; then it is the run itself. Watchers who start the same run at
-    different times each get their own Replay and pace.
-    """
-
-    def __init__(self, run: SharedRun, watcher: str, clock=time.monotonic):
-        self.run, self.watcher, self.clock = run, watcher, clock
-        self.key = f"{run.key}/{watcher}"
-        self.started = clock()
-
-    def visible(self) -> int:
-        """How many snapshots are due: those computed, in the original run, within the time since `started`."""
-        return bisect.bisect_right(self.run.offsets, self.clock() - self.started)
-
-    @property
-    def snapshots(self) -> list[Snapshot]:
-        return self.run.snapshots[:self.visible()]
-
-    @property
-    def done(self) -> bool:
-        return self.visible() >= len(self.run.snapshots)
-
-    @property
-    def status(self) -> str:
-        return self.run.status if self.done else RUNNING
-
-    @property
-    def message(self) -> str | None:
-        return self.run.message if self.done else None
-
-    def __getattr__(self, name: str):  # config, network, path, two_d, step_params, seconds, cached: the run's own
-        if name == "run":  # not set yet (a copy being built): no recursion
-            raise AttributeError(name)
-        return getattr(self.run, name)
-
-
 class RunStore:
-    """Thread-safe map key -> SharedRun; at most `max_runs` ended runs kept, `workers` computing at once."""
+    """key -> SharedRun computed by the cluster's ``client``, recorded in ``folder``; at most `max_runs` ended runs
+    and `max_replays` replays kept."""
 
-    def __init__(self, folder: Path | None = None, max_runs: int = 32, workers: int = 2,
-                 cache: RunCache | None = None, max_replays: int = 4096, clock=time.monotonic,
-                 protected: Iterable[Config] = (), policy: ServerLimits | None = None):
-        if folder is None:
-            folder = tempfile.mkdtemp(prefix="initlab-runs-")
-            cleanup.remove_at_exit(folder)  # this process's runs, downloadable only while it serves them
+    def __init__(self, client, folder: Path, max_runs: int = 32, cache: RunCache | None = None,
+                 max_replays: int = 4096, clock=time.monotonic, protected: Iterable[Config] = (),
+                 policy: ServerLimits | None = None, unwatched_seconds: float | None = None,
+                 worker_mb: int | None = None):
+        self.client = client
         self.folder = Path(folder)
-        self.cache = cache if cache is not None else RunCache.from_env()
-        self.policy = policy if policy is not None else ServerLimits.from_env()  # this process's caps on trainings
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.cache = cache
+        self.policy = policy if policy is not None else ServerLimits.from_env()
+        self.unwatched_seconds = (unwatched_seconds if unwatched_seconds is not None
+                                  else float(os.environ.get(UNWATCHED_ENV, "60")))
         self.protected = frozenset(protected)  # the presets' configs: their runs are kept in the disk cache
-        self.cache_full_until = 0.0  # time.monotonic() until which runs are not written to the full disk cache
-        self.max_runs = max_runs
-        self.max_replays = max_replays  # a Replay is a few references: keep one per watcher and run, most recent
-        self.clock = clock  # paces replays (tests pass a fake one)
-        self._slots = threading.Semaphore(workers)
+        self.worker_mb = worker_mb  # for messages: what one worker may use, if this server knows
+        self.max_runs, self.max_replays, self.clock = max_runs, max_replays, clock
+        self.replica = uuid.uuid4().hex[:12]  # this process, in the runs' control variables
         self._lock = threading.Lock()
         self._runs: dict[str, SharedRun] = {}
         self._replays: OrderedDict[str, Replay] = OrderedDict()
+        self._started: dict[str, int] = {}  # session -> runs it has started: the priority of its next
+        self._active: dict[tuple[str, str], dict[str, str]] = {}  # (session, kind) -> {run key: its watcher}
+        self._start_locks = [threading.Lock() for _ in range(START_LOCKS)]
+        self._closed = threading.Event()
+        self.cluster = None  # the cluster.Cluster holder, when run_store() connected it: kept as long as the store
+        threading.Thread(target=self._beat, name="initlab-beat", daemon=True).start()
 
-    def get(self, key: str) -> SharedRun | Replay | None:
+    def close(self) -> None:
+        self._closed.set()
+
+    # --- what pages call -----------------------------------------------------------------------------------------
+    def get(self, key: str, watcher: str | None = None) -> SharedRun | Replay | None:
+        """The run (brought up to date with its file) or replay of ``key``; a ``watcher`` reading it is watching."""
         with self._lock:
-            return self._runs.get(key) or self._replays.get(key)
+            found = self._runs.get(key) or self._replays.get(key)
+            if found is not None and watcher is not None and watcher in found.watchers:
+                found.watchers[watcher] = time.time()
+        if isinstance(found, SharedRun) and not found.done:
+            self._refresh(found)
+        return found
 
-    def start(self, config: Config, dataset, watcher: str, limits: Limits,
-              instant: bool = False, session: str | None = None) -> SharedRun | Replay:
-        """Attach `watcher` to the run of this config, starting it unless it runs or ran to its end already.
+    def reserve(self, session: str, kind: str) -> None:
+        """Before a session starts its runs of a ``kind`` ("training" or "comparison"): ConfigError if its previous
+        ones are still computing and watched by it (one of each kind at a time)."""
+        with self._lock:
+            started = self._active.get((session, kind), {})
+            if any(key in self._runs and not self._runs[key].done and watcher in self._runs[key].watchers
+                   for key, watcher in started.items()):
+                raise ConfigError(f"you already have {KINDS[kind]} running: stop it, or wait for it to finish, "
+                                  "before starting another (one of each at a time, so that every student's runs "
+                                  "get their turn)")
+            self._active[(session, kind)] = {}
 
-        A run still training is shared as it goes; one that has ended (here or in the disk cache) is replayed to
-        this watcher at its original pace from now (a `Replay`), or whole if ``instant``. Limits are checked and
-        the network initialised here, before the call returns: an over-cap config raises ConfigError and no work
-        starts. The disk cache counts the run against ``session`` (default: the watcher) unless it is a preset's.
+    def start(self, config: Config, dataset, watcher: str, limits: Limits, instant: bool = False,
+              session: str | None = None, kind: str = "training") -> SharedRun | Replay:
+        """Attach `watcher` to the run of this config, submitting it unless it runs or ran to its end already.
+
+        A run still computing is shared as it goes; one that has ended (here or in the disk cache) is replayed to
+        this watcher at its original pace from now (a `Replay`), or whole if ``instant``. Limits are checked here:
+        an over-cap config raises ConfigError and no work starts. The run counts against ``session`` (default: the
+        watcher): in the disk cache unless it is a preset's, and in its quota of ``kind`` (see `reserve`).
         """
-        owner = PRESET_OWNER if config in self.protected else session_owner(session or watcher)
+        session = session or watcher
+        owner = PRESET_OWNER if config in self.protected else session_owner(session)
         key = run_key(config, dataset.fingerprint())
-        with self._lock:
-            run = self._runs.get(key)
-            if run is not None and run.status != STOPPED:
-                run.watchers.add(watcher)
-                return self._replay(run, watcher, instant)
-        network = preflight(config, dataset, limits)
-        two_d = dataset.n_features == 2
-        recorded = self.cache.load(config, dataset, owner) if self.cache else None
-        if recorded is not None:
-            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, watchers={watcher},
-                            **_recorded(recorded, two_d))
+        # a class pressing Start at once: the first looks the run up and submits it, the others then attach to it
+        with self._start_locks[hash(key) % len(self._start_locks)]:
             with self._lock:
-                self._runs[key] = run
-                self._evict()
-                return self._replay(run, watcher, instant)
-        writes = self.cache is not None and time.monotonic() >= self.cache_full_until
-        claim = self.cache.claim(config, dataset) if writes else None
-        if writes and claim is None:  # another replica is training it: wait for its file
-            run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, watchers={watcher},
-                            elsewhere=True)
-            target, args = self._await_elsewhere, (run, dataset, limits, owner)
-        else:
-            try:  # a run that cannot start here gives its claim back
+                run = self._runs.get(key)
+                rejoin = run is not None and not run.done and not run.watchers
+                if run is not None and run.status != STOPPED and not rejoin:
+                    return self._attach(run, watcher, session, kind, instant)
+            if rejoin:  # its last watcher here left a moment ago: watch it again, take the stop back if in time
+                self._watch(key, self.replica, time.time())
+                self.client.set_metadata([*compute.control_path(key), "stop"], None)
                 with self._lock:
-                    busy = sum(not r.done and not r.elsewhere for r in self._runs.values())
+                    return self._attach(run, watcher, session, kind, instant)
+            network = preflight(config, dataset, limits)
+            two_d = dataset.n_features == 2
+            recorded = self.cache.load(config, dataset, owner) if self.cache else None
+            if recorded is not None:
+                run = SharedRun(key, config, network, self.cache.path(config, dataset), two_d, cached=True,
+                                seconds=recorded.seconds[-1] if recorded.seconds else None,
+                                message=recorded.stopped_reason, **recorded_fields(recorded, two_d),
+                                status=DIVERGED if recorded.stopped_reason else FINISHED)
+            else:
+                with self._lock:
+                    busy = sum(not r.done for r in self._runs.values())
                 if busy >= self.policy.max_concurrent_trainings:
                     raise ConfigError(f"this server already has {busy} trainings running or queued, its cap "
                                       f"({SERVER_ENV['max_concurrent_trainings']}); try again when one has finished")
-                training = Training(config, dataset, limits)
-            except BaseException:
-                if claim is not None:
-                    self.cache.release(claim)
-                raise
-            path = self.cache.path(config, dataset) if claim is not None else self.folder / f"{key}.h5"
-            run = SharedRun(key, config, training.network, path, two_d, watchers={watcher})
-            target, args = self._work, (run, training, self.policy.max_training_seconds, claim, owner)
-        with self._lock:
-            self._runs[key] = run
-            self._evict()
-        threading.Thread(target=target, args=args, name=f"initlab-run-{key[:8]}", daemon=True).start()
-        return run
+                run = SharedRun(key, config, network, compute.run_file(self.folder, key), two_d)
+                self._submit(run, dataset, limits, owner, self._priority(session), self.replica, time.time())
+            with self._lock:
+                self._runs[key] = run
+                self._evict()
+                return self._attach(run, watcher, session, kind, instant)
 
+    def detach(self, key: str, watcher: str) -> None:
+        """`watcher` stops watching; the run stops when nobody, on any replica, watches it any more."""
+        with self._lock:
+            run = self._runs.get(key)
+            if run is None or watcher not in run.watchers:
+                return
+            del run.watchers[watcher]
+            last = not run.watchers and not run.done
+        if last:
+            self._leave(run)
+
+    def wait(self, key: str, timeout: float) -> bool:
+        """Block until the run has ended (tests and scripts); True if it has."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            run = self.get(key)
+            if run is None or run.done:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def warm_presets(self, configs: Iterable[Config], data_dir) -> None:
+        """Compute the presets' runs missing from the disk cache, at the lowest priority, watched by nobody:
+        so that a class finds them ready. Needs a disk cache (without one, nothing would keep them)."""
+        for config in configs:
+            try:
+                dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
+                if self.cache.get(config, dataset, PRESET_OWNER) is not None:
+                    continue
+                key = run_key(config, dataset.fingerprint())
+                run = SharedRun(key, config, preflight(config, dataset, Limits.from_env()),
+                                compute.run_file(self.folder, key), dataset.n_features == 2)
+                # watched "forever" by the presets: a student who watches it too and leaves does not stop it
+                self._submit(run, dataset, Limits.from_env(), PRESET_OWNER, PRESET_PRIORITY, "presets",
+                             float("inf"))
+            except (ConfigError, DatasetError) as e:
+                log.warning("preset run %s not computed in advance: %s", config.dataset, e)
+                continue
+            with self._lock:
+                self._runs.setdefault(key, run)
+
+    # --- the tasks ----------------------------------------------------------------------------------------------
+    def _priority(self, session: str) -> int:
+        with self._lock:
+            self._started[session] = self._started.get(session, 0) + 1
+            return -self._started[session]
+
+    def _submit(self, run: SharedRun, dataset, limits: Limits, owner: str, priority: int, watcher: str,
+                seen: float) -> None:
+        self._watch(run.key, watcher, seen)
+        self.client.set_metadata([*compute.control_path(run.key), "stop"], None)
+        cache_dir = str(self.cache.directory) if self.cache else None
+        if self.cluster is not None and self.cluster.processes:  # our own workers stop with us: so do their files
+            cleanup.remove_at_exit(partial_path(run.path))
+        run.future = self.client.submit(
+            compute.train_run, run.key, run.config, dataset, limits, str(self.folder),
+            self.policy.max_training_seconds, self.unwatched_seconds, cache_dir,
+            self.cache.max_bytes if self.cache else 0, owner, key=compute.task_key(run.key), priority=priority,
+            pure=False)
+
+    def _watch(self, key: str, replica: str, seen: float | None) -> None:
+        """Write this replica's entry in the run's control (compute.py): when its pages last read it, None if gone."""
+        self.client.set_metadata([*compute.control_path(key), "watch", replica], seen)
+
+    def _attach(self, run: SharedRun, watcher: str, session: str, kind: str, instant: bool):
+        """Call with the lock held."""
+        run.watchers[watcher] = time.time()
+        if not run.done:
+            self._active.setdefault((session, kind), {})[run.key] = watcher
+        return self._replay(run, watcher, instant)
+
+    def _leave(self, run: SharedRun) -> None:
+        """No page of this replica watches the run any more: take this replica off it, and stop it if it was the
+        last; a run still waiting for a worker is cancelled."""
+        path = compute.control_path(run.key)
+        try:
+            self._watch(run.key, self.replica, None)
+            watched = self.client.get_metadata([*path, "watch"], default={})
+            if any(seen is not None for seen in watched.values()):
+                return  # another replica's pages still watch it
+            self.client.set_metadata([*path, "stop"], USER_STOP)
+            if run.queued and run.future is not None and not partial_path(run.path).exists():
+                self.client.cancel(run.future, force=True)  # it reads the stop before any work if it starts now
+        except Exception as e:  # the scheduler is unreachable: its workers stop the run once it is unwatched
+            log.warning("could not stop run %s: %s", run.key, e)
+
+    def _beat(self) -> None:
+        """Tell the workers when this replica's pages last read each run; watchers gone for longer than
+        ``unwatched_seconds`` (a closed tab) leave it."""
+        while not self._closed.wait(BEAT_SECONDS):
+            now = time.time()
+            with self._lock:
+                live = [r for r in self._runs.values() if not r.done and r.watchers]
+                for run in live:
+                    for watcher, seen in list(run.watchers.items()):
+                        if now - seen > self.unwatched_seconds:
+                            del run.watchers[watcher]
+            for run in live:
+                try:
+                    if run.watchers:
+                        self._watch(run.key, self.replica, max(run.watchers.values()))
+                    else:
+                        self._leave(run)
+                except Exception as e:  # a busy scheduler: the next beat tries again
+                    log.warning("run %s: could not reach the scheduler: %s", run.key, e)
+
+    def _refresh(self, run: SharedRun) -> None:
+        """Re-read the run's file if it has changed since last read; collect the task's outcome once it is done."""
+        if not run.lock.acquire(blocking=False):
+            return  # another page is reading it: it will see the result at its next tick
+        try:
+            future = run.future
+            ended = future is None or future.done()
+            self._read_file(run)
+            if ended and future is not None:
+                self._collect(run, future)
+        finally:
+            run.lock.release()
+
+    def _read_file(self, run: SharedRun) -> None:
+        for path in (partial_path(run.path), run.path):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            state = (path, st.st_mtime_ns, st.st_size)
+            if state == run.file_state:
+                return
+            try:
+                recorded = read_run(path)
+            except RunFileError:  # renamed or being written at that instant: the next tick reads it
+                return
+            for name, value in recorded_fields(recorded, run.two_d).items():
+                setattr(run, name, value)
+            if run.started is None and run.offsets:  # the file's latest offset is about now: a flush is not older
+                run.started = time.perf_counter() - run.offsets[-1]
+            run.file_state = state
+            return
+
+    def _collect(self, run: SharedRun, future) -> None:
+        """The ended task's outcome onto the run: status last, as readers check it."""
+        last = run.snapshots[-1].step if run.snapshots else 0
+        try:
+            outcome = future.result(timeout=5)
+        except Exception as error:  # CancelledError, KilledWorker, or the run's own error, raised in the worker
+            cancelled = type(error).__name__ == "CancelledError"
+            run.message = f"stopped by the user at step {last:,}" if cancelled else failure_message(
+                error, last, self.worker_mb)
+            run.status, run.future = STOPPED, None
+            cleanup.forget(partial_path(run.path))
+            return
+        cleanup.forget(partial_path(run.path))
+        if outcome["path"]:
+            run.path = Path(outcome["path"])  # in the disk cache, if it ended on its own and there is one
+        self._read_file(run)
+        run.seconds, run.message, run.future = outcome["seconds"], outcome["message"], None
+        run.status = outcome["status"]
+
+    # --- bookkeeping --------------------------------------------------------------------------------------------
     def _replay(self, run: SharedRun, watcher: str, instant: bool) -> SharedRun | Replay:
-        """The run itself if it is still training, asked for whole, or has no timing (a file from before timings
+        """The run itself if it is still computing, asked for whole, or has no timing (a file from before timings
         were recorded); else a fresh Replay for this watcher. Call with the lock held."""
         if not run.done or instant or len(run.offsets) < len(run.snapshots):
             return run
@@ -228,118 +341,6 @@ class RunStore:
             self._replays.popitem(last=False)
         return replay
 
-    def detach(self, key: str, watcher: str) -> None:
-        """`watcher` stops watching; the run stops when nobody watches it any more."""
-        with self._lock:
-            run = self._runs.get(key)
-            if run is None:
-                return
-            run.watchers.discard(watcher)
-            if not run.watchers and not run.done:
-                run.stop.set()
-
-    def wait(self, key: str, timeout: float) -> bool:
-        """Block until the run has ended (tests and scripts); True if it has."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            run = self.get(key)
-            if run is None or run.done:
-                return True
-            time.sleep(0.02)
-        return False
-
-    def _await_elsewhere(self, run: SharedRun, dataset, limits: Limits, owner: str) -> None:
-        """Wait for the file of a run another replica trains; train it here if that one gives up its claim (stopped
-        by its users, or dead); stop waiting when nobody here watches any more."""
-        while not run.stop.wait(CLAIM_POLL_SECONDS):
-            recorded = self.cache.load(run.config, dataset, owner)
-            if recorded is not None:
-                for name, value in _recorded(recorded, run.two_d).items():  # status last: readers check it
-                    setattr(run, name, value)
-                return
-            claim = self.cache.claim(run.config, dataset)
-            if claim is not None:
-                run.elsewhere = False
-                try:
-                    training = Training(run.config, dataset, limits)
-                except Exception as e:  # a worker must never die silently: the page shows what happened
-                    self.cache.release(claim)
-                    run.status, run.message = STOPPED, f"the run failed: {type(e).__name__}: {e}"
-                    return
-                self._work(run, training, self.policy.max_training_seconds, claim, owner)
-                return
-        run.status, run.message = STOPPED, "stopped by the user while another server was training it"
-
-    def _work(self, run: SharedRun, training: Training, max_seconds: float, claim: Path | None = None,
-              owner: str | None = None) -> None:
-        """Train and record the run: into the disk cache if this process holds its ``claim``, else in the folder."""
-        while not self._slots.acquire(timeout=CLAIM_REFRESH_SECONDS):  # queued: still alive, say so to the others
-            if claim is not None:
-                self.cache.refresh(claim)
-        try:
-            run.started = time.perf_counter()
-            stopped_path = self.folder / f"{run.key}.h5"  # a run stopped early is not the config's run: not cached
-            every = params_every(training.network.dims, run.config)  # the weights the 2-D boundary is drawn from
-            # a run over the time cap is recorded with the cap's message (run.message), not "stopped by the user"
-            stream = (self.cache.record(training, stopped_path, stop_reason=lambda: run.message, claim=claim,
-                                        owner=owner)
-                      if claim is not None else record(training, run.path, stop_reason=lambda: run.message))
-            try:
-                # the cache removes its own files if the process stops; a run recorded here is this store's to remove
-                with cleanup.removed_at_exit(*([] if claim is not None else [partial_path(run.path)])):
-                    try:
-                        for snapshot in stream:
-                            keep_step_params(run.step_params, snapshot.step, training.params, every)
-                            run.offsets.append(time.perf_counter() - run.started)
-                            run.snapshots.append(snapshot)
-                            if run.stop.is_set():
-                                break
-                            if time.perf_counter() - run.started > max_seconds:
-                                run.message = (f"stopped at step {snapshot.step}: this server stops a training "
-                                               f"after {max_seconds:g} s ({SERVER_ENV['max_training_seconds']})")
-                                break
-                    finally:
-                        stream.close()  # finishes the recording (closed early: the cap's message, or "by the user")
-                        if run.snapshots:
-                            keep_step_params(run.step_params, run.snapshots[-1].step, training.params, every, last=True)
-            except RunFileError as e:  # the disk: the run cannot be recorded (the error names no path)
-                run.status, run.message = STOPPED, self._unrecorded(run, e, in_cache=claim is not None)
-            except Exception as e:  # a worker must never die silently: the page shows what happened
-                run.message = f"the run failed: {type(e).__name__}: {e}"
-                run.status = STOPPED
-            if not run.path.is_file():
-                run.path = stopped_path
-            run.seconds = time.perf_counter() - run.started
-            if run.status == STOPPED:
-                return
-            if training.stopped_reason:
-                run.status, run.message = DIVERGED, training.stopped_reason
-            elif training.finished:
-                run.status = FINISHED
-            else:
-                last = run.snapshots[-1].step if run.snapshots else 0
-                run.status, run.message = STOPPED, run.message or f"stopped by the user at step {last}"
-        finally:
-            self._slots.release()
-
-    def _unrecorded(self, run: SharedRun, error: RunFileError, in_cache: bool) -> str:
-        """The message of a run whose file could not be written; a full disk cache is left alone for a while."""
-        step = run.snapshots[-1].step if run.snapshots else 0
-        if not getattr(error, "disk_full", False):
-            log.warning("run %s could not be recorded: %s", run.key, error)
-            return (f"This run stopped at step {step:,}: the server could not record it on its disk. Press Start "
-                    "to try again; if it happens again, tell whoever runs this server.")
-        if in_cache:
-            self.cache_full_until = time.monotonic() + CACHE_FULL_PAUSE_SECONDS
-            log.warning("the run cache's disk (%s) is full: runs are trained without being written to it for %g s; "
-                        "free space there or lower INITLAB_CACHE_MAX_MB", self.cache.directory,
-                        CACHE_FULL_PAUSE_SECONDS)
-            return (f"This run stopped at step {step:,}: the server's disk is full, so it could not be saved. Press "
-                    "Start to train it again: for now the server trains without its shared run cache.")
-        log.warning("run %s: the disk of %s is full", run.key, self.folder)
-        return (f"This run stopped at step {step:,}: the server's disk is full, so it could not be recorded. Try "
-                "again in a few minutes; if it happens again, tell whoever runs this server.")
-
     def _evict(self) -> None:
         ended = [k for k, r in self._runs.items() if r.done]
         for key in ended[: max(0, len(self._runs) - self.max_runs)]:
@@ -348,20 +349,33 @@ class RunStore:
                 run.path.unlink(missing_ok=True)
 
 
-# --- reading runs for the figures ------------------------------------------------------------------------------
+# --- the one store of a server process ------------------------------------------------------------------------
 _store: RunStore | None = None
 _store_lock = threading.Lock()
 
 
 def run_store() -> RunStore:
-    """This server process's one RunStore, built on first use from $INITLAB_CACHE_* and the server's caps
-    ($INITLAB_MAX_CONCURRENT_TRAININGS, $INITLAB_MAX_TRAINING_SECONDS; a malformed setting raises
-    ConfigError, and the next call tries again). Not an st.cache_resource: Streamlit empties those for every session
-    on a "clear caches" request, which any client can send over its WebSocket whatever the page's menu shows, and a
-    second store would lose the runs in progress to their students and train as many again beside them, past the
-    cap on concurrent trainings."""
+    """This server process's one RunStore, built on first use: it connects to the Dask cluster, or starts one
+    (cluster.py), and reads $INITLAB_CACHE_* and the server's caps; a malformed setting, or a cluster that cannot
+    be reached, raises ConfigError, and the next call tries again. With a disk cache, the presets' missing runs are
+    then computed in the background. Not an st.cache_resource: Streamlit empties those for every session on a
+    "clear caches" request, which any client can send over its WebSocket whatever the page's menu shows, and a
+    second store would lose the runs in progress to their students and start a second cluster beside the first."""
     global _store
     with _store_lock:
         if _store is None:
-            _store = RunStore(protected=preset_configs(default_data_dir()))  # the class's preset runs stay cached
+            from app.serving import cluster
+
+            cache = RunCache.from_env()
+            policy = ServerLimits.from_env()
+            workers_mb = None if os.environ.get(cluster.SCHEDULER_ENV) else cluster.sizes_from_env()[1]
+            connection, own_folder = cluster.connect()
+            folder = own_folder if cache is None else cache.directory / LIVE_DIR
+            protected = preset_configs(default_data_dir())
+            _store = RunStore(connection.client, folder, cache=cache, policy=policy, protected=protected,
+                              worker_mb=workers_mb)
+            _store.cluster = connection  # held for as long as the store: its processes are stopped at exit
+            if cache is not None and os.environ.get(PRESETS_ENV, "1") != "0":
+                threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
+                                 name="initlab-presets", daemon=True).start()
         return _store

@@ -11,7 +11,7 @@ from app.charts.training import loss_curves, steps, thin
 from app.markup import escape_markdown
 from app.presets import VARIANTS
 from app.timing import duration
-from app.serving.store import FINISHED, RUNNING, run_store
+from app.serving.store import FINISHED, RUNNING, run_key, run_store
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
                    loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
 from core.config import Config, ConfigError
@@ -20,12 +20,23 @@ from core.measures import chance_cost
 
 COMPARE_SECONDS = 1.0  # the loss curves and table redraw once a second: a class watches several runs at once here
 
+def compare_watcher() -> str:
+    return f"{state.session_id}:compare"
+
+
 def start_compare(config: Config, dataset, limits: Limits) -> None:
+    """A new comparison replaces the session's previous one: its runs are left (stopped unless others watch them)."""
+    store = run_store()
+    variants = {label: VARIANTS[label].apply(config) for label in kept_value("compare", [])}
+    kept_keys = {run_key(variant, dataset.fingerprint()) for variant in variants.values()}
+    for key in set(state.compare_keys.values()) - kept_keys:
+        store.detach(key, compare_watcher())
     keys, errors = {}, []
-    for label in kept_value("compare", []):
+    store.reserve(state.session_id, "comparison")
+    for label, variant in variants.items():
         try:
-            keys[label] = run_store().start(VARIANTS[label].apply(config), dataset, f"{state.session_id}:compare",
-                                            limits, instant=state.instant, session=state.session_id).key
+            keys[label] = store.start(variant, dataset, compare_watcher(), limits,
+                                      instant=state.instant, session=state.session_id, kind="comparison").key
         except ConfigError as e:
             errors.append(f"{label}: {e}")
     state.compare_keys, state.compare_errors = keys, errors
@@ -80,15 +91,15 @@ def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
 
 def time_column(run, snapshots, status: str) -> str:
     """How long the run took; while it computes (or replays), elapsed and estimated time left."""
-    if run.elsewhere:
-        return "–"
+    if status == RUNNING and run.queued:
+        return "waiting for a free worker"
     if status == RUNNING:
         return run_wait(run, snapshots)
     return f"took {duration(run.seconds)}" if run.seconds else "–"
 
 
 def compare_results(keys: dict[str, str], live: bool) -> None:
-    runs = {label: run_store().get(key) for label, key in keys.items()}
+    runs = {label: run_store().get(key, compare_watcher()) for label, key in keys.items()}
     runs = {label: r for label, r in runs.items() if r is not None}
     # Each run's snapshots read once: a run (or a replay's clock) may add one between two reads, and a figure keyed
     # by the later count but drawn from the earlier list would stay one snapshot short, the final one included.
@@ -103,7 +114,7 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     for label, r in runs.items():
         last = curves[label][-1] if curves[label] else None
         rows.append({"initialiser": label, "status": statuses[label] + (" (from the run cache)" if r.cached else
-                                                                        " on another server" if r.elsewhere else ""),
+                                                                        " (waiting for a free worker)" if r.queued else ""),
                      "step": f"{last.step:,}" if last else "–",
                      "loss": f"{last.loss:.4f}" if last else "–",
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",

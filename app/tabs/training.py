@@ -33,6 +33,7 @@ $\lVert \alpha\, dW^l\rVert / \lVert W^l\rVert$ near $10^{-3}$ is a healthy pace
 
 def start_training(config: Config, dataset, limits: Limits) -> None:
     try:
+        run_store().reserve(state.session_id, "training")
         run = run_store().start(config, dataset, state.session_id, limits, instant=state.instant)
     except ConfigError as e:
         state.train_error = f"Refused before starting: {e}"
@@ -49,7 +50,7 @@ def stop_training() -> None:
 
 
 def watched_run():
-    run = run_store().get(state.train_key or "")
+    run = run_store().get(state.train_key or "", state.session_id)
     live = run is not None and not run.done and state.train_frozen is None
     return run, live
 
@@ -120,9 +121,9 @@ def live_progress(config: Config, dataset, limits: Limits, live: bool) -> None:
     frozen = state.train_frozen
     phase = run.status if frozen is None else "stopped"
     last = snapshots[-1].step if snapshots else 0
-    if phase == RUNNING and run.elsewhere:
-        status.info(f"Another server of this class is training this run ({run.config.iterations:,} steps); it "
-                    "appears here, whole, as soon as it has finished.")
+    if phase == RUNNING and run.queued:
+        status.info(f"Waiting for a free worker to train this run ({run.config.iterations:,} steps): the server's "
+                    "workers are busy with other students' runs.")
     elif phase == RUNNING:
         status.info(f"Training… step {last:,} of {run.config.iterations:,} · {run_wait(run, snapshots)}")
     elif phase == FINISHED:
@@ -141,7 +142,7 @@ def live_progress(config: Config, dataset, limits: Limits, live: bool) -> None:
 
 def watched_snapshots():
     """The watched run (None if the server dropped it) and the snapshots this session sees: all, or up to Stop."""
-    run = run_store().get(state.train_key or "")
+    run = run_store().get(state.train_key or "", state.session_id)
     if run is None:
         return None, []
     frozen = state.train_frozen

@@ -313,7 +313,8 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
         print(f"    (warm-up trained {warm_up(cache, data_dir)} missing runs into the cache first)", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(data_dir),
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "INITLAB_PRECOMPUTE_PRESETS": "0"}  # a cleared cache stays cleared: the students ask for the runs
     before = set(cache.glob("*.h5"))
     name = f"k{k}-{'cold' if clear else 'warm'}"
     ports = [serving.free_port() for _ in range(replicas)]

@@ -1,0 +1,163 @@
+"""The compute tier against a real Dask cluster: a `dask scheduler` and two `dask worker` processes on loopback,
+started once for the module as the server starts them (app/serving/cluster.py), shared by two run stores with their
+own clients, as two app replicas would be. Every wait has a timeout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from app.serving import cluster
+from app.serving.compute import task_key
+from app.serving.limits import ServerLimits
+from app.serving.store import FINISHED, RUNNING, STOPPED, RunStore
+from core.config import Config, ConfigError
+from core.data import load_dataset
+from core.limits import Limits
+from core.record import read_run
+
+# record_every = 100,000 on steps of about a millisecond: only Stop, the time cap or nobody watching end it early
+ENDLESS = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=100_000)
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory):
+    started = cluster.start_local(workers=2, memory_mb=1024, folder=tmp_path_factory.mktemp("dask"))
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def circles():
+    return load_dataset("circles")
+
+
+@pytest.fixture
+def replicas(real_cluster, tmp_path):
+    """Two stores, each with its own client of the shared scheduler and its own pages, recording in one folder (the
+    run cache's on a shared volume, in production)."""
+    from distributed import Client
+
+    clients = [Client(real_cluster.client.scheduler.address, timeout=30) for _ in range(2)]
+    stores = [RunStore(client, tmp_path, policy=ServerLimits(max_training_seconds=600), unwatched_seconds=600)
+              for client in clients]
+    yield stores
+    for store, client in zip(stores, clients):
+        store.close()
+        client.close()
+
+
+def wait_for(condition, timeout: float, step: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def computing(store: RunStore, run) -> bool:
+    """The run's worker has started it (its file exists)."""
+    store.get(run.key)
+    return not run.queued
+
+
+def test_two_replicas_asking_for_one_config_share_one_task_and_its_file(replicas, circles, real_cluster):
+    first, second = replicas
+    config = Config(dataset="circles", layers=(16, 8), iterations=2000, record_every=100)
+    a = first.start(config, circles, "alice", Limits())
+    b = second.start(config, circles, "bob", Limits())
+    assert first.wait(a.key, 60) and second.wait(b.key, 60)
+    assert a.status == b.status == FINISHED and a.path == b.path
+    assert [s.loss for s in a.snapshots] == [s.loss for s in b.snapshots] and len(a.snapshots) == 21
+    # a worker executed the key once, whichever client asked: one transition into "executing" in its story
+    story = real_cluster.client.story(task_key(a.key))
+    assert sum(1 for event in story if event[0] != "scheduler" and event[3:5] == ("executing", "executing")) == 1
+
+
+def test_stop_ends_a_run_within_a_second_once_every_watcher_on_every_replica_has_stopped(replicas, circles):
+    first, second = replicas
+    a = first.start(ENDLESS, circles, "alice", Limits())
+    b = second.start(ENDLESS, circles, "bob", Limits())
+    assert wait_for(lambda: computing(first, a), 60)
+    first.detach(a.key, "alice")
+    time.sleep(1.5)
+    assert second.get(b.key).status == RUNNING, "bob on the other replica still watches it"
+    asked = time.monotonic()
+    second.detach(b.key, "bob")
+    assert wait_for(lambda: second.get(b.key).done, 5)
+    assert time.monotonic() - asked < 1.0 + 0.5  # + 0.5: this test's own polling and the file's last read
+    assert b.status == STOPPED and b.message.startswith("stopped by the user at step")
+    stopped = read_run(b.path)
+    assert stopped.stopped_reason == b.message and 0 < stopped.snapshots[-1].step < ENDLESS.iterations
+    assert [s.step for s in b.snapshots] == [0, stopped.snapshots[-1].step]
+
+
+def test_the_time_cap_stops_a_run_within_a_second_of_it(replicas, circles):
+    store = replicas[0]
+    store.policy = ServerLimits(max_training_seconds=2)
+    run = store.start(ENDLESS.replace(seed=2), circles, "alice", Limits())
+    assert wait_for(lambda: computing(store, run), 60)
+    assert store.wait(run.key, 2 + 3) and run.status == STOPPED
+    assert "INITLAB_MAX_TRAINING_SECONDS" in run.message and run.seconds < 2 + 1
+    assert read_run(run.path).stopped_reason == run.message
+
+
+def test_a_run_no_page_reads_any_more_is_stopped(real_cluster, tmp_path, circles):
+    """A closed tab reads its run no more: after unwatched_seconds its replica leaves the run, which stops."""
+    store = RunStore(real_cluster.client, tmp_path, policy=ServerLimits(), unwatched_seconds=2)
+    try:
+        run = store.start(ENDLESS.replace(seed=3), circles, "gone", Limits())
+        assert wait_for(lambda: computing(store, run), 60)
+        started = time.monotonic()
+        assert wait_for(lambda: run.done or run.future.done(), 2 + 2 * 2.0 + 2, step=0.2)  # 2 beats at most
+        store.get(run.key)
+        assert run.status == STOPPED and time.monotonic() - started >= 1.0
+    finally:
+        store.close()
+
+
+def test_a_session_has_one_training_at_a_time_and_a_queued_run_waits_for_a_free_worker(replicas, circles):
+    store = replicas[0]
+    store.reserve("alice", "training")
+    run = store.start(ENDLESS.replace(seed=4), circles, "alice", Limits(), kind="training")
+    with pytest.raises(ConfigError, match="already have a training running"):
+        store.reserve("alice", "training")
+    store.reserve("alice", "comparison")  # one comparison besides
+    store.reserve("bob", "training")  # and another student's own
+    store.detach(run.key, "alice")
+    assert store.wait(run.key, 10)
+    store.reserve("alice", "training")  # stopped: the next may start
+
+
+def test_a_worker_killed_mid_run_fails_that_run_with_a_message_and_the_others_go_on(replicas, circles, real_cluster):
+    store = replicas[0]
+    doomed = store.start(ENDLESS.replace(seed=5), circles, "alice", Limits())
+    assert wait_for(lambda: computing(store, doomed), 60)
+    where = next(worker for worker, keys in real_cluster.client.processing().items() if task_key(doomed.key) in keys)
+    pid = real_cluster.client.run(os.getpid, workers=[where])[where]
+    os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer, or the nanny at the memory limit, would
+    assert store.wait(doomed.key, 30) and doomed.status == STOPPED
+    assert "the worker running it stopped" in doomed.message and "Press Start" in doomed.message
+    assert "KilledWorker" not in doomed.message and "/" not in doomed.message
+    real_cluster.client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    after = store.start(Config(dataset="circles", layers=(8,), iterations=200, record_every=50), circles, "bob",
+                        Limits())
+    assert store.wait(after.key, 60) and after.status == FINISHED
+
+
+def test_readiness_fails_when_no_worker_can_take_a_run(real_cluster, capsys):
+    from app.serving import ready
+    from tests.serving import free_port
+
+    address = real_cluster.client.scheduler.address
+    assert ready.main({"INITLAB_DASK_SCHEDULER": address, "INITLAB_MAX_MEMORY_MB": "512"}) == 0
+    # the workers have 1024 MB each: a run the app would accept may need more than any of them has
+    assert ready.main({"INITLAB_DASK_SCHEDULER": address, "INITLAB_MAX_MEMORY_MB": "2048"}) == 1
+    assert "INITLAB_MAX_MEMORY_MB" in capsys.readouterr().err
+    assert ready.main({"INITLAB_DASK_SCHEDULER": f"tcp://127.0.0.1:{free_port()}"}) == 1  # nobody listens there
+    assert "cannot be reached" in capsys.readouterr().err
+
