@@ -94,7 +94,7 @@ def start_local(workers: int, memory_mb: int, folder: Path) -> Cluster:
             processes.append(subprocess.Popen(
                 [dask_command(), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(workers),
                  "--nthreads", "1", "--memory-limit", str(memory_mb * 2**20), "--host", "127.0.0.1",
-                 "--no-dashboard", "--death-timeout", "60"],
+                 "--no-dashboard", "--death-timeout", "60", "--preload", "app.serving.worker_setup"],
                 stdout=log, stderr=subprocess.STDOUT, **common))
         client = Client(scheduler_file=str(scheduler_file), timeout=START_SECONDS)
         client.wait_for_workers(workers, timeout=START_SECONDS)
