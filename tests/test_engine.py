@@ -321,7 +321,8 @@ def test_closing_the_stream_stops_early():
 def test_should_stop_ends_the_run_within_a_second_at_the_step_it_answered_with_a_snapshot_of_it(tmp_path):
     """A server's Stop or time cap must not wait for the next recorded step: with record_every = 100,000 on a run
     whose step takes milliseconds, the run ends within a second of the request, and its file ends at that step."""
-    from core.record import read_run, record
+    from core.record import record
+    from core.run_reader import read_run
 
     data = toy_dataset(n_features=64, m=256)
     config = Config(layers=(64, 64), iterations=100_000, record_every=100_000)

@@ -1,13 +1,41 @@
-"""Loaded by every Dask worker as it starts (``dask worker --preload app.serving.worker_setup``): the engine's
-kernels are compiled (or loaded from numba's on-disk cache) in the background, so that a fresh worker's first run
-does not wait for them (about 14 s of compiling with an empty cache, measured on a 2-core machine)."""
+"""Loaded by every Dask worker as it starts (``dask worker --preload app.serving.worker_setup``).
+
+- The engine's kernels are compiled (or loaded from numba's on-disk cache) in the background, so that a fresh
+  worker's first run does not wait for them (about 14 s of compiling with an empty cache on a 2-core machine).
+- glibc's allocator gets back the thresholds it would reach by itself: Dask's nanny sets MALLOC_TRIM_THRESHOLD_
+  (to hand freed memory back to the system), which also switches off glibc's adaptive mmap threshold, so every
+  array of a step over 128 KB is mapped and zero-filled anew each step (measured on the seed question: 15-30% more
+  CPU per step than the same run outside Dask). Arrays up to 32 MB are kept in the heap; freed memory over 128 MB
+  is still returned.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 import threading
 
 from core.warm import warm_kernels
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+MMAP_THRESHOLD = 32 * 2**20  # glibc's own ceiling for the adaptive threshold on 64-bit
+TRIM_THRESHOLD = 128 * 2**20
+
+log = logging.getLogger(__name__)
+
+
+def tune_allocator() -> bool:
+    """Set the thresholds above through glibc's mallopt; False where there is no glibc (macOS, musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
 
 def dask_setup(worker) -> None:
+    if not tune_allocator():
+        log.info("no glibc mallopt here: the allocator keeps Dask's settings")
     threading.Thread(target=warm_kernels, name="warm-kernels", daemon=True).start()
