@@ -1,13 +1,21 @@
 """Shared fixtures: the course's data (from ../shared/data, never copied into the repo), small datasets, and an
 in-process Dask cluster for the dashboard's run store."""
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from core.data import load_dataset
-from core.train import Training
+# The suite runs on two processes (pytest -n 2), beside the servers and browsers its tests start: with OpenBLAS's
+# default of a thread per core, each process's BLAS threads spin while waiting for a core the others hold (two seed
+# runs side by side took 24-27 s instead of 4.5 s). One BLAS thread per process, set before NumPy loads it; the
+# servers and CLIs the tests start inherit it. Benchmarks set their own threads.
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+from core.data import load_dataset  # noqa: E402 - after the threads are set
+from core.train import Training  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -203,14 +203,20 @@ def wait_until_finished(at: AppTest, steps: int, seconds: float = 60) -> None:
         at.run()
 
 
-def test_a_short_training_run_completes_and_can_be_downloaded():
+def trained_page(preset: str, iterations: int, record_every: int = 10) -> AppTest:
+    """The page on `preset` shortened to `iterations` steps, trained to its end in the Training tab."""
     at = start()
-    at.selectbox(key="preset").set_value("custom").run()
-    at.number_input(key=key(at, "cfg_iterations")).set_value(40).run()
-    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
+    at.selectbox(key="preset").set_value(preset).run()
+    at.number_input(key=key(at, "cfg_iterations")).set_value(iterations).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(record_every).run()
     open_tab(at, "Training")
     at.button(key="start").click().run()
-    wait_until_finished(at, 40)
+    wait_until_finished(at, iterations)
+    return at
+
+
+def test_a_short_training_run_completes_and_can_be_downloaded():
+    at = trained_page("custom", 40)
     no_errors(at)
     assert any("Finished 40 steps" in s.value for s in at.success)
     titles = chart_titles(at)
@@ -648,13 +654,7 @@ def test_the_verdict_follows_the_sidebar():
 
 
 def test_a_finished_run_is_judged_against_the_majority_class():
-    at = start()
-    at.selectbox(key="preset").set_value("course 2 circles").run()
-    at.number_input(key=key(at, "cfg_iterations")).set_value(20).run()
-    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
-    open_tab(at, "Training")
-    at.button(key="start").click().run()
-    wait_until_finished(at, 20)
+    at = trained_page("course 2 circles", 20)
     text = verdict_text(at)
     assert "after 20 steps" in text and "always answering" in text and "At initialisation: Healthy" in text
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")

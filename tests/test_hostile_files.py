@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from app.state import widget_key
 from core import sandbox
 from core.cli import main
 from core.config import Config
-from core.data import DatasetError, load_course_h5, load_dataset, load_uploaded_h5
+from core.data import DatasetError, UploadedFile, load_course_h5, load_dataset, load_uploaded_files, load_uploaded_h5
 from core.record import RunFileError, record
 from core.run_reader import read_run, read_uploaded_run
 from core.train import Training
@@ -279,6 +280,20 @@ def test_every_hostile_dataset_is_refused_as_an_upload_and_as_a_course_file(tmp_
             load_course_h5(path)
         assert str(path) in str(named.value) and fragment in str(named.value), (stem, str(named.value))
         assert_clean(str(named.value).replace(str(path), ""), secret)
+
+
+def test_every_hostile_dataset_is_refused_through_the_multi_file_uploader_alone_and_zipped(tmp_path, secret):
+    """The dashboard's uploader takes files or a zip of them: each path ends in the same sandboxed parse."""
+    for stem, (path, fragment) in dataset_corpus(tmp_path / "corpus", secret).items():
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr(f"{stem}.h5", path.read_bytes())
+        for upload in (UploadedFile(f"{stem}.h5", path.read_bytes()), UploadedFile(f"{stem}.zip", archive.getvalue())):
+            with pytest.raises(DatasetError) as refused:
+                load_uploaded_files([upload])
+            message = str(refused.value)
+            assert fragment in message and str(tmp_path) not in message, (upload.name, message)
+            assert_clean(message, secret)
 
 
 def test_the_compression_bomb_is_refused_from_its_declared_size(tmp_path, secret):

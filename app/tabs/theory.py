@@ -90,8 +90,9 @@ def _depth_charts(result) -> None:
                "like depth / width (Hanin & Nica 2019), about 14% at the top of 30 relu layers of 1000 units.")
     narrow = [i + 1 for i, n in enumerate(p.dims[1:]) if n < 10]
     if narrow:
-        st.caption(f"Layers {', '.join(map(str, narrow))} have fewer than 10 units: one draw of a narrow layer can "
-                   "sit a factor of 2 away from the average.")
+        which = f"Layer {narrow[0]} has" if len(narrow) == 1 else f"Layers {', '.join(map(str, narrow))} have"
+        st.caption(f"{which} fewer than 10 units: one draw of a narrow layer can sit a factor of 2 away from the "
+                   "average.")
 
 
 def _phase_section(config: Config, prediction) -> None:
