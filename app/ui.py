@@ -12,14 +12,13 @@ from app.charts import export
 from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
-from app.serving.store import Replay
+from app.serving.store import Replay, run_store
 from app.timing import wait_text
 from core.config import Config
 from core.limits import Limits
 from core.meanfield import TheoryError
-from core.measures import baseline, identical_units, reference_configs
+from core.measures import baseline, reference_configs
 from core.theory import Prediction, predict_for
-from core.train import Training, initial_cost_note, probe
 from core.verdict import Verdict, verdict
 
 PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
@@ -116,10 +115,9 @@ def cached_figures(slot: str, token: tuple, build: Callable[[], dict]):
 # --- shared, cached computation ---------------------------------------------------------------------------------
 @st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
 def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
-    """One forward/backward pass at init, shared by every session (keyed by config JSON and dataset fingerprint):
-    the network, its snapshot, and which layers start as copies of one unit (the verdict reads the weights for it)."""
-    network, params, snapshot = probe(Config.from_json(config_json), _dataset, _limits)
-    return network, snapshot, identical_units(params)
+    """One forward/backward pass at init, in a worker, shared by every session (keyed by config JSON and dataset
+    fingerprint): the network, its snapshot, which layers start as copies of one unit, the step-0 cost note."""
+    return run_store().probe(Config.from_json(config_json), _dataset, _limits)
 
 
 def probe_of(config: Config, dataset, limits: Limits):
@@ -130,19 +128,14 @@ def probe_of(config: Config, dataset, limits: Limits):
 def verdict_of(config: Config, dataset, limits: Limits) -> Verdict:
     """The verdict on the config, from the same cached probes the charts draw: its own and Xavier's and He's on
     the same network, each computed once whichever tab asks first."""
-    network, snapshot, identical = cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
+    network, snapshot, identical, _ = cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
     references = {name: probe_of(other, dataset, limits)[1] for name, other in reference_configs(config).items()}
     return verdict(network, config, snapshot, baseline(dataset), references, identical)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_cost_note(config_json: str, fingerprint: str, _dataset, _limits: Limits) -> str | None:
-    return initial_cost_note(Training(Config.from_json(config_json), _dataset, _limits))
-
-
 def cost_note_of(config: Config, dataset, limits: Limits) -> str | None:
     """Why the course would print cost inf at step 0 where Init Lab shows a number (None when it would not)."""
-    return cached_cost_note(config.to_json(), dataset.fingerprint(), dataset, limits)
+    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)[3]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

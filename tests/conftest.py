@@ -61,9 +61,11 @@ def dask_client():
     """A Dask cluster in this process (threads, no worker processes: 0.2 s to start), shared by the tests that
     drive the run store or the page. Its runs are Dask tasks as in production; tests/test_compute.py has the real
     scheduler and worker processes."""
+    import dask
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):  # as the server's own (cluster.py)
+        cluster = LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
     client = Client(cluster)
     yield client
     close_run_store()

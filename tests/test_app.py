@@ -198,7 +198,8 @@ def test_init_tab_draws_one_histogram_row_per_layer_and_log_std():
 def wait_until_finished(at: AppTest, steps: int, seconds: float = 60) -> None:
     """Rerun the page until its run says it finished `steps` steps (a timed fragment does not fire in AppTest)."""
     deadline = time.monotonic() + seconds
-    while not any(f"Finished {steps} steps" in s.value for s in at.success) and time.monotonic() < deadline:
+    while not any(f"Finished {steps} steps" in s.value for s in at.success):
+        assert time.monotonic() < deadline, [e.value for e in (*at.info, *at.warning, *at.error, *at.caption)]
         time.sleep(0.2)
         at.run()
 

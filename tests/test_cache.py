@@ -1,6 +1,7 @@
 """The run cache: hits replay the engine's own snapshots, writes are atomic across processes, LRU eviction by size,
 damaged entries are recomputed, and runs stopped early are never cached."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -133,7 +134,8 @@ def test_from_env(tmp_path):
 
 
 RACER = textwrap.dedent("""
-    import sys
+    import sys, time
+    from pathlib import Path
     from app.serving.cache import RunCache
     from core.config import Config
     from core.data import load_dataset
@@ -144,7 +146,12 @@ RACER = textwrap.dedent("""
         print("trained", flush=True)
         return Training(config, dataset)
 
-    for _ in RunCache(sys.argv[1]).compute(config, load_dataset("circles"), training):
+    dataset = load_dataset("circles")
+    barrier = Path(sys.argv[2])  # both look the run up at the same moment, however loaded the machine
+    (barrier / sys.argv[3]).touch()
+    while len(list(barrier.iterdir())) < 2:
+        time.sleep(0.001)
+    for _ in RunCache(sys.argv[1]).compute(config, dataset, training):
         pass
 """)
 
@@ -153,8 +160,9 @@ def test_two_processes_writing_one_key_never_expose_a_partial_file(tmp_path, cir
     config = Config(dataset="circles", layers=(32, 32, 32), iterations=300, record_every=2)
     target = RunCache(tmp_path).path(config, circles)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path)], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    (tmp_path / "barrier").mkdir()
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(tmp_path / "barrier"), str(i)],
+                               env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True) for i in range(2)]
     try:
         while any(p.poll() is None for p in racers):
             if target.exists():
@@ -206,12 +214,38 @@ def test_a_class_starting_one_config_at_once_shares_one_run_and_one_task(tmp_pat
     from app.serving.store import FINISHED, RunStore
     from core.limits import Limits
 
-    store, submitted, submit = RunStore(dask_client, tmp_path), [], dask_client.submit
-    monkeypatch.setattr(dask_client, "submit", lambda *args, **kw: submitted.append(args) or submit(*args, **kw))
+    store, submitted, submit = RunStore(dask_client, tmp_path), [], dask_client.get
+    monkeypatch.setattr(dask_client, "get", lambda *args, **kw: submitted.append(args) or submit(*args, **kw))
     with ThreadPoolExecutor(8) as pool:
         runs = list(pool.map(lambda i: store.start(small(iterations=300), circles, f"student{i}", Limits()), range(8)))
     assert len(submitted) == 1 and all(run is runs[0] for run in runs)
     assert store.wait(runs[0].key, 60) and runs[0].status == FINISHED
+
+def test_a_task_carries_a_reference_to_a_data_folder_dataset_and_the_arrays_of_an_upload(tmp_path, circles,
+                                                                                          dask_client, monkeypatch):
+    """The worker loads the data folder's datasets itself (the seed question's 24 MB once per worker process, not
+    once per run through the scheduler); an upload, which only the web process has, travels with its task."""
+    from app.serving.compute import FolderDataset
+    from app.serving.store import FINISHED, RunStore
+    from core.data import Dataset, DatasetError
+    from core.limits import Limits
+
+    store, graphs, get = RunStore(dask_client, tmp_path, data_dir=ROOT / "data"), [], dask_client.get
+    monkeypatch.setattr(dask_client, "get", lambda graph, *args, **kw: graphs.append(graph) or get(graph, *args, **kw))
+    named = store.start(small(), circles, "one", Limits())
+    upload = dataclasses.replace(circles, name="mine", x_train=circles.x_train * 2, x_test=circles.x_test * 2)
+    uploaded = store.start(small().replace(dataset="upload:mine"), upload, "two", Limits())
+    assert store.wait(named.key, 30) and store.wait(uploaded.key, 30)
+    assert named.status == uploaded.status == FINISHED
+    sources = [next(a for a in task.args if isinstance(a, (Dataset, FolderDataset)))
+               for graph in graphs for task in graph.values()]
+    assert isinstance(sources[0], FolderDataset) and sources[1] is upload
+    assert sources[0].load().fingerprint() == circles.fingerprint()
+    elsewhere = FolderDataset("cat", str(tmp_path), False, circles.fingerprint())  # a worker without the files
+    with pytest.raises(DatasetError, match="mount its data folder") as caught:
+        elsewhere.load()
+    assert str(tmp_path) not in str(caught.value)
+
 
 class FakeClock:
     def __init__(self):

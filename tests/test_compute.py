@@ -11,16 +11,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.serving import cluster
-from app.serving.compute import task_key
+from app.serving.compute import probe_key, task_key
 from app.serving.limits import ServerLimits
-from app.serving.store import FINISHED, RUNNING, STOPPED, RunStore
+from app.serving.store import FINISHED, RUNNING, STOPPED, RunStore, run_key
 from core.config import Config, ConfigError
 from core.data import load_dataset
 from core.limits import Limits
+from core.measures import identical_units
 from core.run_reader import read_run
+from core.train import probe
 
 # record_every = 100,000 on steps of about a millisecond: only Stop, the time cap or nobody watching end it early
 ENDLESS = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=100_000)
@@ -136,6 +139,54 @@ def test_a_session_has_one_training_at_a_time_and_a_queued_run_waits_for_a_free_
     store.detach(run.key, "alice")
     assert store.wait(run.key, 10)
     store.reserve("alice", "training")  # stopped: the next may start
+
+
+def began(client, key: str) -> float:
+    """When a worker began executing the task ``key``, once only (from the task's story)."""
+    (when,) = [event[-1] for event in client.story(key) if event[0] != "scheduler" and event[3] == "executing"]
+    return when
+
+
+def test_a_students_first_run_goes_before_anothers_later_ones_whichever_worker_frees_first(replicas, circles,
+                                                                                            real_cluster):
+    store = replicas[0]
+    blockers = [store.start(ENDLESS.replace(seed=20 + i), circles, f"blocker{i}", Limits()) for i in range(2)]
+    assert wait_for(lambda: all(computing(store, run) for run in blockers), 60)
+    short = Config(dataset="circles", layers=(8,), iterations=50, record_every=50)
+    alices = [store.start(short.replace(seed=30 + i), circles, "alice", Limits()) for i in range(3)]
+    bobs_first = store.start(short.replace(seed=40), circles, "bob", Limits())
+    store.detach(blockers[0].key, "blocker0")  # one worker frees; later the other
+    assert wait_for(lambda: store.get(alices[0].key).done, 30)
+    store.detach(blockers[1].key, "blocker1")
+    assert all(store.wait(run.key, 60) for run in [*alices, bobs_first])
+    order = sorted([*alices, bobs_first], key=lambda run: began(real_cluster.client, task_key(run.key)))
+    assert order.index(bobs_first) < order.index(alices[1]) < order.index(alices[2]), "bob's first waited behind alice's"
+
+
+def test_a_probe_is_computed_once_by_a_worker_for_every_replica_before_queued_runs(replicas, circles, real_cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    first, second = replicas
+    blockers = [first.start(ENDLESS.replace(seed=50 + i), circles, f"blocker{i}", Limits()) for i in range(2)]
+    assert wait_for(lambda: all(computing(first, run) for run in blockers), 60)
+    queued = first.start(Config(dataset="circles", layers=(8,), iterations=50, record_every=50), circles, "alice",
+                         Limits())
+    config = Config(dataset="circles", layers=(16, 8), init="normal", init_scale=1e-3, seed=7)
+    with ThreadPoolExecutor(2) as pool:
+        asked = [pool.submit(store.probe, config, circles, Limits()) for store in replicas]
+        time.sleep(1.0)  # both waiting for a worker, behind nothing but the blockers
+        first.detach(blockers[0].key, "blocker0")
+        results = [future.result(timeout=60) for future in asked]
+    first.detach(blockers[1].key, "blocker1")
+    assert first.wait(queued.key, 60)
+    network, snapshot, identical, note = results[0]
+    _, params, here = probe(config, circles)  # the same probe, computed in this process
+    assert str(network) == str(results[1][0]) and identical == identical_units(params) and note is None
+    for name in ("z_std", "a_std", "dz_std"):
+        assert np.array_equal(snapshot.stats[name], here.stats[name]) and np.array_equal(results[1][1].stats[name],
+                                                                                          here.stats[name])
+    probe_began = began(real_cluster.client, probe_key(run_key(config, circles.fingerprint())))  # once, for both
+    assert probe_began < began(real_cluster.client, task_key(queued.key)), "the page's probe waited behind a run"
 
 
 def test_a_worker_killed_mid_run_fails_that_run_with_a_message_and_the_others_go_on(replicas, circles, real_cluster):

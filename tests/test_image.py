@@ -2,7 +2,7 @@
 fresh virtual environment (no system site-packages), the app started as its CMD says, in a browser.
 
 A file the app needs that the Dockerfile forgets to copy makes this fail: the server runs from the temporary tree
-with PYTHONPATH unset, so it can import and read only what was copied. The second test removes data/ from the
+with PYTHONPATH naming that tree, so it can import and read only what was copied. The second test removes data/ from the
 tree and checks that the page then does fail, so the first one is not passing by accident.
 """
 
@@ -96,7 +96,10 @@ def serve_image(venv: Path, tmp_path: Path, skip: tuple[str, ...] = ()):
                                                 for a in cmd[1:]]]
     env = {**image_env, "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
            "INITLAB_CACHE_DIR": str(tmp_path / "cache")}  # the image's /cache volume
-    assert "PYTHONPATH" not in env
+    # The image's PYTHONPATH (for its Dask workers) names its WORKDIR: here that is the tree, which holds only
+    # what the COPY lines copied, so a forgotten file still fails to import.
+    assert env.get("PYTHONPATH") == "/app", env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(workdir)
     return serving.healthy(serving.start(argv, tmp_path / "server.log", cwd=workdir, env=env), port, 90), port
 
 

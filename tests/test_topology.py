@@ -1,6 +1,7 @@
-"""Several replicas, proved without Docker: two `streamlit run` processes sharing one run cache, behind Debian's
-nginx running deploy/nginx.conf on loopback ports. Pages opened through nginx work, and an identical run on the
-replica that did not compute it is replayed from the shared cache instead of being trained again."""
+"""Several replicas, proved without Docker: two `streamlit run` processes sharing one run cache and one Dask
+scheduler with its worker (as deploy/compose.yaml runs them), behind Debian's nginx running deploy/nginx.conf on
+loopback ports. Pages opened through nginx work, and an identical run on the replica that did not compute it is
+replayed from the shared cache instead of being trained again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from app.serving import cluster
 from app.state import to_query
 from core.config import Config
 from tests import serving
@@ -41,8 +43,10 @@ def open_page(browser, url: str):
 
 def test_two_replicas_behind_nginx_share_the_run_cache(tmp_path):
     cache = tmp_path / "cache"
+    shared = cluster.start_local(workers=1, memory_mb=1024, folder=tmp_path)
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(tmp_path / "no-course-data"),
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "INITLAB_PRECOMPUTE_PRESETS": "0",
+           cluster.SCHEDULER_ENV: shared.client.scheduler.address}
     env.pop("PYTHONPATH", None)
     ports, listen, servers = [serving.free_port(), serving.free_port()], serving.free_port(), []
     try:
@@ -68,6 +72,7 @@ def test_two_replicas_behind_nginx_share_the_run_cache(tmp_path):
     finally:
         for server in reversed(servers):
             serving.stop(server)
+        shared.close()
     replayed = sorted(sum("(from the run cache)" in row for row in rows) for rows in direct)
     assert replayed == [0, 2], direct  # the replica that did not train them replayed both from the cache
     assert cache_entries(cache) == stored  # and nothing was trained and stored again

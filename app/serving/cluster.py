@@ -31,8 +31,10 @@ SCHEDULER_ENV = "INITLAB_DASK_SCHEDULER"
 ENV = {"workers": "INITLAB_DASK_WORKERS", "worker_memory_mb": "INITLAB_DASK_WORKER_MEMORY_MB"}
 WORKER_HEADROOM_MB = 768  # a worker's own interpreter, NumPy, numba's kernels, h5py, the Dask worker itself
 # For the scheduler: a worker killed while it trains (out of memory, say) fails its run at once, as a retry would
-# kill another.
-SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+# kill another; and runs wait in the scheduler's queue, by priority, until a worker is free (compute.submit), none
+# sent ahead to a busy worker.
+SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+                      "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
 START_SECONDS = 60.0  # for the scheduler file to appear and the workers to connect (a busy machine is slow)
 
 

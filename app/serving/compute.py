@@ -1,6 +1,8 @@
 """One dashboard run as a Dask task, and how the server tells it to stop (no Streamlit here: this runs in workers).
 
-`train_run` executes in a Dask worker process. It trains the run with the engine's `should_stop` hook and records
+`probe_run` computes what the pages show of a config at initialisation (one forward and backward pass), and
+`train_run` a training; both execute in Dask worker processes, queued by the scheduler by priority (`submit`).
+`train_run` It trains the run with the engine's `should_stop` hook and records
 it as it goes, with core.record, to ``<runs folder>/<run key>.h5`` (``.partial`` while it streams), where the
 pages of every replica read it. A run that ends on its own (finished or diverged) is then moved into the disk cache,
 if there is one, at its cache key.
@@ -20,12 +22,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import Config
+from core.data import Dataset, DatasetError, load_dataset
 from core.limits import Limits
 from core.record import DEFAULT_STOP, RunFileError, record
-from core.train import Training
+from core.measures import identical_units
+from core.train import Training, initial_cost_note, probe
 
 RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
 POLL_SECONDS = 0.2  # how often a running task reads its control variable: Stop takes effect within this and a step
@@ -100,11 +105,58 @@ class ControlWatch:
         return reason
 
 
-def train_run(run_key: str, config: Config, dataset, limits: Limits, folder: str, max_seconds: float,
-              unwatched_seconds: float, cache_dir: str | None = None, cache_max_bytes: int = 0,
+@dataclass(frozen=True)
+class FolderDataset:
+    """A dataset of the data folder, which a worker loads itself (once per process: load_dataset keeps it) rather
+    than receive its arrays with every task: the seed question's are 24 MB a run, through the scheduler."""
+
+    name: str
+    folder: str
+    standardize: bool
+    fingerprint: str
+
+    def load(self) -> Dataset:
+        try:
+            dataset = load_dataset(self.name, self.folder, standardize=self.standardize)
+        except DatasetError:
+            dataset = None
+        if dataset is None or dataset.fingerprint() != self.fingerprint:
+            raise DatasetError(f"the workers computing the runs do not find the data of {self.name} where the web "
+                               "server does: whoever runs this server, mount its data folder (INITLAB_DATA_DIR) at "
+                               "the same path on the Dask workers")
+        return dataset
+
+
+def submit(client, key: str, priority: int, function, *args):
+    """`function(*args)` as the task ``key`` (a Future). The task is marked as one that produces data from nothing,
+    which is what makes the scheduler hold it in its own queue, ordered by ``priority`` across every worker, until
+    a worker is free (worker-saturation 1.0, cluster.py); a plain submit is handed to a worker at once and waits in
+    that worker's queue, behind what it was given before."""
+    from dask.task_spec import Task  # imported here: the CLI and the engine never need Dask
+
+    return client.get({key: Task(key, function, *args, _data_producer=True)}, key, sync=False, priority=priority)
+
+
+def probe_key(run_key: str) -> str:
+    return f"initlab-probe-{run_key}"
+
+
+def probe_run(config: Config, dataset: Dataset | FolderDataset, limits: Limits) -> tuple:
+    """What the pages show of a config at initialisation, computed in a worker: (network, its snapshot at step 0,
+    which layers start as copies of one unit, the note on the course's step-0 cost or None)."""
+    if isinstance(dataset, FolderDataset):
+        dataset = dataset.load()
+    network, params, snapshot = probe(config, dataset, limits)
+    return network, snapshot, identical_units(params), initial_cost_note(Training(config, dataset, limits))
+
+
+def train_run(run_key: str, config: Config, dataset: Dataset | FolderDataset, limits: Limits, folder: str,
+              max_seconds: float, unwatched_seconds: float, cache_dir: str | None = None, cache_max_bytes: int = 0,
               owner: str | None = None) -> dict:
     """Train and record one run in a worker; returns its outcome: status, message, seconds, path (see module)."""
     started = time.monotonic()
+    if isinstance(dataset, FolderDataset):
+        dataset = dataset.load()
     path = run_file(folder, run_key)
     with ControlWatch(run_key, started, max_seconds, unwatched_seconds) as control:
         if control.reason is not None:  # stopped or abandoned while it was queued: never started
@@ -124,7 +176,6 @@ def train_run(run_key: str, config: Config, dataset, limits: Limits, folder: str
 
         outcome["path"] = str(RunCache(cache_dir, cache_max_bytes).store(path, config, dataset, owner))
     return outcome
-
 
 
 def unrecorded_message(error: RunFileError, step: int) -> str:

@@ -39,7 +39,7 @@ from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
-from core.data import DatasetError, default_data_dir, load_dataset
+from core.data import Dataset, DatasetError, default_data_dir, load_dataset
 from core.limits import Limits, check_limits
 from core.network import Network
 from core.record import RunFileError, partial_path
@@ -51,6 +51,8 @@ UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
+PROBE_PRIORITY = 10**6  # a page waits for its probe: before every run
+PROBE_SECONDS = 300  # a page gives up waiting for a free worker after this long, with a message
 PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
 LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
@@ -77,7 +79,7 @@ class RunStore:
     def __init__(self, client, folder: Path, max_runs: int = 32, cache: RunCache | None = None,
                  max_replays: int = 4096, clock=time.monotonic, protected: Iterable[Config] = (),
                  policy: ServerLimits | None = None, unwatched_seconds: float | None = None,
-                 worker_mb: int | None = None):
+                 worker_mb: int | None = None, data_dir: Path | None = None):
         self.client = client
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,7 @@ class RunStore:
                                   else float(os.environ.get(UNWATCHED_ENV, "60")))
         self.protected = frozenset(protected)  # the presets' configs: their runs are kept in the disk cache
         self.worker_mb = worker_mb  # for messages: what one worker may use, if this server knows
+        self.data_dir = data_dir  # the data folder the workers load named datasets from (None: send the arrays)
         self.max_runs, self.max_replays, self.clock = max_runs, max_replays, clock
         self.replica = uuid.uuid4().hex[:12]  # this process, in the runs' control variables
         self._lock = threading.Lock()
@@ -181,6 +184,26 @@ class RunStore:
         if last:
             self._leave(run)
 
+    def probe(self, config: Config, dataset, limits: Limits) -> tuple:
+        """`compute.probe_run` of the config, in a worker before every run waiting for one (a page waits for it):
+        one task for every session and replica asking at once. ConfigError if it is over a cap, or no worker
+        became free in PROBE_SECONDS, or its worker died."""
+        preflight(config, dataset, limits)
+        key = compute.probe_key(run_key(config, dataset.fingerprint()))
+        future = compute.submit(self.client, key, PROBE_PRIORITY, compute.probe_run, config,
+                                self._source(config, dataset), limits)
+        try:
+            return future.result(timeout=PROBE_SECONDS)
+        except TimeoutError:
+            raise ConfigError(f"every worker of this server has been busy for {PROBE_SECONDS} s: reload the page "
+                              "in a minute, when a training has finished") from None
+        except Exception as error:
+            if type(error).__name__ != "KilledWorker":
+                raise  # the engine's own errors (a config it refuses, a divergence at step 0), as in-process
+            raise ConfigError(failure_message(error, 0, self.worker_mb)) from None
+        finally:
+            future.release()
+
     def wait(self, key: str, timeout: float) -> bool:
         """Block until the run has ended (tests and scripts); True if it has."""
         end = time.monotonic() + timeout
@@ -224,11 +247,23 @@ class RunStore:
         cache_dir = str(self.cache.directory) if self.cache else None
         if self.cluster is not None and self.cluster.processes:  # our own workers stop with us: so do their files
             cleanup.remove_at_exit(partial_path(run.path))
-        run.future = self.client.submit(
-            compute.train_run, run.key, run.config, dataset, limits, str(self.folder),
+        run.future = compute.submit(
+            self.client, compute.task_key(run.key), priority, compute.train_run, run.key, run.config, self._source(run.config, dataset), limits, str(self.folder),
             self.policy.max_training_seconds, self.unwatched_seconds, cache_dir,
-            self.cache.max_bytes if self.cache else 0, owner, key=compute.task_key(run.key), priority=priority,
-            pure=False)
+            self.cache.max_bytes if self.cache else 0, owner)
+
+    def _source(self, config: Config, dataset) -> Dataset | compute.FolderDataset:
+        """What the task is given of its data: a reference to the data folder's dataset when that is what the
+        session uses (the worker loads it), else the arrays themselves (an upload)."""
+        if self.data_dir is not None:
+            try:
+                named = load_dataset(config.dataset, self.data_dir, standardize=config.standardize)
+            except DatasetError:  # not a name of the data folder: an upload
+                named = None
+            if named is not None and named.fingerprint() == dataset.fingerprint():
+                return compute.FolderDataset(config.dataset, str(self.data_dir), config.standardize,
+                                             dataset.fingerprint())
+        return dataset
 
     def _watch(self, key: str, replica: str, seen: float | None) -> None:
         """Write this replica's entry in the run's control (compute.py): when its pages last read it, None if gone."""
@@ -325,7 +360,9 @@ class RunStore:
         if outcome["path"]:
             run.path = Path(outcome["path"])  # in the disk cache, if it ended on its own and there is one
         self._read_file(run)
-        run.seconds, run.message, run.future = outcome["seconds"], outcome["message"], None
+        # the run's own time, from its file, as a replay of it says (the task's also has the data's load in it)
+        run.seconds = run.offsets[-1] if run.offsets else outcome["seconds"]
+        run.message, run.future = outcome["message"], None
         run.status = outcome["status"]
 
     # --- bookkeeping --------------------------------------------------------------------------------------------
@@ -373,7 +410,7 @@ def run_store() -> RunStore:
             folder = own_folder if cache is None else cache.directory / LIVE_DIR
             protected = preset_configs(default_data_dir())
             _store = RunStore(connection.client, folder, cache=cache, policy=policy, protected=protected,
-                              worker_mb=workers_mb)
+                              worker_mb=workers_mb, data_dir=default_data_dir())
             _store.cluster = connection  # held for as long as the store: its processes are stopped at exit
             if cache is not None and os.environ.get(PRESETS_ENV, "1") != "0":
                 threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
