@@ -39,7 +39,10 @@ def server(tmp_path_factory):
     data_dir = SHARED_DATA if HAS_COURSE_FILES else tmp_path_factory.mktemp("no-course-files")
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     try:
-        process = serving.start_app(port, log, {**os.environ, "INITLAB_DATA_DIR": str(data_dir)},
+        # two workers, not the default's several a core: the page trains two runs at most, and each worker's
+        # start-up would add to CI's time for nothing
+        process = serving.start_app(port, log, {**os.environ, "INITLAB_DATA_DIR": str(data_dir),
+                                                "INITLAB_DASK_WORKERS": "2"},
                                     streamlit=[sys.executable, "-m", "streamlit"])
     except (RuntimeError, TimeoutError) as e:
         pytest.fail(f"streamlit did not come up ({e}):\n{log.read_text()[-2000:]}")

@@ -247,6 +247,26 @@ def test_a_task_carries_a_reference_to_a_data_folder_dataset_and_the_arrays_of_a
     assert str(tmp_path) not in str(caught.value)
 
 
+def test_the_presets_runs_are_computed_in_advance_one_at_a_time_into_the_cache(tmp_path, circles, dask_client):
+    from app.serving.cache import PRESET_OWNER
+    from app.serving.compute import task_key
+    from app.serving.store import RunStore, run_key
+
+    def executing(config) -> tuple[float, float]:
+        """When a worker began and ended the preset's task (from its story)."""
+        events = dask_client.story(task_key(run_key(config, circles.fingerprint())))
+        return (min(e[-1] for e in events if e[0] != "scheduler" and e[3] == "executing"),
+                max(e[-1] for e in events if e[0] != "scheduler" and e[2] == "executing"))
+
+    cache = RunCache(tmp_path / "cache")
+    presets = [small(seed=seed, iterations=100) for seed in (11, 12, 13)]
+    RunStore(dask_client, tmp_path / "live", cache=cache).warm_presets(presets, ROOT / "data")
+    assert all(cache.get(config, circles, PRESET_OWNER) is not None for config in presets)
+    spans = sorted(executing(config) for config in presets)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), \
+        "the presets took more than one worker from the students"
+
+
 class FakeClock:
     def __init__(self):
         self.now = 1000.0

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory):
     started = cluster.start_local(workers=2, memory_mb=1024, folder=tmp_path_factory.mktemp("dask"))
+    started.client.wait_for_workers(2, timeout=120)
     yield started
     started.close()
 
@@ -203,6 +204,22 @@ def test_a_worker_killed_mid_run_fails_that_run_with_a_message_and_the_others_go
     after = store.start(Config(dataset="circles", layers=(8,), iterations=200, record_every=50), circles, "bob",
                         Limits())
     assert store.wait(after.key, 60) and after.status == FINISHED
+
+
+def test_a_server_starts_several_workers_a_core_as_far_as_the_memory_holds_them_at_their_limits():
+    assert cluster.default_workers(cores=2, worker_mb=2816, total_mb=64_000) == 8  # cores bound: 4 a core
+    assert cluster.default_workers(cores=2, worker_mb=2816, total_mb=24_000) == 6  # 0.8 × 24 GB / 2816 MB
+    assert cluster.default_workers(cores=16, worker_mb=2816, total_mb=2_000) == 1  # never none
+    workers, worker_mb = cluster.sizes_from_env({"INITLAB_MAX_MEMORY_MB": "256"})
+    assert worker_mb == 256 + cluster.WORKER_HEADROOM_MB and workers >= (os.cpu_count() or 1)
+    assert cluster.sizes_from_env({"INITLAB_DASK_WORKERS": "3"})[0] == 3
+
+
+def test_a_cluster_that_does_not_start_is_a_message_for_the_page_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "dask_command", lambda: "/bin/false")  # a scheduler that exits at once
+    with pytest.raises(ConfigError, match="compute workers did not start") as caught:
+        cluster.start_local(workers=1, memory_mb=256, folder=tmp_path)
+    assert str(tmp_path) not in str(caught.value)
 
 
 def test_readiness_fails_when_no_worker_can_take_a_run(real_cluster, capsys):

@@ -3,9 +3,10 @@
 ``INITLAB_DASK_SCHEDULER=tcp://HOST:8786`` connects to an existing scheduler, shared by every replica (deploy/): its
 workers must see the run cache folder, so INITLAB_CACHE_DIR is then required. Unset, the server starts its own
 cluster as subprocesses: ``dask scheduler`` on 127.0.0.1 with a free port, and ``dask worker`` with
-INITLAB_DASK_WORKERS processes (default: the machine's cores), one thread each, each with a memory limit of
-INITLAB_DASK_WORKER_MEMORY_MB (default: the engine's cap on one run, INITLAB_MAX_MEMORY_MB, plus WORKER_HEADROOM_MB
-for the interpreter and its libraries), which Dask's nanny enforces by restarting a worker that goes over it. A
+INITLAB_DASK_WORKERS processes (default: `default_workers`, several a core), one thread each, each with a memory
+limit of INITLAB_DASK_WORKER_MEMORY_MB (default: the engine's cap on one run, INITLAB_MAX_MEMORY_MB, plus
+WORKER_HEADROOM_MB for the interpreter and its libraries), which Dask's nanny enforces by restarting a worker that
+goes over it. A
 process-based `LocalCluster` cannot start inside a Streamlit script (its workers re-import the main module), hence
 the subprocesses; they are stopped with the server, by their process ids (app/serving/cleanup.py).
 """
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEDULER_ENV = "INITLAB_DASK_SCHEDULER"
 ENV = {"workers": "INITLAB_DASK_WORKERS", "worker_memory_mb": "INITLAB_DASK_WORKER_MEMORY_MB"}
 WORKER_HEADROOM_MB = 768  # a worker's own interpreter, NumPy, numba's kernels, h5py, the Dask worker itself
+WORKERS_PER_CORE = 4  # default_workers: runs share the cores rather than queue (up to the memory's bound)
+MEMORY_SHARE = 0.8  # of the machine's memory, for the workers at their limits (the rest: the web server, the OS)
 # For the scheduler: a worker killed while it trains (out of memory, say) fails its run at once, as a retry would
 # kill another; and runs wait in the scheduler's queue, by priority, until a worker is free (compute.submit), none
 # sent ahead to a busy worker.
@@ -73,9 +76,28 @@ def worker_environment(folder: Path) -> dict[str, str]:
 def sizes_from_env(environ=os.environ) -> tuple[int, int]:
     """(worker processes, MB each) for a cluster this server starts; ConfigError names a malformed variable."""
     values = numbers_from_env(ENV, environ)
-    workers = values.get("workers", os.cpu_count() or 1)
     memory = values.get("worker_memory_mb", Limits.from_env(environ).max_memory_mb + WORKER_HEADROOM_MB)
+    workers = values.get("workers") or default_workers(os.cpu_count() or 1, memory, memory_mb())
     return workers, memory
+
+
+def default_workers(cores: int, worker_mb: int, total_mb: int) -> int:
+    """WORKERS_PER_CORE worker processes a core, as many as the memory holds at their limits (at least one): more
+    runs than cores then share the cores, time-sliced by the system, so a student's small run starts at once
+    beside other students' long ones instead of waiting for one of them to end (a worker runs its task to the end:
+    Dask cannot pause it). Each run is one BLAS thread, so the cores are shared evenly, run by run."""
+    return max(1, min(WORKERS_PER_CORE * cores, int(total_mb * MEMORY_SHARE) // worker_mb))
+
+
+def memory_mb() -> int:
+    """The memory this server may use: the machine's, or its container's cgroup limit if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        total = min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        pass
+    return total // 2**20
 
 
 def start_local(workers: int, memory_mb: int, folder: Path) -> Cluster:
@@ -99,8 +121,12 @@ def start_local(workers: int, memory_mb: int, folder: Path) -> Cluster:
                  "--no-dashboard", "--death-timeout", "60", "--preload", "app.serving.worker_setup"],
                 stdout=log, stderr=subprocess.STDOUT, **common))
         client = Client(scheduler_file=str(scheduler_file), timeout=START_SECONDS)
-        client.wait_for_workers(workers, timeout=START_SECONDS)
-    except BaseException:
+        client.wait_for_workers(1, timeout=START_SECONDS)  # the first page needs one; the others join as they start
+    except Exception:
+        stop_processes(processes)
+        raise ConfigError("this server's compute workers did not start within a minute; reload the page in a "
+                          "minute (whoever runs the server: the workers' log is in its temporary folder)") from None
+    except BaseException:  # interrupted: stop what was started, and go on stopping
         stop_processes(processes)
         raise
     return Cluster(client, processes, workers)

@@ -216,8 +216,11 @@ class RunStore:
 
     def warm_presets(self, configs: Iterable[Config], data_dir) -> None:
         """Compute the presets' runs missing from the disk cache, at the lowest priority, watched by nobody:
-        so that a class finds them ready. Needs a disk cache (without one, nothing would keep them)."""
+        so that a class finds them ready. Needs a disk cache (without one, nothing would keep them). One at a time:
+        with more workers than cores (cluster.py) they would otherwise take every core from the first students."""
         for config in configs:
+            if self._closed.is_set():
+                return
             try:
                 dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
                 if self.cache.get(config, dataset, PRESET_OWNER) is not None:
@@ -232,7 +235,8 @@ class RunStore:
                 log.warning("preset run %s not computed in advance: %s", config.dataset, e)
                 continue
             with self._lock:
-                self._runs.setdefault(key, run)
+                run = self._runs.setdefault(key, run)
+            self.wait(key, self.policy.max_training_seconds + PROBE_SECONDS)
 
     # --- the tasks ----------------------------------------------------------------------------------------------
     def _priority(self, session: str) -> int:

@@ -1,7 +1,8 @@
 """Loaded by every Dask worker as it starts (``dask worker --preload app.serving.worker_setup``).
 
 - The engine's kernels are compiled (or loaded from numba's on-disk cache) in the background, so that a fresh
-  worker's first run does not wait for them (about 14 s of compiling with an empty cache on a 2-core machine).
+  worker's first run does not wait for them (about 6 s of compiling with an empty cache on a 2-core machine); one
+  worker of the machine at a time, so that with an empty cache the first compiles and the others load its work.
 - glibc's allocator gets back the thresholds it would reach by itself: Dask's nanny sets MALLOC_TRIM_THRESHOLD_
   (to hand freed memory back to the system), which also switches off glibc's adaptive mmap threshold, so every
   array of a step over 128 KB is mapped and zero-filled anew each step (measured on the seed question: 15-30% more
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import logging
+import tempfile
 import threading
+from pathlib import Path
 
 from core.warm import warm_kernels
 
@@ -35,7 +39,15 @@ def tune_allocator() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
+def warm_in_turn() -> None:
+    """warm_kernels, while holding a lock every worker of this machine takes (several workers compiling the same
+    kernels at once would each pay the whole cost, on the same cores)."""
+    with open(Path(tempfile.gettempdir()) / "initlab-warm-kernels.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        warm_kernels()
+
+
 def dask_setup(worker) -> None:
     if not tune_allocator():
         log.info("no glibc mallopt here: the allocator keeps Dask's settings")
-    threading.Thread(target=warm_kernels, name="warm-kernels", daemon=True).start()
+    threading.Thread(target=warm_in_turn, name="warm-kernels", daemon=True).start()
