@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import plotly
@@ -41,6 +42,15 @@ PLOTLY_JS_URL = _serve_plotly_js()
 _live_chart = st.components.v2.component("initlab_live_chart", js=SCRIPT.read_text(), isolate_styles=False)
 
 
+_specs: dict[int, str] = {}  # id of a live figure -> its JSON (a Figure is unhashable); dropped with the figure
+
+
 def live_chart(fig: go.Figure, key: str, config: dict) -> None:
-    """``fig`` in the chart named ``key``, which keeps its place and its drawing from one update to the next."""
-    _live_chart(key=key, data={"figure": pio.to_json(fig, validate=False), "config": config, "plotly": PLOTLY_JS_URL})
+    """``fig`` in the chart named ``key``, which keeps its place and its drawing from one update to the next. A
+    figure is turned into JSON once: the pages' timers redraw the same figure (ui.cached_figures) until the run has
+    a new snapshot, several times a second for every student watching a run."""
+    spec = _specs.get(id(fig))
+    if spec is None:
+        spec = _specs[id(fig)] = pio.to_json(fig, validate=False)
+        weakref.finalize(fig, _specs.pop, id(fig), None)
+    _live_chart(key=key, data={"figure": spec, "config": config, "plotly": PLOTLY_JS_URL})

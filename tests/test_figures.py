@@ -371,3 +371,16 @@ def test_a_loss_without_a_spike_keeps_its_full_range():
     t = np.arange(5)
     fig = figures.curves({"a": t}, {"a": [0.77, 0.6, 0.4, 0.2, 0.09]}, "Loss", "loss", reference=np.log(2), clip=True)
     assert fig.layout.yaxis.range is None and [a.text for a in fig.layout.annotations] == ["0.693147"]
+
+
+def test_a_live_chart_turns_each_figure_into_json_once_however_often_a_timer_redraws_it(monkeypatch):
+    from app import live_chart
+
+    sent, encoded, to_json = [], [], live_chart.pio.to_json
+    monkeypatch.setattr(live_chart, "_live_chart", lambda key, data: sent.append(data["figure"]))
+    monkeypatch.setattr(live_chart.pio, "to_json", lambda fig, **kw: encoded.append(fig) or to_json(fig, **kw))
+    first, second = go.Figure(go.Scatter(y=[1, 2])), go.Figure(go.Scatter(y=[3, 4]))
+    for fig in (first, first, first, second, second):
+        live_chart.live_chart(fig, "loss", {})
+    assert encoded == [first, second]  # a new figure (a new snapshot) is encoded anew
+    assert [json.loads(spec)["data"][0]["y"] for spec in sent] == [[1, 2]] * 3 + [[3, 4]] * 2
