@@ -7,6 +7,7 @@ from html import escape
 
 from app.lessons.evaluate import show
 from app.lessons.model import CHARTS, Lesson, Step
+from app.state import compact_layers
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · Init Lab lesson</title>
@@ -58,7 +59,7 @@ def summary_html(lesson: Lesson) -> str:
         f"<section><h2>Step {n}. {escape(step.question)}</h2>{options_html(step)}"
         f"<p class=answer>Answer: {escape(answer_text(step))}</p><p>{escape(step.explanation)}</p>"
         f"<p class=small>Chart: {escape(CHARTS[step.chart])}. Network: layers "
-        f"{escape(','.join(map(str, step.config.layers)))}, {escape(step.config.activation)}, "
+        f"{escape(compact_layers(step.config.layers))}, {escape(step.config.activation)}, "
         f"{escape(step.config.init)}, {step.config.iterations:,} steps on {escape(step.config.dataset)}.</p>"
         "</section>" for n, step in enumerate(lesson.steps, 1))
     return PAGE.format(title=escape(lesson.title), goal=escape(lesson.goal), steps=steps, name=escape(lesson.name))
