@@ -172,6 +172,9 @@ def render(limits: Limits) -> None:
 
 def draw_step(lesson: Lesson, index: int, limits: Limits) -> None:
     step, sid = lesson.steps[index], step_id(lesson, index)
+    pending = lesson_state.pending is not None and lesson_state.pending[0] == sid
+    if pending and collect(step, sid, st.session_state.get(f"lesson_guess_{sid}")):
+        pending = False  # it ended since the last look: reveal it now
     result = lesson_state.results.get(sid)
     back, where, forward = st.columns([1, 6, 1], vertical_alignment="center")
     back.button("← Previous", key="lesson_back", disabled=index == 0, on_click=go,
@@ -186,7 +189,6 @@ def draw_step(lesson: Lesson, index: int, limits: Limits) -> None:
         st.caption(f"Runs: layers {escape_markdown(compact_layers(c.layers))} · {escape_markdown(c.activation)} · "
                    f"{escape_markdown(c.init)} · {c.iterations:,} training steps on {escape_markdown(c.dataset)}")
         guess = ask(step, sid, result)
-        pending = lesson_state.pending is not None and lesson_state.pending[0] == sid
         st.button("Run", key="lesson_run", type="primary", disabled=guess is None or pending or result is not None,
                   on_click=start_step, args=(step, sid, limits),
                   help="Make your guess first: the answer appears after the run." if guess is None else None)
@@ -195,11 +197,8 @@ def draw_step(lesson: Lesson, index: int, limits: Limits) -> None:
     if lesson_state.error:
         st.error(escape_markdown(lesson_state.error))
     if pending:
-        if not collect(step, sid, guess):
-            st.fragment(run_every=POLL_SECONDS)(waiting)(step, sid, guess)
-            return
-        result = lesson_state.results.get(sid)
-    if result is not None:
+        st.fragment(run_every=POLL_SECONDS)(waiting)(step, sid, guess)
+    elif result is not None:
         reveal(step, result, limits)
 
 
@@ -301,9 +300,19 @@ def draw_chart(step: Step, run, dataset) -> None:
         chart(fig, f"lesson_chart_{name}", f"The step's run: {CHARTS[name]}.", csv=name not in ("phase",))
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _mean_field(config_json: str, fingerprint: str, _dataset):
+    return predict_for(Config.from_json(config_json), _dataset)
+
+
+def mean_field(config: Config, dataset):
+    """core.theory's prediction for the step (TheoryError where the theory does not apply), once per config."""
+    return _mean_field(config.to_json(), dataset.fingerprint(), dataset)
+
+
 def std_prediction(config: Config, dataset) -> dict | None:
     try:
-        p = predict_for(config, dataset)
+        p = mean_field(config, dataset)
     except TheoryError:
         return None
     return {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
@@ -312,7 +321,7 @@ def std_prediction(config: Config, dataset) -> dict | None:
 def phase_figure(config: Config, dataset):
     """The phase diagram of the config's first activation, one marker per hidden layer (as in the Theory tab)."""
     try:
-        p = predict_for(config, dataset)
+        p = mean_field(config, dataset)
     except TheoryError as e:
         st.info(f"No phase diagram for this network: {escape_markdown(e)}.")
         return None
