@@ -134,6 +134,13 @@ def collect(step: Step, sid: str, guess) -> bool:
     return True
 
 
+def settle(lesson: Lesson, index: int) -> None:
+    """Record the answer of the step's run if it has ended since the page last looked."""
+    sid = step_id(lesson, index)
+    if lesson_state.pending is not None and lesson_state.pending[0] == sid:
+        collect(lesson.steps[index], sid, st.session_state.get(f"lesson_guess_{sid}"))
+
+
 def waiting(step: Step, sid: str, guess) -> None:
     """The step's run, computing: its progress, until it has ended (then the page reruns to reveal the answer)."""
     if collect(step, sid, guess):
@@ -155,6 +162,7 @@ def render(limits: Limits) -> None:
         return
     follow_url(lessons)
     lesson = lessons[lesson_state.lesson]
+    settle(lesson, lesson_state.step)  # first: the progress in the lesson list counts a run that has just ended
     done = lesson_state.results
     names = [f"{i + 1}. {l.title} ({sum(step_id(l, k) in done for k in range(len(l.steps)))}/{len(l.steps)})"
              for i, l in enumerate(lessons)]
@@ -173,8 +181,6 @@ def render(limits: Limits) -> None:
 def draw_step(lesson: Lesson, index: int, limits: Limits) -> None:
     step, sid = lesson.steps[index], step_id(lesson, index)
     pending = lesson_state.pending is not None and lesson_state.pending[0] == sid
-    if pending and collect(step, sid, st.session_state.get(f"lesson_guess_{sid}")):
-        pending = False  # it ended since the last look: reveal it now
     result = lesson_state.results.get(sid)
     back, where, forward = st.columns([1, 6, 1], vertical_alignment="center")
     back.button("← Previous", key="lesson_back", disabled=index == 0, on_click=go,
@@ -186,8 +192,9 @@ def draw_step(lesson: Lesson, index: int, limits: Limits) -> None:
     with st.container(border=True, key="lesson_question"):
         st.markdown(f"#### {lesson_markdown(step.question)}")
         c = step.config
+        training = f"{c.iterations:,} training steps" if c.iterations else "one pass at initialisation, no training"
         st.caption(f"Runs: layers {escape_markdown(compact_layers(c.layers))} · {escape_markdown(c.activation)} · "
-                   f"{escape_markdown(c.init)} · {c.iterations:,} training steps on {escape_markdown(c.dataset)}")
+                   f"{escape_markdown(c.init)} · {training} on {escape_markdown(c.dataset)}")
         guess = ask(step, sid, result)
         st.button("Run", key="lesson_run", type="primary", disabled=guess is None or pending or result is not None,
                   on_click=start_step, args=(step, sid, limits),
@@ -225,17 +232,22 @@ def reveal(step: Step, result: Result, limits: Limits) -> None:
         guess_text = a.options[result.guess] if a.kind == "choice" else show(result.guess)
         st.markdown(f"{badge} Your guess: **{escape_markdown(guess_text)}**")
         measured_col, theory_col, published_col = st.columns(3)
-        measured_col.metric(f"Measured: {a.measure.describe()}", show(result.measured))
+        measured_col.metric("Measured", show(result.measured))
         if a.kind == "choice":
             option = a.right_option(result.measured)
-            measured_col.caption("The right answer: " + (escape_markdown(a.options[option]) if option is not None
-                                                          else "none of the options (the lesson's ranges miss it)"))
+            verdict = "The right answer: " + (escape_markdown(a.options[option]) if option is not None
+                                              else "none of the options (the lesson's ranges miss it)")
         else:
-            measured_col.caption(f"Right within ±{show(a.tolerance)} of the measured value.")
-        theory_col.metric("Theory predicts", show(cached_prediction(step.config, dataset, a.measure)))
+            verdict = f"Right within ±{show(a.tolerance)} of it."
+        measured_col.caption(f"The {escape_markdown(a.measure.describe())}. {verdict}")
+        prediction = cached_prediction(step.config, dataset, a.measure)
+        theory_col.metric("Theory predicts", show(prediction))
         chaos = cached_order_and_chaos(step.config, dataset)
-        theory_col.caption(escape_markdown(chaos) if chaos else "Mean field (core/theory.py), before any run.")
-        published_col.markdown(f"**Published:** {escape_markdown(a.published or '—')}")
+        theory_col.caption(escape_markdown(chaos) if chaos else "The mean field predicts the spread of Z, A and dZ per "
+                           "layer at step 0, not this measure." if prediction is None else
+                           "Mean field (core/theory.py), computed before any run.")
+        if a.published:
+            published_col.markdown(f"**Published:** {escape_markdown(a.published)}")
         if a.source:
             published_col.caption(escape_markdown(a.source))
         st.markdown(lesson_markdown(step.explanation))
