@@ -108,7 +108,8 @@ def test_a_malformed_file_in_the_teachers_folder_leaves_the_others_loading(tmp_p
 def test_a_step_config_may_be_a_shared_links_query_string():
     link = GOOD.replace('"dataset=circles&layers=10,5&init=zeros&iterations=0"',
                         '"http://host:8501/?dataset=circles&layers=10,5&init=zeros&iterations=0&preset=custom"')
-    assert parse_lesson(link.encode(), "l.toml").steps[0].config == parse_lesson(GOOD.encode(), "l.toml").steps[0].config
+    first_config = lambda text: parse_lesson(text.encode(), "l.toml").steps[0].config  # noqa: E731
+    assert first_config(link) == first_config(GOOD)
 
 
 def test_the_right_option_is_decided_by_the_measured_value_and_a_number_by_its_tolerance():
@@ -135,7 +136,9 @@ def test_the_teachers_summary_holds_every_question_and_answer_and_escapes_the_te
     page = summary_html(lesson)
     assert "&lt;b&gt;What&lt;/b&gt; test accuracy?" in page and "<b>What" not in page
     assert "Std of layer 2&#x27;s Z?" in page and "within ±0.1" in page
-    assert "@media print" in page
+    assert "@media print" in page and "run the step once" in page
+    measured = summary_html(lesson, {0: 0.96, 1: 0.5})
+    assert "Answer: Option 2: high. Measured here: 0.96." in measured and "Measured here: 0.5." in measured
 
 
 def test_the_checker_exits_0_on_the_shipped_lessons_and_2_with_one_line_per_problem(tmp_path, capsys):

@@ -170,9 +170,11 @@ def render(limits: Limits) -> None:
     pick, summary = st.columns([4, 1], vertical_alignment="bottom")
     pick.selectbox("Lesson (steps done)", range(len(lessons)), format_func=names.__getitem__, key="lesson_choice",
                    on_change=choose_lesson)
-    summary.download_button("Teacher's summary", data=summary_html(lesson), mime="text/html",
+    found = {k: done[step_id(lesson, k)].measured for k in range(len(lesson.steps)) if step_id(lesson, k) in done}
+    summary.download_button("Teacher's summary", data=summary_html(lesson, found), mime="text/html",
                             file_name=f"initlab-lesson-{lesson.name.removesuffix('.toml')}.html", on_click="ignore",
-                            help="The questions and answers of this lesson on one page: open it and print it.")
+                            help="The questions and answers of this lesson on one page (with the values measured by "
+                                 "the steps you have run): open it and print it.")
     if lesson_state.step == 0:
         st.markdown(lesson_markdown(lesson.goal))
     draw_step(lesson, lesson_state.step, limits)
