@@ -332,6 +332,13 @@ def std_prediction(config: Config, dataset) -> dict | None:
     return {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
 
 
+def layer_span(numbers: list[int]) -> str:
+    """[2, 3, ..., 30] -> "L2–L30"; layers that do not follow one another are listed."""
+    if len(numbers) > 2 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"L{numbers[0]}–L{numbers[-1]}"
+    return ", ".join(f"L{n}" for n in numbers)
+
+
 def phase_figure(config: Config, dataset):
     """The phase diagram of the config's first activation, one marker per hidden layer (as in the Theory tab)."""
     try:
@@ -341,8 +348,11 @@ def phase_figure(config: Config, dataset):
         return None
     activation = p.activations[0]
     sigma_b2 = p.sigma_b2 + p.bias_mean**2
-    markers = [(f"L{i + 1}", float(p.sigma_w2[i]), float(sigma_b2[i])) for i, name in enumerate(p.activations)
-               if name == activation]
+    places: dict[tuple[float, float], list[int]] = {}  # layers at one point share one marker: "L2–L30"
+    for i, name in enumerate(p.activations):
+        if name == activation:
+            places.setdefault((float(p.sigma_w2[i]), float(sigma_b2[i])), []).append(i + 1)
+    markers = [(layer_span(n), w, b) for (w, b), n in places.items()]
     sw2, sb2 = theory_figures.phase_axes([w for _, w, _ in markers], [b for _, _, b in markers])
     chi, critical = _phase(activation, tuple(sw2), tuple(sb2))
     return theory_figures.phase_diagram(activation, sw2, sb2, chi, critical, markers)
