@@ -21,7 +21,8 @@ from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
 from app.serving.store import preflight, run_store  # noqa: E402
-from app.tabs import compare, init, run_file, theory, training  # noqa: E402
+from app.state import LESSON_PARAM  # noqa: E402
+from app.tabs import compare, init, lessons, run_file, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.data import DatasetError, default_data_dir  # noqa: E402
@@ -60,12 +61,17 @@ def main() -> None:
         "Compare": lambda: compare.render(config, dataset, limits, forward_only),
         "Run file": run_file.render,
         "Theory": lambda: theory.render(config, dataset, limits),
+        "Lessons": lambda: lessons.render(limits),
     }
+    if LESSON_PARAM in st.query_params and TAB_KEY not in st.session_state:  # a teacher's link to a lesson step
+        st.session_state[TAB_KEY] = "Lessons"
     # Only the open tab runs (and reaches the browser): a page redraw costs one tab's figures, not five.
     for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):
         if tab.open:
             with tab:
                 view()
+        elif view is views["Lessons"]:
+            lessons.forget_url()
 
 
 main()

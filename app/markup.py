@@ -55,3 +55,19 @@ def with_file_names_as_code(message: object, names: list[str] = ()) -> str:
         out += [escape_markdown(text[at:match.start()]), code(name)]
         at = match.end()
     return "".join(out) + escape_markdown(text[at:])
+
+
+# A teacher's lesson text may use emphasis, code and $math$, but must not link away or load anything: links and
+# images keep their words only, autolinks and reference definitions lose their brackets, and raw HTML is escaped.
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+_ANGLE = re.compile(r"[<>]")
+_REFERENCE = re.compile(r"^( {0,3})\[", re.MULTILINE)
+
+
+def lesson_markdown(text: object) -> str:
+    """Markdown from a lesson file, safe to render: its emphasis, lists, code and math as written; no link, image,
+    HTML or URL that becomes one."""
+    text = _LINK.sub(lambda match: match.group(1), str(text)).replace("](", "]\\(")  # nested brackets too
+    text = _ANGLE.sub(lambda match: "\\" + match.group(0), text)
+    text = _REFERENCE.sub(r"\1\\[", text)
+    return _AUTOLINK.sub(WORD_JOINER, text)

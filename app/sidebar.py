@@ -13,8 +13,8 @@ import streamlit as st
 
 from app.markup import escape_markdown, with_file_names_as_code
 from app.presets import presets
-from app.state import (EDITABLE, compact_layers, config_from_widgets, from_query, to_query, versioned, widget_key,
-                       widget_values)
+from app.state import (EDITABLE, LESSON_PARAM, STEP_PARAM, compact_layers, config_from_widgets, from_query,
+                       to_query, versioned, widget_key, widget_values)
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
 from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError
@@ -231,7 +231,8 @@ def render() -> Config | None:
                         f"Your own network now: the {preset.name} preset's note no longer applies (pick the preset "
                         "again to go back to it).")
     state.config = config
-    query = to_query(config, state.preset)
+    query = to_query(config, state.preset) | {k: v for k, v in st.query_params.to_dict().items()
+                                                if k in (LESSON_PARAM, STEP_PARAM)}  # the Lessons tab's
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
     return config

@@ -14,6 +14,7 @@ EDITABLE = ("dataset", "standardize", "layers", "activation", "init", "init_scal
             "bias_init", "bias_value", "seed", "rng", "optimizer", "lr", "beta1", "beta2", "eps", "iterations",
             "batch_size", "record_every", "dtype")
 PRESET_PARAM = "preset"
+LESSON_PARAM, STEP_PARAM = "lesson", "step"  # the Lessons tab's place (?lesson=2&step=3): not config settings
 
 
 def versioned(name: str, generation: int = 0) -> str:
@@ -58,7 +59,7 @@ def to_query(config: Config, preset: str) -> dict[str, str]:
 
 def from_query(params: Mapping[str, str], preset_names) -> tuple[Config | None, str, str | None]:
     """(config or None when the URL holds none, preset, warning). A malformed URL gives defaults and a warning."""
-    params = dict(params)
+    params = {k: v for k, v in params.items() if k not in (LESSON_PARAM, STEP_PARAM)}
     preset = params.pop(PRESET_PARAM, DEFAULT_PRESET)
     if preset not in preset_names:
         return None, DEFAULT_PRESET, f"The link names an unknown preset {preset[:40]!r}; showing the defaults."
