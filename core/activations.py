@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numba
@@ -117,10 +118,21 @@ def _gelu_tanh_grad(z: Array, a: Array) -> Array:
     return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * z * z)
 
 
-@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
-def _erf(x):  # pragma: no cover - compiled
-    """The error function element-wise in the array's own dtype (NumPy has none; the C library's, through numba)."""
+def _erf_scalar(x):  # pragma: no cover - compiled
     return math.erf(x)
+
+
+@lru_cache(maxsize=None)
+def _erf_ufunc():
+    """The error function element-wise in the array's own dtype (NumPy has none; the C library's, through numba),
+    compiled (or loaded from numba's cache) the first time a run needs it: as a decorator it compiled whenever
+    `core` was imported, 1.1 CPU-s of a fresh install's first run, which seldom uses the exact GELU. Explicit
+    signatures keep float32 float32 (compiled from its first call, math.erf would return float64)."""
+    return numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)(_erf_scalar)
+
+
+def _erf(x: Array) -> Array:
+    return _erf_ufunc()(x)
 
 
 def _gelu_erf(z: Array) -> Array:

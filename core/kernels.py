@@ -23,12 +23,18 @@ SUMS_MATH = {"reassoc", "contract"}  # lets the compiler vectorise the sums (ord
 # The same for the loop that also computes bin indices, without "contract": a fused multiply-add there would move
 # values that sit exactly on an edge into the neighbouring bin.
 INDEX_MATH = {"reassoc"}
-COUNTERS = 8  # sets of histogram counters (see `_count`)
-# `scan` counts in pairs when its joint table, (bins + 2)^2 counters per set, is at most 128 wide (512 KiB in all)
-# and the array has at least 48 values per joint count: below that, zeroing and summing the table cost more than
-# pairing saves (measurements in tests/benchmarks/bench_train_step.py).
-PAIRED_MAX_WIDTH = 128
-PAIRED_MIN_VALUES_PER_COUNT = 48
+COUNTERS = 8  # sets of histogram counters (see `scan`)
+# Compile time, not run time, shapes these kernels: a fresh install compiles a run's kernels before its first step
+# (tests/benchmarks/bench_cold_start.py). numba compiles a function together with every function it calls, and the
+# callees again on their own, so a call chain is compiled once per level: each kernel is one flat function, and
+# buffers come from the caller (an allocation inside a kernel compiles NumPy's allocation code with it).
+
+
+def scan_buffers(size: int, bins: int) -> tuple[Array, Array, Array]:
+    """What `scan` writes into for arrays of up to ``size`` values and ``bins`` bins: bin indices, counter sets,
+    counts."""
+    return (np.empty(size, dtype=np.uint16), np.empty((COUNTERS, bins + 2), dtype=np.int32),
+            np.empty(bins + 2, dtype=np.int64))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=SUMS_MATH)
@@ -43,119 +49,64 @@ def sums(flat):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
-def _bin(v, lo, hi, scale, top):  # pragma: no cover - compiled
-    """A value's bin index as a float to truncate: floor((v - lo) * scale) + 1 for lo <= v < hi, 0 below lo,
-    ``top`` at or above hi (and NaN). Compared with hi rather than computed there: (v - lo) * scale can round up
-    to ``bins`` for a value just under hi, which belongs in the last bin."""
-    t = max(min((v - lo) * scale + 1.0, top - 1.0), 0.0)
-    return t if v < hi else top  # NaN is "over"
+def scan(flat, ends, bins, index, lanes, counts):  # pragma: no cover - compiled
+    """Sum and sum of squares of ``flat``, and into ``counts[:bins + 2]`` the counts of its values' bin indices over
+    ``ends`` = (lo, hi, bins / (hi - lo)): floor((v - lo) * scale) + 1 for lo <= v < hi, 0 below lo, bins + 1 at or
+    above hi (and NaN). ``index`` and ``lanes`` are scratch (`scan_buffers`).
 
-
-@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
-def _sums_and_bins(flat, lo, hi, scale, top, index):  # pragma: no cover - compiled
-    """Sum and sum of squares of the values, and each one's bin index into ``index``. One loop, so the values are
-    read once."""
+    Two tight loops instead of NumPy's five passes and two temporaries: one reads the values once (sums and bin
+    indices, compiled to SIMD), the other counts the indices in eight sets of counters taken in turn, so that
+    consecutive values do not wait on each other's increment (neighbouring values of real data, the pixels of an
+    image in dW^1, often fall in the same bin). 32-bit counters, so the sets take half the cache (a set overflows
+    only past 8 * 2^31 values, 64 GiB of float32)."""
+    width = bins + 2
+    top = float(bins + 1)
+    lo, hi, scale = ends[0], ends[1], ends[2]
     s = 0.0
     q = 0.0
     for i in range(flat.size):
         v = np.float64(flat[i])
         s += v
         q += v * v
-        index[i] = np.uint16(_bin(v, lo, hi, scale, top))
-    return s, q
-
-
-@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
-def _sums_and_pair_bins(flat, lo, hi, scale, top, width, index):  # pragma: no cover - compiled
-    """Sum and sum of squares of the first 2 * len(index) values, and the joint bin index of each pair (value i,
-    value i + len(index)) into ``index``: bin(first) * width + bin(second). Pairs from the two halves, so that the
-    loop reads two contiguous runs and compiles to SIMD as `_sums_and_bins` does."""
-    s = 0.0
-    q = 0.0
-    half = index.size
-    for i in range(half):
-        v = np.float64(flat[i])
-        u = np.float64(flat[i + half])
-        s += v + u
-        q += v * v + u * u
-        first, second = np.uint16(_bin(v, lo, hi, scale, top)), np.uint16(_bin(u, lo, hi, scale, top))
-        index[i] = np.uint16(first * width + second)
-    return s, q
-
-
-@numba.njit(cache=True, nogil=True)
-def _count(index, size):  # pragma: no cover - compiled
-    """How often each of 0 .. size - 1 occurs in ``index``. Eight sets of counters, taken in turn, so that
-    consecutive values do not wait on each other's increment: neighbouring values of real data (the pixels of an
-    image, in dW^1) often fall in the same bin. 32-bit counters, so the sets take half the cache (a set overflows
-    only past 8 * 2^31 values, 64 GiB of float32)."""
-    lanes = np.zeros((COUNTERS, size), dtype=np.int32)
-    whole = index.size - index.size % COUNTERS
+        # Compared with hi rather than computed there: (v - lo) * scale can round up to bins for a value just under
+        # hi, which belongs in the last bin. Conditionals, not min() and max(): those compile as functions of their own.
+        t = (v - lo) * scale + 1.0
+        t = t if t < top - 1.0 else top - 1.0
+        t = t if t > 0.0 else 0.0
+        index[i] = np.uint16(t if v < hi else top)  # NaN is "over"
+    for k in range(COUNTERS):  # loops, not slice assignments or lanes.sum(axis=0): their checks take seconds to compile
+        for b in range(width):
+            lanes[k, b] = 0
+    whole = flat.size - flat.size % COUNTERS
     for j in range(0, whole, COUNTERS):
         for k in range(COUNTERS):
             lanes[k, index[j + k]] += 1
-    for j in range(whole, index.size):
+    for j in range(whole, flat.size):
         lanes[0, index[j]] += 1
-    counts = np.zeros(size, dtype=np.int64)
-    for k in range(COUNTERS):  # a loop, not lanes.sum(axis=0): that pulls numba's axis checks, seconds to compile
-        for b in range(size):
-            counts[b] += lanes[k, b]
-    return counts
-
-
-@numba.njit(cache=True, nogil=True)
-def scan(flat, ends, bins):  # pragma: no cover - compiled
-    """Sum, sum of squares, and the counts of the bin indices (see `_bin`) over ``ends`` = (lo, hi, bins / (hi -
-    lo)), with 0 for values below lo and bins + 1 for those at or above hi (and NaN). Two tight loops, one compiled
-    to SIMD and one to independent increments, instead of NumPy's five passes and two temporaries. A large array is
-    counted in pairs: one increment per pair in a (bins + 2)^2 table of joint counts, whose row and column sums are
-    the counts (`PAIRED_MAX_WIDTH`)."""
-    width = bins + 2
-    top = float(bins + 1)
-    lo, hi, scale = ends[0], ends[1], ends[2]
-    if width > PAIRED_MAX_WIDTH or flat.size < PAIRED_MIN_VALUES_PER_COUNT * width * width:
-        index = np.empty(flat.size, dtype=np.uint16)  # bins <= 1024
-        s, q = _sums_and_bins(flat, lo, hi, scale, top, index)
-        return s, q, _count(index, width)
-    index = np.empty(flat.size // 2, dtype=np.uint16)  # width^2 <= 128^2
-    s, q = _sums_and_pair_bins(flat, lo, hi, scale, top, width, index)
-    joint = _count(index, width * width)  # bin of first * width + bin of second
-    counts = np.zeros(width, dtype=np.int64)
-    for first in range(width):  # row and column sums, as loops for the reason given in `_count`
-        for second in range(width):
-            pairs = joint[first * width + second]
-            counts[first] += pairs
-            counts[second] += pairs
-    if flat.size % 2:
-        v = np.float64(flat[-1])
-        s += v
-        q += v * v
-        counts[int(_bin(v, lo, hi, scale, top))] += 1
-    return s, q, counts
+    for b in range(width):
+        total = 0
+        for k in range(COUNTERS):
+            total += lanes[k, b]
+        counts[b] = total
+    return s, q
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
-    """Mean, variance, std and root sum of squares of ``flat`` from its sum and sum of squares (`_finite_moments`),
-    or by `_extreme_moments` where the sum of squares is not finite."""
+    """Mean, variance, std and root sum of squares of ``flat`` from its sum and sum of squares
+    (`finite_moments_or_nan`), or by `_extreme_moments` where the sum of squares is not finite."""
     if math.isfinite(total_sq):
-        return _finite_moments(total, total_sq, flat)
+        return finite_moments_or_nan(total, total_sq, flat)
     return _extreme_moments(flat)  # a square overflowed (|x| past ~1.3e154), or a value is inf or NaN
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def finite_moments_or_nan(total, total_sq, flat):  # pragma: no cover - compiled
-    """`sum_moments` where the sum of squares is finite, else NaN for all four: `layer_kernel` leaves those to
-    Python (`core.stats`), so that `_extreme_moments`, seldom needed, is compiled only when a run needs it (it was
-    a sixth of a run's compile time)."""
-    if math.isfinite(total_sq):
-        return _finite_moments(total, total_sq, flat)
-    return math.nan, math.nan, math.nan, math.nan
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _finite_moments(total, total_sq, flat):  # pragma: no cover - compiled
-    """`sum_moments` for a finite sum of squares; two passes where E[x^2] and E[x]^2 cancel."""
+    """`sum_moments` where the sum of squares is finite, with two passes where E[x^2] and E[x]^2 cancel; else NaN
+    for all four: `layer_kernel` leaves those to Python (`core.stats`), so that `_extreme_moments`, seldom needed,
+    is compiled only when a run needs it (it was a sixth of a run's compile time)."""
+    if not math.isfinite(total_sq):
+        return math.nan, math.nan, math.nan, math.nan
     mean = total / flat.size
     mean_sq = total_sq / flat.size
     var = mean_sq - mean * mean
@@ -165,7 +116,7 @@ def _finite_moments(total, total_sq, flat):  # pragma: no cover - compiled
             d = np.float64(flat[i]) - mean
             deviations += d * d
         var = deviations / flat.size
-    var = max(var, 0.0)
+    var = var if var > 0.0 else 0.0
     return mean, var, math.sqrt(var), math.sqrt(total_sq)
 
 
@@ -190,7 +141,7 @@ def _extreme_moments(flat):  # pragma: no cover - compiled
     exponent = math.frexp(largest)[1]  # largest < 2^exponent
     scaled = flat.astype(np.float64) * math.ldexp(1.0, -exponent)
     total, total_sq = sums(scaled)
-    mean, var, std, norm = _finite_moments(total, total_sq, scaled)
+    mean, var, std, norm = finite_moments_or_nan(total, total_sq, scaled)
     return (math.ldexp(mean, exponent), math.ldexp(var, 2 * exponent), math.ldexp(std, exponent),
             math.ldexp(norm, exponent))
 
@@ -206,9 +157,11 @@ UNDER, OVER = range(2)  # last axis of `outside`
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
-           counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside):
+                 counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside,
+                 index, lanes, counts):
     """Layer i's statistics from its flattened Z, A, dZ, dW, W and db, written at column i of arrays for the whole
-    network (indexed by the names above), with Z, A, dZ, dW binned over their ends in ``table[i]`` (`Binning.table`).
+    network (indexed by the names above), with Z, A, dZ, dW binned over their ends in ``table[i]`` (`Binning.table`);
+    ``index``, ``lanes`` and ``counts`` are `scan`'s buffers (`scan_buffers`), for the largest of them.
 
     Where an array's squares overflow (or it holds inf or NaN) its moments and norm are left NaN, for
     `core.stats.layer_stats` to complete with `sum_moments`. NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
@@ -220,12 +173,12 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     """
     scanned = (z, a, dz, dw)
     for h in range(len(scanned)):  # OF_Z .. OF_DW
-        s, q, c = scan(scanned[h], table[i, h], bins)
+        s, q = scan(scanned[h], table[i, h], bins, index, lanes, counts)
         moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = finite_moments_or_nan(s, q,
                                                                                                      scanned[h])
         for b in range(bins):  # element by element: a slice assignment compiles numba's shape checks (seconds)
-            hist[h, i, b] = c[b + 1]
-        outside[h, i, UNDER], outside[h, i, OVER] = c[0], c[bins + 1]
+            hist[h, i, b] = counts[b + 1]
+        outside[h, i, UNDER], outside[h, i, OVER] = counts[0], counts[bins + 1]
         if h == OF_DW:
             norms[NORM_DW, i] = norm
     s, q = sums(w)
@@ -246,28 +199,3 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
                 saturated += 1
     fractions[DEAD, i] = zeros / a.size
     fractions[SATURATED, i] = saturated / a.size
-
-
-@numba.njit(cache=True, nogil=True)
-def finite_extent(flat):  # pragma: no cover - compiled
-    """Count, root mean square and largest magnitude of the finite values, in one pass (two where their squares
-    overflow: then summed scaled by the largest)."""
-    n = 0
-    q = 0.0
-    top = 0.0
-    for i in range(flat.size):
-        v = np.float64(flat[i])
-        if math.isfinite(v):
-            n += 1
-            q += v * v
-            top = max(top, abs(v))
-    if n == 0:
-        return 0, 0.0, 0.0
-    if math.isfinite(q):
-        return n, math.sqrt(q / n), top
-    q = 0.0
-    for i in range(flat.size):
-        v = np.float64(flat[i])
-        if math.isfinite(v):
-            q += (v / top) * (v / top)
-    return n, math.sqrt(q / n) * top, top

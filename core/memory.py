@@ -35,7 +35,7 @@ DERIVATIVE_WORK = {
 SAMPLE_WORK = {"truncated_normal": 2.25}
 ORTHOGONAL = ("orthogonal", "lsuv")  # LSUV starts from an orthogonal draw
 COST_WORK = 3  # floats of the output's size the cross-entropy holds at once (log-sum-exp, the targets, a product)
-COUNTERS, PAIRED_MAX_WIDTH, PAIRED_MIN_VALUES_PER_COUNT = 8, 128, 48  # as in core/kernels.py
+COUNTERS = 8  # as in core/kernels.py (not imported: that would load numba wherever the estimate is needed)
 RUN_OVERHEAD = 256 * 2**10  # Python objects of a run (lists, snapshots, the statistics' small arrays): measured
 # below 100 KiB for small networks in tests/test_memory.py
 
@@ -174,6 +174,4 @@ def _statistics(tally: _Tally, dims: tuple[int, ...], weights: list[int], batch:
     tally.hold(depth * 4 * (2 * bins + 3) * 8)
     width = bins + 2
     largest = max(max(weights), max(dims[1:]) * batch)
-    paired = width <= PAIRED_MAX_WIDTH and largest >= PAIRED_MIN_VALUES_PER_COUNT * width * width
-    table = width * width if paired else width
-    tally.passing(2 * (largest // 2 if paired else largest) + COUNTERS * table * 4 + 8 * table)
+    tally.passing(2 * largest + COUNTERS * width * 4 + 8 * width)  # `scan_buffers`

@@ -10,6 +10,7 @@ layer's histograms over time as a heatmap without re-binning.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .kernels import (DEAD, MEAN, NORM_DB, NORM_DW, NORM_W, OF_A, OF_DW, OF_DZ, OF_W, OF_Z, SATURATED, SCANNED, STD,
-                      VARIANCE, finite_extent, kernel_ends, layer_kernel, scan, sum_moments, sums)
+                      VARIANCE, kernel_ends, layer_kernel, scan, scan_buffers, sum_moments, sums)
 from .network import Cache, Grads, Network, Params
 
 Array = np.ndarray
@@ -90,11 +91,37 @@ def moments(x: Array) -> tuple[float, float, float, float]:
 def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
     flat = x.reshape(-1)
-    total, total_sq, counts = scan(flat, kernel_ends(float(lo), float(hi), bins), bins)
+    index, lanes, counts = scan_buffers(flat.size, bins)
+    total, total_sq = scan(flat, kernel_ends(float(lo), float(hi), bins), bins, index, lanes, counts)
     return Summary(*sum_moments(total, total_sq, flat), counts[1:-1], int(counts[0]), int(counts[-1]))
 
 
 LARGEST_EDGE = np.finfo(np.float64).max / 2  # so that a histogram's width, hi - lo, is finite too
+
+
+def finite_extent(flat: Array) -> tuple[int, float, float]:
+    """Count, root mean square and largest magnitude of the finite values of a 1-D array. NumPy, not a compiled
+    kernel: it runs once a run (the histogram ranges), where compiling it cost more than it would ever save. Without
+    temporaries when every value is finite and their squares sum within range (the memory cap's estimate counts on
+    that); the masked copies of the other case are for runs already overflowing."""
+    if flat.size == 0:
+        return 0, 0.0, 0.0
+    top = max(abs(float(flat.max())), abs(float(flat.min())))  # NaN if any value is
+    if math.isfinite(top):
+        with np.errstate(over="ignore"):
+            q = float(np.dot(flat, flat))
+        if math.isfinite(q):
+            return flat.size, math.sqrt(q / flat.size), top
+        finite = flat.astype(np.float64)
+    else:
+        finite = np.abs(flat[np.isfinite(flat)], dtype=np.float64)
+        if finite.size == 0:
+            return 0, 0.0, 0.0
+        top = float(finite.max())
+    if top == 0.0:
+        return finite.size, 0.0, 0.0
+    scaled = finite / top  # squares of the scaled values cannot overflow
+    return finite.size, math.sqrt(float(np.dot(scaled, scaled)) / finite.size) * top, top
 
 
 def _range(values: Array, bounds: tuple[float, float] | None, nonnegative: bool) -> tuple[float, float]:
@@ -157,10 +184,11 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     hist = np.empty((len(HISTOGRAMS), L, bins), dtype=np.int64)
     outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)  # [OF_Z .. OF_DW, layer, UNDER/OVER]
     checks = _activation_checks(net, cache.A[1].dtype.str)
+    buffers = scan_buffers(max(max(z.size, dw.size) for z, dw in zip(cache.Z, grads.dW)), bins)
     for i in range(L):
         layer = (cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i], params.W[i], grads.db[i])
         layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
-               outside)
+                     outside, *buffers)
     _complete_overflowed(net, params, cache, grads, moments, norms)
     z, a, dz, dw, w = (moments[OF_Z], moments[OF_A], moments[OF_DZ], moments[OF_DW], moments[OF_W])
     out = {"z_mean": z[MEAN], "z_var": z[VARIANCE], "z_std": z[STD], "a_mean": a[MEAN], "a_var": a[VARIANCE],

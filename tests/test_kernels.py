@@ -286,6 +286,7 @@ for dtype in DTYPES:
         for batch in (0, 16):
             list(Training(Config(layers=(6, 4), activation="tanh", iterations=3, record_every=2, dtype=dtype,
                                  optimizer=optimizer, batch_size=batch), data))
+    list(Training(Config(layers=(6,), activation="gelu_erf", iterations=1, dtype=dtype), data))
 probe(Config(layers=(30,) * 30, init="normal", init_scale=1e6), data)  # squares past float64's range
 print(json.dumps({name: n for name, n in signatures().items() if n != warmed[name]}))
 """
@@ -300,5 +301,56 @@ def test_warm_kernels_compiles_every_signature_a_run_uses():
     from pathlib import Path
 
     done = subprocess.run([sys.executable, "-c", WARM_CHECK], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert json.loads(done.stdout) == {}
+
+
+def test_importing_the_engine_compiles_nothing(tmp_path):
+    """A fresh install's first command compiles only what its run uses: the exact GELU's error function, compiled
+    when `core` was imported, was 1.1 CPU-s of every first run (numba writes what it compiles to its cache)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", "import core.cli, core.warm"], env=env, timeout=120, check=True,
+                   cwd=Path(__file__).resolve().parents[1])
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+WARM_FOR_CHECK = """
+import json, numba, numpy as np
+from core import kernels, train
+from core.config import Config
+from core.data import Dataset
+from core.train import Training
+from core.warm import warm_for
+
+def loaded():
+    return {f"{module.__name__}.{name}": len(f.overloads) for module in (kernels, train)
+            for name, f in vars(module).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+
+config = Config(layers=(30, 9, 4), activation="tanh,relu,gelu_erf", dtype="float32", optimizer="momentum",
+                iterations=3, record_every=1)
+warm_for(config)
+warmed = loaded()
+rng = np.random.default_rng(1)
+data = Dataset(name="toy", x_train=rng.normal(size=(40, 60)), y_train=rng.integers(0, 2, (1, 60)),
+               x_test=rng.normal(size=(40, 9)), y_test=rng.integers(0, 2, (1, 9)), classes=("0", "1"))
+list(Training(config, data))
+print(json.dumps({name: n for name, n in loaded().items() if n != warmed[name]}))
+"""
+
+
+def test_warm_for_loads_every_kernel_its_run_uses():
+    """The CLI calls `warm_for` before it starts its clock: afterwards the run itself compiles or loads no kernel
+    (loading a run's kernels from numba's cache took 0.3-1 CPU-s, counted in the CLI's seconds of training)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", WARM_FOR_CHECK], capture_output=True, text=True, timeout=600,
                           cwd=Path(__file__).resolve().parents[1], check=True)
     assert json.loads(done.stdout) == {}

@@ -9,12 +9,11 @@ SGD) and against the floor: the step's own matrix products alone, same shapes, l
 Uses the course's cat files when --data-dir has them, else the shipped stand-in shapes64 (same shapes).
 
 Measurements behind the statistics kernel's design (core/stats.py), taken with this script on the course's network:
-- `_scan` counts large arrays in pairs: for dW^1 (245,760 values, mostly in a few bins) counting went from 55 to
-  37 us and the bin pass from 37 to 39 us, 14% faster in all. On normal values spread over 64 bins, pairs and single
-  counts break even at ~40 values per joint count, hence `PAIRED_MIN_VALUES_PER_COUNT` = 48 and a joint table at
-  most 128 wide (`PAIRED_MAX_WIDTH`).
-- `_count` keeps eight sets of counters: with four, neighbouring pixels of dW^1 in the same bin still stalled.
-- `_layer` is one call per layer: a single call taking a tuple of arrays per network compiled a kernel per depth,
+- Counting large arrays in pairs (one increment of a joint (bins + 2)^2 table per pair) took dW^1's histogram (245,760
+  values) from 92 to 76 us, about 1% of the step; it was dropped for its compile time (a second loop and table in
+  every compiled statistics kernel: about 1 of 7 CPU-s of a fresh install's first run, bench_cold_start.py).
+- `scan` counts in eight sets of counters: with four, neighbouring pixels of dW^1 in the same bin still stalled.
+- `layer_kernel` is one call per layer: a single call taking a tuple of arrays per network compiled a kernel per depth,
   4 s the first time (tests/test_kernels.py: test_a_new_depth_compiles_nothing).
 """
 
