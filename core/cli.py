@@ -54,7 +54,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, default=d.init_scale, help="scale s of normal/uniform/constant inits")
     p.add_argument("--gain", type=float, default=d.init_gain, help="global multiplier on every weight matrix")
     p.add_argument("--mode", default=d.init_mode, help="fan_in or fan_out (he_normal, he_uniform)")
-    p.add_argument("--bias-init", default=d.bias_init, help="zeros, constant or torch_default")
+    p.add_argument("--bias-init", default=d.bias_init, help="zeros, constant (every bias --bias-value), normal (N(0, value²)) or torch_default")
     p.add_argument("--bias-value", type=float, default=d.bias_value)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--rng", default=d.rng, help="legacy (the course's np.random.seed stream) or default")
