@@ -1,4 +1,4 @@
-"""Command line: ``python -m core train|probe|show|theory ...``.
+"""Command line: ``python -m core train|probe|show|theory|sweep ...`` (sweep: core/sweep_cli.py).
 
 Every mistake a user can make (an unknown name, a bad number, a missing file, a run too big for the machine)
 ends with exit code 2 and one line that says what is wrong and how to fix it, never a traceback.
@@ -24,6 +24,7 @@ from .meanfield import TheoryError
 from .record import RecordedRun, RunFileError, record
 from .run_reader import read_run
 from .stats import overflow_note
+from .sweep_cli import add_sweep_parser, run_sweep
 from .theory import compare
 from .train import Training, initial_cost_note
 from .verdict import probe_verdict
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     theory.add_argument("--depth", type=int, default=10, help="number of layers (with --sigma-w2)")
     theory.add_argument("--input-q", type=float, default=1.0, help="mean squared input, q^1 = sigma_w2 * input_q "
                         "+ sigma_b2 (with --sigma-w2)")
+    add_sweep_parser(sub)
     return root
 
 
@@ -289,6 +291,9 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "show":
             run_show(args.run, out)
+            return 0
+        if args.command == "sweep":
+            run_sweep(args, out, err)
             return 0
         if args.command == "theory" and args.sigma_w2 is not None:
             run_theory_map(args, out)
