@@ -31,7 +31,8 @@ from .record import record
 from .train import Training
 
 ENV = {"max_cells": "INITLAB_MAX_SWEEP_CELLS", "max_sweep_steps": "INITLAB_MAX_SWEEP_STEPS"}
-CURVE_POINTS = 30  # snapshots recorded per cell (its loss curve): every steps / CURVE_POINTS steps
+CURVE_POINTS = 12  # snapshots recorded per cell (its loss curve): each evaluates the whole data set, so few
+WORKER_DEATHS = 3  # times a cell is computed again after the worker computing it died (killed, out of memory)
 TRAINED_ABOVE_CHANCE = 0.5  # a cell "trained" if its train accuracy is halfway from chance to perfect, or more
 
 
@@ -228,18 +229,27 @@ class SweepRun:
             self.futures[future] = (row, column)
 
     def completed(self) -> Iterator[tuple[int, int, dict]]:
-        """(row, column, figures) of every cell, cached ones first, then each as its task completes; a failed
-        task raises its error. Ends early after `cancel`."""
-        from distributed import as_completed
+        """(row, column, figures) of every cell, cached ones first, then each as its task completes. A cell whose
+        worker died under it is computed again (up to WORKER_DEATHS times: a cluster may fail such a task at once,
+        as the dashboard's does); any other failure raises its error. Ends early after `cancel`."""
+        from distributed import KilledWorker, as_completed
 
         for (row, column), figures in list(self.results.items()):
             yield row, column, figures
         if not self.futures:
             return
-        for future in as_completed(list(self.futures)):
+        deaths: dict = {}
+        pending = as_completed(list(self.futures))
+        for future in pending:
             if self.cancelled:
                 return
             if future.cancelled():
+                continue
+            if future.status == "error" and isinstance(future.exception(), KilledWorker) and \
+                    deaths.get(future.key, 0) < WORKER_DEATHS:
+                deaths[future.key] = deaths.get(future.key, 0) + 1
+                future.retry()
+                pending.add(future)
                 continue
             row, column = self.futures.pop(future)
             self.results[row, column] = future.result()
