@@ -21,7 +21,7 @@ from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
 from app.serving.store import preflight, run_store  # noqa: E402
-from app.tabs import compare, init, run_file, theory, training  # noqa: E402
+from app.tabs import compare, init, run_file, sweep, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.data import DatasetError, default_data_dir  # noqa: E402
@@ -60,6 +60,7 @@ def main() -> None:
         "Compare": lambda: compare.render(config, dataset, limits, forward_only),
         "Run file": run_file.render,
         "Theory": lambda: theory.render(config, dataset, limits),
+        "Sweep": lambda: sweep.render(config, dataset, limits),
     }
     # Only the open tab runs (and reaches the browser): a page redraw costs one tab's figures, not five.
     for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):

@@ -80,8 +80,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 def connect(args: argparse.Namespace):
     """A Dask client and what to close after (the local cluster, if this command started one)."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     address = args.scheduler or os.environ.get(SCHEDULER_ENV, "").strip()
     if address:
@@ -90,14 +89,23 @@ def connect(args: argparse.Namespace):
         except (OSError, TimeoutError) as e:
             raise ConfigError(f"cannot reach the Dask scheduler at {address[:100]} ({type(e).__name__}); check "
                               "--scheduler and that the scheduler runs") from None
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers if args.workers is not None else os.cpu_count() or 1
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    cluster = local_cluster(workers)
+    return Client(cluster), cluster
+
+
+def local_cluster(workers: int):
+    """A LocalCluster of ``workers`` processes, one thread each, on loopback, allocator thresholds restored."""
+    import dask
+    from distributed import LocalCluster
+
     with dask.config.set({"distributed.nanny.pre-spawn-environ": {
             **dask.config.get("distributed.nanny.pre-spawn-environ"), **MALLOC_SETTINGS}}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                host="127.0.0.1", silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    return cluster
 
 
 def clock(seconds: float | None) -> str:
