@@ -27,6 +27,7 @@ from core.config import ConfigError
 from core.limits import Limits
 from core.record import RunFileError
 from core.sweep import SweepLimits, SweepSpec, boundary_depths, critical_sigma_w2, trainable_depths
+from core.sweep_cli import clock
 from core.sweep_file import SweepResults, read_uploaded_sweep, write_sweep
 
 TICK_SECONDS = 1.0  # how often a running sweep's page reads it
@@ -106,13 +107,6 @@ def stop() -> None:
     sweep = sweep_queue().get(sweep_state.key)
     if sweep is not None:
         sweep_queue().stop(sweep)
-
-
-def clock(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    minutes, s = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{s:02d}"
 
 
 def status_line(sweep: ServerSweep) -> None:
@@ -213,9 +207,10 @@ def server_view(was_live: bool) -> None:
     status_line(sweep)
     if sweep.status == QUEUED:
         return
+    ended = sweep.ended  # read before the results: a sweep ends after its last result is in
     results = sweep.results
-    show(sweep.spec, results, classes_of(sweep.dataset), sweep.status == RUNNING)
-    if sweep.ended and results:
+    show(sweep.spec, results, classes_of(sweep.dataset), not ended)
+    if ended and results:
         download(sweep.spec, results, sweep.dataset)
 
 
