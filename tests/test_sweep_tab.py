@@ -8,7 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from app.replay import CUSTOM_PRESET
 from app.serving import sweeps
+from app.state import to_query
+from core.config import Config
 from core.sweep_file import SweepResults, write_sweep
 from tests.test_app import chart_specs, decode, no_course_files, no_errors, open_tab, start  # noqa: F401 - a fixture
 
@@ -40,10 +43,15 @@ def heatmap(at) -> dict:
     return next(spec for spec in chart_specs(at) if spec["layout"]["title"]["text"].startswith("Train accuracy"))
 
 
+def circles_page():
+    """The Sweep tab with circles in the sidebar (cells of a few milliseconds)."""
+    return tiny_grid(open_tab(start(to_query(Config(dataset="circles", layers=(4,)), CUSTOM_PRESET)), "Sweep"))
+
+
 def test_a_sweep_fills_the_heatmap_and_reopens_from_its_file(tmp_path):
-    at = tiny_grid(open_tab(start(), "Sweep"))
+    at = circles_page()
     at.button(key="sweep_run").click().run()
-    end = time.monotonic() + 90
+    end = time.monotonic() + 180  # a first training in this process compiles the engine's kernels
     while time.monotonic() < end and not at.get("download_button"):
         time.sleep(0.2)
         at.run()  # a timed fragment does not fire in AppTest: rerun the page as its tick would
@@ -65,6 +73,6 @@ def test_a_sweep_fills_the_heatmap_and_reopens_from_its_file(tmp_path):
 
 def test_a_grid_over_the_servers_cap_is_refused_before_it_runs(monkeypatch):
     monkeypatch.setenv("INITLAB_MAX_SWEEP_CELLS", "3")
-    at = tiny_grid(open_tab(start(), "Sweep"))
+    at = circles_page()
     assert "over this server's cap of 3 (INITLAB_MAX_SWEEP_CELLS)" in at.error[0].value
     assert at.button(key="sweep_run").disabled

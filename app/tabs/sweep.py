@@ -74,11 +74,11 @@ def grid_form(config, dataset, limits: Limits, caps: SweepLimits) -> SweepSpec |
                                   key="sweep_sigma_b2")
     left, middle, right = st.columns(3)
     low, high = left.slider("σ_w² from, to", 0.1, 8.0, (0.5, 4.0), step=0.1, key="sweep_sigma_w2")
-    columns = left.number_input("σ_w² values", 1, caps.max_cells, 8, key="sweep_columns")
+    columns = left.number_input("σ_w² values", 1, caps.max_cells, min(8, caps.max_cells), key="sweep_columns")
     deepest = max(1, limits.max_layers - 1)
     shallow, deep = middle.slider("Depth from, to (hidden layers)", 1, deepest, (4, min(40, deepest)),
                                   key="sweep_depth")
-    rows = middle.number_input("Depths", 1, caps.max_cells, 7, key="sweep_rows")
+    rows = middle.number_input("Depths", 1, caps.max_cells, min(7, caps.max_cells), key="sweep_rows")
     steps = right.number_input("Training steps per cell", 1, caps.max_sweep_steps, min(300, caps.max_sweep_steps),
                                key="sweep_steps")
     right.caption(f"This server's caps: {caps.max_cells} cells, {caps.max_sweep_steps:,} steps a cell, "
