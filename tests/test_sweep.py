@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.serving import cluster
+from core import sweep_cli
 from core.cli import main
 from core.config import Config
 from core.criticality import critical_line
@@ -147,6 +148,7 @@ def test_a_bad_grid_exits_2_with_one_line(extra, env, fragment, tmp_path, monkey
         monkeypatch.setenv(name, value)
     if extra[-1:] == ["unreachable"]:
         extra = ["--scheduler", f"tcp://127.0.0.1:{free_port()}"]
+        monkeypatch.setattr(sweep_cli, "CONNECT_SECONDS", 1.0)  # nobody listens: no need to wait 10 s to know
     code, out, err = run_cli("sweep", *GRID, *extra, "--cache", str(tmp_path), "--out", str(tmp_path / "s.h5"))
     assert code == 2 and out == "" and fragment in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err and not (tmp_path / "s.h5").exists()
