@@ -22,7 +22,7 @@ from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
 from app.serving.store import preflight, run_store  # noqa: E402
 from app.state import LESSON_PARAM  # noqa: E402
-from app.tabs import compare, init, lessons, run_file, theory, training  # noqa: E402
+from app.tabs import compare, init, lessons, run_file, sweep, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.data import DatasetError, default_data_dir  # noqa: E402
@@ -61,6 +61,7 @@ def main() -> None:
         "Compare": lambda: compare.render(config, dataset, limits, forward_only),
         "Run file": run_file.render,
         "Theory": lambda: theory.render(config, dataset, limits),
+        "Sweep": lambda: sweep.render(config, dataset, limits),
         "Lessons": lambda: lessons.render(limits),
     }
     if LESSON_PARAM in st.query_params and TAB_KEY not in st.session_state:  # a teacher's link to a lesson step

@@ -1,4 +1,4 @@
-"""Command line: ``python -m core train|probe|show|theory ...``.
+"""Command line: ``python -m core train|probe|show|theory|sweep ...`` (sweep: core/sweep_cli.py).
 
 Every mistake a user can make (an unknown name, a bad number, a missing file, a run too big for the machine)
 ends with exit code 2 and one line that says what is wrong and how to fix it, never a traceback.
@@ -24,6 +24,7 @@ from .meanfield import TheoryError
 from .record import RecordedRun, RunFileError, record
 from .run_reader import read_run
 from .stats import overflow_note
+from .sweep_cli import add_sweep_parser, run_sweep
 from .theory import compare
 from .train import Training, initial_cost_note
 from .verdict import probe_verdict
@@ -55,7 +56,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, default=d.init_scale, help="scale s of normal/uniform/constant inits")
     p.add_argument("--gain", type=float, default=d.init_gain, help="global multiplier on every weight matrix")
     p.add_argument("--mode", default=d.init_mode, help="fan_in or fan_out (he_normal, he_uniform)")
-    p.add_argument("--bias-init", default=d.bias_init, help="zeros, constant or torch_default")
+    p.add_argument("--bias-init", default=d.bias_init, help="zeros, constant (every bias --bias-value), normal (N(0, value²)) or torch_default")
     p.add_argument("--bias-value", type=float, default=d.bias_value)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--rng", default=d.rng, help="legacy (the course's np.random.seed stream) or default")
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     theory.add_argument("--depth", type=int, default=10, help="number of layers (with --sigma-w2)")
     theory.add_argument("--input-q", type=float, default=1.0, help="mean squared input, q^1 = sigma_w2 * input_q "
                         "+ sigma_b2 (with --sigma-w2)")
+    add_sweep_parser(sub)
     return root
 
 
@@ -291,6 +293,9 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "show":
             run_show(args.run, out)
+            return 0
+        if args.command == "sweep":
+            run_sweep(args, out, err)
             return 0
         if args.command == "theory" and args.sigma_w2 is not None:
             run_theory_map(args, out)

@@ -250,7 +250,8 @@ INITIALIZERS: dict[str, Initializer] = _registry(
 class BiasInitializer:
     """One bias initialiser as data, from which both the sampling and the moments the theory uses are derived.
 
-    distribution: "zeros"; "constant", every bias the config's bias value c; or "uniform", U(-b, b) with
+    distribution: "zeros"; "constant", every bias the config's bias value c; "normal", N(0, c^2) with c the bias
+    value (the mean-field theory's sigma_b^2 = c^2, as the trainability sweep sets it); or "uniform", U(-b, b) with
     b = 1 / sqrt(n), n the layer's fan ``fan`` (PyTorch's nn.Linear bias: fan_in), so Var(b_i) = b^2 / 3.
     """
 
@@ -259,9 +260,9 @@ class BiasInitializer:
     fan: Optional[str] = None
 
     def __post_init__(self):
-        if self.distribution not in ("zeros", "constant", "uniform") or (self.distribution == "uniform") != bool(
-                self.fan):
-            raise ValueError(f"{self.name}: a bias is zeros, constant, or uniform with a fan")
+        if self.distribution not in ("zeros", "constant", "normal", "uniform") or (
+                self.distribution == "uniform") != bool(self.fan):
+            raise ValueError(f"{self.name}: a bias is zeros, constant, normal, or uniform with a fan")
 
     def bound(self, fan_in: int, fan_out: int) -> float:
         return 1.0 / math.sqrt(_FANS[self.fan](fan_in, fan_out))
@@ -270,6 +271,8 @@ class BiasInitializer:
         """(Var(b_i), E[b_i]) for a layer with these fans; ``value`` is the config's constant c."""
         if self.distribution == "uniform":
             return self.bound(fan_in, fan_out) ** 2 / 3.0, 0.0
+        if self.distribution == "normal":
+            return float(value) ** 2, 0.0
         return 0.0, (float(value) if self.distribution == "constant" else 0.0)
 
     def sample(self, fan_in: int, fan_out: int, rng: RNG, value: float) -> Array:
@@ -277,11 +280,14 @@ class BiasInitializer:
         if self.distribution == "uniform":
             bound = self.bound(fan_in, fan_out)
             return rng.uniform(-bound, bound, (fan_out, 1))
+        if self.distribution == "normal":
+            return rng.standard_normal((fan_out, 1)) * float(value)
         return np.full((fan_out, 1), self.moments(fan_in, fan_out, value)[1])
 
 
 BIAS_INITIALIZERS: dict[str, BiasInitializer] = {b.name: b for b in (
     BiasInitializer("zeros", "zeros"),  # the course's np.zeros((n_l, 1))
     BiasInitializer("constant", "constant"),
+    BiasInitializer("normal", "normal"),  # N(0, c^2): the mean-field theory's random bias, sigma_b = c
     BiasInitializer("torch_default", "uniform", fan="fan_in"),  # PyTorch nn.Linear's: U(-1/sqrt(n_in), 1/sqrt(n_in))
 )}

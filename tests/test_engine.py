@@ -193,7 +193,7 @@ def test_uniform_initializers_respect_their_bounds():
     assert TRUNCATED_VARIANCE == pytest.approx(0.7737413, rel=1e-6)
 
 
-BIAS_TEXTBOOK = {"zeros": (0.0, 0.0), "constant": (0.0, 0.3), "torch_default": (1 / (3 * FAN_IN), 0.0)}  # (Var, mean)
+BIAS_TEXTBOOK = {"zeros": (0.0, 0.0), "constant": (0.0, 0.3), "normal": (0.09, 0.0), "torch_default": (1 / (3 * FAN_IN), 0.0)}  # (Var, mean)
 
 
 @pytest.mark.parametrize("name", sorted(BIAS_TEXTBOOK))

@@ -22,7 +22,6 @@ each one took originally, reckoned from the clock whenever the page reads it (no
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -44,6 +43,7 @@ from core.limits import Limits, check_limits
 from core.network import Network
 from core.record import RunFileError, partial_path
 from core.run_reader import read_run
+from core.sweep import cell_key as run_key  # one key for a config's run, in a sweep or not
 
 __all__ = ["DIVERGED", "FINISHED", "RUNNING", "STOPPED", "Replay", "RunStore", "SharedRun", "run_store"]
 
@@ -58,10 +58,6 @@ LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those 
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
 log = logging.getLogger(__name__)
-
-
-def run_key(config: Config, fingerprint: str) -> str:
-    return hashlib.sha256(f"{config.to_json()}|{fingerprint}".encode()).hexdigest()[:24]
 
 
 def preflight(config: Config, dataset, limits: Limits) -> Network:

@@ -1,0 +1,70 @@
+"""The Sweep tab's figures: trained accuracy over (sigma_w^2, depth) with the theory on top, and one cell's loss
+curve. Pure functions of the sweep's numbers (no Streamlit)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from app.charts.style import INK, PALETTE, VIRIDIS, base_layout, make_figure, styled_axis
+from core.sweep import SweepSpec
+
+THEORY_POINTS = 40  # sigma_w^2 values the 6 xi_c curve is drawn through (each a fixed-point solve: ~0.1 s)
+
+
+def accuracy_grid(spec: SweepSpec, results: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(train accuracy, hover text) per (depth, sigma_w^2): nan and "not yet" where a cell has not completed."""
+    rows, columns = spec.shape
+    z, text = np.full((rows, columns), np.nan), np.full((rows, columns), "not computed yet", dtype=object)
+    for (row, column), figures in results.items():
+        if figures["diverged"]:
+            text[row, column] = "diverged"
+            z[row, column] = 0.0
+            continue
+        z[row, column] = figures["train_accuracy"]
+        text[row, column] = (f"train {figures['train_accuracy']:.1%} · test {figures['test_accuracy']:.1%} · "
+                             f"loss {figures['loss']:.3g}")
+    return z, text
+
+
+def sweep_heatmap(spec: SweepSpec, results: dict, theory_sigma_w2: Sequence[float],
+                  six_xi_c: Sequence[float], critical_sigma_w2: float | None) -> go.Figure:
+    """Train accuracy per cell (click one for its loss curve), 6 xi_c (dashed) and chi_1 = 1 (dotted) on top."""
+    z, text = accuracy_grid(spec, results)
+    x, y = list(spec.sigma_w2), list(spec.depths)
+    data = [{"type": "heatmap", "x": x, "y": y, "z": z, "zmin": 0, "zmax": 1, "colorscale": VIRIDIS,
+             "customdata": text, "xgap": 1, "ygap": 1, "name": "cells",
+             "hovertemplate": "σ_w² %{x:.3g}, depth %{y}<br>%{customdata}<extra></extra>",
+             "colorbar": dict(title=dict(text="train<br>accuracy"), tickformat=".0%")}]
+    top = max(y) * 1.15 + 1
+    depths = np.asarray(six_xi_c, float)
+    shown = np.where(np.isfinite(depths), np.minimum(depths, top), top)
+    data.append({"type": "scatter", "x": list(theory_sigma_w2), "y": shown, "mode": "lines",
+                 "name": "6 ξ_c (trainable depth, theory)", "line": dict(color=PALETTE[1], width=3, dash="dash"),
+                 "hovertemplate": "σ_w² %{x:.3g}: 6 ξ_c = %{y:.0f}<extra></extra>"})
+    if critical_sigma_w2 is not None and min(x) <= critical_sigma_w2 <= max(x):
+        data.append({"type": "scatter", "x": [critical_sigma_w2] * 2, "y": [0, top], "mode": "lines",
+                     "name": f"χ₁ = 1 (σ_w² = {critical_sigma_w2:.3g})", "line": dict(color=INK, width=2, dash="dot"),
+                     "hoverinfo": "skip"})
+    pad_x = 0.5 * (x[1] - x[0]) if len(x) > 1 else 0.5
+    layout = base_layout("Train accuracy after training, per (σ_w², depth)", height=460,
+                         xaxis=styled_axis("σ_w² = n_in · Var(W)", range=[min(x) - pad_x, max(x) + pad_x]),
+                         yaxis=styled_axis("depth (hidden layers)", range=[0, top]), uirevision="sweep",
+                         clickmode="event+select")
+    return make_figure(data, layout)
+
+
+def theory_axis(spec: SweepSpec) -> np.ndarray:
+    low, high = min(spec.sigma_w2), max(spec.sigma_w2)
+    return np.linspace(low, high, THEORY_POINTS) if high > low else np.array([low])
+
+
+def cell_loss_curve(figures: dict, title: str) -> go.Figure:
+    losses = [v if v is not None and math.isfinite(v) else None for v in figures["losses"]]
+    data = [{"type": "scatter", "x": figures["steps"], "y": losses, "mode": "lines+markers", "name": "loss",
+             "line": dict(color=PALETTE[0], width=2), "hovertemplate": "step %{x}: loss %{y:.4g}<extra></extra>"}]
+    return make_figure(data, base_layout(title, height=300, xaxis=styled_axis("step"),
+                                         yaxis=styled_axis("training loss", type="log"), showlegend=False))
