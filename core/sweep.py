@@ -28,6 +28,7 @@ from .criticality import chi_1, criticality
 from .limits import Limits, check_limits, numbers_from_env
 from .network import Network
 from .record import record
+from .tasks import submit
 from .train import Training
 
 ENV = {"max_cells": "INITLAB_MAX_SWEEP_CELLS", "max_sweep_steps": "INITLAB_MAX_SWEEP_STEPS"}
@@ -191,6 +192,7 @@ class SweepRun:
     results: dict = field(default_factory=dict)  # (row, column) -> figures
     cached: int = 0  # cells found in the cache
     started: float = field(default_factory=time.monotonic)
+    priority: int = 0  # of the cells, deepest first above it (the dashboard's: below every student's own runs)
 
     def __post_init__(self):
         self.cache = Path(self.cache)
@@ -223,9 +225,8 @@ class SweepRun:
         [dataset] = self.client.scatter([self.dataset], broadcast=True)  # to each worker once, not once per cell
         fingerprint = self.dataset.fingerprint()
         for row, column, config in missing:
-            future = self.client.submit(train_cell, config, dataset, self.limits, str(self.cache),
-                                        key=task_key(cell_key(config, fingerprint)), priority=self.spec.depths[row],
-                                        pure=False)
+            future = submit(self.client, task_key(cell_key(config, fingerprint)), self.priority + self.spec.depths[row],
+                            train_cell, config, dataset, self.limits, str(self.cache))
             self.futures[future] = (row, column)
 
     def completed(self) -> Iterator[tuple[int, int, dict]]:

@@ -1,8 +1,8 @@
 """One dashboard run as a Dask task, and how the server tells it to stop (no Streamlit here: this runs in workers).
 
 `probe_run` computes what the pages show of a config at initialisation (one forward and backward pass), and
-`train_run` a training; both execute in Dask worker processes, queued by the scheduler by priority (`submit`).
-`train_run` It trains the run with the engine's `should_stop` hook and records
+`train_run` a training; both execute in Dask worker processes, queued by the scheduler by priority
+(core/tasks.py). `train_run` trains the run with the engine's `should_stop` hook and records
 it as it goes, with core.record, to ``<runs folder>/<run key>.h5`` (``.partial`` while it streams), where the
 pages of every replica read it. A run that ends on its own (finished or diverged) is then moved into the disk cache,
 if there is one, at its cache key.
@@ -125,16 +125,6 @@ class FolderDataset:
                                "server does: whoever runs this server, mount its data folder (INITLAB_DATA_DIR) at "
                                "the same path on the Dask workers")
         return dataset
-
-
-def submit(client, key: str, priority: int, function, *args):
-    """`function(*args)` as the task ``key`` (a Future). The task is marked as one that produces data from nothing,
-    which is what makes the scheduler hold it in its own queue, ordered by ``priority`` across every worker, until
-    a worker is free (worker-saturation 1.0, cluster.py); a plain submit is handed to a worker at once and waits in
-    that worker's queue, behind what it was given before."""
-    from dask.task_spec import Task  # imported here: the CLI and the engine never need Dask
-
-    return client.get({key: Task(key, function, *args, _data_producer=True)}, key, sync=False, priority=priority)
 
 
 def probe_key(run_key: str) -> str:

@@ -43,6 +43,7 @@ from core.limits import Limits, check_limits
 from core.network import Network
 from core.record import RunFileError, partial_path
 from core.run_reader import read_run
+from core.tasks import submit
 from core.sweep import cell_key as run_key  # one key for a config's run, in a sweep or not
 
 __all__ = ["DIVERGED", "FINISHED", "RUNNING", "STOPPED", "Replay", "RunStore", "SharedRun", "run_store"]
@@ -186,7 +187,7 @@ class RunStore:
         became free in PROBE_SECONDS, or its worker died."""
         preflight(config, dataset, limits)
         key = compute.probe_key(run_key(config, dataset.fingerprint()))
-        future = compute.submit(self.client, key, PROBE_PRIORITY, compute.probe_run, config,
+        future = submit(self.client, key, PROBE_PRIORITY, compute.probe_run, config,
                                 self._source(config, dataset), limits)
         try:
             return future.result(timeout=PROBE_SECONDS)
@@ -247,7 +248,7 @@ class RunStore:
         cache_dir = str(self.cache.directory) if self.cache else None
         if self.cluster is not None and self.cluster.processes:  # our own workers stop with us: so do their files
             cleanup.remove_at_exit(partial_path(run.path))
-        run.future = compute.submit(
+        run.future = submit(
             self.client, compute.task_key(run.key), priority, compute.train_run, run.key, run.config, self._source(run.config, dataset), limits, str(self.folder),
             self.policy.max_training_seconds, self.unwatched_seconds, cache_dir,
             self.cache.max_bytes if self.cache else 0, owner)

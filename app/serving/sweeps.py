@@ -24,6 +24,9 @@ from core.sweep import SweepRun, SweepSpec
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 CELLS_DIR = "sweep-cells"
 KEEP_ENDED = 8  # ended sweeps held for the pages that show them; a sweep file keeps them for good
+# A sweep's cells wait behind every student's own runs and probes (store.py: priorities -1, -2, ... and 10**6),
+# ahead of the presets' background runs: a class's sweep never holds up a student's Start.
+SWEEP_PRIORITY = -10**5
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ class SweepQueue:
 
     def _run(self, sweep: ServerSweep) -> None:
         try:
-            run = SweepRun(sweep.spec, sweep.dataset, None, self.cache, self.limits)
+            run = SweepRun(sweep.spec, sweep.dataset, None, self.cache, self.limits, priority=SWEEP_PRIORITY)
             missing = run.find_cached()
             sweep.run = run
             if missing:
