@@ -36,6 +36,17 @@ def batchnorm_gradient_factor(activation: str) -> float:
     return math.sqrt(float(derivative_second_moment(activation, 1.0)) / variance)
 
 
+def gradient_growth(dz_rms) -> float:
+    """The geometric mean of the factor by which dZ's rms grows per layer towards the input, over the hidden layers
+    below the top one (the output layer and the top hidden layer, fed by it directly, are not alike); nan for
+    fewer than four layers."""
+    hidden = np.asarray(dz_rms, float)[:-1]
+    if hidden.size < 3:
+        return math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.exp(np.mean(np.log(hidden[:-2] / hidden[1:-1]))))
+
+
 @dataclass(frozen=True)
 class NormalisedForward:
     """Per hidden layer: v = the pre-normalisation batch variance, s2 = E[Z^2] after BN; a2, a12, a_mean: the

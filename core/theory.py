@@ -264,12 +264,24 @@ def measured_rms(stats: dict[str, Array], name: str) -> Array:
     return np.sqrt(stats[f"{name}_std"] ** 2 + stats[f"{name}_mean"] ** 2)
 
 
-def compare(config: Config, dataset, limits: Limits = Limits()) -> Comparison:
-    """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
+def _probe_measurement(config: Config, dataset, limits: Limits) -> tuple[Params, dict[str, Array]]:
+    """The drawn parameters and what a probe at initialisation measures, as Comparison's fields."""
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats
-    return Comparison(predict_for(config, dataset, params), measured_rms(s, "z"), s["z_std"], s["a_std"],
-                      measured_rms(s, "dz"), s["dz_std"])
+    return params, {"z_rms": measured_rms(s, "z"), "z_std": s["z_std"], "a_std": s["a_std"],
+                    "dz_rms": measured_rms(s, "dz"), "dz_std": s["dz_std"]}
+
+
+def measure(config: Config, dataset, limits: Limits = Limits()) -> dict[str, Array]:
+    """The probe's per-layer statistics alone: for settings the theory does not describe."""
+    return _probe_measurement(config, dataset, limits)[1]
+
+
+def compare(config: Config, dataset, limits: Limits = Limits()) -> Comparison:
+    """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
+    check_described(config)  # before the probe: a setting without theory fails fast
+    params, measured = _probe_measurement(config, dataset, limits)
+    return Comparison(predict_for(config, dataset, params), **measured)
 
 
 # --- the input-output Jacobian ------------------------------------------------------------------------------
