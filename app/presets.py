@@ -25,7 +25,7 @@ class Variant:
 PLAIN = (("norm", "none"), ("residual", False), ("zero_init_residual", False))
 RESIDUAL = (("norm", "none"), ("residual", True), ("residual_scale", 1.0), ("zero_init_residual", False))
 BATCH_NORM = (("norm", "batch"), ("residual", False), ("zero_init_residual", False))
-DEEP_RESIDUAL_DEPTH = 100
+DEEP_RESIDUAL_DEPTH = 100  # layers in all: 99 hidden (the server's cap is 100 layers) and the output
 
 
 def architecture_variants() -> tuple[Variant, ...]:
@@ -124,12 +124,14 @@ def presets(data_dir=None) -> dict[str, Preset]:
                "The course's cat classifier with batch norm on every hidden layer: does randn×0.01 still give 34% "
                "(without batch norm it does; randn/√n_prev gives 80%)? Train both to see."),
         Preset(f"{DEEP_RESIDUAL_DEPTH}-layer residual, α = 1 vs 1/√L vs zero-init",
-               Config(dataset="digits", layers=(64,) * DEEP_RESIDUAL_DEPTH, activation="tanh", init="xavier_normal",
+               Config(dataset="digits", layers=(32,) * (DEEP_RESIDUAL_DEPTH - 1), activation="tanh",
+                      init="xavier_normal",
                       residual=True, optimizer="adam", lr=0.001, iterations=300, batch_size=128, record_every=10),
                tuple(v.label for v in architecture_variants()[6:]),
-               f"{DEEP_RESIDUAL_DEPTH} tanh blocks A = A + α·tanh(W A + b) with Xavier weights: α = 1 lets the "
-               f"skips add up, α = 1/√{DEEP_RESIDUAL_DEPTH} keeps the sum bounded, zero-initialised branches start "
-               "as the identity (Goyal et al. 2017; Fixup; SkipInit).", forward_only=True),
+               f"{DEEP_RESIDUAL_DEPTH} layers on the digits: 32 tanh units, hidden layers 2–{DEEP_RESIDUAL_DEPTH - 1} "
+               "residual blocks A = A + α·tanh(W A + b), Xavier weights. α = 1 lets the skips add up, "
+               f"α = 1/√{DEEP_RESIDUAL_DEPTH} keeps the sum bounded, zero-initialised branches start as the identity "
+               "(Goyal et al. 2017; Fixup; SkipInit).", forward_only=True),
         Preset("custom", Config(),
                ("normal ×0.01", "course_sqrt", "he_normal", "xavier_normal", "zeros"),
                "Your own settings: change anything in the sidebar.", fixed=()),
