@@ -30,6 +30,7 @@ from .verdict import probe_verdict
 
 USAGE_ERROR = 2
 PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
+PROBE_NORM_COLUMNS = ("z_pre_std", "dz_pre_std", "dgamma_norm")  # normalised networks: before the norm, and gamma's
 
 
 class UsageError(Exception):
@@ -60,6 +61,15 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rng", default=d.rng, help="legacy (the course's np.random.seed stream) or default")
     p.add_argument("--dtype", default=d.dtype, help="float64 or float32")
     p.add_argument("--bins", type=int, default=d.bins, help="histogram bins per layer")
+    p.add_argument("--norm", default=d.norm, help="normalise every hidden layer's Z: none, batch (batch norm: "
+                   "running averages for evaluation) or layer (layer norm) (default %(default)s)")
+    p.add_argument("--residual", action="store_true", help="hidden layers 2.. add their input: A^l = A^{l-1} + "
+                   "alpha phi(Z^l); layers 2.. need the width of layer 1")
+    p.add_argument("--residual-scale", type=float, default=d.residual_scale, metavar="ALPHA",
+                   help="alpha, the residual branch's factor (default %(default)s; 1/sqrt(depth) keeps deep stacks "
+                   "bounded)")
+    p.add_argument("--zero-init-residual", action="store_true", help="start each residual branch at zero: its "
+                   "weights (or, with --norm, its gamma), so that every block starts as the identity")
     p.add_argument("--max-memory-mb", type=int, default=None, help="refuse runs estimated above this many MB")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -107,6 +117,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         dataset=args.dataset, standardize=args.standardize, layers=args.layers, activation=args.activation,
         init=args.init, init_scale=args.scale, init_gain=args.gain, init_mode=args.mode, bias_init=args.bias_init,
         bias_value=args.bias_value, seed=args.seed, rng=args.rng, dtype=args.dtype, bins=args.bins,
+        norm=args.norm, residual=args.residual, residual_scale=args.residual_scale,
+        zero_init_residual=args.zero_init_residual,
     )
     if args.command == "train":
         values.update(lr=args.lr, iterations=args.iterations, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -186,9 +198,12 @@ def run_probe(args, config: Config, dataset, out, err) -> None:
     table (or on ``err`` with --json, so that the output stays one JSON document)."""
     net, snap, judged = probe_verdict(config, dataset, _limits(args))
     note = overflow_note(snap.stats)
+    norm_columns = PROBE_NORM_COLUMNS if config.norm != "none" else ()
+    columns = PROBE_COLUMNS + norm_columns
     rows = [
         {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
-         **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS}}
+         **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS},
+         **{k: float(snap.stats[k][i]) if i < net.depth - 1 else None for k in norm_columns}}  # output: no norm
         for i in range(net.depth)
     ]
     if args.json:
@@ -197,10 +212,11 @@ def run_probe(args, config: Config, dataset, out, err) -> None:
             print(f"note: {note}", file=err)
         return
     print(f"network {net}, init {config.init} — statistics at initialisation", file=out)
-    header = ["layer", "units", "activation", *PROBE_COLUMNS]
+    header = ["layer", "units", "activation", *columns]
     print("  ".join(f"{h:>10}" for h in header), file=out)
     for r in rows:
-        cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{r[h]:>10.3g}" for h in header]
+        cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{'':>10}" if r[h] is None else f"{r[h]:>10.3g}"
+                 for h in header]
         print("  ".join(cells), file=out)
     if note:
         print(f"note: {note}", file=out)
@@ -272,6 +288,16 @@ def criticality_lines(c: Criticality) -> list[str]:
     ]
 
 
+def refuse_unpredicted(args: argparse.Namespace) -> None:
+    """The mean-field theory here predicts plain stacks; printing its prediction for a normalised or residual
+    network would present numbers that do not describe it."""
+    given = [flag for flag, on in (("--norm", args.norm != "none"), ("--residual", args.residual),
+                                   ("--zero-init-residual", args.zero_init_residual)) if on]
+    if given:
+        raise UsageError(f"theory predicts plain stacks only: {' and '.join(given)} would print a plain stack's "
+                         "prediction as if it held; leave them out, or measure the network with probe")
+
+
 def run_theory(args, config: Config, dataset, out) -> None:
     rows = compare(config, dataset, _limits(args)).rows()
     if args.json:
@@ -290,6 +316,8 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
         if args.command == "show":
             run_show(args.run, out)
             return 0
+        if args.command == "theory":
+            refuse_unpredicted(args)
         if args.command == "theory" and args.sigma_w2 is not None:
             run_theory_map(args, out)
             return 0

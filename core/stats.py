@@ -180,6 +180,9 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
                outside)
     _complete_overflowed(net, params, cache, grads, moments, norms)
+    for i, branch in enumerate(cache.branch):
+        if branch is not None:  # a block's A is A^{l-1} + alpha phi(Z): its activation dies or saturates in phi(Z)
+            fractions[:, i] = _branch_fractions(branch, i, checks)
     z, a, dz, dw, w = (moments[OF_Z], moments[OF_A], moments[OF_DZ], moments[OF_DW], moments[OF_W])
     out = {"z_mean": z[MEAN], "z_var": z[VARIANCE], "z_std": z[STD], "a_mean": a[MEAN], "a_var": a[VARIANCE],
            "a_std": a[STD], "dead_fraction": fractions[DEAD], "saturated_fraction": fractions[SATURATED],
@@ -191,6 +194,15 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     if net.norm != "none":
         out.update(_norm_stats(net, params, cache, grads))
     return out
+
+
+def _branch_fractions(branch: Array, i: int, checks: tuple[Array, Array, Array]) -> tuple[float, float]:
+    """The dead and saturated fractions `layer_kernel` counts in A, counted in a residual block's phi(Z)."""
+    counts_zeros, bounds, counts_saturated = checks
+    dead = float(np.mean(branch == 0)) if counts_zeros[i] else 0.0
+    low, high = bounds[i]
+    saturated = float(np.mean((branch < low) | (branch > high))) if counts_saturated[i] else 0.0
+    return dead, saturated
 
 
 def _complete_overflowed(net: Network, params: Params, cache: Cache, grads: Grads, moments: Array,

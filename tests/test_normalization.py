@@ -224,3 +224,27 @@ def test_a_last_minibatch_of_one_example_is_left_out_under_batch_norm():
     assert all(np.isfinite(s.loss) for s in snapshots)
     with pytest.raises(ValueError, match="at least 2 training examples"):
         Training(Config(layers=(5, 5), norm="batch"), toy_dataset(m=1))
+
+
+def test_a_probe_reports_the_pre_normalisation_z_gamma_beta_and_a_blocks_own_saturation():
+    """Statistics against NumPy on the network rebuilt by hand: layer 1's pre-normalisation Z = W X + b, gamma and
+    beta as drawn, and the saturation of a residual block counted in tanh(Z), not in the sum it adds to."""
+    from core.train import probe
+
+    data = toy_dataset(m=40)
+    config = Config(layers=(6, 6, 6), activation="tanh", norm="batch", residual=True, init="normal", init_scale=3.0)
+    net, params, snapshot = probe(config, data)
+    stats = snapshot.stats
+    x = data.x_train
+    z_pre = params.W[0] @ x + params.b[0]
+    assert stats["z_pre_std"][0] == pytest.approx(z_pre.std(), rel=1e-12)
+    assert stats["z_pre_mean"][0] == pytest.approx(z_pre.mean(), abs=1e-12)
+    assert list(stats["gamma_mean"][:3]) == [1.0] * 3 and list(stats["beta_std"][:3]) == [0.0] * 3
+    assert np.isnan(stats["gamma_mean"][3])  # the output layer is not normalised
+    assert np.all(stats["dgamma_norm"][:3] > 0)
+    z1 = (z_pre - z_pre.mean(axis=1, keepdims=True)) / np.sqrt(z_pre.var(axis=1, keepdims=True) + 1e-5)
+    a1 = np.tanh(z1)
+    z2_pre = params.W[1] @ a1 + params.b[1]
+    z2 = (z2_pre - z2_pre.mean(axis=1, keepdims=True)) / np.sqrt(z2_pre.var(axis=1, keepdims=True) + 1e-5)
+    assert stats["saturated_fraction"][1] == np.mean(np.abs(np.tanh(z2)) > 0.99)
+    assert stats["a_std"][1] == pytest.approx((a1 + np.tanh(z2)).std(), rel=1e-12)  # A is the block's output
