@@ -24,6 +24,7 @@ from .meanfield import TheoryError
 from .record import RecordedRun, RunFileError, record
 from .run_reader import read_run
 from .stats import overflow_note
+from .normtheory import batchnorm_gradient_factor, gradient_growth
 from .theory import compare
 from .train import Training, initial_cost_note
 from .verdict import probe_verdict
@@ -289,25 +290,36 @@ def criticality_lines(c: Criticality) -> list[str]:
 
 
 def refuse_unpredicted(args: argparse.Namespace) -> None:
-    """The mean-field theory here predicts plain stacks; printing its prediction for a normalised or residual
-    network would present numbers that do not describe it."""
+    """--sigma-w2 maps identical plain layers: normalisation and skips do not apply to it (the network's own
+    prediction, without --sigma-w2, takes them)."""
     given = [flag for flag, on in (("--norm", args.norm != "none"), ("--residual", args.residual),
                                    ("--zero-init-residual", args.zero_init_residual)) if on]
-    if given:
-        raise UsageError(f"theory predicts plain stacks only: {' and '.join(given)} would print a plain stack's "
-                         "prediction as if it held; leave them out, or measure the network with probe")
+    if given and args.sigma_w2 is not None:
+        raise UsageError(f"--sigma-w2 maps a stack of identical plain layers: {' and '.join(given)} do not apply to "
+                         "it; leave out --sigma-w2 to predict the network with them")
 
 
 def run_theory(args, config: Config, dataset, out) -> None:
-    rows = compare(config, dataset, _limits(args)).rows()
+    result = compare(config, dataset, _limits(args))
+    rows, p = result.rows(), result.prediction
+    growth = (gradient_growth(p.dz_rms), gradient_growth(result.dz_rms)) if config.norm == "batch" else None
     if args.json:
-        print(json.dumps(rows), file=out)
+        extra = {"unpredicted": p.unpredicted} if p.unpredicted else {}
+        if growth:
+            extra["gradient_growth_predicted"], extra["gradient_growth_measured"] = growth
+        print(json.dumps({"layers": rows, **extra} if extra else rows), file=out)
         return
     print(f"predicted (mean field) against measured at initialisation, init {config.init}; rms = sqrt(E[x^2])", file=out)
     header = [k for k in rows[0] if k != "units"]
     print("  ".join(f"{h:>16}" for h in header), file=out)
     for r in rows:
         print("  ".join(f"{r[h]:>16}" if isinstance(r[h], int) else f"{r[h]:>16.4g}" for h in header), file=out)
+    if p.unpredicted:
+        print(f"nan: {p.unpredicted}", file=out)
+    if growth:
+        print(f"batch norm: the gradient grows x{growth[0]:.4g} per layer towards the input (predicted), "
+              f"x{growth[1]:.4g} (measured); large-batch factor of equal-width {config.hidden_activations[0]} "
+              f"layers: x{batchnorm_gradient_factor(config.hidden_activations[0]):.4g} (Yang et al. 2019)", file=out)
 
 
 def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:

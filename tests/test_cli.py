@@ -115,8 +115,9 @@ def test_probe_table_ends_with_the_verdict():
     (["train", "--norm", "group"], "norm='group' is not known"),
     (["probe", "--residual", "--layers", "10,5"], "layer 2 has 5 units but adds the output of layer 1"),
     (["train", "--zero-init-residual", "--layers", "8x3", "--activation", "tanh"], "needs residual=true"),
-    (["theory", "--norm", "batch"], "theory predicts plain stacks only: --norm"),
-    (["theory", "--residual", "--sigma-w2", "2"], "theory predicts plain stacks only: --residual"),
+    (["theory", "--norm", "batch", "--sigma-w2", "2"], "--sigma-w2 maps a stack of identical plain layers: --norm"),
+    (["theory", "--residual", "--sigma-w2", "2"], "identical plain layers: --residual do not apply"),
+    (["theory", "--norm", "layer"], "no mean-field prediction for layer norm"),
 ])
 def test_mistakes_give_one_line_and_exit_code_2(argv, fragment):
     code, out, err = run_cli(*argv)

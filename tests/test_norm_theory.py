@@ -1,6 +1,7 @@
 """The theory of residual and batch-normalised stacks against independent NumPy simulations of wide deep networks
 (written here, sharing nothing with core/ but the activation functions), closed forms, and Monte Carlo."""
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from core.config import Config
 from core.meanfield import backward_variance, forward_variance
 from core.meanfield import TheoryError
 from core.normtheory import batchnorm_backward, batchnorm_forward, batchnorm_gradient_factor, gradient_growth
-from tests.test_theory import WIDE, gaussian_dataset
+from tests.test_theory import WIDE, cli, gaussian_dataset
 
 EPS = 1e-5  # PyTorch's BatchNorm1d default, which the engine uses
 
@@ -202,3 +203,15 @@ def test_settings_without_a_prediction_are_refused_with_the_reason(settings, wor
     config = Config(layers=(20, 20), **settings)
     with pytest.raises(TheoryError, match=words):
         theory.predict_for(config, gaussian_dataset(20, 16))
+
+
+def test_cli_theory_prints_batch_norms_growth_and_what_it_leaves_unpredicted():
+    code, out, err = cli("theory", "--dataset", "gaussian:64", "--layers", "64x8", "--norm", "batch", "--init",
+                         "normal", "--scale", "0.01", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [r["layer"] for r in result["layers"]] == list(range(1, 10))
+    assert result["gradient_growth_measured"] == pytest.approx(result["gradient_growth_predicted"], rel=0.05)
+    assert all(r["z_std_measured"] == pytest.approx(r["z_std_predicted"], rel=0.02) for r in result["layers"][:8])
+    code, out, _ = cli("theory", "--dataset", "gaussian:64", "--layers", "64x6", "--residual")
+    assert code == 0 and "nan: no gradient prediction below the top hidden layer" in out
