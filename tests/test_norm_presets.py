@@ -41,10 +41,9 @@ def test_fifty_layer_preset_says_which_architecture_rescues_which_initialiser_fr
     lines = verdict_lines(at)
     assert len(lines) == 6, lines
     config, data = presets()[PLAIN_VS].config, load_dataset("digits", default_data_dir())
-    # each line quotes its own probe: the plain x0.01 stack's output is flat, batch norm's is not
-    _, _, plain = probe(config.replace(init="normal", init_scale=0.01), data)
-    assert "should not learn" in lines["plain · normal ×0.01"]
-    assert f"output std of Z {number(float(plain.stats['z_std'][-1]))}" in lines["plain · normal ×0.01"]
+    assert "should not learn" in lines["plain · normal ×0.01"] and "same answer for every example" in lines[
+        "plain · normal ×0.01"]
+    # the line quotes its own probe: batch norm's gradient ratio from the output to layer 1
     _, _, normed = probe(config.replace(init="normal", init_scale=0.01, norm="batch"), data)
     ratio = float(normed.stats["dz_std"][0] / normed.stats["dz_std"][-1])
     assert lines["batch norm · normal ×0.01"].startswith("batch norm · normal ×0.01: should learn")
