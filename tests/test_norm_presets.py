@@ -14,7 +14,7 @@ from core.config import Config
 from core.data import default_data_dir, load_dataset
 from core.train import probe
 from core.verdict import number
-from tests.test_app import chart_specs, decode, key, no_course_files, no_errors, open_tab, start  # noqa: F401
+from tests.test_app import chart_specs, decode, no_course_files, no_errors, open_tab, start  # noqa: F401 (autouse)
 
 PLAIN_VS = "50 layers: plain vs residual vs batch norm"
 DEEP_RESIDUAL = "100-layer residual, α = 1 vs 1/√L vs zero-init"
