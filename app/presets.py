@@ -10,14 +10,36 @@ from core.data import dataset_names
 
 @dataclass(frozen=True)
 class Variant:
-    """One initialiser setting for Compare: a label and the Config fields it overrides."""
+    """One setting for Compare: a label, the initialiser, and any architecture fields it also overrides (norm,
+    residual...). Raises ConfigError where the network cannot take them (a residual variant on unequal widths)."""
 
     label: str
     init: str
     scale: float = 0.01
+    architecture: tuple[tuple[str, object], ...] = ()
 
     def apply(self, config: Config) -> Config:
-        return config.replace(init=self.init, init_scale=self.scale)
+        return config.replace(init=self.init, init_scale=self.scale, **dict(self.architecture))
+
+
+PLAIN = (("norm", "none"), ("residual", False), ("zero_init_residual", False))
+RESIDUAL = (("norm", "none"), ("residual", True), ("residual_scale", 1.0), ("zero_init_residual", False))
+BATCH_NORM = (("norm", "batch"), ("residual", False), ("zero_init_residual", False))
+DEEP_RESIDUAL_DEPTH = 100  # layers in all: 99 hidden (the server's cap is 100 layers) and the output
+
+
+def architecture_variants() -> tuple[Variant, ...]:
+    """The same bad and good initialiser on a plain, a residual and a batch-normalised stack; and a deep residual
+    stack with alpha = 1, alpha = 1/sqrt(L) and zero-initialised branches."""
+    out = [Variant(f"{name} · {label}", init, scale, arch)
+           for name, arch in (("plain", PLAIN), ("residual", RESIDUAL), ("batch norm", BATCH_NORM))
+           for label, init, scale in (("normal ×0.01", "normal", 0.01), ("he_normal", "he_normal", 0.01))]
+    small = 1 / DEEP_RESIDUAL_DEPTH**0.5
+    out += [Variant("residual α = 1", "xavier_normal", 0.01, RESIDUAL),
+            Variant(f"residual α = {small:g} (1/√{DEEP_RESIDUAL_DEPTH})", "xavier_normal", 0.01,
+                    RESIDUAL[:2] + (("residual_scale", small), ("zero_init_residual", False))),
+            Variant("residual, zero-init branches", "xavier_normal", 0.01, RESIDUAL[:3] + (("zero_init_residual", True),))]
+    return tuple(out)
 
 
 VARIANTS: dict[str, Variant] = {v.label: v for v in (
@@ -35,10 +57,12 @@ VARIANTS: dict[str, Variant] = {v.label: v for v in (
     Variant("torch_default", "torch_default"),
     Variant("lsuv", "lsuv"),
     Variant("zeros", "zeros"),
+    *architecture_variants(),
 )}
 
 
-NETWORK_FIELDS = ("dataset", "standardize", "layers", "activation")  # what a preset's note is about
+NETWORK_FIELDS = ("dataset", "standardize", "layers", "activation", "norm", "residual", "residual_scale",
+                  "zero_init_residual")  # what a preset's note is about
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,25 @@ def presets(data_dir=None) -> dict[str, Preset]:
                ("xavier_normal", "he_normal"),
                "He et al. 2015: with ReLU, Xavier halves the variance at every layer; He's 2/n keeps it.",
                forward_only=True),
+        Preset("50 layers: plain vs residual vs batch norm",
+               Config(dataset="digits", layers=(64,) * 50, activation="relu", init="he_normal", optimizer="adam",
+                      lr=0.001, iterations=300, batch_size=128, record_every=10),
+               tuple(v.label for v in architecture_variants()[:6]),
+               "50 relu layers of 64 units on the digits: the same bad (×0.01) and good (He) initialiser on a plain "
+               "stack, with skips (α = 1) and with batch norm on every hidden layer. Does either rescue ×0.01, and "
+               "what does each do to the signal and the gradient?", forward_only=True),
+        Preset("seed question with batch norm", seed.replace(norm="batch"), ("normal ×0.01", "course_sqrt"),
+               "The course's cat classifier with batch norm on every hidden layer: does randn×0.01 still give 34% "
+               "(without batch norm it does; randn/√n_prev gives 80%)? Train both to see."),
+        Preset(f"{DEEP_RESIDUAL_DEPTH}-layer residual, α = 1 vs 1/√L vs zero-init",
+               Config(dataset="digits", layers=(32,) * (DEEP_RESIDUAL_DEPTH - 1), activation="tanh",
+                      init="xavier_normal",
+                      residual=True, optimizer="adam", lr=0.001, iterations=300, batch_size=128, record_every=10),
+               tuple(v.label for v in architecture_variants()[6:]),
+               f"{DEEP_RESIDUAL_DEPTH} layers on the digits: 32 tanh units, hidden layers 2–{DEEP_RESIDUAL_DEPTH - 1} "
+               "residual blocks A = A + α·tanh(W A + b), Xavier weights. α = 1 lets the skips add up, "
+               f"α = 1/√{DEEP_RESIDUAL_DEPTH} keeps the sum bounded, zero-initialised branches start as the identity "
+               "(Goyal et al. 2017; Fixup; SkipInit).", forward_only=True),
         Preset("custom", Config(),
                ("normal ×0.01", "course_sqrt", "he_normal", "xavier_normal", "zeros"),
                "Your own settings: change anything in the sidebar.", fixed=()),

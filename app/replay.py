@@ -18,9 +18,10 @@ CUSTOM_PRESET = "custom"  # a run's settings are nobody's preset
 
 
 def run_network(recorded) -> Network:
-    """The network the run file describes (its own dimensions and hidden activations)."""
-    dims = tuple(recorded.network_dims)
-    return Network(dims, tuple(recorded.activations[:len(dims) - 2]))
+    """The network the run file describes (its own dimensions, hidden activations, normalisation and blocks)."""
+    dims, config = tuple(recorded.network_dims), recorded.config
+    return Network(dims, tuple(recorded.activations[:len(dims) - 2]), config.norm, config.residual,
+                   config.residual_scale)
 
 
 def summary(config: Config, network: Network, dataset_name: str) -> str:

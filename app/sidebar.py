@@ -17,7 +17,7 @@ from app.state import (EDITABLE, LESSON_PARAM, STEP_PARAM, compact_layers, confi
                        to_query, versioned, widget_key, widget_values)
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
-from core.config import DTYPES, FAN_MODES, MAX_DEPTH, OPTIMIZERS, RNG_MODES, Config, ConfigError
+from core.config import DTYPES, FAN_MODES, MAX_DEPTH, NORMS, OPTIMIZERS, RNG_MODES, Config, ConfigError
 from core.data import (DatasetError, UploadedFile, dataset_names, default_data_dir, load_dataset, load_uploaded_files,
                        max_upload_bytes, standardized)
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS
@@ -168,6 +168,7 @@ def render() -> Config | None:
     if ss[cfg_key("activation")] not in acts:
         acts.append(ss[cfg_key("activation")])
     sb.selectbox("Activation", acts, key=cfg_key("activation"))
+    render_norm_and_residual(sb)
 
     sb.subheader("Initialisation")
     sb.selectbox("Initialiser", list(INITIALIZERS), key=cfg_key("init"),
@@ -237,6 +238,27 @@ def render() -> Config | None:
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
     return config
+
+
+NORM_LABELS = {"none": "none", "batch": "batch norm", "layer": "layer norm"}
+
+
+def render_norm_and_residual(sb) -> None:
+    """Normalisation, residual blocks with their α, and zero-init: drawn always (an undrawn widget's value is
+    forgotten), α disabled while residual is off; zero-init stays clickable so that it can be turned off too."""
+    sb.selectbox("Normalisation", NORMS, key=cfg_key("norm"), format_func=NORM_LABELS.get,
+                 help="Normalise every hidden layer's Z before its activation, then scale by γ and shift by β "
+                      "(learnt). Batch norm: each unit over the batch (running averages for test accuracy); layer "
+                      "norm: each example over its units.")
+    left, right = sb.columns(2)
+    left.toggle("Residual", key=cfg_key("residual"),
+                help="Hidden layers 2.. add their input: A = A_prev + α·φ(Z). They need the width of layer 1.")
+    right.number_input("α", key=cfg_key("residual_scale"), format="%g", step=0.1, min_value=0.0,
+                       disabled=not ss[cfg_key("residual")],
+                       help="The residual branch's factor: 1, or 1/√depth to keep a deep stack's variance bounded.")
+    sb.checkbox("Zero-init residual branches", key=cfg_key("zero_init_residual"),
+                help="Each branch starts at zero (its weights, or γ with a normalisation): every block starts as the "
+                     "identity (Goyal et al. 2017; Fixup; SkipInit). Needs φ(0) = 0 and φ′(0) ≠ 0: not relu.")
 
 
 def resolve_dataset(config: Config):

@@ -12,7 +12,7 @@ from .presets import DEFAULT_PRESET
 # Config fields the sidebar edits, each bound to the widget key "cfg_<field>" (versioned: see `versioned`).
 EDITABLE = ("dataset", "standardize", "layers", "activation", "init", "init_scale", "init_gain", "init_mode",
             "bias_init", "bias_value", "seed", "rng", "optimizer", "lr", "beta1", "beta2", "eps", "iterations",
-            "batch_size", "record_every", "dtype")
+            "batch_size", "record_every", "dtype", "norm", "residual", "residual_scale", "zero_init_residual")
 PRESET_PARAM = "preset"
 LESSON_PARAM, STEP_PARAM = "lesson", "step"  # the Lessons tab's place (?lesson=2&step=3): not config settings
 

@@ -148,10 +148,13 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
     if not kept_value(THEORY_KEY, True) or dataset is None:
         return None
     try:
-        return cached_prediction(config.to_json(), dataset.fingerprint(), dataset)
+        prediction = cached_prediction(config.to_json(), dataset.fingerprint(), dataset)
     except TheoryError as e:
         st.caption(f"No prediction: {escape_markdown(e)}.")
         return None
+    if prediction.unpredicted:
+        st.caption(f"Dashed lines with gaps: {escape_markdown(prediction.unpredicted)}.")
+    return prediction
 
 
 def run_wait(run, snapshots) -> str:

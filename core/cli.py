@@ -23,6 +23,7 @@ from .limits import Limits
 from .meanfield import TheoryError
 from .record import RecordedRun, RunFileError, record
 from .run_reader import read_run
+from .normtheory import batchnorm_gradient_factor, gradient_growth
 from .stats import overflow_note
 from .sweep_cli import add_sweep_parser, run_sweep
 from .theory import compare
@@ -32,6 +33,7 @@ from .warm import warm_for
 
 USAGE_ERROR = 2
 PROBE_COLUMNS = ("z_mean", "z_std", "a_mean", "a_std", "dz_std", "dw_std", "dead_fraction", "saturated_fraction")
+PROBE_NORM_COLUMNS = ("z_pre_std", "dz_pre_std", "dgamma_norm")  # normalised networks: before the norm, and gamma's
 
 
 class UsageError(Exception):
@@ -62,6 +64,15 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rng", default=d.rng, help="legacy (the course's np.random.seed stream) or default")
     p.add_argument("--dtype", default=d.dtype, help="float64 or float32")
     p.add_argument("--bins", type=int, default=d.bins, help="histogram bins per layer")
+    p.add_argument("--norm", default=d.norm, help="normalise every hidden layer's Z: none, batch (batch norm: "
+                   "running averages for evaluation) or layer (layer norm) (default %(default)s)")
+    p.add_argument("--residual", action="store_true", help="hidden layers 2.. add their input: A^l = A^{l-1} + "
+                   "alpha phi(Z^l); layers 2.. need the width of layer 1")
+    p.add_argument("--residual-scale", type=float, default=d.residual_scale, metavar="ALPHA",
+                   help="alpha, the residual branch's factor (default %(default)s; 1/sqrt(depth) keeps deep stacks "
+                   "bounded)")
+    p.add_argument("--zero-init-residual", action="store_true", help="start each residual branch at zero: its "
+                   "weights (or, with --norm, its gamma), so that every block starts as the identity")
     p.add_argument("--max-memory-mb", type=int, default=None, help="refuse runs estimated above this many MB")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -110,6 +121,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         dataset=args.dataset, standardize=args.standardize, layers=args.layers, activation=args.activation,
         init=args.init, init_scale=args.scale, init_gain=args.gain, init_mode=args.mode, bias_init=args.bias_init,
         bias_value=args.bias_value, seed=args.seed, rng=args.rng, dtype=args.dtype, bins=args.bins,
+        norm=args.norm, residual=args.residual, residual_scale=args.residual_scale,
+        zero_init_residual=args.zero_init_residual,
     )
     if args.command == "train":
         values.update(lr=args.lr, iterations=args.iterations, batch_size=args.batch_size, optimizer=args.optimizer,
@@ -190,9 +203,12 @@ def run_probe(args, config: Config, dataset, out, err) -> None:
     table (or on ``err`` with --json, so that the output stays one JSON document)."""
     net, snap, judged = probe_verdict(config, dataset, _limits(args))
     note = overflow_note(snap.stats)
+    norm_columns = PROBE_NORM_COLUMNS if config.norm != "none" else ()
+    columns = PROBE_COLUMNS + norm_columns
     rows = [
         {"layer": i + 1, "units": net.dims[i + 1], "activation": net.layer_activation(i),
-         **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS}}
+         **{k: float(snap.stats[k][i]) for k in PROBE_COLUMNS},
+         **{k: float(snap.stats[k][i]) if i < net.depth - 1 else None for k in norm_columns}}  # output: no norm
         for i in range(net.depth)
     ]
     if args.json:
@@ -201,10 +217,11 @@ def run_probe(args, config: Config, dataset, out, err) -> None:
             print(f"note: {note}", file=err)
         return
     print(f"network {net}, init {config.init} — statistics at initialisation", file=out)
-    header = ["layer", "units", "activation", *PROBE_COLUMNS]
+    header = ["layer", "units", "activation", *columns]
     print("  ".join(f"{h:>10}" for h in header), file=out)
     for r in rows:
-        cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{r[h]:>10.3g}" for h in header]
+        cells = [f"{r[h]:>10}" if isinstance(r[h], (int, str)) else f"{'':>10}" if r[h] is None else f"{r[h]:>10.3g}"
+                 for h in header]
         print("  ".join(cells), file=out)
     if note:
         print(f"note: {note}", file=out)
@@ -276,16 +293,37 @@ def criticality_lines(c: Criticality) -> list[str]:
     ]
 
 
+def refuse_unpredicted(args: argparse.Namespace) -> None:
+    """--sigma-w2 maps identical plain layers: normalisation and skips do not apply to it (the network's own
+    prediction, without --sigma-w2, takes them)."""
+    given = [flag for flag, on in (("--norm", args.norm != "none"), ("--residual", args.residual),
+                                   ("--zero-init-residual", args.zero_init_residual)) if on]
+    if given and args.sigma_w2 is not None:
+        raise UsageError(f"--sigma-w2 maps a stack of identical plain layers: {' and '.join(given)} do not apply to "
+                         "it; leave out --sigma-w2 to predict the network with them")
+
+
 def run_theory(args, config: Config, dataset, out) -> None:
-    rows = compare(config, dataset, _limits(args)).rows()
+    result = compare(config, dataset, _limits(args))
+    rows, p = result.rows(), result.prediction
+    growth = (gradient_growth(p.dz_rms), gradient_growth(result.dz_rms)) if config.norm == "batch" else None
     if args.json:
-        print(json.dumps(rows), file=out)
+        extra = {"unpredicted": p.unpredicted} if p.unpredicted else {}
+        if growth:
+            extra["gradient_growth_predicted"], extra["gradient_growth_measured"] = growth
+        print(json.dumps({"layers": rows, **extra} if extra else rows), file=out)
         return
     print(f"predicted (mean field) against measured at initialisation, init {config.init}; rms = sqrt(E[x^2])", file=out)
     header = [k for k in rows[0] if k != "units"]
     print("  ".join(f"{h:>16}" for h in header), file=out)
     for r in rows:
         print("  ".join(f"{r[h]:>16}" if isinstance(r[h], int) else f"{r[h]:>16.4g}" for h in header), file=out)
+    if p.unpredicted:
+        print(f"nan: {p.unpredicted}", file=out)
+    if growth:
+        print(f"batch norm: the gradient grows x{growth[0]:.4g} per layer towards the input (predicted), "
+              f"x{growth[1]:.4g} (measured); large-batch factor of equal-width {config.hidden_activations[0]} "
+              f"layers: x{batchnorm_gradient_factor(config.hidden_activations[0]):.4g} (Yang et al. 2019)", file=out)
 
 
 def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
@@ -297,6 +335,8 @@ def main(argv: list[str] | None = None, out=sys.stdout, err=sys.stderr) -> int:
         if args.command == "sweep":
             run_sweep(args, out, err)
             return 0
+        if args.command == "theory":
+            refuse_unpredicted(args)
         if args.command == "theory" and args.sigma_w2 is not None:
             run_theory_map(args, out)
             return 0

@@ -13,13 +13,16 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from .activations import ACTIVATIONS, canonical_name
+import numpy as np
+
+from .activations import ACTIVATIONS, canonical_name, get_activation
 from .initializers import BIAS_INITIALIZERS, INITIALIZERS
 
 OPTIMIZERS = ("gd", "momentum", "adam")
 RNG_MODES = ("legacy", "default")
 DTYPES = ("float64", "float32")
 FAN_MODES = ("fan_in", "fan_out")
+NORMS = ("none", "batch", "layer")  # normalisation of each hidden layer's pre-activation Z (core/normalization.py)
 MAX_TEXT = 200  # longest accepted string field: a URL is untrusted input
 MAX_DEPTH = 1000  # most hidden layers a config may describe (the server's own cap is lower: core/limits.py)
 _DEPTH_RULE = f"a network has at most {MAX_DEPTH} hidden layers, and fewer where INITLAB_MAX_LAYERS caps its layers"
@@ -56,6 +59,10 @@ class Config:
     record_every: int = 100
     dtype: str = "float64"
     bins: int = 64
+    norm: str = "none"  # "batch" (Ioffe & Szegedy 2015) or "layer" (Ba et al. 2016) normalisation of each hidden Z
+    residual: bool = False  # hidden layers 2.. add their input: A^l = A^{l-1} + residual_scale * phi(Z^l)
+    residual_scale: float = 1.0  # alpha, the residual branch's factor (1/sqrt(depth) keeps deep stacks bounded)
+    zero_init_residual: bool = False  # each branch starts at zero: its W (or, with a norm, its gamma) is 0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -258,3 +265,47 @@ def _validate(c: Config) -> None:
     _finite("l2", c.l2, 0.0, 1e6)
     _whole("record_every", c.record_every, 1, 10**9)
     _whole("bins", c.bins, 2, 1024)
+    _validate_norm_and_residual(c)
+
+
+def _validate_norm_and_residual(c: Config) -> None:
+    """Residual blocks are hidden layers 2.. (layer 1 maps the input's width, which differs in general): each adds
+    its input, so it must be as wide as the layer before it. Mismatched widths are refused rather than silently
+    left without a skip: a "residual" network that is partly a plain stack would misread every comparison."""
+    _choice("norm", c.norm, NORMS)
+    if c.norm == "batch" and c.batch_size == 1:
+        raise ConfigError("norm=batch needs at least 2 examples per batch (one example has no batch variance); "
+                          "set batch_size to 0 (full batch) or 2 or more, or use norm=layer")
+    _finite("residual_scale", c.residual_scale, 0.0, 100.0, open_low=True)
+    if c.zero_init_residual and not c.residual:
+        raise ConfigError("zero_init_residual starts each residual branch at zero; it needs residual=true")
+    if not c.residual:
+        return
+    if len(c.layers) < 2:
+        raise ConfigError("residual needs at least 2 hidden layers: layer 1 maps the input, layers 2.. add their "
+                          "input (e.g. layers 100x10)")
+    for i in range(1, len(c.layers)):
+        if c.layers[i] != c.layers[i - 1]:
+            raise ConfigError(
+                f"residual: hidden layer {i + 1} has {c.layers[i]} units but adds the output of layer {i}, which has "
+                f"{c.layers[i - 1]}; an identity skip needs equal widths: give layers 2.. the width of layer 1 "
+                f"(e.g. {c.layers[0]}x{len(c.layers)}) or turn residual off")
+    if c.zero_init_residual:
+        for i, name in enumerate(c.hidden_activations[1:], start=2):
+            problem = _zero_branch_problem(name)
+            if problem:
+                raise ConfigError(f"zero_init_residual: layer {i}'s {problem}; use tanh, leaky_relu, elu, selu, gelu "
+                                  f"or swish there, or leave zero_init_residual off")
+
+
+def _zero_branch_problem(activation: str) -> str | None:
+    """Why a branch phi(W x + b) zeroed at W = 0, b = 0 (or gamma = 0, beta = 0) would not be a learning identity:
+    phi(0) must be 0 (the branch adds nothing) and phi'(0) not 0 (its gradient reaches its weights)."""
+    fn = get_activation(activation)
+    zero = np.zeros(1)
+    at_zero = fn.forward(zero)
+    if at_zero[0] != 0.0:
+        return f"{activation}(0) = {at_zero[0]:g}, so a zeroed branch would not add zero"
+    if fn.derivative(zero, at_zero)[0] == 0.0:
+        return f"{activation}'(0) = 0, so a zeroed branch would get no gradient and never learn"
+    return None

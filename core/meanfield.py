@@ -152,38 +152,61 @@ def activation_cross_moment(name: str, q: float, q12: float, mean: float = 0.0, 
 @dataclass(frozen=True)
 class Forward:
     """Per layer l = 1..L: q = E[(Z^l)^2] for one input, q12 = E[Z^l(x) Z^l(x')] for two different inputs,
-    z_mean = the constant bias b."""
+    z_mean = the constant bias b; a2, a12, a_mean: the same moments of the layer's input A^{l-1} (A^0 = x, whose
+    mean is not used), so a2[l + 1] is E[(A^l)^2] for a hidden layer l."""
 
     q: Array
     q12: Array
     z_mean: Array
+    a2: Array
+    a12: Array
+    a_mean: Array
 
 
 def forward_variance(activations: Sequence[str] | str, sigma_w2, sigma_b2, input_q: float, bias_mean=0.0,
-                     input_q12: float = 0.0) -> Forward:
+                     input_q12: float = 0.0, skip=0.0) -> Forward:
     """The mean-field forward map through L layers, each with its own sigma_{w,l}^2.
 
-    q^1 = sigma_{w,1}^2 * input_q + sigma_b^2 + b^2,  q^l = sigma_{w,l}^2 E[phi_{l-1}(Z^{l-1})^2] + sigma_b^2 + b^2,
-    where phi_l is ``activations[l-1]`` (one name for all; the name after the last layer is not used) and b a
-    constant bias mean (0 for random or zero biases). The cross moment of two inputs follows the same map with
-    E[phi(Z(x)) phi(Z(x'))] (Poole et al.'s covariance map), starting from input_q12 = mean x.x' / n_0.
+    q^1 = sigma_{w,1}^2 * input_q + sigma_b^2 + b^2,  q^l = sigma_{w,l}^2 E[(A^{l-1})^2] + sigma_b^2 + b^2, where
+    A^l = phi_l(Z^l), phi_l is ``activations[l-1]`` (one name for all; the name after the last layer is not used)
+    and b a constant bias mean (0 for random or zero biases). The cross moment of two inputs follows the same map
+    with E[phi(Z(x)) phi(Z(x'))] (Poole et al.'s covariance map), starting from input_q12 = mean x.x' / n_0.
+
+    A layer with skip[l - 1] = alpha > 0 is a residual block A^l = A^{l-1} + alpha phi(Z^l) (Yang & Schoenholz
+    2017's reduced residual network). Z^l's weights are independent of A^{l-1}, so E[A^{l-1}_j phi(Z^l_j)] =
+    E[A^{l-1}] E[phi(Z^l)] and
+        E[(A^l)^2] = E[(A^{l-1})^2] + 2 alpha E[A^{l-1}] E[phi(Z^l)] + alpha^2 E[phi(Z^l)^2],
+        E[A^l] = E[A^{l-1}] + alpha E[phi(Z^l)]:
+    relu's positive mean adds a cross term; with He weights and alpha = 1 the second moment more than doubles per
+    block. The first layer maps the input and has no skip.
     """
     sigma_w2 = np.atleast_1d(np.asarray(sigma_w2, float))
     depth = len(sigma_w2)
     sigma_b2 = np.broadcast_to(np.asarray(sigma_b2, float), (depth,))
     mean = np.broadcast_to(np.asarray(bias_mean, float), (depth,))
+    alpha = np.broadcast_to(np.asarray(skip, float), (depth,))
+    if alpha[0] > 0:
+        raise TheoryError("the first layer maps the input's width and cannot add its input")
     names = [activations] * depth if isinstance(activations, str) else list(activations)
-    q, q12, a2, a12 = (np.empty(depth) for _ in range(4))
-    a2[0], a12[0] = input_q, input_q12
+    q, q12, a2, a12, a_mean = (np.empty(depth) for _ in range(5))
+    a2[0], a12[0], a_mean[0] = input_q, input_q12, math.nan
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(depth):
-            if l > 0:
-                a2[l] = activation_second_moment(names[l - 1], q[l - 1], mean[l - 1])
-                a12[l] = (activation_cross_moment(names[l - 1], q[l - 1], q12[l - 1], mean[l - 1])
-                          if math.isfinite(q[l - 1]) else math.nan)
             q[l] = sigma_w2[l] * a2[l] + sigma_b2[l] + mean[l] ** 2
             q12[l] = sigma_w2[l] * a12[l] + sigma_b2[l] + mean[l] ** 2
-    return Forward(q, q12, mean.copy())
+            if l == depth - 1:
+                break
+            name = names[l]
+            phi2 = activation_second_moment(name, q[l], mean[l])
+            phi12 = activation_cross_moment(name, q[l], q12[l], mean[l]) if math.isfinite(q[l]) else math.nan
+            phi_mean = activation_mean(name, q[l], mean[l]) if math.isfinite(q[l]) else math.nan
+            if alpha[l] > 0:  # a residual block: its output is its input plus the branch
+                a2[l + 1] = a2[l] + 2 * alpha[l] * a_mean[l] * phi_mean + alpha[l] ** 2 * phi2
+                a12[l + 1] = a12[l] + 2 * alpha[l] * a_mean[l] * phi_mean + alpha[l] ** 2 * phi12
+                a_mean[l + 1] = a_mean[l] + alpha[l] * phi_mean
+            else:
+                a2[l + 1], a12[l + 1], a_mean[l + 1] = phi2, phi12, phi_mean
+    return Forward(q, q12, mean.copy(), a2, a12, a_mean)
 
 
 def pooled_variance(second, cross, mean, units, batch: int) -> Array:
@@ -200,22 +223,30 @@ def pooled_variance(second, cross, mean, units, batch: int) -> Array:
 
 
 def backward_variance(activations: Sequence[str], dims: Sequence[int], sigma_w2, fwd: Forward,
-                      output_moments: tuple[float, float]) -> tuple[Array, Array]:
+                      output_moments: tuple[float, float], skip=0.0) -> tuple[Array, Array]:
     """E[(dZ^l)^2] and E[dZ^l(x) dZ^l(x')] for l = 1..L, from those of the output layer.
 
-    E[(dZ^l)^2] = E[(dZ^{l+1})^2] * n_{l+1} Var(W^{l+1}) * E[phi_l'(Z^l)^2], n_{l+1} Var(W^{l+1}) =
-    sigma_{w,l+1}^2 n_{l+1} / n_l (gradients independent of the forward weights, as mean field assumes); the cross
-    moment of two examples follows with E[phi'(Z(x)) phi'(Z(x'))].
+    dA^l = W^{l+1 T} dZ^{l+1} (+ dA^{l+1} when layer l+1 is a residual block) and dZ^l = g phi_l'(Z^l) dA^l, g = alpha
+    in a residual block, else 1. With gradients independent of the forward weights (as mean field assumes) the
+    two terms of dA^l are uncorrelated:
+        E[(dA^l)^2] = n_{l+1} Var(W^{l+1}) E[(dZ^{l+1})^2] + E[(dA^{l+1})^2],  E[(dZ^l)^2] = g^2 E[phi'^2] E[(dA^l)^2]
+    with n_{l+1} Var(W^{l+1}) = sigma_{w,l+1}^2 n_{l+1} / n_l (Glorot & Bengio 2010; He et al. 2015; Yang &
+    Schoenholz 2017 with the skip). The cross moment of two examples follows with E[phi'(Z(x)) phi'(Z(x'))].
     """
     sigma_w2 = np.asarray(sigma_w2, float)
     depth = len(sigma_w2)
+    alpha = np.broadcast_to(np.asarray(skip, float), (depth,))
     dz2, dz12 = np.empty(depth), np.empty(depth)
     dz2[-1], dz12[-1] = output_moments
+    da2 = da12 = 0.0  # E[(dA^{l+1})^2] and its cross moment, carried down the skips
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(depth - 2, -1, -1):
             fan = sigma_w2[l + 1] * dims[l + 2] / dims[l + 1]
+            carried = (da2, da12) if alpha[l + 1] > 0 else (0.0, 0.0)
+            da2, da12 = fan * dz2[l + 1] + carried[0], fan * dz12[l + 1] + carried[1]
+            gain2 = alpha[l] ** 2 if alpha[l] > 0 else 1.0
             name, q, mean = activations[l], fwd.q[l], fwd.z_mean[l]
-            dz2[l] = dz2[l + 1] * fan * derivative_second_moment(name, q, mean)
-            dz12[l] = (dz12[l + 1] * fan * activation_cross_moment(name, q, fwd.q12[l], mean, derivative=True)
+            dz2[l] = gain2 * da2 * derivative_second_moment(name, q, mean)
+            dz12[l] = (gain2 * da12 * activation_cross_moment(name, q, fwd.q12[l], mean, derivative=True)
                        if math.isfinite(q) else math.nan)
     return dz2, dz12

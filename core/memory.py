@@ -85,6 +85,8 @@ def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> i
     passes = _passes(tally, net, names, weights, config, batch, item)
     _statistics(tally, dims, weights, batch, config.bins)
     if full_batch:
+        if net.norm == "batch":  # training accuracy from the running statistics: a pass of its own
+            tally.passing(_evaluation(tally, net, names, m_train, item))
         _evaluation(tally, net, names, m_test, item)
         tally.passing(10 * m_train)  # the training accuracy's predictions
     else:
@@ -134,9 +136,14 @@ def _passes(tally: _Tally, net: Network, names: list[str], weights: list[int], c
         tally.free(n_out * batch * item)
         if config.l2:
             tally.passing(weights[i] * item)
+        if i < net.depth - 1 and net.norm != "none":
+            tally.hold(n_out * batch * item)  # the gradient at the pre-normalisation Z, kept for the statistics
+            tally.passing(3 * n_out * batch * item)  # the normalisation's backward: g, its product with X_hat, dZ
         if i > 0:
             tally.hold(n_in * batch * item)  # dZ of the layer below, scaled in place by phi'
             tally.passing(_work(DERIVATIVE_WORK, names[i - 1], n_in * batch, item))
+            if net.is_block(i - 1):
+                tally.passing(2 * n_in * batch * item)  # the skip's gradient and the scaled branch's, beside it
     return tally.live - start
 
 
@@ -151,12 +158,26 @@ def _forward(tally: _Tally, net: Network, names: list[str], columns: int, item: 
     for i, name in enumerate(names):
         size = net.dims[i + 1] * columns
         tally.hold(size * item)  # Z
+        if i < net.depth - 1:
+            _layer_extras(tally, net, i, size * item)
         name = name if i < net.depth - 1 else net.output
         forward_work = _work(FORWARD_WORK, name, size, item)
         tally.passing(forward_work)
         if name != "linear":  # a linear layer's A is its Z
             tally.hold(size * item)
     return tally.live - start
+
+
+def _layer_extras(tally: _Tally, net: Network, i: int, array: int) -> None:
+    """What a normalisation (the pre-normalisation Z and X_hat held, three temporaries) and a residual block (its
+    branch phi(Z) held, the sum's temporary) add to hidden layer i's forward pass, in arrays of its size. An upper
+    bound, not a replay as for plain layers: tests/test_memory.py checks that it is never below the measured peak."""
+    if net.norm != "none":
+        tally.hold(2 * array)
+        tally.passing(3 * array)
+    if net.is_block(i):
+        tally.hold(array * (2 if net.norm != "none" else 1))  # with a norm one more, found by measuring
+        tally.passing(array)
 
 
 def _evaluation(tally: _Tally, net: Network, names: list[str], columns: int, item: int, cost_work: int = 0) -> int:

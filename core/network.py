@@ -18,6 +18,7 @@ import numpy as np
 from .activations import get_activation, sigmoid, softmax
 from .config import Config
 from .initializers import BIAS_INITIALIZERS, INITIALIZERS, InitArgs, make_rng
+from .normalization import Normalized, normalize, normalize_backward
 
 Array = np.ndarray
 
@@ -26,10 +27,23 @@ Array = np.ndarray
 class Network:
     dims: tuple[int, ...]  # (n_0, n_1, ..., n_L)
     activations: tuple[str, ...]  # one per hidden layer, len(dims) - 2
+    norm: str = "none"  # "batch" or "layer": every hidden layer's Z is normalised (core/normalization.py)
+    residual: bool = False  # hidden layers 2.. are blocks A^l = A^{l-1} + residual_scale * phi(Z^l)
+    residual_scale: float = 1.0
 
     @classmethod
     def from_config(cls, config: Config, n_features: int, output_size: int) -> "Network":
-        return cls((n_features, *config.layers, output_size), config.hidden_activations)
+        return cls((n_features, *config.layers, output_size), config.hidden_activations, config.norm,
+                   config.residual, config.residual_scale)
+
+    @property
+    def plain(self) -> bool:
+        """A stack of dense layers alone: the course's network, and the engine's fast path."""
+        return self.norm == "none" and not self.residual
+
+    def is_block(self, i: int) -> bool:
+        """Whether 0-based layer i adds its input to its output (a residual block: hidden layers 2..)."""
+        return self.residual and 1 <= i < self.depth - 1
 
     @property
     def depth(self) -> int:
@@ -45,13 +59,16 @@ class Network:
 
     @property
     def n_params(self) -> int:
-        return sum(n_out * (n_in + 1) for n_in, n_out in zip(self.dims[:-1], self.dims[1:]))
+        normalised = 2 * sum(self.dims[1:-1]) if self.norm != "none" else 0  # gamma and beta
+        return sum(n_out * (n_in + 1) for n_in, n_out in zip(self.dims[:-1], self.dims[1:])) + normalised
 
     def __str__(self) -> str:
         """E.g. "[12288, 20, 7, 5, 1] relu×3 -> sigmoid"; a deep probe stays short:
         "[784, 500×30, 1] tanh×30 -> sigmoid"."""
         dims, activations = compact_runs(map(str, self.dims)), compact_runs(self.activations)
-        return f"[{', '.join(dims)}] {'/'.join(activations)} -> {self.output}"
+        extras = ([f"{self.norm} norm"] if self.norm != "none" else []) + \
+            ([f"residual α={self.residual_scale:g}"] if self.residual else [])
+        return f"[{', '.join(dims)}] {'/'.join(activations)} -> {self.output}" + "".join(f", {e}" for e in extras)
 
 
 def compact_runs(items, times: str = "×") -> list[str]:
@@ -68,20 +85,33 @@ class Params:
     W: list[Array]
     b: list[Array]
     lsuv_iterations: tuple[int, ...] = field(default=())  # per layer, when the init was LSUV
+    # Normalised networks only (else empty), one (n_l, 1) column per hidden layer: the learnable scale and shift,
+    # and batch norm's running mean and variance (not learnt: updated by `update_running_stats`).
+    gamma: list[Array] = field(default_factory=list)
+    beta: list[Array] = field(default_factory=list)
+    running_mean: list[Array] = field(default_factory=list)
+    running_var: list[Array] = field(default_factory=list)
 
     def copy(self) -> "Params":
-        return Params([w.copy() for w in self.W], [b.copy() for b in self.b], self.lsuv_iterations)
+        return Params(*([a.copy() for a in group] for group in (self.W, self.b)), self.lsuv_iterations,
+                      *([a.copy() for a in group] for group in (self.gamma, self.beta, self.running_mean,
+                                                                  self.running_var)))
 
 
 class Cache(NamedTuple):
-    Z: list[Array]  # Z[i] = Z^{i+1}
+    Z: list[Array]  # Z[i] = Z^{i+1}, the input of the activation (normalised, in a normalised layer)
     A: list[Array]  # A[0] = X, A[i+1] = A^{i+1}; A[-1] holds the output probabilities
+    normalized: list[Normalized] = []  # per hidden layer of a normalised network: its pre-normalisation Z and more
+    branch: list[Array | None] = []  # per hidden layer of a residual network: phi(Z^l) in a block, else None
 
 
 class Grads(NamedTuple):
-    dZ: list[Array]
+    dZ: list[Array]  # at Z as the cache holds it (the activation's input)
     dW: list[Array]
     db: list[Array]
+    dz_pre: list[Array] = []  # normalised networks: the gradient at the pre-normalisation Z, per hidden layer
+    dgamma: list[Array] = []
+    dbeta: list[Array] = []
 
 
 # --- initialisation ----------------------------------------------------------------------------------------------
@@ -99,6 +129,18 @@ def initialize(net: Network, config: Config, x: Array | None = None) -> Params:
         bias = BIAS_INITIALIZERS[config.bias_init].sample(n_in, n_out, rng, config.bias_value)
         biases.append(bias.astype(dtype, copy=False))
     params = Params(weights, biases)
+    if net.norm != "none":
+        hidden = net.dims[1:-1]
+        params.gamma = [np.full((n, 1), 0.0 if net.is_block(i) and config.zero_init_residual else 1.0, dtype)
+                        for i, n in enumerate(hidden)]
+        params.beta = [np.zeros((n, 1), dtype) for n in hidden]
+        if net.norm == "batch":
+            params.running_mean = [np.zeros((n, 1), dtype) for n in hidden]
+            params.running_var = [np.ones((n, 1), dtype) for n in hidden]
+    elif config.zero_init_residual:  # no gamma: the branch's weights and bias start at zero
+        for i in range(1, net.depth - 1):
+            params.W[i][...] = 0.0
+            params.b[i][...] = 0.0
     if init.data_dependent:
         if x is None:
             raise ValueError("LSUV needs a data batch to scale its layers")
@@ -131,12 +173,17 @@ def lsuv_rescale(net: Network, params: Params, x: Array, tol: float, max_iter: i
             var = float(z.var())
             n += 1
         used.append(n)
-        a = get_activation(net.layer_activation(i)).forward(z) if i < net.depth - 1 else z
+        if i < net.depth - 1:
+            a = get_activation(net.activations[i]).forward(z) if net.plain else hidden_layer(net, params, i, a)[1]
     return tuple(used)
 
 
 # --- forward, loss, backward ---------------------------------------------------------------------------------
-def forward(net: Network, params: Params, x: Array) -> Cache:
+def forward(net: Network, params: Params, x: Array, batch_stats: bool = False) -> Cache:
+    """The forward pass. Batch norm normalises with the batch's own statistics when ``batch_stats`` (training: the
+    caller then updates the running ones, `update_running_stats`), else with the running ones (evaluation)."""
+    if not net.plain:
+        return _forward_blocks(net, params, x, batch_stats)
     zs, acts = [], [x]
     for i in range(net.depth):
         z = params.W[i] @ acts[-1]
@@ -147,6 +194,73 @@ def forward(net: Network, params: Params, x: Array) -> Cache:
         else:
             acts.append(sigmoid(z) if net.output == "sigmoid" else softmax(z))
     return Cache(zs, acts)
+
+
+def hidden_layer(net: Network, params: Params, i: int, a: Array, batch_stats: bool = True
+                 ) -> tuple[Array, Array, Normalized | None, Array | None]:
+    """Hidden layer i of a normalised or residual network on its input ``a``: the activation's input Z, the
+    layer's output, its normalisation, and its branch phi(Z) when it is a residual block."""
+    z = params.W[i] @ a
+    z += params.b[i]
+    normalized = None
+    if net.norm != "none":
+        running = (params.running_mean[i], params.running_var[i]) if net.norm == "batch" and not batch_stats else None
+        z, normalized = normalize(net.norm, z, params.gamma[i], params.beta[i], running)
+    h = get_activation(net.activations[i]).forward(z)
+    if not net.is_block(i):
+        return z, h, normalized, None
+    return z, a + z.dtype.type(net.residual_scale) * h, normalized, h
+
+
+def _forward_blocks(net: Network, params: Params, x: Array, batch_stats: bool) -> Cache:
+    zs, acts, normalized, branches = [], [x], [], []
+    for i in range(net.depth - 1):
+        z, a, norm, h = hidden_layer(net, params, i, acts[-1], batch_stats)
+        zs.append(z)
+        acts.append(a)
+        normalized.append(norm)
+        branches.append(h)
+    z = params.W[-1] @ acts[-1]
+    z += params.b[-1]
+    zs.append(z)
+    acts.append(sigmoid(z) if net.output == "sigmoid" else softmax(z))
+    return Cache(zs, acts, normalized if net.norm != "none" else [], branches if net.residual else [])
+
+
+def _backward_blocks(net: Network, params: Params, cache: Cache, y_target: Array, l2: float) -> Grads:
+    """`backward` through normalisations and residual blocks. A block's output A^{i+1} = A^i + alpha phi(Z): its
+    gradient reaches A^i twice, through the skip and through W^T."""
+    m = y_target.shape[1]
+    inv_m = 1.0 / m
+    L = net.depth
+    dZ, dW, db = [None] * L, [None] * L, [None] * L
+    hidden = L - 1
+    dz_pre, dgamma, dbeta = ([None] * hidden for _ in range(3)) if net.norm != "none" else ([], [], [])
+    dz = cache.A[-1] - y_target
+    d_out = None  # the gradient at the current hidden layer's output
+    for i in reversed(range(L)):
+        if i < hidden:
+            block = net.is_block(i)
+            dz = d_out * d_out.dtype.type(net.residual_scale) if block else d_out
+            dz *= get_activation(net.activations[i]).derivative(cache.Z[i], cache.branch[i] if block else
+                                                                cache.A[i + 1])
+        dZ[i] = dz
+        if i < hidden and net.norm != "none":
+            dz, dgamma[i], dbeta[i] = normalize_backward(net.norm, dz, cache.normalized[i], params.gamma[i])
+            dz_pre[i] = dz
+        dW[i] = (dz * inv_m) @ cache.A[i].T
+        if l2:
+            dW[i] += (l2 * inv_m) * params.W[i]
+        if i < hidden and net.norm == "batch":  # the batch mean removes b: its gradient is 0, exactly (summed, it
+            db[i] = np.zeros_like(params.b[i])  # is rounding noise, which Adam would divide by its own size)
+        else:
+            db[i] = dz.sum(axis=1, keepdims=True) * inv_m
+        if i > 0:
+            d_in = params.W[i].T @ dz
+            if i < hidden and net.is_block(i):
+                d_in += d_out
+            d_out = d_in
+    return Grads(dZ, dW, db, dz_pre, dgamma, dbeta)
 
 
 def one_hot(y: Array, n_classes: int, dtype) -> Array:
@@ -212,6 +326,8 @@ def backward(net: Network, params: Params, cache: Cache, y_target: Array, l2: fl
     The input gradient W^1^T dZ^1 is never needed, so it is never computed: for the course's 12288-wide input it
     would cost as much as the whole forward pass.
     """
+    if not net.plain:
+        return _backward_blocks(net, params, cache, y_target, l2)
     m = y_target.shape[1]
     inv_m = 1.0 / m
     L = net.depth

@@ -5,6 +5,8 @@ Layout of a run file (format `FORMAT_VERSION`)::
     /                 attrs: initlab_format (the marker), format_version, config (JSON), versions (JSON),
                              dataset_name, dataset_fingerprint, network_dims, activations (JSON), stat_keys (JSON)
     /params/initial   W1..WL, b1..bL (attr lsuv_iterations)      /params/final  the same, valid once complete
+                      and, where the network normalises (format 2), gamma<l>, beta<l>, and for batch norm
+                      running_mean<l>, running_var<l> for each hidden layer l, as (n_l, 1) columns
                       (every dataset of the file is compressed: COMPRESSION)
     /params/steps     W1..WL, b1..bL, step: one row per snapshot whose step is a multiple of the attribute
                       params_every, the weights as the snapshot left them; only for 2-D inputs (the decision boundary
@@ -13,6 +15,7 @@ Layout of a run file (format `FORMAT_VERSION`)::
     /run/seconds      wall-clock seconds from the start of the run to each row's snapshot (absent in files
                       written before it was added: readers then have no timing, `RecordedRun.seconds` is None)
     /stats/<key>      one row per recorded step: (n, L) scalars, (n, L, bins) histograms, (n, L, 2) outside counts
+                      (normalised networks add core.stats.NORM_SCALARS, format 2)
     /edges/<h>        (L, bins + 1): histogram edges, fixed for a run, so stored once
     /status           complete (int8), stopped_reason (utf-8 bytes)
 
@@ -43,11 +46,11 @@ import numpy as np
 
 from .config import Config
 from .network import Params
-from .stats import HISTOGRAMS, SCALARS, Snapshot
+from .stats import HISTOGRAMS, NORM_SCALARS, SCALARS, Snapshot
 from .train import Training
 
 FORMAT = "initlab-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: normalised networks' gamma, beta, running statistics and NORM_SCALARS (1 reads as plain)
 PARTIAL_SUFFIX = ".partial"
 RUN_COLUMNS = {"step": np.int64, "loss": np.float64, "train_accuracy": np.float64, "test_accuracy": np.float64}
 SECONDS = "seconds"  # optional column: older files lack it, so it is not one of RUN_COLUMNS
@@ -120,6 +123,8 @@ def params_every(dims: tuple[int, ...], config: Config) -> int:
     if dims[0] != 2:
         return 0
     per_snapshot = 8 * sum(dims[i] * (dims[i - 1] + 1) for i in range(1, len(dims)))
+    if config.norm != "none":
+        per_snapshot += 8 * len(NORM_PARAMS) * sum(dims[1:-1])
     snapshots = config.iterations // config.record_every + 2
     return config.record_every * max(1, math.ceil(snapshots * per_snapshot / STEP_PARAMS_BUDGET))
 
@@ -148,12 +153,14 @@ def package_versions() -> dict[str, str | int]:
             "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
 
 
-def stat_layout(depth: int, bins: int) -> dict[str, tuple[tuple[int, ...], type]]:
+def stat_layout(depth: int, bins: int, norm: str = "none") -> dict[str, tuple[tuple[int, ...], type]]:
     """Per-row shape and dtype of every statistic a snapshot carries, in the engine's key order."""
     layout: dict[str, tuple[tuple[int, ...], type]] = {name: ((depth,), np.float64) for name in SCALARS}
     for h in HISTOGRAMS:
         layout[f"{h}_hist"] = ((depth, bins), np.int64)
         layout[f"{h}_outside"] = ((depth, 2), np.int64)
+    if norm != "none":
+        layout.update({name: ((depth,), np.float64) for name in NORM_SCALARS})
     return layout
 
 
@@ -165,16 +172,20 @@ def _row_dataset(group: h5py.Group, name: str, row_shape: tuple[int, ...], dtype
 
 
 def _params_group(group: h5py.Group, params: Params, write: bool) -> list[h5py.Dataset]:
-    """The datasets W1..WL, b1..bL, in the order of `_params_arrays`."""
+    """The datasets of `_params_arrays`, in its order."""
     datasets = [group.create_dataset(name, data=a if write else None, shape=a.shape, dtype=a.dtype, **COMPRESSION)
                 for name, a in _params_arrays(params)]
     group.attrs["lsuv_iterations"] = np.asarray(params.lsuv_iterations, dtype=np.int64)
     return datasets
 
 
+NORM_PARAMS = ("gamma", "beta", "running_mean", "running_var")  # per hidden layer, where the network normalises
+
+
 def _params_arrays(params: Params) -> list[tuple[str, np.ndarray]]:
-    return [(f"{prefix}{i}", a) for prefix, arrays in (("W", params.W), ("b", params.b))
-            for i, a in enumerate(arrays, start=1)]
+    """W1..WL, b1..bL, then gamma1.., beta1.., running_mean1.., running_var1.. where the network has them."""
+    groups = (("W", params.W), ("b", params.b), *((name, getattr(params, name)) for name in NORM_PARAMS))
+    return [(f"{prefix}{i}", a) for prefix, arrays in groups for i, a in enumerate(arrays, start=1)]
 
 
 class RunRecorder:
@@ -195,7 +206,7 @@ class RunRecorder:
         self.training = training
         self.flush_seconds = flush_seconds
         net, config = training.network, training.config
-        self.layout = stat_layout(net.depth, config.bins)
+        self.layout = stat_layout(net.depth, config.bins, net.norm)
         self.params_every = params_every(net.dims, config)
         try:
             self.file = h5py.File(self.partial, "w", libver="latest")

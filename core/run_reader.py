@@ -10,8 +10,8 @@ import numpy as np
 from .activations import ACTIVATIONS, canonical_name
 from .config import Config, ConfigError
 from .network import Params
-from .record import (FORMAT, FORMAT_VERSION, RUN_COLUMNS, SECONDS, STEP_PARAMS, RecordedRun, RunFileError,
-                     stat_layout)
+from .record import (FORMAT, FORMAT_VERSION, NORM_PARAMS, RUN_COLUMNS, SECONDS, STEP_PARAMS, RecordedRun,
+                     RunFileError, stat_layout)
 from .sandbox import parse
 from .stats import HISTOGRAMS, Snapshot
 from .untrusted import FileSource, ParseLimits, UntrustedFileError, read_tree
@@ -92,11 +92,19 @@ class _RunTree:
             raise self.damaged(f"{where} holds {a.dtype} {a.shape} where {kind} of shape {want} belong")
         return a
 
-    def params(self, group: str, dims: tuple[int, ...]) -> Params:
+    def params(self, group: str, dims: tuple[int, ...], norm: str) -> Params:
         W = [self.array(f"{group}/W{i}", "f", (dims[i], dims[i - 1])) for i in range(1, len(dims))]
         b = [self.array(f"{group}/b{i}", "f", (dims[i], 1)) for i in range(1, len(dims))]
         lsuv = self.array(f"{group}@lsuv_iterations", "iu", (None,), optional=True)
-        return Params(W, b, () if lsuv is None else tuple(int(n) for n in lsuv))
+        return Params(W, b, () if lsuv is None else tuple(int(n) for n in lsuv),
+                      *self.norm_params(group, dims, norm, ()))
+
+    def norm_params(self, group: str, dims: tuple[int, ...], norm: str, rows: tuple) -> list[list[np.ndarray]]:
+        """gamma, beta, running_mean, running_var per hidden layer (empty lists where the network has none), each
+        (*rows, n_l, 1)."""
+        names = NORM_PARAMS[:2] if norm == "layer" else NORM_PARAMS if norm == "batch" else ()
+        return [[self.array(f"{group}/{name}{i}", "f", (*rows, dims[i], 1)) for i in range(1, len(dims) - 1)]
+                if name in names else [] for name in NORM_PARAMS]
 
     def run(self) -> RecordedRun:
         if self.attrs.get("", {}).get("initlab_format") != FORMAT:
@@ -120,7 +128,7 @@ class _RunTree:
         activations = [canonical_name(a) for a in self.json("activations", list) if isinstance(a, str)]
         if len(activations) != depth - 1 or not all(a in ACTIVATIONS for a in activations):  # hidden layers'
             raise self.damaged(f"activations does not name {depth - 1} known activations")
-        layout = stat_layout(depth, config.bins)
+        layout = stat_layout(depth, config.bins, config.norm)
         keys = self.json("stat_keys", list)
         if sorted(map(str, keys)) != sorted(layout) or len(keys) != len(layout):
             raise self.damaged("stat_keys does not list this Init Lab's statistics")
@@ -137,8 +145,8 @@ class _RunTree:
                               values["test_accuracy"][i], {key: block[i] for key, block in stats.items()}, edges)
                      for i in range(n)]
         seconds = self.array(f"run/{SECONDS}", "f", (None,), optional=True)
-        initial = self.params("params/initial", dims)
-        final = self.params("params/final", dims) if complete else None
+        initial = self.params("params/initial", dims, config.norm)
+        final = self.params("params/final", dims, config.norm) if complete else None
         return RecordedRun(
             config=config,
             dataset_name=_printable(self.text("dataset_name"), MAX_NAME_CHARS),
@@ -151,12 +159,12 @@ class _RunTree:
             versions=self.json("versions", dict),
             initial_params=initial,
             final_params=final,
-            step_params=self.step_params(dims, initial, final, snapshots[-1].step if snapshots else 0),
+            step_params=self.step_params(dims, config.norm, initial, final, snapshots[-1].step if snapshots else 0),
             # absent in files written before it was recorded; written before the steps, so never shorter here
             seconds=None if seconds is None or len(seconds) < n else tuple(seconds[:n].tolist()),
         )
 
-    def step_params(self, dims: tuple[int, ...], initial: Params, final: Params | None,
+    def step_params(self, dims: tuple[int, ...], norm: str, initial: Params, final: Params | None,
                     last_step: int) -> tuple[tuple[int, Params], ...]:
         """The weights by step (RecordedRun.step_params): the rows of /params/steps, else the initial weights; and
         the final ones at the last step if they are not its row."""
@@ -166,8 +174,10 @@ class _RunTree:
         else:
             W = [self.array(f"{STEP_PARAMS}/W{i}", "f", (None, dims[i], dims[i - 1])) for i in range(1, len(dims))]
             b = [self.array(f"{STEP_PARAMS}/b{i}", "f", (None, dims[i], 1)) for i in range(1, len(dims))]
-            rows = min(len(a) for a in (steps, *W, *b))  # a kill may cut one block short
-            kept = [(int(steps[j]), Params([w[j] for w in W], [c[j] for c in b])) for j in range(rows)]
+            extra = self.norm_params(STEP_PARAMS, dims, norm, (None,))
+            rows = min(len(a) for a in (steps, *W, *b, *(a for group in extra for a in group)))  # a kill may cut
+            kept = [(int(steps[j]), Params([w[j] for w in W], [c[j] for c in b], (),  # one block short
+                                           *([a[j] for a in group] for group in extra))) for j in range(rows)]
             if any(later <= earlier for (earlier, _), (later, _) in zip(kept, kept[1:])):
                 raise self.damaged(f"{STEP_PARAMS}/step is not increasing")
         if final is not None and (not kept or kept[-1][0] < last_step):

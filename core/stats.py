@@ -28,6 +28,11 @@ SCALARS = (
     "z_mean", "z_var", "z_std", "a_mean", "a_var", "a_std", "dead_fraction", "saturated_fraction",
     "dz_mean", "dz_std", "dw_mean", "dw_std", "dw_norm", "db_norm", "w_std", "w_norm", "update_ratio",
 )
+# Normalised networks also carry, per hidden layer (NaN at the output layer, which is not normalised): the
+# pre-normalisation Z = W A + b and its gradient, and the learnt gamma and beta with their gradients' norms.
+# (z_std, a_std, dz_std... keep their meaning: Z is the activation's input, the normalised one in these layers.)
+NORM_SCALARS = ("z_pre_mean", "z_pre_std", "dz_pre_std", "gamma_mean", "gamma_std", "beta_mean", "beta_std",
+                "dgamma_norm", "dbeta_norm")
 ROBUST_WIDTH = 5.0  # edges cover +-5 rms at step 0, so one outlier cannot squash the rest into one bin
 SOFTMAX_BOUNDS = (0.0, 1.0)
 
@@ -170,6 +175,19 @@ def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
 HISTOGRAM_KEYS = tuple((f"{h}_hist", f"{h}_outside") for h in HISTOGRAMS)
 
 
+def _norm_stats(net: Network, params: Params, cache: Cache, grads: Grads) -> dict[str, Array]:
+    """`NORM_SCALARS` of one pass: one read of each pre-normalisation Z and its gradient per hidden layer."""
+    out = {key: np.full(net.depth, np.nan) for key in NORM_SCALARS}
+    for i, normalized in enumerate(cache.normalized):
+        out["z_pre_mean"][i], _, out["z_pre_std"][i], _ = moments(normalized.z)
+        out["dz_pre_std"][i] = moments(grads.dz_pre[i])[2]
+        for name, values, gradient in (("gamma", params.gamma[i], grads.dgamma[i]),
+                                       ("beta", params.beta[i], grads.dbeta[i])):
+            out[f"{name}_mean"][i], _, out[f"{name}_std"][i], _ = moments(values)
+            out[f"d{name}_norm"][i] = moments(gradient)[3]
+    return out
+
+
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
     """Every per-layer statistic of one pass but ``update_ratio``, which `with_update_ratio` adds once the update
     is known (the update changes W, whose norm is taken here, before it).
@@ -190,6 +208,9 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
         layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
                      outside, *buffers)
     _complete_overflowed(net, params, cache, grads, moments, norms)
+    for i, branch in enumerate(cache.branch):
+        if branch is not None:  # a block's A is A^{l-1} + alpha phi(Z): its activation dies or saturates in phi(Z)
+            fractions[:, i] = _branch_fractions(branch, i, checks)
     z, a, dz, dw, w = (moments[OF_Z], moments[OF_A], moments[OF_DZ], moments[OF_DW], moments[OF_W])
     out = {"z_mean": z[MEAN], "z_var": z[VARIANCE], "z_std": z[STD], "a_mean": a[MEAN], "a_var": a[VARIANCE],
            "a_std": a[STD], "dead_fraction": fractions[DEAD], "saturated_fraction": fractions[SATURATED],
@@ -198,7 +219,18 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     for h, (hist_key, outside_key) in zip((OF_Z, OF_A, OF_DZ, OF_DW), HISTOGRAM_KEYS):
         out[hist_key] = hist[h]
         out[outside_key] = outside[h]
+    if net.norm != "none":
+        out.update(_norm_stats(net, params, cache, grads))
     return out
+
+
+def _branch_fractions(branch: Array, i: int, checks: tuple[Array, Array, Array]) -> tuple[float, float]:
+    """The dead and saturated fractions `layer_kernel` counts in A, counted in a residual block's phi(Z)."""
+    counts_zeros, bounds, counts_saturated = checks
+    dead = float(np.mean(branch == 0)) if counts_zeros[i] else 0.0
+    low, high = bounds[i]
+    saturated = float(np.mean((branch < low) | (branch > high))) if counts_saturated[i] else 0.0
+    return dead, saturated
 
 
 def _complete_overflowed(net: Network, params: Params, cache: Cache, grads: Grads, moments: Array,
@@ -221,7 +253,8 @@ def with_update_ratio(stats: dict[str, Array], update_norms) -> dict[str, Array]
     order the run file stores them: SCALARS, then each histogram and its outside counts."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.asarray(update_norms, dtype=np.float64) / stats["w_norm"]
-    order = SCALARS + tuple(key for pair in HISTOGRAM_KEYS for key in pair)
+    order = SCALARS + tuple(key for pair in HISTOGRAM_KEYS for key in pair) + \
+        (NORM_SCALARS if NORM_SCALARS[0] in stats else ())
     return {key: ratio if key == "update_ratio" else stats[key] for key in order}
 
 

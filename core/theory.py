@@ -19,6 +19,8 @@ from .limits import Limits
 from .meanfield import (TAIL, Array, TheoryError, activation_cross_moment, activation_mean, activation_second_moment,
                         backward_variance, forward_variance, gaussian_expectation, pooled_variance)
 from .network import Network, Params, init_args, initialize
+from .normalization import NORM_EPS
+from .normtheory import batchnorm_forward, batchnorm_backward, pair_correlation
 from .train import probe
 
 SOFTMAX_POINTS = 4000  # grid points per axis for E[sum p^2] of a softmax (enough up to logit std ~100)
@@ -51,6 +53,14 @@ class Prediction:
     a_std: Array
     dz_rms: Array
     dz_std: Array
+    unpredicted: str = ""  # what the theory leaves out (nan above) and why, for the reader
+
+
+MEAN_MODE_NOTE = ("no gradient prediction below the top hidden layer: a residual branch with a non-zero mean (relu) "
+                  "makes every block's gradient depend on its own weights' signs, which mean field's independent "
+                  "backward weights leave out; measured on 1000 units and 50 blocks the gradient at layer 1 is 10^11 "
+                  "times the mean-field figure (the excess shrinks like 1/width, so only an infinitely wide network "
+                  "follows it). Zero-mean branches (tanh without bias) are predicted within 10%")
 
 
 def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -> Array:
@@ -70,6 +80,8 @@ def layer_sigma_w2(config: Config, net: Network, params: Params | None = None) -
     for i, (n_in, n_out) in enumerate(zip(net.dims[:-1], net.dims[1:])):
         var = init.variance(n_in, n_out, init_args(config, net, i))
         out.append(n_in * var * config.init_gain**2)
+    if config.zero_init_residual and config.norm == "none":  # each residual branch's weights start at zero
+        out = [0.0 if net.is_block(i) else w for i, w in enumerate(out)]
     return np.array(out)
 
 
@@ -141,11 +153,30 @@ def input_moments(x: Array) -> tuple[float, float]:
     return square / max(x.size, 1), pair_mean(x.sum(axis=1), square, m) / n0
 
 
+def residual_skips(net: Network) -> Array:
+    """alpha for every layer that is a residual block (hidden layers 2..), 0 for the others."""
+    return np.array([net.residual_scale if net.is_block(i) else 0.0 for i in range(net.depth)])
+
+
+def check_described(config: Config) -> None:
+    """Raise TheoryError where no mean-field prediction is implemented, saying what is and why."""
+    if config.norm == "layer":
+        raise TheoryError("Init Lab has no mean-field prediction for layer norm: it normalises each example over its "
+                          "units, so every hidden layer's Z has mean 0 and variance 1 per example by construction, "
+                          "but its gradients are not derived here; the measurement is shown alone. Predictions exist "
+                          "for plain, residual and batch-normalised stacks")
+    if config.norm == "batch" and config.residual:
+        raise TheoryError("Init Lab predicts batch-normalised stacks and residual stacks, not both at once: with a "
+                          "skip the batch variance BN divides by differs from unit to unit. Turn one off for a "
+                          "prediction")
+
+
 def predict_for(config: Config, dataset, params: Params | None = None) -> Prediction:
     """The prediction for `config` on `dataset`'s training inputs, layer by layer, before anything is measured.
 
     For LSUV (data-dependent) the weights are drawn (or `params` used) and their variance read off.
     """
+    check_described(config)
     net = Network.from_config(config, dataset.n_features, dataset.output_size)
     if INITIALIZERS[config.init].data_dependent and params is None:
         params = initialize(net, config, dataset.x_train.astype(config.dtype, copy=False))
@@ -153,26 +184,56 @@ def predict_for(config: Config, dataset, params: Params | None = None) -> Predic
     sigma_b2, bias_mean = _bias_moments(config, net)
     x = dataset.x_train
     input_q, input_q12 = input_moments(x)
-    fwd = forward_variance(net.activations, sigma_w2, sigma_b2, input_q, bias_mean, input_q12)
-    dz_mean, *out = output_dz_moments(net.output, fwd.q[-1], fwd.q12[-1], bias_mean[-1], dataset.y_train, net.dims[-1])
-    dz2, dz12 = backward_variance(net.activations, net.dims, sigma_w2, fwd, tuple(out))
-    units, m = np.array(net.dims[1:], float), max(x.shape[1], 1)
-    a_second, a_cross, a_mean = (np.full(net.depth, math.nan) for _ in range(3))
+    m = max(x.shape[1], 1)
+    if config.norm == "batch":
+        norm = batchnorm_forward(net.activations, sigma_w2[:-1], float(np.mean(x.var(axis=1))), m, NORM_EPS)
+        q_out, q12_out = (sigma_w2[-1] * a[-1] + sigma_b2[-1] + bias_mean[-1] ** 2 for a in (norm.a2, norm.a12))
+        q, q12 = np.append(norm.s2, q_out), np.append(norm.s2 * pair_correlation(m), q12_out)
+        z_mean = np.append(np.zeros(net.depth - 1), bias_mean[-1])  # BN centres every hidden layer; beta = 0
+        hidden_a = (norm.a2, norm.a12, norm.a_mean)
+    else:
+        skip = residual_skips(net)
+        fwd = forward_variance(net.activations, sigma_w2, sigma_b2, input_q, bias_mean, input_q12, skip)
+        q, q12, z_mean, hidden_a = fwd.q, fwd.q12, fwd.z_mean, (fwd.a2[1:], fwd.a12[1:], fwd.a_mean[1:])
+    dz_mean, *out = output_dz_moments(net.output, q[-1], q12[-1], bias_mean[-1], dataset.y_train, net.dims[-1])
+    if config.norm == "batch":
+        dz2, dz12 = batchnorm_backward(net.activations, net.dims, sigma_w2, norm, tuple(out), m, NORM_EPS)
+    else:
+        dz2, dz12 = backward_variance(net.activations, net.dims, sigma_w2, fwd, tuple(out), skip)
+    unpredicted = ""
+    if config.norm != "batch" and _branch_has_mean(fwd, skip):
+        dz2[:-2], dz12[:-2], unpredicted = math.nan, math.nan, MEAN_MODE_NOTE
+    units = np.array(net.dims[1:], float)
+    a_moments = [np.append(moment, _output_moment(net, q[-1], q12[-1], bias_mean[-1], kind))
+                 for moment, kind in zip(hidden_a, ("second", "cross", "mean"))]
     with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(net.depth):
-            name, q, b = net.layer_activation(i), fwd.q[i], fwd.z_mean[i]
-            if name in ACTIVATIONS and math.isfinite(q):  # not softmax, which is not elementwise
-                a_second[i], a_mean[i] = activation_second_moment(name, q, b), activation_mean(name, q, b)
-                a_cross[i] = activation_cross_moment(name, q, fwd.q12[i], b)
         dz_var = pooled_variance(dz2, dz12, np.append(np.zeros(net.depth - 1), dz_mean), units, m)
         if net.output == "softmax":  # its K gradients sum to 0 for every example: the layer's mean is exactly 0
             dz_var[-1] = dz2[-1]
-    return Prediction(
-        dims=net.dims, activations=net.activations, sigma_w2=sigma_w2, sigma_b2=sigma_b2, bias_mean=bias_mean,
-        input_q=input_q, z_rms=np.sqrt(fwd.q), z_std=np.sqrt(pooled_variance(fwd.q, fwd.q12, fwd.z_mean, units, m)),
-        a_std=np.sqrt(pooled_variance(a_second, a_cross, a_mean, units, m)), dz_rms=np.sqrt(dz2),
-        dz_std=np.sqrt(dz_var),
-    )
+        return Prediction(
+            dims=net.dims, activations=net.activations, sigma_w2=sigma_w2, sigma_b2=sigma_b2, bias_mean=bias_mean,
+            input_q=input_q, z_rms=np.sqrt(q), z_std=np.sqrt(pooled_variance(q, q12, z_mean, units, m)),
+            a_std=np.sqrt(pooled_variance(*a_moments, units, m)), dz_rms=np.sqrt(dz2), dz_std=np.sqrt(dz_var),
+            unpredicted=unpredicted,
+        )
+
+
+def _branch_has_mean(fwd, skip: Array) -> bool:
+    """Whether a residual block adds a branch of non-zero mean: its output's mean differs from its input's."""
+    blocks = np.flatnonzero(skip[:-1] > 0)
+    shift = np.abs(fwd.a_mean[blocks + 1] - fwd.a_mean[blocks])
+    return bool(np.any(~(shift <= 1e-9 * np.sqrt(fwd.a2[blocks + 1]))))
+
+
+def _output_moment(net: Network, q: float, q12: float, mean: float, kind: str) -> float:
+    """E[A^L^2], E[A^L(x) A^L(x')] or E[A^L] of a sigmoid output; nan for softmax, which is not elementwise."""
+    if net.output not in ACTIVATIONS or not math.isfinite(q):
+        return math.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "second":
+            return float(activation_second_moment(net.output, q, mean))
+        return (activation_cross_moment(net.output, q, q12, mean) if kind == "cross"
+                else float(activation_mean(net.output, q, mean)))
 
 
 @dataclass(frozen=True)
@@ -203,12 +264,24 @@ def measured_rms(stats: dict[str, Array], name: str) -> Array:
     return np.sqrt(stats[f"{name}_std"] ** 2 + stats[f"{name}_mean"] ** 2)
 
 
-def compare(config: Config, dataset, limits: Limits = Limits()) -> Comparison:
-    """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
+def _probe_measurement(config: Config, dataset, limits: Limits) -> tuple[Params, dict[str, Array]]:
+    """The drawn parameters and what a probe at initialisation measures, as Comparison's fields."""
     _, params, snapshot = probe(config, dataset, limits)
     s = snapshot.stats
-    return Comparison(predict_for(config, dataset, params), measured_rms(s, "z"), s["z_std"], s["a_std"],
-                      measured_rms(s, "dz"), s["dz_std"])
+    return params, {"z_rms": measured_rms(s, "z"), "z_std": s["z_std"], "a_std": s["a_std"],
+                    "dz_rms": measured_rms(s, "dz"), "dz_std": s["dz_std"]}
+
+
+def measure(config: Config, dataset, limits: Limits = Limits()) -> dict[str, Array]:
+    """The probe's per-layer statistics alone: for settings the theory does not describe."""
+    return _probe_measurement(config, dataset, limits)[1]
+
+
+def compare(config: Config, dataset, limits: Limits = Limits()) -> Comparison:
+    """Probe `config` once at initialisation and set the prediction (from the same drawn weights for LSUV) beside it."""
+    check_described(config)  # before the probe: a setting without theory fails fast
+    params, measured = _probe_measurement(config, dataset, limits)
+    return Comparison(predict_for(config, dataset, params), **measured)
 
 
 # --- the input-output Jacobian ------------------------------------------------------------------------------

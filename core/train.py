@@ -23,6 +23,7 @@ from .config import Config
 from .limits import Limits, check_limits
 from .network import (Grads, Network, Params, accuracy, backward, cost, forward, initialize, logit_cost_note,
                       probability_cost, targets)
+from .normalization import update_running_stats
 from .stats import Binning, Snapshot, choose_binning, layer_stats, with_update_ratio
 
 Array = np.ndarray
@@ -91,16 +92,19 @@ class Optimizer:
         self.beta2 = config.beta2
         self.eps = config.eps
         self.t = 0
-        self.velocity = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] \
+        learnt = (params.W, params.b, params.gamma, params.beta)  # the last two are empty in a plain network
+        self.velocity = [[np.zeros_like(p) for p in group] for group in learnt] \
             if self.kind in ("momentum", "adam") else None
-        self.square = [[np.zeros_like(p) for p in group] for group in (params.W, params.b)] \
+        self.square = [[np.zeros_like(p) for p in group] for group in learnt] \
             if self.kind == "adam" else None
 
     def step(self, params: Params, grads: Grads) -> list[float]:
-        """Update the parameters; return the norm of each layer's weight update ||Delta W||."""
+        """Update the parameters (gamma and beta too, where the network normalises: l2 is in dW alone); return
+        the norm of each layer's weight update ||Delta W||."""
         self.t += 1
         norms = []
-        for group, (values, gradients) in enumerate(((params.W, grads.dW), (params.b, grads.db))):
+        for group, (values, gradients) in enumerate(((params.W, grads.dW), (params.b, grads.db),
+                                                     (params.gamma, grads.dgamma), (params.beta, grads.dbeta))):
             for i, (p, g) in enumerate(zip(values, gradients)):
                 squared = self._update(group, i, p, g)
                 if group == 0:
@@ -135,6 +139,9 @@ class Training:
         self.x = dataset.x_train.astype(dtype, copy=False)
         self.y = dataset.y_train
         self.x_test = dataset.x_test.astype(dtype, copy=False)
+        if config.norm == "batch" and self.x.shape[1] < 2:
+            raise ValueError("batch norm needs at least 2 training examples (one has no batch variance); "
+                             "use norm=layer or more data")
         self.params = initialize(self.network, config, self.x)
         self.stopped_reason: str | None = None
         self.stopped_step: int | None = None
@@ -145,7 +152,11 @@ class Training:
         return self._run()
 
     def _evaluate(self, probabilities_train: Array | None) -> tuple[float, float]:
+        """Train and test accuracy. Batch norm evaluates both with its running statistics (as PyTorch's eval()),
+        never the training pass's batch statistics: those make an example's output depend on its batch."""
         net = self.network
+        if net.norm == "batch":
+            probabilities_train = None
         train_p = probabilities_train if probabilities_train is not None else forward(net, self.params, self.x).A[-1]
         test_acc = (accuracy(net, forward(net, self.params, self.x_test).A[-1], self.dataset.y_test)
                     if self.x_test.shape[1] else math.nan)
@@ -171,7 +182,7 @@ class Training:
         m = self.x.shape[1]
         full_batch = c.batch_size == 0 or c.batch_size >= m
         y_target = targets(net, self.y, dtype)
-        batches = _minibatches(m, c.batch_size, c.seed) if not full_batch else None
+        batches = _minibatches(m, c.batch_size, c.seed, 2 if c.norm == "batch" else 1) if not full_batch else None
         optimizer = Optimizer(c, params)
         binning: Binning | None = None
         edges = None
@@ -183,7 +194,7 @@ class Training:
             else:
                 idx = next(batches)
                 xb, yb, tb = self.x[:, idx], self.y[:, idx], y_target[:, idx]
-            cache = forward(net, params, xb)
+            cache = forward(net, params, xb, batch_stats=True)
             loss = cost(net, cache, yb, params, c.l2)
             if not math.isfinite(loss):
                 self._diverged(step, "the cost")
@@ -198,10 +209,12 @@ class Training:
                 if full_batch:
                     train_acc, test_acc = self._evaluate(cache.A[-1])
                 else:
-                    loss = cost(net, forward(net, params, self.x), self.y, params, c.l2)
+                    loss = cost(net, forward(net, params, self.x, batch_stats=True), self.y, params, c.l2)
                     train_acc, test_acc = self._evaluate(None)
             if step < c.iterations and stop is None:
                 norms = optimizer.step(params, grads)
+                for i, normalized in enumerate(cache.normalized if net.norm == "batch" else ()):
+                    update_running_stats(params.running_mean[i], params.running_var[i], normalized)
                 if not all(math.isfinite(n) for n in norms):
                     self._diverged(step, "a weight update")
                     return
@@ -218,12 +231,13 @@ class Training:
         self.finished = True
 
 
-def _minibatches(m: int, size: int, seed: int) -> Iterator[Array]:
-    """Endless shuffled mini-batches of column indices, reshuffled every epoch; seeded apart from the weights."""
+def _minibatches(m: int, size: int, seed: int, smallest: int = 1) -> Iterator[Array]:
+    """Endless shuffled mini-batches of column indices, reshuffled every epoch; seeded apart from the weights. An
+    epoch's last batch is left out when it has fewer than ``smallest`` examples (batch norm needs 2)."""
     rng = np.random.default_rng([seed, 1])
     while True:
         order = rng.permutation(m)
-        for start in range(0, m, size):
+        for start in range(0, m - smallest + 1, size):
             yield order[start:start + size]
 
 
@@ -243,6 +257,6 @@ def initial_cost_note(run: Training) -> str | None:
     """`logit_cost_note` for the run's weights as they are now (its initial ones, before iterating), on its
     training data: the course's `randn * 10` prints cost inf at step 0 where Init Lab shows a number."""
     net = run.network
-    cache = forward(net, run.params, run.x)
+    cache = forward(net, run.params, run.x, batch_stats=True)
     return logit_cost_note(probability_cost(net, cache.A[-1], run.y),
                            cost(net, cache, run.y, run.params, run.config.l2))

@@ -34,11 +34,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from .config import Config
 from .limits import Limits
 from .measures import (Baseline, Reference, baseline, beats, examples_above, final_accuracy, gradient_ratio,
                        identical_units, reference, reference_configs, signal_factor, signal_layers)
 from .network import Network
+from .normtheory import batchnorm_gradient_factor, gradient_growth
 from .stats import Snapshot
 from .train import probe
 
@@ -83,7 +86,8 @@ def factor(x: float) -> str:
 class Finding:
     """One observation: its kind, how bad it is, a sentence, and the figures that sentence quotes."""
 
-    kind: str  # "symmetry", "signal", "output", "dead", "saturated", "gradient", "comparison", "outcome"
+    kind: str  # "symmetry", "signal", "output", "dead", "saturated", "gradient", "architecture", "comparison",
+    # "outcome"
     severity: str  # OK, WARNING or PROBLEM
     text: str
     values: Mapping[str, float] = field(default_factory=dict)
@@ -132,7 +136,8 @@ def _init_name(config: Config) -> str:
 
 # --- the findings ------------------------------------------------------------------------------------------------
 def _symmetry(network: Network, snapshot: Snapshot, identical: tuple[bool, ...]) -> Finding | None:
-    layers = [i for i, same in enumerate(identical) if same]
+    # a residual block's units differ in their gradient (the skip brings each its own), so zeroed branches part
+    layers = [i for i, same in enumerate(identical) if same and not network.is_block(i)]
     if not layers:
         return None
     z_std = snapshot.stats["z_std"]
@@ -236,6 +241,38 @@ def _gradient(config: Config, snapshot: Snapshot) -> Finding | None:
     return Finding("gradient", OK, f"Gradients reach layer 1: {where}, {factor(ratio)} on the way back.", values)
 
 
+def _architecture(network: Network, snapshot: Snapshot) -> Finding | None:
+    """What normalisation or skips do to this network's signal and gradient, from the probe's figures."""
+    s, hidden = snapshot.stats, network.depth - 1
+    if network.plain or hidden < 2:
+        return None
+    z, dz, a = (np.asarray(s[k][:hidden], float) for k in ("z_std", "dz_std", "a_std"))
+    if network.norm != "none":
+        pre = np.asarray(s["z_pre_std"][:hidden], float)
+        growth = gradient_growth(s["dz_std"]) if network.norm == "batch" else math.nan
+        values = {"pre_first": float(pre[0]), "pre_last": float(pre[-1]), "z_min": float(z.min()),
+                  "z_max": float(z.max()), "gradient_growth": growth}
+        text = (f"{network.norm.capitalize()} norm rescales every hidden layer: its std of Z before normalising goes "
+                f"from {number(pre[0])} at layer 1 to {number(pre[-1])} at layer {hidden}, after it stays between "
+                f"{number(z.min())} and {number(z.max())}.")
+        if math.isfinite(growth):
+            expected = batchnorm_gradient_factor(network.activations[0])
+            text += (f" Back through the normalised layers the gradient grows {factor(growth)} per layer (Yang et al. "
+                     f"2019: ×{number(expected)} for {network.activations[0]} in a large batch).")
+        held = 0.5 <= z.min() and z.max() <= 2.0
+        return Finding("architecture", OK if held else WARNING, text if held else text + " Where the weights are so "
+                       "small that Z's spread is near ε = 1e-5, batch norm cannot restore it.", values)
+    per_block = float((a[-1] / a[0]) ** (1 / (hidden - 1))) if a[0] > 0 else math.nan
+    values = {"a_first": float(a[0]), "a_last": float(a[-1]), "per_block": per_block, "dz_first": float(dz[0]),
+              "dz_top": float(dz[-1])}
+    text = (f"Residual blocks (α = {number(network.residual_scale)}): the std of A goes from {number(a[0])} after "
+            f"layer 1 to {number(a[-1])} after layer {hidden} ({factor(per_block)} per block), and the skips carry "
+            f"the gradient down: std of dZ {number(dz[-1])} at layer {hidden}, {number(dz[0])} at layer 1.")
+    grows = a[-1] > SIGNAL_BAND[1] * a[0] or dz[0] > GRADIENT_BAND[1] * dz[-1]
+    return Finding("architecture", WARNING if grows else OK, text + (" They add up: a smaller α (1/√depth) or "
+                   "zero-initialised branches keep the sum bounded." if grows else ""), values)
+
+
 def _comparison(chosen: Reference, others: tuple[Reference, ...]) -> Finding | None:
     if not others:
         return None
@@ -283,7 +320,8 @@ def verdict(network: Network, config: Config, snapshot: Snapshot, base: Baseline
     others = tuple(reference(name, snap) for name, snap in (references or {}).items())
     findings = [f for f in (_symmetry(network, snapshot, identical), _signal(snapshot),
                             _output(network, snapshot, base), *_units(network, snapshot),
-                            _gradient(config, snapshot), _comparison(chosen, others)) if f is not None]
+                            _gradient(config, snapshot), _architecture(network, snapshot),
+                            _comparison(chosen, others)) if f is not None]
     severity = max((f.severity for f in findings), key=SEVERITY_ORDER.index, default=OK)
     return Verdict(_headline(findings, base), severity, _prognosis(findings), tuple(findings), base,
                    (chosen, *others))

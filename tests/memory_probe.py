@@ -67,7 +67,7 @@ def _run_cases(cases: list[dict]) -> list[dict]:
         kernels = (config.dtype, config.optimizer, config.activation)  # the exact GELU compiles its erf on first use
         if kernels not in warmed:  # compile or load the kernels first: their memory is the process's, not the run's
             tiny = dict(case, features=3, m_train=7, m_test=3)
-            list(Training(config.replace(layers=(2,), iterations=1, record_every=1, batch_size=0), dataset(tiny),
+            list(Training(config.replace(layers=(2, 2), iterations=1, record_every=1, batch_size=0), dataset(tiny),
                           unlimited))
             warmed.add(kernels)
         data = dataset(case)

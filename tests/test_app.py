@@ -661,3 +661,33 @@ def test_a_finished_run_is_judged_against_the_majority_class():
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert [shape["y0"] for shape in loss["layout"]["shapes"]] == [pytest.approx(np.log(2))]
     assert at.get("download_button"), "CSV buttons beside the charts and for the run's statistics"
+
+
+def test_the_norm_and_residual_switches_reach_the_config_the_url_and_the_charts():
+    at = start()
+    at.text_input(key=key(at, "cfg_layers")).set_value("8x3").run()
+    at.selectbox(key=key(at, "cfg_activation")).set_value("relu").run()
+    at.selectbox(key=key(at, "cfg_norm")).set_value("batch").run()
+    at.toggle(key=key(at, "cfg_residual")).set_value(True).run()
+    at.number_input(key=key(at, "cfg_residual_scale")).set_value(0.5).run()
+    no_errors(at)
+    config = at.session_state.config
+    assert (config.norm, config.residual, config.residual_scale) == ("batch", True, 0.5)
+    assert (at.query_params["norm"], at.query_params["residual"], at.query_params["residual_scale"]) == \
+        ("batch", "true", "0.5")
+    specs = {spec["layout"]["title"]["text"]: spec for spec in chart_specs(at)}
+    assert [t["name"] for t in specs["Standard deviation against depth"]["data"]][:4] == \
+        ["std Z", "std A", "std dZ", "std Z before norm"]
+    assert {"mean γ", "mean β"} <= {t["name"] for t in specs["Mean against depth"]["data"]}
+    at.checkbox(key=key(at, "cfg_zero_init_residual")).check().run()  # relu: refused, with the reason
+    assert any("would get no gradient and never learn" in e.value for e in at.sidebar.error)
+    at.selectbox(key=key(at, "cfg_activation")).set_value("tanh").run()
+    no_errors(at)
+    at.number_input(key=key(at, "cfg_iterations")).set_value(20).run()
+    at.number_input(key=key(at, "cfg_record_every")).set_value(10).run()
+    open_tab(at, "Training")
+    at.button(key="start").click().run()
+    wait_until_finished(at, 20)
+    no_errors(at)
+    gamma = next(s for s in chart_specs(at) if s["layout"]["title"]["text"].startswith("Mean γ per hidden layer"))
+    assert len(gamma["data"]) == 3 and decode(gamma["data"][1]["y"])[0] == 0.0  # block 2 starts at γ = 0

@@ -112,6 +112,12 @@ def test_probe_table_ends_with_the_verdict():
                                       "(set by INITLAB_MAX_LAYERS); use at most 99 hidden layers"),
     (["probe", "--layers", "1x2000"], "at most 1000 hidden layers, and fewer where INITLAB_MAX_LAYERS"),
     (["fly"], "invalid choice"),
+    (["train", "--norm", "group"], "norm='group' is not known"),
+    (["probe", "--residual", "--layers", "10,5"], "layer 2 has 5 units but adds the output of layer 1"),
+    (["train", "--zero-init-residual", "--layers", "8x3", "--activation", "tanh"], "needs residual=true"),
+    (["theory", "--norm", "batch", "--sigma-w2", "2"], "--sigma-w2 maps a stack of identical plain layers: --norm"),
+    (["theory", "--residual", "--sigma-w2", "2"], "identical plain layers: --residual do not apply"),
+    (["theory", "--norm", "layer"], "no mean-field prediction for layer norm"),
 ])
 def test_mistakes_give_one_line_and_exit_code_2(argv, fragment):
     code, out, err = run_cli(*argv)
@@ -183,3 +189,18 @@ def test_theory_map_reads_the_former_gelu_name_as_the_tanh_approximation():
         maps[name] = json.loads(out)
     assert maps["gelu"]["q_star"] == maps["gelu_tanh"]["q_star"]
     assert maps["gelu"]["q_star"] != maps["gelu_erf"]["q_star"]
+
+
+def test_norm_and_residual_flags_reach_the_run_and_the_probe():
+    code, out, err = run_cli("train", "--dataset", "circles", "--layers", "8x3", "--activation", "tanh", "--norm",
+                             "layer", "--residual", "--residual-scale", "0.5", "--zero-init-residual",
+                             "--iterations", "2", "--json")
+    assert code == 0, err
+    config = json.loads(out)["config"]
+    assert (config["norm"], config["residual"], config["residual_scale"], config["zero_init_residual"]) == \
+        ("layer", True, 0.5, True)
+    code, out, err = run_cli("probe", "--dataset", "circles", "--layers", "8x3", "--norm", "batch", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["layers"]
+    assert all(r["z_pre_std"] > 0 and r["dgamma_norm"] > 0 for r in rows[:3])
+    assert rows[3]["z_pre_std"] is None  # the output layer is not normalised

@@ -102,3 +102,36 @@ def test_any_query_either_parses_or_raises_config_error(query):
         assert str(e)
     else:
         assert Config.from_query(config.to_query()) == config
+
+
+def test_norm_and_residual_round_trip_through_json_and_the_url():
+    c = Config(layers=(8, 8, 8), activation="tanh", norm="layer", residual=True, residual_scale=0.125,
+               zero_init_residual=True)
+    assert Config.from_json(c.to_json()) == c
+    assert Config.from_query(c.to_query()) == c
+    assert Config.from_query({"layers": "8,8"}).norm == "none"  # a link from before these settings: the plain stack
+
+
+@pytest.mark.parametrize(
+    "changes, fragments",
+    [
+        (dict(norm="group"), ["norm='group'", "none, batch, layer"]),
+        (dict(norm="batch", batch_size=1), ["batch_size", "norm=layer"]),
+        (dict(residual=True, layers=(10, 10, 5)), ["layer 3 has 5 units", "layer 2", "10x3"]),
+        (dict(residual=True, layers=(10,)), ["at least 2 hidden layers"]),
+        (dict(residual=True, residual_scale=0.0), ["residual_scale must be > 0"]),
+        (dict(zero_init_residual=True), ["needs residual=true"]),
+        (dict(residual=True, layers=(6, 6), zero_init_residual=True), ["layer 2's relu'(0) = 0", "tanh"]),
+        (dict(residual=True, layers=(6, 6), activation="sigmoid", zero_init_residual=True), ["sigmoid(0) = 0.5"]),
+    ],
+)
+def test_norm_and_residual_settings_that_cannot_work_are_refused_with_the_fix(changes, fragments):
+    with pytest.raises(ConfigError) as caught:
+        Config(**changes)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_zero_init_residual_accepts_branches_that_start_at_zero_and_learn():
+    for activation in ("tanh", "leaky_relu", "elu", "selu", "gelu_erf", "swish"):
+        Config(residual=True, layers=(6, 6), activation=activation, zero_init_residual=True)

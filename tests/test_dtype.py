@@ -95,6 +95,19 @@ def test_float32_training_touches_only_float32_arrays(monkeypatch, optimizer, n_
     assert len(watch.seen) > 50  # the wrappers did see the run
 
 
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_float32_normalised_residual_training_touches_only_float32_arrays(monkeypatch, norm):
+    watch = Watch(monkeypatch)
+    config = Config(layers=(5, 5, 5), activation="tanh", norm=norm, residual=True, residual_scale=0.5,
+                    optimizer="adam", l2=0.1, iterations=6, record_every=2, batch_size=16, dtype="float32")
+    run = Training(config, dataset(3))
+    snapshots = list(run)
+    assert run.finished and len(snapshots) == 4
+    assert watch.floats() == {"float32"}, [s for s in watch.seen if s[1] != np.float32][:5]
+    p = run.params
+    assert_all_float32([*p.W, *p.b, *p.gamma, *p.beta, *p.running_mean, *p.running_var], "parameters")
+
+
 def test_float32_probe_and_lsuv_stay_float32(monkeypatch):
     watch = Watch(monkeypatch)
     net, params, snapshot = probe(Config(layers=(7, 7), activation="selu", init="lsuv", dtype="float32"),
@@ -109,8 +122,8 @@ def test_the_watch_catches_a_float64_scalar(monkeypatch):
     watch = Watch(monkeypatch)
     forward = core.network.forward
 
-    def promoting_forward(net, params, x):
-        return forward(net, params, x * np.sqrt(np.float64(1.0)))
+    def promoting_forward(net, params, x, **options):
+        return forward(net, params, x * np.sqrt(np.float64(1.0)), **options)
 
     monkeypatch.setattr(core.train, "forward", watch._wrap("forward", promoting_forward))
     list(Training(Config(layers=(3,), iterations=1, dtype="float32"), dataset(2)))

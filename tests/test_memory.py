@@ -40,6 +40,11 @@ CASES = (
        _case("deep-narrow", classes=10, batch_size=100, optimizer="adam"),
        dict(name="tiny", features=2, m_train=300, m_test=100, classes=2, config=dict(layers=(10, 5), **STEPS))]
 )
+# Normalised and residual networks: their extra arrays are bounded rather than replayed (core.memory._layer_extras)
+NORMALISED = [_case("deep-narrow", norm="batch"), _case("deep-narrow", norm="layer", dtype="float32", batch_size=64),
+              _case("deep-narrow", residual=True, optimizer="adam"),
+              _case("deep-narrow", residual=True, norm="batch", dtype="float32", batch_size=64)]
+CASES += NORMALISED
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +54,10 @@ def measured():
 
 def test_the_estimate_is_at_most_ten_percent_above_the_measured_peak(measured):
     wrong = []
+    bounded = {case["name"] for case in NORMALISED}
     for case in measured:
         estimate, traced = case["estimate"], case["traced"]
-        allowed = max(1.10 * traced, traced + RUN_OVERHEAD)
+        allowed = max((1.25 if case["name"] in bounded else 1.10) * traced, traced + RUN_OVERHEAD)
         if not traced <= estimate <= allowed:
             wrong.append(f"{case['name']}: estimated {estimate / MIB:.2f} MiB, measured {traced / MIB:.2f} MiB")
     assert not wrong, "\n".join(wrong)

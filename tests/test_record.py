@@ -16,7 +16,7 @@ import pytest
 from core.cli import main
 from core.config import Config
 from core.data import load_dataset
-from core.record import RunFileError, RunRecorder, params_every, partial_path, record
+from core.record import FORMAT_VERSION, RunFileError, RunRecorder, params_every, partial_path, record
 from core.run_reader import read_run
 from core.train import Training
 
@@ -43,7 +43,10 @@ def assert_same_snapshots(recorded, engine):
 
 def assert_same_params(a, b):
     assert len(a.W) == len(b.W) and a.lsuv_iterations == b.lsuv_iterations
-    for x, y in zip(a.W + a.b, b.W + b.b):
+    assert [len(x) for x in (a.gamma, a.beta, a.running_mean, a.running_var)] == \
+        [len(y) for y in (b.gamma, b.beta, b.running_mean, b.running_var)]
+    for x, y in zip(a.W + a.b + a.gamma + a.beta + a.running_mean + a.running_var,
+                    b.W + b.b + b.gamma + b.beta + b.running_mean + b.running_var):
         assert x.dtype == y.dtype
         np.testing.assert_array_equal(x, y)
 
@@ -52,6 +55,9 @@ def assert_same_params(a, b):
     SMALL,
     SMALL.replace(dataset="digits", activation="tanh", dtype="float32", optimizer="adam", lr=0.01),  # softmax
     SMALL.replace(init="lsuv", batch_size=64, bins=5),
+    SMALL.replace(layers=(6, 6, 6), activation="tanh", norm="batch", residual=True, residual_scale=0.5,
+                  optimizer="adam", lr=0.01),
+    SMALL.replace(dataset="digits", layers=(6, 6), norm="layer", dtype="float32"),
 ])
 def test_round_trip_gives_back_every_array(tmp_path, config):
     dataset = load_dataset(config.dataset)
@@ -106,6 +112,29 @@ def test_only_2d_runs_keep_weights_and_big_ones_fewer(layers, every):
     config = SMALL.replace(layers=layers, iterations=2000)  # 287 snapshots of 10,701 float64 weights: 2.9 x 8 MB
     assert params_every((2, *layers, 1), config) == every
     assert params_every((3, *layers, 1), config) == 0
+
+
+def test_a_file_of_format_1_reads_as_a_plain_stack(tmp_path):
+    """Files written before normalisation and residual blocks: format 1, and a config without those settings."""
+    path = write_run(tmp_path / "run.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 1
+        f.attrs["config"] = json.dumps({k: v for k, v in json.loads(f.attrs["config"]).items()
+                                        if k not in ("norm", "residual", "residual_scale", "zero_init_residual")})
+    back = read_run(path)
+    assert back.config == SMALL and back.config.norm == "none" and not back.config.residual
+    assert back.final_params.gamma == [] and "gamma_mean" not in back.snapshots[-1].stats
+
+
+def test_a_normalised_2d_run_keeps_gamma_beta_and_running_statistics_for_its_boundary(tmp_path):
+    config = SMALL.replace(layers=(6, 6), norm="batch", batch_size=32)
+    run = Training(config, load_dataset("circles"))
+    seen = [(snapshot.step, run.params.copy()) for snapshot in record(run, tmp_path / "run.h5")]
+    back = read_run(tmp_path / "run.h5")
+    assert [step for step, _ in back.step_params] == [step for step, _ in seen]
+    for (_, got), (_, want) in zip(back.step_params, seen):
+        assert_same_params(got, want)
+    assert not np.array_equal(back.step_params[-1][1].running_mean[0], back.step_params[0][1].running_mean[0])
 
 
 def test_a_file_from_before_beta1_eps_and_gelu_tanh_still_reads(tmp_path):
@@ -227,8 +256,8 @@ def test_unreadable_files_raise_one_clear_error(tmp_path, damage, fragment):
 def test_a_newer_format_version_is_refused(tmp_path):
     path = write_run(tmp_path / "run.h5")
     with h5py.File(path, "r+") as f:
-        f.attrs["format_version"] = 2
-    with pytest.raises(RunFileError, match="format 2, newer than this Init Lab reads"):
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(RunFileError, match=f"format {FORMAT_VERSION + 1}, newer than this Init Lab reads"):
         read_run(path)
 
 

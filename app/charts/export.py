@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import plotly.graph_objects as go
 
-from core.stats import SCALARS, Snapshot
+from core.stats import NORM_SCALARS, SCALARS, Snapshot
 
 RUN_COLUMNS = ("step", "loss", "train_accuracy", "test_accuracy", "layer", *SCALARS)
 
@@ -62,10 +62,12 @@ def figure_csv(fig: go.Figure) -> str:
 
 
 def run_csv(snapshots: list[Snapshot]) -> str:
-    """A run's statistics: one row per recorded step and layer (layers numbered from 1), every scalar statistic."""
-    rows: list[list] = [list(RUN_COLUMNS)]
+    """A run's statistics: one row per recorded step and layer (layers numbered from 1), every scalar statistic
+    (a normalised network's NORM_SCALARS too)."""
+    extra = NORM_SCALARS if snapshots and NORM_SCALARS[0] in snapshots[0].stats else ()
+    rows: list[list] = [[*RUN_COLUMNS, *extra]]
     for snap in snapshots:
         head = [snap.step, _cell(snap.loss), _cell(snap.train_accuracy), _cell(snap.test_accuracy)]
         for i in range(snap.n_layers):
-            rows.append([*head, i + 1, *(_cell(snap.stats[k][i]) for k in SCALARS)])
+            rows.append([*head, i + 1, *(_cell(snap.stats[k][i]) for k in SCALARS + extra)])
     return _text(rows)

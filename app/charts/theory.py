@@ -21,10 +21,12 @@ JACOBIAN_BINS = 40
 JACOBIAN_DECADES = 8  # the histogram shows 8 decades below the largest value; smaller ones pile into the first bin
 
 
-def depth_comparison(predicted: Array, measured: Array, title: str, y_title: str) -> go.Figure:
-    """Measured (solid) and predicted (dashed) per layer, log y: a collapse reads as a straight downward line."""
-    data = [by_layer(plottable(measured), "measured (probe)", dict(color=colour(0), width=2.5)),
-            predicted_by_layer(plottable(predicted), "predicted (mean field)", colour(7))]
+def depth_comparison(predicted: Array | None, measured: Array, title: str, y_title: str) -> go.Figure:
+    """Measured (solid) and predicted (dashed) per layer, log y: a collapse reads as a straight downward line.
+    predicted None: the measurement alone (a setting the theory does not describe)."""
+    data = [by_layer(plottable(measured), "measured (probe)", dict(color=colour(0), width=2.5))]
+    if predicted is not None:
+        data.append(predicted_by_layer(plottable(predicted), "predicted (mean field)", colour(7)))
     return make_figure(data, base_layout(title, xaxis=layer_axis(len(measured)),
                                          yaxis=styled_axis(y_title, type="log", exponentformat="power")))
 

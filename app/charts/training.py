@@ -102,6 +102,10 @@ def layer_figures(snapshots: list[Snapshot], network: Network, step_params, data
                                               f"Histograms of {quantity.upper()} over steps (log 1 + count)",
                                               HEATMAP_QUANTITIES[quantity].split()[-1]),
     }
+    if "gamma_mean" in last.stats:  # a normalised network: its learnt scale per hidden layer (the output has none)
+        out["gamma"] = figures.per_layer_over_steps(t, stack(snapshots, "gamma_mean")[:, :-1],
+                                                    "Mean γ per hidden layer (the norm's learnt scale)", "mean γ",
+                                                    log_y=False)
     kept = params_at(step_params, last.step) if dataset is not None and network.dims[0] == 2 else None
     if kept is not None:
         step, params = kept

@@ -27,7 +27,7 @@ def compare_watcher() -> str:
 def start_compare(config: Config, dataset, limits: Limits) -> None:
     """A new comparison replaces the session's previous one: its runs are left (stopped unless others watch them)."""
     store = run_store()
-    variants = {label: VARIANTS[label].apply(config) for label in kept_value("compare", [])}
+    variants = applicable(config, kept_value("compare", []))
     kept_keys = {run_key(variant, dataset.fingerprint()) for variant in variants.values()}
     for key in set(state.compare_keys.values()) - kept_keys:
         store.detach(key, compare_watcher())
@@ -42,9 +42,21 @@ def start_compare(config: Config, dataset, limits: Limits) -> None:
     state.compare_keys, state.compare_errors = keys, errors
 
 
+def applicable(config: Config, labels) -> dict[str, Config]:
+    """Each chosen variant applied to the sidebar's network, leaving out those it cannot take (a residual variant on
+    unequal widths: Compare says why, below)."""
+    out = {}
+    for label in labels:
+        try:
+            out[label] = VARIANTS[label].apply(config)
+        except ConfigError:
+            continue
+    return out
+
+
 def compare_verdict(config: Config, dataset, limits: Limits, labels: list[str]) -> None:
     """One line per compared initialiser: learns or not, and why (finished runs: their final accuracy)."""
-    verdicts = {label: verdict_of(VARIANTS[label].apply(config), dataset, limits) for label in labels}
+    verdicts = {label: verdict_of(variant, dataset, limits) for label, variant in applicable(config, labels).items()}
     finals = {}
     for label, key in state.compare_keys.items():
         run = run_store().get(key)
@@ -57,14 +69,22 @@ def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
     chosen = kept_value("compare", [])  # the choice of the multiselect below, as it stands
     if chosen:
         compare_verdict(config, dataset, limits, chosen)
-    why("Same data, same network, same seed: only the initialiser changes. " + WHY_INIT)
+    if any(VARIANTS[label].architecture for label in chosen):
+        why("Same data, widths and seed: each line sets the initialiser and the architecture (plain, skips, batch "
+            "norm) its label names. " + WHY_INIT)
+    else:
+        why("Same data, same network, same seed: only the initialiser changes. " + WHY_INIT)
     st.multiselect("Initialisers", list(VARIANTS), key=SessionState.compare.key, **keep("compare", []))
     if not state.compare:
         st.info("Pick at least one initialiser.")
         return
     stds = {}
     for label in state.compare:
-        variant = VARIANTS[label].apply(config)
+        try:
+            variant = VARIANTS[label].apply(config)
+        except ConfigError as e:
+            st.warning(f"{label} does not fit this network: {escape_markdown(e)}")
+            continue
         try:
             stds[label] = probe_of(variant, dataset, limits)[1].stats["a_std"]
         except FloatingPointError as e:

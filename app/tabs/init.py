@@ -39,7 +39,8 @@ def render(config: Config, dataset, limits: Limits) -> None:
     with left:
         verdict_view.render(judged)
     with right:
-        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"]},
+        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"],
+                                     **({"std Z before norm": s["z_pre_std"]} if "z_pre_std" in s else {})},
                                     "Standard deviation against depth", "std", log_y=log_y, predicted=predicted,
                                     zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
               "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
@@ -76,7 +77,9 @@ def render(config: Config, dataset, limits: Limits) -> None:
               help=explain("dZ"))
     left, right = st.columns(2)
     with left:
-        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"]}, "Mean against depth", "mean"),
+        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"],
+                                     **({"mean γ": s["gamma_mean"], "mean β": s["beta_mean"]} if "gamma_mean" in s
+                                        else {})}, "Mean against depth", "mean"),
               "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
     with right:
         chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",

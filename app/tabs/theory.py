@@ -20,7 +20,8 @@ from core.data import Dataset
 from core.limits import Limits
 from core.criticality import NO_FIXED_POINT, Criticality, critical_line, criticality, describe, phase_grid
 from core.meanfield import TheoryError
-from core.theory import compare, jacobian_singular_values
+from core.normtheory import batchnorm_gradient_factor, gradient_growth
+from core.theory import compare, jacobian_singular_values, measure
 
 JACOBIAN_WIDTHS = (32, 64, 128, 256)
 JACOBIAN_MAX_DEPTH = 60  # 60 products of 256 x 256 per input: well under a second
@@ -31,6 +32,11 @@ MAX_SETTINGS = 12  # rows of the order-and-chaos table: a fixed-scale initialise
 @st.cache_data(max_entries=32, show_spinner="Predicting and probing…")
 def _comparison(config_json: str, fingerprint: str, _dataset: Dataset, _limits: Limits):
     return compare(Config.from_json(config_json), _dataset, _limits)
+
+
+@st.cache_data(max_entries=32, show_spinner="Probing…")
+def _measurement(config_json: str, fingerprint: str, _dataset: Dataset, _limits: Limits):
+    return measure(Config.from_json(config_json), _dataset, _limits)
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the phase diagram…")
@@ -61,30 +67,76 @@ def render(config: Config, dataset: Dataset, limits: Limits) -> None:
         result = _comparison(config.to_json(), dataset.fingerprint(), dataset, limits)
     except TheoryError as e:
         st.info(f"No prediction for this setting: {escape_markdown(e)}.")
+        _measured_alone(config, dataset, limits)
         result = None
     except (ConfigError, FloatingPointError) as e:
         st.warning(f"The probe could not run: {escape_markdown(e)}")
         result = None
+    plain = config.norm == "none" and not config.residual
     if result is not None:
-        _depth_charts(result)
-        _phase_section(config, result.prediction)
-    _jacobian_section(config)
+        _depth_charts(result, config)
+        if plain:
+            _phase_section(config, result.prediction)
+    if not plain:
+        st.caption("The phase diagram, the order-and-chaos table and the Jacobian's spectrum describe plain stacks "
+                   "of identical layers; with normalisation or skips they would describe a different network, so "
+                   "they are not drawn. Turn norm and residual off to see them.")
+    else:
+        _jacobian_section(config)
     _why()
 
 
-def _depth_charts(result) -> None:
+def _measured_alone(config: Config, dataset: Dataset, limits: Limits) -> None:
+    """The probe's curves without a dashed prediction, where the theory has none."""
+    try:
+        measured = _measurement(config.to_json(), dataset.fingerprint(), dataset, limits)
+    except (ConfigError, FloatingPointError) as e:
+        st.warning(f"The probe could not run: {escape_markdown(e)}")
+        return
+    left, right = st.columns(2)
+    with left:
+        chart(figures.depth_comparison(None, measured["z_std"], "Std of Z with depth (measured)", "std of Z"),
+              "theory_z_std", "The probe alone: no prediction is drawn for this setting.", csv=False)
+    with right:
+        chart(figures.depth_comparison(None, measured["dz_rms"], "Gradient dZ with depth (measured)", "rms of dZ"),
+              "theory_dz_rms", "The probe alone: no prediction is drawn for this setting.", csv=False)
+
+
+FORWARD_CAPTIONS = {
+    "plain": r"Forward: $q^l = \sigma_{w,l}^2\,\mathbb{E}[\phi(Z^{l-1})^2] + \sigma_b^2$. A straight fall on this "
+             "log axis is a signal shrinking by the same factor at every layer.",
+    "residual": r"Forward with the skip $A^l = A^{l-1} + \alpha\,\phi(Z^l)$: $\mathbb{E}[(A^l)^2] = "
+                r"\mathbb{E}[(A^{l-1})^2] + 2\alpha\,\mathbb{E}[A^{l-1}]\,\mathbb{E}[\phi(Z^l)] + "
+                r"\alpha^2\,\mathbb{E}[\phi(Z^l)^2]$ and $q^l = \sigma_w^2\,\mathbb{E}[(A^{l-1})^2]$ (Yang & "
+                r"Schoenholz 2017). The skip never lets the signal shrink; relu's positive mean makes it grow.",
+    "batch": r"Forward with batch norm: each unit's $Z$ is divided by its own spread over the batch, so its std is "
+             r"1 whatever the weights' scale (less only where that spread is as small as $\epsilon = 10^{-5}$).",
+}
+BACKWARD_CAPTIONS = {
+    "plain": r"Backward: $\mathbb{E}[(dZ^l)^2] = \mathbb{E}[(dZ^{l+1})^2]\; n_{l+1}\,\mathrm{Var}(W^{l+1})\; "
+             r"\mathbb{E}[\phi'(Z^l)^2]$, from the output's $A - Y$.",
+    "residual": r"Backward: the skip adds the gradient from above, $\mathbb{E}[(dA^{l-1})^2] = "
+                r"\mathbb{E}[(dA^l)^2]\,(1 + \alpha^2\sigma_w^2\,\mathbb{E}[\phi'(Z^l)^2])$: it grows towards "
+                "the input, never vanishes.",
+    "batch": r"Backward through batch norm: the weights' scale cancels, and the gradient grows towards the input by "
+             r"$\sqrt{\mathbb{E}[\phi'(u)^2] / \mathrm{Var}\,\phi(u)}$ per layer (Yang et al. 2019).",
+}
+
+
+def _depth_charts(result, config: Config) -> None:
     p = result.prediction
+    kind = "batch" if config.norm == "batch" else "residual" if config.residual else "plain"
     left, right = st.columns(2)
     with left:
         chart(figures.depth_comparison(p.z_std, result.z_std, "Std of Z with depth", "std of Z"), "theory_z_std",
-              r"Forward: $q^l = \sigma_{w,l}^2\,\mathbb{E}[\phi(Z^{l-1})^2] + \sigma_b^2$. A straight fall on this "
-              "log axis is a signal shrinking by the same factor at every layer.", csv=False,
-              help=explain("q", "sigma_w2", "sigma_b2"))
+              FORWARD_CAPTIONS[kind], csv=False, help=explain("q", "sigma_w2", "sigma_b2"))
     with right:
         chart(figures.depth_comparison(p.dz_rms, result.dz_rms, "Gradient dZ with depth", "rms of dZ"),
-              "theory_dz_rms", r"Backward: $\mathbb{E}[(dZ^l)^2] = \mathbb{E}[(dZ^{l+1})^2]\; n_{l+1}\,"
-              r"\mathrm{Var}(W^{l+1})\; \mathbb{E}[\phi'(Z^l)^2]$, from the output's $A - Y$.", csv=False,
-              help=explain("dZ"))
+              "theory_dz_rms", BACKWARD_CAPTIONS[kind], csv=False, help=explain("dZ"))
+    if p.unpredicted:
+        st.caption(f"Dashed line missing: {escape_markdown(p.unpredicted)}.")
+    if kind == "batch":
+        _growth_line(config, p.dz_rms, result.dz_rms)
     st.caption("Dashed: the average over weight draws of what the probe measures (the spread of a layer's values "
                "about their mean). One draw wanders from it, more in deep narrow stacks: the spread of $\\log q$ grows "
                "like depth / width (Hanin & Nica 2019), about 14% at the top of 30 relu layers of 1000 units.")
@@ -93,6 +145,21 @@ def _depth_charts(result) -> None:
         which = f"Layer {narrow[0]} has" if len(narrow) == 1 else f"Layers {', '.join(map(str, narrow))} have"
         st.caption(f"{which} fewer than 10 units: one draw of a narrow layer can sit a factor of 2 away from the "
                    "average.")
+
+
+def _growth_line(config: Config, predicted: np.ndarray, measured: np.ndarray) -> None:
+    """Batch norm's per-layer gradient growth, predicted beside measured, in numbers."""
+    growth_predicted, growth_measured = gradient_growth(predicted), gradient_growth(measured)
+    if not (math.isfinite(growth_predicted) and math.isfinite(growth_measured)):
+        st.caption("With fewer than four layers there is no per-layer growth of the gradient to read off.")
+        return
+    names = list(dict.fromkeys(config.hidden_activations))
+    limits = ", ".join(f"{name} {batchnorm_gradient_factor(name):.4g}" for name in names)
+    st.markdown(f"**Gradient growth per layer towards the input**: predicted ×{growth_predicted:.4g}, measured "
+                f"×{growth_measured:.4g} (geometric mean over the hidden layers below the top one); from the top "
+                f"hidden layer down to layer 1: ×{predicted[0] / predicted[-2]:.3g} predicted, "
+                f"×{measured[0] / measured[-2]:.3g} measured. The large-batch factor of equal-width layers, "
+                f"whatever their weights' scale: {limits}.")
 
 
 def _phase_section(config: Config, prediction) -> None:

@@ -177,12 +177,14 @@ TRAINING_CAPTIONS = {
     "boundary": "Colour is P(class 1). A boundary that follows the classes is learning; one plain colour means "
                 "one class everywhere.",
     "heatmap": "Bright bands that narrow to one row mean the layer's values collapsed to one value.",
+    "gamma": "γ starts at 1 (at 0 for zero-initialised residual branches): the scale each layer learns to give "
+             "its normalised Z.",
 }
 TRAINING_HELP = {name: explain(*terms) for name, terms in {
     "a_std": ("Z, A", "mean-field"), "dw_norm": ("dW norm", "dZ"), "update_ratio": ("update-to-weight ratio",),
     "heatmap": ("Z, A", "dZ"),
 }.items()}
-LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "heatmap"))
+LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "gamma", "heatmap"))
 
 
 def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: bool = False) -> None:
