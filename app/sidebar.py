@@ -250,7 +250,7 @@ def render_norm_and_residual(sb) -> None:
                  help="Normalise every hidden layer's Z before its activation, then scale by γ and shift by β "
                       "(learnt). Batch norm: each unit over the batch (running averages for test accuracy); layer "
                       "norm: each example over its units.")
-    left, right = sb.columns(2)
+    left, right = sb.columns([3, 2], vertical_alignment="bottom")  # the toggle's label needs the wider half
     left.toggle("Residual", key=cfg_key("residual"),
                 help="Hidden layers 2.. add their input: A = A_prev + α·φ(Z). They need the width of layer 1.")
     right.number_input("α", key=cfg_key("residual_scale"), format="%g", step=0.1, min_value=0.0,
