@@ -20,13 +20,13 @@ import streamlit as st  # noqa: E402
 from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
-from app.serving.store import preflight, run_store  # noqa: E402
+from app.serving.store import run_store  # noqa: E402
 from app.state import LESSON_PARAM  # noqa: E402
 from app.tabs import compare, init, lessons, run_file, sweep, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.data import DatasetError, default_data_dir  # noqa: E402
-from core.limits import Limits  # noqa: E402
+from core.limits import Limits, network_within_limits  # noqa: E402
 
 TAB_KEY = "view"
 PAGE_CSS = Path(__file__).with_name("page.css").read_text()
@@ -49,7 +49,7 @@ def main() -> None:
         run_store()  # a malformed $INITLAB_CACHE_* or server cap is reported here as a message, not a traceback
         limits = Limits.from_env()
         dataset = sidebar.resolve_dataset(config)
-        network = preflight(config, dataset, limits)
+        network = network_within_limits(config, dataset, limits)
     except (ConfigError, DatasetError, ValueError) as e:
         st.error(escape_markdown(e))
         return

@@ -66,7 +66,7 @@ def load_config(config: Config) -> None:
 
 def load_depth_width(layers: tuple[int, ...]) -> None:
     """Every depth a config can hold fits the depth field (MAX_DEPTH): one over this server's cap on layers is shown
-    as it is and refused, with the cap, by the same check as any other config (`preflight`)."""
+    as it is and refused, with the cap, by the same check as any other config (`network_within_limits`)."""
     ss[sidebar_key("net_depth")], ss[sidebar_key("net_width")] = len(layers), max(layers)
 
 

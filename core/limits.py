@@ -80,3 +80,11 @@ def check_limits(net: Network, config: Config, m_train: int, m_test: int, limits
             f"this run needs about {need / 2**20:,.0f} MB, over the cap of {limits.max_memory_mb:,} MB; "
             "use a smaller network or batch, or raise the cap (INITLAB_MAX_MEMORY_MB / --max-memory-mb)"
         )
+
+
+def network_within_limits(config: Config, dataset, limits: Limits) -> Network:
+    """The network a config builds on a dataset; ConfigError naming the cap if it is over one. Allocates nothing.
+    The memory estimate is one of the caps: a run that passes fits in a dashboard's worker (app/serving/cluster.py)."""
+    net = Network.from_config(config, dataset.n_features, dataset.output_size)
+    check_limits(net, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
+    return net

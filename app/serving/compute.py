@@ -127,6 +127,19 @@ class FolderDataset:
         return dataset
 
 
+def source_of(config: Config, dataset: Dataset, data_dir: Path | None) -> Dataset | FolderDataset:
+    """What a task is given of its data: a reference to the data folder's dataset when that is what the session
+    uses (the worker loads it), else the arrays themselves (an upload). ``data_dir`` None: always the arrays."""
+    if data_dir is not None:
+        try:
+            named = load_dataset(config.dataset, data_dir, standardize=config.standardize)
+        except DatasetError:  # not a name of the data folder: an upload
+            named = None
+        if named is not None and named.fingerprint() == dataset.fingerprint():
+            return FolderDataset(config.dataset, str(data_dir), config.standardize, dataset.fingerprint())
+    return dataset
+
+
 def probe_key(run_key: str) -> str:
     return f"initlab-probe-{run_key}"
 

@@ -38,9 +38,8 @@ from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
-from core.data import Dataset, DatasetError, default_data_dir, load_dataset
-from core.limits import Limits, check_limits
-from core.network import Network
+from core.data import DatasetError, default_data_dir, load_dataset
+from core.limits import Limits, network_within_limits
 from core.record import RunFileError, partial_path
 from core.run_reader import read_run
 from core.tasks import submit
@@ -59,14 +58,6 @@ LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those 
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
 log = logging.getLogger(__name__)
-
-
-def preflight(config: Config, dataset, limits: Limits) -> Network:
-    """The network a config builds on a dataset; ConfigError naming the cap if it is over one. Allocates nothing.
-    The engine's memory estimate is one of the caps: a run that passes fits in a worker (cluster.py)."""
-    net = Network.from_config(config, dataset.n_features, dataset.output_size)
-    check_limits(net, config, dataset.x_train.shape[1], dataset.x_test.shape[1], limits)
-    return net
 
 
 class RunStore:
@@ -149,7 +140,7 @@ class RunStore:
                 self.client.set_metadata([*compute.control_path(key), "stop"], None)
                 with self._lock:
                     return self._attach(run, watcher, session, kind, instant)
-            network = preflight(config, dataset, limits)
+            network = network_within_limits(config, dataset, limits)
             two_d = dataset.n_features == 2
             recorded = self.cache.load(config, dataset, owner) if self.cache else None
             if recorded is not None:
@@ -185,10 +176,10 @@ class RunStore:
         """`compute.probe_run` of the config, in a worker before every run waiting for one (a page waits for it):
         one task for every session and replica asking at once. ConfigError if it is over a cap, or no worker
         became free in PROBE_SECONDS, or its worker died."""
-        preflight(config, dataset, limits)
+        network_within_limits(config, dataset, limits)
         key = compute.probe_key(run_key(config, dataset.fingerprint()))
         future = submit(self.client, key, PROBE_PRIORITY, compute.probe_run, config,
-                                self._source(config, dataset), limits)
+                                compute.source_of(config, dataset, self.data_dir), limits)
         try:
             return future.result(timeout=PROBE_SECONDS)
         except TimeoutError:
@@ -223,7 +214,7 @@ class RunStore:
                 if self.cache.get(config, dataset, PRESET_OWNER) is not None:
                     continue
                 key = run_key(config, dataset.fingerprint())
-                run = SharedRun(key, config, preflight(config, dataset, Limits.from_env()),
+                run = SharedRun(key, config, network_within_limits(config, dataset, Limits.from_env()),
                                 compute.run_file(self.folder, key), dataset.n_features == 2)
                 # watched "forever" by the presets: a student who watches it too and leaves does not stop it
                 self._submit(run, dataset, Limits.from_env(), PRESET_OWNER, PRESET_PRIORITY, "presets",
@@ -249,22 +240,9 @@ class RunStore:
         if self.cluster is not None and self.cluster.processes:  # our own workers stop with us: so do their files
             cleanup.remove_at_exit(partial_path(run.path))
         run.future = submit(
-            self.client, compute.task_key(run.key), priority, compute.train_run, run.key, run.config, self._source(run.config, dataset), limits, str(self.folder),
+            self.client, compute.task_key(run.key), priority, compute.train_run, run.key, run.config, compute.source_of(run.config, dataset, self.data_dir), limits, str(self.folder),
             self.policy.max_training_seconds, self.unwatched_seconds, cache_dir,
             self.cache.max_bytes if self.cache else 0, owner)
-
-    def _source(self, config: Config, dataset) -> Dataset | compute.FolderDataset:
-        """What the task is given of its data: a reference to the data folder's dataset when that is what the
-        session uses (the worker loads it), else the arrays themselves (an upload)."""
-        if self.data_dir is not None:
-            try:
-                named = load_dataset(config.dataset, self.data_dir, standardize=config.standardize)
-            except DatasetError:  # not a name of the data folder: an upload
-                named = None
-            if named is not None and named.fingerprint() == dataset.fingerprint():
-                return compute.FolderDataset(config.dataset, str(self.data_dir), config.standardize,
-                                             dataset.fingerprint())
-        return dataset
 
     def _watch(self, key: str, replica: str, seen: float | None) -> None:
         """Write this replica's entry in the run's control (compute.py): when its pages last read it, None if gone."""
