@@ -33,6 +33,7 @@ DERIVATIVE_WORK = {
 # float64 arrays of the weight matrix's size an initialiser holds at its peak: the truncated normal its draw,
 # |draw| and a mask; every other initialiser but the orthogonal ones (`_sample_bytes`) draws one array.
 SAMPLE_WORK = {"truncated_normal": 2.25}
+NORM_VECTORS = 12  # (n, 1) arrays a normalised layer keeps: an upper bound (see _layer_extras)
 ORTHOGONAL = ("orthogonal", "lsuv")  # LSUV starts from an orthogonal draw
 COST_WORK = 3  # floats of the output's size the cross-entropy holds at once (log-sum-exp, the targets, a product)
 COUNTERS = 8  # as in core/kernels.py (not imported: that would load numba wherever the estimate is needed)
@@ -175,6 +176,9 @@ def _layer_extras(tally: _Tally, net: Network, i: int, array: int) -> None:
     if net.norm != "none":
         tally.hold(2 * array)
         tally.passing(3 * array)
+        # and the per-unit vectors (batch mean, variance, 1/std, the running statistics' updates, gamma's and
+        # beta's gradients and optimiser state): negligible but for deep narrow networks, counted as float64
+        tally.hold(NORM_VECTORS * net.dims[i + 1] * 8)
     if net.is_block(i):
         tally.hold(array * (2 if net.norm != "none" else 1))  # with a norm one more, found by measuring
         tally.passing(array)

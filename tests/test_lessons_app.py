@@ -25,6 +25,7 @@ PUBLISHED = {
     "04-xavier-vs-he.toml": [(2, (2 ** -14.5, 0.5)), (1.0, (1.0, 0.35))],  # one draw of 100-unit layers wanders
     "05-edge-of-chaos.toml": [(0, None), (2, None), (0.12, None)],
     "06-dynamical-isometry.toml": [(2, None), (0, None), (1.0, (1.0, 0.05)), (2, None)],
+    "07-normalisation-and-residuals.toml": [(0, (1.0, 0.05)), (1, None), (2, None), (1, None)],
 }
 
 

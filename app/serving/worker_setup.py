@@ -20,6 +20,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+import dask
+
 from core.warm import warm_kernels
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
@@ -42,7 +44,9 @@ def tune_allocator() -> bool:
 def warm_in_turn() -> None:
     """warm_kernels, while holding a lock every worker of this machine takes (several workers compiling the same
     kernels at once would each pay the whole cost, on the same cores)."""
-    with open(Path(tempfile.gettempdir()) / "initlab-warm-kernels.lock", "a") as lock:
+    # in Dask's temporary folder: a server's own cluster has one of its own, removed with it (cluster.py)
+    folder = Path(dask.config.get("temporary-directory", None) or tempfile.gettempdir())
+    with open(folder / "initlab-warm-kernels.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         warm_kernels()
 
