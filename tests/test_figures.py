@@ -384,3 +384,11 @@ def test_a_live_chart_turns_each_figure_into_json_once_however_often_a_timer_red
         live_chart.live_chart(fig, "loss", {})
     assert encoded == [first, second]  # a new figure (a new snapshot) is encoded anew
     assert [json.loads(spec)["data"][0]["y"] for spec in sent] == [[1, 2]] * 3 + [[3, 4]] * 2
+
+
+def test_a_log_axis_over_sixty_decades_keeps_at_most_a_few_labels():
+    from app.charts.style import value_axis
+
+    wide = value_axis("std", True, [np.logspace(-65, 10, 51)])
+    narrow = value_axis("std", True, [np.array([0.01, 0.5, 3.0])])
+    assert 75 / wide["dtick"] <= 9 and narrow["dtick"] == 1  # a label every ten decades; every decade when few

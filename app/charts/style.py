@@ -102,7 +102,10 @@ def value_axis(title: str, log_y: bool, values, floor: float | None = None, **ex
         v = np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in values]) if values else np.array([])
         v = v[np.isfinite(v) & (v > 0)]
         if v.size:
-            axis["dtick"] = 1 if v.max() / v.min() > 100 else "D2"
+            decades = math.log10(v.max() / v.min())
+            # a label every power of ten, or every k-th when that would be more than 8 (a 50-layer ×0.01 stack spans
+            # 60 decades: its labels overlapped in a solid column)
+            axis["dtick"] = max(1, math.ceil(decades / 8)) if decades > 2 else "D2"
     return axis
 
 
