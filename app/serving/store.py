@@ -222,9 +222,18 @@ class RunStore:
             except (ConfigError, DatasetError) as e:
                 log.warning("preset run %s not computed in advance: %s", config.dataset, e)
                 continue
+            except Exception as e:  # the scheduler gone (the server stopping): the presets wait for the next start
+                if not self._closed.is_set():
+                    log.warning("the presets' runs stopped before %s: %s", config.dataset, e)
+                return
             with self._lock:
                 run = self._runs.setdefault(key, run)
-            self.wait(key, self.policy.max_training_seconds + PROBE_SECONDS)
+            try:
+                self.wait(key, self.policy.max_training_seconds + PROBE_SECONDS)
+            except Exception as e:  # as above: reading the run's end needs the scheduler
+                if not self._closed.is_set():
+                    log.warning("the presets' runs stopped at %s: %s", config.dataset, e)
+                return
 
     # --- the tasks ----------------------------------------------------------------------------------------------
     def _priority(self, session: str) -> int:
