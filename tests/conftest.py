@@ -76,9 +76,9 @@ def dask_client():
 
 def close_run_store() -> None:
     """Close the server's one run store if a test built it (its client would try to reach a closed cluster)."""
-    from app.serving import store
+    from app.serving import server
 
-    if store._store is not None:
-        store._store.close()
-        store._store.client.close()
-        store._store = None
+    if server._store is not None:
+        server._store.close()
+        server._store.client.close()
+        server._store = None

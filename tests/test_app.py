@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app.serving import store
+from app.serving import server
 from app.glossary import GLOSSARY, explain
 from app.markup import escape_markdown
 from app.presets import presets
@@ -146,7 +146,7 @@ def test_the_depth_field_follows_the_servers_cap_on_layers(monkeypatch):
 def fresh_run_store(monkeypatch):
     """The run store is built once per server process, from $INITLAB_CACHE_*: a test that sets them gets a store of
     its own, built at its first page run, and the tests after it the store from before."""
-    monkeypatch.setattr(store, "_store", None)
+    monkeypatch.setattr(server, "_store", None)
     yield
     close_run_store()
 
