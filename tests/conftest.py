@@ -1,8 +1,10 @@
 """Shared fixtures: the course's data (from ../shared/data, never copied into the repo), small datasets, and an
 in-process Dask cluster for the dashboard's run store."""
 
+import fcntl
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,33 @@ def cat_data():
     if not (SHARED_DATA / "train_catvnoncat.h5").exists():
         pytest.skip(f"the course's cat files are not in {SHARED_DATA}")
     return load_dataset("catvnoncat", SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def seed_question_runs(tmp_path_factory) -> Path | None:
+    """A run cache folder holding the seed question's two Compare runs on the course's cat files (None without
+    them), trained once per test session: the lesson, the browser's Compare tab and the load test all show these
+    runs, and each pair of 2,500-step trainings took 30-90 s of CI under load. The folder is shared by the
+    session's xdist processes; the first to ask trains, the others wait on the lock and find the files."""
+    if not (SHARED_DATA / "train_catvnoncat.h5").exists():
+        return None
+    from tests.load.load_test import warm_up
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "seed-question-runs"
+    folder.mkdir(exist_ok=True)
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        warm_up(folder, SHARED_DATA)
+    return folder
+
+
+def copy_runs(runs: Path | None, cache: Path) -> Path:
+    """``cache`` (created) holding a copy of the run files in ``runs``: each test's server owns its cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for run in runs.glob("*.h5") if runs is not None else ():
+        shutil.copyfile(run, cache / run.name)
+    return cache
 
 
 CODE_SPAN = re.compile(r"(?<![`\\])(`+)(?!`)(.*?)(?<!`)\1(?!`)", re.DOTALL)  # shown as typed: no escape, no link

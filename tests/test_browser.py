@@ -19,6 +19,7 @@ import pytest
 from app.state import to_query
 from core.config import Config
 from tests import serving
+from tests.conftest import copy_runs
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +35,18 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, seed_question_runs):
     port = serving.free_port()
     data_dir = SHARED_DATA if HAS_COURSE_FILES else tmp_path_factory.mktemp("no-course-files")
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    # the seed question's runs are in its cache (the Compare tab replays them, at the pace they were computed);
+    # the other tests' runs are not, so they train
+    cache = copy_runs(seed_question_runs, tmp_path_factory.mktemp("cache"))
     try:
         # two workers, not the default's several a core: the page trains two runs at most, and each worker's
         # start-up would add to CI's time for nothing
         process = serving.start_app(port, log, {**os.environ, "INITLAB_DATA_DIR": str(data_dir),
+                                                "INITLAB_CACHE_DIR": str(cache), "INITLAB_PRECOMPUTE_PRESETS": "0",
                                                 "INITLAB_DASK_WORKERS": "2"},
                                     streamlit=[sys.executable, "-m", "streamlit"])
     except (RuntimeError, TimeoutError) as e:

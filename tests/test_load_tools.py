@@ -10,10 +10,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(not (load_test.SHARED_DATA / "train_catvnoncat.h5").is_file(),
                     reason="the course's cat files are not in ../shared/data")
-def test_protocol_students_reach_the_course_result(capsys):
+def test_protocol_students_reach_the_course_result(capsys, seed_question_runs):
     """Three students without browsers: each picks the seed question, opens Compare, trains, and must receive the
     table with both runs finished and the course's 0.34 and 0.80 in it; the run cache is warm, so none trains."""
-    assert load_test.main(["--protocol", "--sessions", "3", "--warm-only", "--timeout", "120"]) == 0
+    assert load_test.main(["--protocol", "--sessions", "3", "--warm-only", "--timeout", "120",
+                           "--cache-from", str(seed_question_runs)]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
     k, cache, done, failed = row[:4]
     assert (k, cache, done, failed) == ("3", "warm", "3", "0")

@@ -362,6 +362,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sessions", type=int, nargs="+", default=[10, 30], help="values of K (default 10 30)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds one session may take (default 300)")
     parser.add_argument("--warm-only", action="store_true", help="skip the cleared-cache runs")
+    parser.add_argument("--cache-from", type=Path, metavar="DIR",
+                        help="start the warm cache with the run files of this run cache folder (the test suite's "
+                             "seed question runs), so the warm-up trains only what it lacks")
     parser.add_argument("--paced", action="store_true",
                         help="leave 'Replay cached runs instantly' off: cache hits replay at the recorded pace")
     parser.add_argument("--browser-nice", type=int, default=0, metavar="N",
@@ -380,6 +383,10 @@ def main(argv=None) -> int:
     if args.replicas > 1 and not args.protocol:
         parser.error("--replicas needs --protocol: a browser's pages all come from 127.0.0.1, one ip_hash bucket")
     work = Path(tempfile.mkdtemp(prefix="initlab-load-"))
+    if args.cache_from is not None:
+        (work / "cache").mkdir()
+        for run in args.cache_from.glob("*.h5"):
+            shutil.copyfile(run, work / "cache" / run.name)
     print(f"server logs in {work}; data: "
           f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}; "
           f"{'cache hits replay at the recorded pace' if args.paced else INSTANT + ': on (as a teacher would)'}; "
