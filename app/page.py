@@ -1,4 +1,4 @@
-"""Init Lab's dashboard: `streamlit run app/main.py`.
+"""Init Lab's dashboard page, served by app/main.py (`streamlit run app/main.py`).
 
 This script is the page: its header and its tabs. The sidebar (widgets -> one validated config, presets, URL) is
 app/sidebar.py, each tab a `render` in app/tabs/, what the tabs share (charts, session state, cached probes)
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/, not the repository, on the path
+if str(ROOT) not in sys.path:  # Streamlit puts app/, not the repository, on the path
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
@@ -20,7 +20,8 @@ import streamlit as st  # noqa: E402
 from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
-from app.serving.store import preflight, run_store  # noqa: E402
+from app.serving.server import run_store  # noqa: E402
+from app.serving.store import preflight  # noqa: E402
 from app.state import LESSON_PARAM  # noqa: E402
 from app.tabs import compare, init, lessons, run_file, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
