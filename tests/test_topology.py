@@ -53,6 +53,8 @@ def test_two_replicas_behind_nginx_share_the_run_cache(tmp_path):
         for i, port in enumerate(ports):
             servers.append(serving.start_app(port, tmp_path / f"app{i}.log", env))
         servers.append(serving.start_nginx(listen, ports, tmp_path / "nginx"))
+        for port in (*ports, listen):  # each replica, and through nginx: the shared scheduler's worker takes runs
+            serving.wait_for(f"http://127.0.0.1:{port}/ready", b"ready", 60)
         with sync_api.sync_playwright() as p:
             browser = serving.launch_chromium(p)
             try:
