@@ -1,4 +1,5 @@
-"""The Dask cluster that computes the dashboard's runs: an existing one, or one this server starts on first use.
+"""The Dask cluster that computes the dashboard's runs: an existing one, or one this server starts with itself
+(server.py).
 
 ``INITLAB_DASK_SCHEDULER=tcp://HOST:8786`` connects to an existing scheduler, shared by every replica (deploy/): its
 workers must see the run cache folder, so INITLAB_CACHE_DIR is then required. Unset, the server starts its own
