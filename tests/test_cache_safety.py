@@ -300,7 +300,7 @@ def test_sigterm_removes_the_files_being_written(tmp_path, where):
 
 STREAMLIT_APP = textwrap.dedent("""
     import streamlit as st
-    from app.serving.store import run_store
+    from app.serving.server import run_store
     from core.config import Config
     from core.data import load_dataset
     from core.limits import Limits

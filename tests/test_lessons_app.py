@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from app.lessons.model import SHIPPED_DIR, load_lessons
 from tests.conftest import SHARED_DATA, shown_text
 
-APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+APP = str(Path(__file__).resolve().parents[1] / "app" / "page.py")
 LESSONS = {lesson.name: lesson for lesson in load_lessons([SHIPPED_DIR])[0]}
 # Per lesson, per step: the guess a student who knows the literature gives, and the published figure the measured
 # value must match (value, relative tolerance), or None where the lesson has no number to reproduce. The figures

@@ -31,21 +31,20 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
 
-from app.presets import preset_configs
 from app.serving import cleanup, compute
 from app.serving.cache import PRESET_OWNER, RunCache, session_owner
 from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
 from core.config import Config, ConfigError
-from core.data import DatasetError, default_data_dir, load_dataset
+from core.data import DatasetError, load_dataset
 from core.limits import Limits, network_within_limits
 from core.record import RunFileError, partial_path
 from core.run_reader import read_run
 from core.tasks import submit
 from core.sweep import cell_key as run_key  # one key for a config's run, in a sweep or not
 
-__all__ = ["DIVERGED", "FINISHED", "RUNNING", "STOPPED", "Replay", "RunStore", "SharedRun", "run_store"]
+__all__ = ["DIVERGED", "FINISHED", "RUNNING", "STOPPED", "Replay", "RunStore", "SharedRun"]
 
 UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
@@ -53,7 +52,6 @@ BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their ru
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
 PROBE_PRIORITY = 10**6  # a page waits for its probe: before every run
 PROBE_SECONDS = 300  # a page gives up waiting for a free worker after this long, with a message
-PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
 LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
@@ -363,35 +361,3 @@ class RunStore:
             run = self._runs.pop(key)
             if run.path.parent == self.folder:  # files in the disk cache are its own to evict
                 run.path.unlink(missing_ok=True)
-
-
-# --- the one store of a server process ------------------------------------------------------------------------
-_store: RunStore | None = None
-_store_lock = threading.Lock()
-
-
-def run_store() -> RunStore:
-    """This server process's one RunStore, built on first use: it connects to the Dask cluster, or starts one
-    (cluster.py), and reads $INITLAB_CACHE_* and the server's caps; a malformed setting, or a cluster that cannot
-    be reached, raises ConfigError, and the next call tries again. With a disk cache, the presets' missing runs are
-    then computed in the background. Not an st.cache_resource: Streamlit empties those for every session on a
-    "clear caches" request, which any client can send over its WebSocket whatever the page's menu shows, and a
-    second store would lose the runs in progress to their students and start a second cluster beside the first."""
-    global _store
-    with _store_lock:
-        if _store is None:
-            from app.serving import cluster
-
-            cache = RunCache.from_env()
-            policy = ServerLimits.from_env()
-            workers_mb = None if os.environ.get(cluster.SCHEDULER_ENV) else cluster.sizes_from_env()[1]
-            connection, own_folder = cluster.connect()
-            folder = own_folder if cache is None else cache.directory / LIVE_DIR
-            protected = preset_configs(default_data_dir())
-            _store = RunStore(connection.client, folder, cache=cache, policy=policy, protected=protected,
-                              worker_mb=workers_mb, data_dir=default_data_dir())
-            _store.cluster = connection  # held for as long as the store: its processes are stopped at exit
-            if cache is not None and os.environ.get(PRESETS_ENV, "1") != "0":
-                threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
-                                 name="initlab-presets", daemon=True).start()
-        return _store

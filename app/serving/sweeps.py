@@ -157,7 +157,7 @@ def sweep_queue() -> SweepQueue:
     global _queue
     with _queue_lock:
         if _queue is None:
-            from app.serving.store import run_store
+            from app.serving.server import run_store
 
             store = run_store()
             base = store.cache.directory if store.cache is not None else store.folder
