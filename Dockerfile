@@ -43,8 +43,10 @@ EXPOSE 8501
 # PYTHONPATH: the same image runs the Dask scheduler and workers (deploy/compose.yaml), whose tasks import app/core.
 # The engine's kernels are compiled by numba with cache=True; its default cache sits beside the code in /app, which
 # the non-root user cannot write: NUMBA_CACHE_DIR (set above) puts it in /tmp instead, filled at build time.
-# slim has no curl: ask the health endpoint with the standard library.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"
+# Healthy = ready: the server answers and a worker of its Dask cluster (started with the server) can take a run
+# (GET /ready, app/serving/server.py). slim has no curl: ask with the standard library.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/ready', timeout=8).read() != b'ready')"
 
+# app/main.py is the server (an st.App: the page is app/page.py), with its /ready route and its cluster started with it.
 CMD ["streamlit", "run", "app/main.py", "--server.port=8501", "--server.address=0.0.0.0"]

@@ -1,9 +1,9 @@
-"""Init Lab's dashboard: `streamlit run app/main.py`.
+"""Init Lab's server: `streamlit run app/main.py` (Streamlit finds the `st.App` named `app` below and serves it).
 
-This script is the page: its header and its tabs. The sidebar (widgets -> one validated config, presets, URL) is
-app/sidebar.py, each tab a `render` in app/tabs/, what the tabs share (charts, session state, cached probes)
-app/ui.py; the numbers come from the engine (core/), the shared runs from app/serving/, the figures from
-app/charts/.
+The page itself is app/page.py. This file adds what a server needs before any page opens: the run store and its
+Dask cluster start with the server, in the background, so the first student finds the workers warm; GET /ready says
+whether a run could be computed now (app/serving/server.py). Every `streamlit run` flag and .streamlit/config.toml
+option applies as to a plain script.
 """
 
 from __future__ import annotations
@@ -16,63 +16,8 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/, not the 
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
-from app import sidebar  # noqa: E402
-from app.markup import escape_markdown  # noqa: E402
-from app.presets import presets  # noqa: E402
-from app.serving.server import run_store  # noqa: E402
-from app.state import LESSON_PARAM  # noqa: E402
-from app.tabs import compare, init, lessons, run_file, sweep, theory, training  # noqa: E402
-from app.ui import state  # noqa: E402
-from core.config import ConfigError  # noqa: E402
-from core.data import DatasetError, default_data_dir  # noqa: E402
-from core.limits import Limits, network_within_limits  # noqa: E402
+from app.serving.server import READY_PATH, lifespan, readiness  # noqa: E402
 
-TAB_KEY = "view"
-PAGE_CSS = Path(__file__).with_name("page.css").read_text()
-
-
-def main() -> None:
-    st.set_page_config(page_title="Init Lab", page_icon="🧪", layout="wide")
-    st.html(f"<style>{PAGE_CSS}</style>")  # first, so that the page never shows in the default layout
-    sidebar.boot()
-    config = sidebar.render()
-    name, tagline = st.columns([1, 4], vertical_alignment="bottom")  # one row on a screen of any width but a phone's
-    name.title("Init Lab", anchor=False)
-    tagline.caption("Why the initial weights decide whether a deep network learns, layer by layer.")
-    if state.boot_warning:
-        st.warning(escape_markdown(state.boot_warning))
-    if config is None:
-        st.error("Fix the highlighted setting in the sidebar to continue.")
-        return
-    try:
-        run_store()  # a malformed $INITLAB_CACHE_* or server cap is reported here as a message, not a traceback
-        limits = Limits.from_env()
-        dataset = sidebar.resolve_dataset(config)
-        network = network_within_limits(config, dataset, limits)
-    except (ConfigError, DatasetError, ValueError) as e:
-        st.error(escape_markdown(e))
-        return
-    st.markdown(f"**{network}** · {network.n_params:,} parameters · {escape_markdown(dataset.description)}")
-    forward_only = presets(default_data_dir())[state.preset].forward_only
-    views = {
-        "At initialisation": lambda: init.render(config, dataset, limits),
-        "Training": lambda: training.render(config, dataset, limits),
-        "Compare": lambda: compare.render(config, dataset, limits, forward_only),
-        "Run file": run_file.render,
-        "Theory": lambda: theory.render(config, dataset, limits),
-        "Sweep": lambda: sweep.render(config, dataset, limits),
-        "Lessons": lambda: lessons.render(limits),
-    }
-    if LESSON_PARAM in st.query_params and TAB_KEY not in st.session_state:  # a teacher's link to a lesson step
-        st.session_state[TAB_KEY] = "Lessons"
-    # Only the open tab runs (and reaches the browser): a page redraw costs one tab's figures, not five.
-    for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):
-        if tab.open:
-            with tab:
-                view()
-        elif view is views["Lessons"]:
-            lessons.forget_url()
-
-
-main()
+app = st.App(Path(__file__).with_name("page.py"), lifespan=lifespan, routes=[Route(READY_PATH, readiness)])

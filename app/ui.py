@@ -12,8 +12,8 @@ from app.charts import export
 from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
-from app.serving.store import Replay
 from app.serving.server import run_store
+from app.serving.store import Replay
 from app.timing import wait_text
 from core.config import Config
 from core.limits import Limits

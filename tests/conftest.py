@@ -97,17 +97,8 @@ def dask_client():
         cluster = LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None)
     client = Client(cluster)
     yield client
-    close_run_store()
+    from app.serving.server import close_run_store
+
+    close_run_store()  # the store a test built: its client would try to reach the closed cluster
     client.close()
     cluster.close()
-
-
-
-def close_run_store() -> None:
-    """Close the server's one run store if a test built it (its client would try to reach a closed cluster)."""
-    from app.serving import server
-
-    if server._store is not None:
-        server._store.close()
-        server._store.client.close()
-        server._store = None

@@ -14,7 +14,6 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app.serving import server
 from app.glossary import GLOSSARY, explain
 from app.markup import escape_markdown
 from app.presets import presets
@@ -23,9 +22,11 @@ from core.config import Config
 from core.data import load_dataset
 from core.record import RunRecorder, record
 from core.train import Training
-from tests.conftest import CODE_SPAN, SHARED_DATA, close_run_store, shown_text
+from app.serving import server
+from app.serving.server import close_run_store
+from tests.conftest import CODE_SPAN, SHARED_DATA, shown_text
 
-APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+APP = str(Path(__file__).resolve().parents[1] / "app" / "page.py")
 TIMEOUT = 120
 
 

@@ -35,7 +35,13 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, seed_question_runs):
+def server_tmp(tmp_path_factory) -> Path:
+    """The server's temporary folder (TMPDIR): its own Dask cluster's scheduler file lands there."""
+    return tmp_path_factory.mktemp("server-tmp")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, server_tmp, seed_question_runs):
     port = serving.free_port()
     data_dir = SHARED_DATA if HAS_COURSE_FILES else tmp_path_factory.mktemp("no-course-files")
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
@@ -47,7 +53,7 @@ def server(tmp_path_factory, seed_question_runs):
         # start-up would add to CI's time for nothing
         process = serving.start_app(port, log, {**os.environ, "INITLAB_DATA_DIR": str(data_dir),
                                                 "INITLAB_CACHE_DIR": str(cache), "INITLAB_PRECOMPUTE_PRESETS": "0",
-                                                "INITLAB_DASK_WORKERS": "2"},
+                                                "INITLAB_DASK_WORKERS": "2", "TMPDIR": str(server_tmp)},
                                     streamlit=[sys.executable, "-m", "streamlit"])
     except (RuntimeError, TimeoutError) as e:
         pytest.fail(f"streamlit did not come up ({e}):\n{log.read_text()[-2000:]}")
@@ -83,6 +89,12 @@ def shot(page, name: str) -> None:
 
 def no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_server_starts_its_cluster_before_any_page_opens(server, server_tmp):
+    """First in this file: no page has been opened. The server is ready (a worker can take a run) all the same."""
+    serving.wait_for(f"{server}/ready", b"ready", 120)
+    assert len(list(server_tmp.glob("initlab-dask-*/scheduler.json"))) == 1
 
 
 def test_the_page_loads_with_the_initialisation_charts(server, browser):
@@ -309,3 +321,8 @@ def test_a_phone_neither_scrolls_sideways_nor_hides_chart_titles_under_the_toolb
     assert checked >= 3, "the charts' toolbars and titles were drawn"
     no_exception(page)
     page.close()
+
+
+def test_the_pages_used_the_cluster_the_server_started(server, server_tmp):
+    """Last in this file: every page above computed on the one cluster started with the server, none started another."""
+    assert len(list(server_tmp.glob("initlab-dask-*/scheduler.json"))) == 1

@@ -34,7 +34,7 @@ from tests.conftest import shown_text
 from tests.sandbox_jobs import crash_job, greedy_job, sleep_job, spin_job
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "app" / "main.py")
+APP = str(REPO / "app" / "page.py")
 SECRET_TOKEN = os.urandom(12).hex()  # random per run: it cannot appear in a message unless it was read
 SECRET = f"cookie_secret={SECRET_TOKEN};PASSWORD=hunter2-{SECRET_TOKEN}".encode()
 M, N = 6, len(SECRET) // 6  # a course-layout train_set_x made of the secret's bytes

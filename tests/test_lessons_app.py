@@ -11,9 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.lessons.model import SHIPPED_DIR, load_lessons
-from tests.conftest import SHARED_DATA, close_run_store, copy_runs, shown_text
+from app.serving.server import close_run_store
+from tests.conftest import SHARED_DATA, copy_runs, shown_text
 
-APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+APP = str(Path(__file__).resolve().parents[1] / "app" / "page.py")
 LESSONS = {lesson.name: lesson for lesson in load_lessons([SHIPPED_DIR])[0]}
 # Per lesson, per step: the guess a student who knows the literature gives, and the published figure the measured
 # value must match (value, relative tolerance), or None where the lesson has no number to reproduce. The figures

@@ -46,6 +46,7 @@ def test_two_replicas_behind_nginx_share_the_run_cache(tmp_path):
     shared = cluster.start_local(workers=1, memory_mb=1024, folder=tmp_path)
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(tmp_path / "no-course-data"),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "INITLAB_PRECOMPUTE_PRESETS": "0",
+           "INITLAB_MAX_MEMORY_MB": "512",  # within the worker's 1024 MB, or the replicas are never ready
            cluster.SCHEDULER_ENV: shared.client.scheduler.address}
     env.pop("PYTHONPATH", None)
     ports, listen, servers = [serving.free_port(), serving.free_port()], serving.free_port(), []
@@ -53,6 +54,8 @@ def test_two_replicas_behind_nginx_share_the_run_cache(tmp_path):
         for i, port in enumerate(ports):
             servers.append(serving.start_app(port, tmp_path / f"app{i}.log", env))
         servers.append(serving.start_nginx(listen, ports, tmp_path / "nginx"))
+        for port in (*ports, listen):  # each replica, and through nginx: the shared scheduler's worker takes runs
+            serving.wait_for(f"http://127.0.0.1:{port}/ready", b"ready", 60)
         with sync_api.sync_playwright() as p:
             browser = serving.launch_chromium(p)
             try:

@@ -1,4 +1,5 @@
-"""The Dask cluster that computes the dashboard's runs: an existing one, or one this server starts on first use.
+"""The Dask cluster that computes the dashboard's runs: an existing one, or one this server starts with itself
+(server.py).
 
 ``INITLAB_DASK_SCHEDULER=tcp://HOST:8786`` connects to an existing scheduler, shared by every replica (deploy/): its
 workers must see the run cache folder, so INITLAB_CACHE_DIR is then required. Unset, the server starts its own
@@ -38,7 +39,11 @@ MEMORY_SHARE = 0.8  # of the machine's memory, for the workers at their limits (
 # sent ahead to a busy worker.
 SCHEDULER_SETTINGS = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
                       "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
-START_SECONDS = 60.0  # for the scheduler file to appear and the workers to connect (a busy machine is slow)
+START_SECONDS = 60.0  # for the scheduler file to appear and a client to connect (a busy machine is slow)
+# for the first worker, which joins once it has compiled the engine's kernels (worker_setup.py): with an empty
+# compiled-kernel cache on a busy 2-core machine, over a minute; also the workers' --death-timeout, which bounds their
+# start as well as their wait for a lost scheduler
+WORKER_START_SECONDS = 180.0
 
 
 @dataclass
@@ -118,13 +123,14 @@ def start_local(workers: int, memory_mb: int, folder: Path) -> Cluster:
             processes.append(subprocess.Popen(
                 [dask_command(), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", str(workers),
                  "--nthreads", "1", "--memory-limit", str(memory_mb * 2**20), "--host", "127.0.0.1",
-                 "--no-dashboard", "--death-timeout", "60", "--preload", "app.serving.worker_setup"],
+                 "--no-dashboard", "--death-timeout", str(int(WORKER_START_SECONDS)),  # its start, compiling, included
+                 "--preload", "app.serving.worker_setup"],
                 stdout=log, stderr=subprocess.STDOUT, **common))
         client = Client(scheduler_file=str(scheduler_file), timeout=START_SECONDS)
-        client.wait_for_workers(1, timeout=START_SECONDS)  # the first page needs one; the others join as they start
+        client.wait_for_workers(1, timeout=WORKER_START_SECONDS)  # the first page needs one; others join as they start
     except Exception:
         stop_processes(processes)
-        raise ConfigError("this server's compute workers did not start within a minute; reload the page in a "
+        raise ConfigError("this server's compute workers did not start within three minutes; reload the page in a "
                           "minute (whoever runs the server: the workers' log is in its temporary folder)") from None
     except BaseException:  # interrupted: stop what was started, and go on stopping
         stop_processes(processes)

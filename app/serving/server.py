@@ -1,15 +1,40 @@
-"""This server process's one run store (store.py), built on first use."""
+"""This server process's one run store, started with the server rather than by its first page, and its readiness.
+
+`streamlit run app/main.py` serves app/main.py's `st.App`, whose `lifespan` calls `start_in_background` as the
+server starts: the run store connects to $INITLAB_DASK_SCHEDULER, or starts this server's own Dask cluster (its
+workers compile the engine's kernels as they start: app/serving/worker_setup.py), in a thread, so the web server and
+its health route answer at once and the first student finds the workers warm. A start that fails is logged, and the
+first page tries again and shows the message (`run_store` raises it there). At shutdown the store is closed and the
+cluster this server started is stopped, before the interpreter's exit (cleanup.py's exit hook then has nothing left
+to stop).
+
+`readiness` answers GET /ready: 200 "ready" when a run started now could be computed (the store is up and one of its
+cluster's workers has the memory a run may need: app/serving/ready.py), else 503 with the reason in one line.
+Streamlit's /_stcore/health only says that the web server answers.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import threading
+import time
+from contextlib import asynccontextmanager
 
 from app.presets import preset_configs
+from app.serving import cleanup, ready
 from app.serving.cache import RunCache
 from app.serving.limits import ServerLimits
-from app.serving.store import LIVE_DIR, PRESETS_ENV, RunStore
+from app.serving.store import LIVE_DIR, RunStore
+from core.config import ConfigError
 from core.data import default_data_dir
+
+READY_PATH = "/ready"  # outside Streamlit's reserved /_stcore/, /media/, /component/, /static/
+READY_REUSE_SECONDS = 2.0  # a readiness answer serves every probe in this long: a flood of probes is one check
+PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
+
+log = logging.getLogger(__name__)
 
 _store: RunStore | None = None
 _store_lock = threading.Lock()
@@ -40,3 +65,83 @@ def run_store() -> RunStore:
                 threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
                                  name="initlab-presets", daemon=True).start()
         return _store
+
+
+def close_run_store() -> None:
+    """Close the store, if one was built, and its client (the next `run_store` builds a new one)."""
+    global _store
+    with _store_lock:  # waits for a start in progress: what it starts is then closed, not left running
+        store, _store = _store, None
+    if store is not None:
+        store.close()
+        store.client.close()
+
+
+class _Start:
+    """The start of the run store in a background thread, and how it went (for the readiness route)."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.failure: str | None = None
+
+    def begin(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="initlab-start", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            run_store()
+        except ConfigError as e:
+            self.failure = str(e)
+            log.warning("the run store did not start with the server (the first page tries again): %s", e)
+        except Exception:
+            self.failure = "the compute cluster did not start (the server's log says why)"
+            log.exception("the run store did not start with the server (the first page tries again)")
+
+    def problem(self) -> str | None:
+        """Why no run can be computed now, or None if one can."""
+        store = _store
+        if store is None:
+            if self.thread is not None and self.thread.is_alive():
+                return "the server is starting its compute cluster"
+            return self.failure or "the server has not started its compute cluster"
+        return ready.problem(store.client.scheduler.address)
+
+
+_start = _Start()
+_answer: tuple[float, str | None] = (-float("inf"), None)  # (when, the reason) of the last readiness check
+_answer_lock = threading.Lock()
+
+
+def start_in_background() -> None:
+    _start.begin()
+
+
+def not_ready_reason() -> str | None:
+    """`_Start.problem`, checked at most once every READY_REUSE_SECONDS (probes in between get its answer)."""
+    global _answer
+    with _answer_lock:
+        checked, reason = _answer
+        if time.monotonic() - checked >= READY_REUSE_SECONDS:
+            reason = _start.problem()
+            _answer = (time.monotonic(), reason)
+        return reason
+
+
+async def readiness(request):
+    from starlette.responses import PlainTextResponse
+
+    reason = await asyncio.to_thread(not_ready_reason)  # a check waits up to seconds on the scheduler
+    if reason is None:
+        return PlainTextResponse("ready")
+    return PlainTextResponse(f"not ready: {reason}", status_code=503)
+
+
+@asynccontextmanager
+async def lifespan(app):
+    """For `st.App`: the run store starts as the server starts; at shutdown it closes, and the cluster this server
+    started stops (with the files registered for removal at exit: the exit hook then finds nothing to do twice)."""
+    start_in_background()
+    yield
+    await asyncio.to_thread(close_run_store)
+    await asyncio.to_thread(cleanup.remove_registered)

@@ -52,7 +52,6 @@ BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their ru
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
 PROBE_PRIORITY = 10**6  # a page waits for its probe: before every run
 PROBE_SECONDS = 300  # a page gives up waiting for a free worker after this long, with a message
-PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
 LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
 

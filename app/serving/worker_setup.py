@@ -1,8 +1,11 @@
 """Loaded by every Dask worker as it starts (``dask worker --preload app.serving.worker_setup``).
 
-- The engine's kernels are compiled (or loaded from numba's on-disk cache) in the background, so that a fresh
-  worker's first run does not wait for them (about 6 s of compiling with an empty cache on a 2-core machine); one
-  worker of the machine at a time, so that with an empty cache the first compiles and the others load its work.
+- The engine's kernels are compiled (or loaded from numba's on-disk cache) before the worker joins its scheduler,
+  so that no run is sent to a worker still compiling (about 6 s of compiling with an empty cache on a 2-core
+  machine): a run there waited for the compiler's lock, and the compiling thread, holding the GIL, stalled the
+  worker's event loop for seconds (a new server's first chart took 73 s at load 12). In a thread the worker's event
+  loop awaits, so it goes on answering its nanny. One worker of the machine at a time, so that with an empty cache
+  the first compiles and the others load its work; a server waits for its first worker (cluster.py).
 - glibc's allocator gets back the thresholds it would reach by itself: Dask's nanny sets MALLOC_TRIM_THRESHOLD_
   (to hand freed memory back to the system), which also switches off glibc's adaptive mmap threshold, so every
   array of a step over 128 KB is mapped and zero-filled anew each step (measured on the seed question: 15-30% more
@@ -12,12 +15,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import fcntl
 import logging
 import tempfile
-import threading
 from pathlib import Path
 
 import dask
@@ -51,7 +54,7 @@ def warm_in_turn() -> None:
         warm_kernels()
 
 
-def dask_setup(worker) -> None:
+async def dask_setup(worker) -> None:
     if not tune_allocator():
         log.info("no glibc mallopt here: the allocator keeps Dask's settings")
-    threading.Thread(target=warm_in_turn, name="warm-kernels", daemon=True).start()
+    await asyncio.to_thread(warm_in_turn)

@@ -11,8 +11,8 @@ from app.charts.training import loss_curves, steps, thin
 from app.markup import escape_markdown
 from app.presets import VARIANTS
 from app.timing import duration
-from app.serving.store import FINISHED, RUNNING, run_key
 from app.serving.server import run_store
+from app.serving.store import FINISHED, RUNNING, run_key
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
                    loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
 from core.config import Config, ConfigError

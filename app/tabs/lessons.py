@@ -19,8 +19,8 @@ from app.lessons.evaluate import jacobian_spectrum, measured, order_and_chaos, p
 from app.lessons.model import CHARTS, Lesson, Step, lesson_folders, load_lessons
 from app.lessons.summary import summary_html
 from app.markup import escape_markdown, lesson_markdown
-from app.serving.store import DIVERGED, STOPPED
 from app.serving.server import run_store
+from app.serving.store import DIVERGED, STOPPED
 from app.state import LESSON_PARAM, STEP_PARAM, compact_layers
 from app.ui import MAX_POINTS, Slot, chart, state
 from core.config import Config, ConfigError

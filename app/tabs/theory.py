@@ -1,6 +1,6 @@
 """The Theory tab: what mean-field theory predicts for the chosen network, beside what the probe measures.
 
-`render(config, dataset, limits)` draws everything; app/main.py calls it inside its Theory tab. The numbers come
+`render(config, dataset, limits)` draws everything; app/page.py calls it inside its Theory tab. The numbers come
 from core/theory.py, the figures from app/charts/theory.py; expensive results are cached across sessions.
 """
 

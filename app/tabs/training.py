@@ -11,8 +11,8 @@ from app.charts import export
 from app.charts.training import HEATMAP_QUANTITIES, layer_figures, progress_figures
 from app.glossary import explain
 from app.markup import escape_markdown
-from app.serving.store import DIVERGED, FINISHED, RUNNING
 from app.serving.server import run_store
+from app.serving.store import DIVERGED, FINISHED, RUNNING
 from app.timing import duration
 from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, kept_value, loss_log_toggle, prediction_of, run_wait,
                    state, theory_toggle, verdict_of, why)

@@ -1,0 +1,72 @@
+"""The server's GET /ready against a shared Dask scheduler (as deploy/compose.yaml runs it): a real `dask scheduler`,
+a `dask worker` started and the scheduler stopped while one `streamlit run app/main.py` answers. The server starting
+its own cluster before any page opens is checked in tests/test_browser.py, whose server is that one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from app.serving import cluster
+from tests import serving
+
+pytestmark = pytest.mark.slow
+
+
+def answer(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, type(e).__name__
+
+
+def answers(url: str, expected: tuple[int, str], timeout: float) -> tuple[int, str]:
+    """Poll ``url`` until it answers ``expected`` (status, start of the body); the last answer."""
+    end = time.monotonic() + timeout
+    while True:
+        status, body = answer(url)
+        if (status == expected[0] and body.startswith(expected[1])) or time.monotonic() > end:
+            return status, body
+        time.sleep(0.25)
+
+
+def test_ready_answers_503_with_the_reason_until_a_worker_can_take_a_run(tmp_path):
+    env = {**os.environ, **cluster.worker_environment(tmp_path)}
+    common = dict(cwd=serving.ROOT, env=env, stdin=subprocess.DEVNULL)
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = serving.start([cluster.dask_command(), "scheduler", "--scheduler-file", str(scheduler_file),
+                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard"], tmp_path / "scheduler.log",
+                              cwd=serving.ROOT, env=env)
+    worker = app = None
+    try:
+        cluster.wait_for_file(scheduler_file, scheduler)
+        address = json.loads(scheduler_file.read_text())["address"]
+        port = serving.free_port()
+        app = serving.start_app(port, tmp_path / "app.log", {
+            **os.environ, cluster.SCHEDULER_ENV: address, "INITLAB_CACHE_DIR": str(tmp_path / "cache"),
+            "INITLAB_PRECOMPUTE_PRESETS": "0", "INITLAB_MAX_MEMORY_MB": "256"})
+        ready = f"http://127.0.0.1:{port}/ready"
+        status, body = answers(ready, (503, "not ready: the Dask scheduler has no worker"), 60)
+        assert (status, body) == (503, "not ready: the Dask scheduler has no worker"), body
+        worker = subprocess.Popen([cluster.dask_command(), "worker", address, "--nworkers", "1", "--nthreads", "1",
+                                   "--memory-limit", "512MiB", "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT, start_new_session=True, **common)
+        assert answers(ready, (200, "ready"), 60) == (200, "ready")
+        serving.stop(scheduler)
+        status, body = answers(ready, (503, "not ready: the Dask scheduler cannot be reached"), 60)
+        assert status == 503 and body.startswith("not ready: the Dask scheduler cannot be reached"), body
+        assert "\n" not in body.strip() and address.split("//")[1] not in body  # one line, no server address
+        assert answer(f"http://127.0.0.1:{port}/_stcore/health") == (200, "ok")  # liveness: the web server answers
+    finally:
+        for process in (app, worker, scheduler):
+            if process is not None:
+                serving.stop(process)
