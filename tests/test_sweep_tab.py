@@ -104,8 +104,8 @@ def test_a_picked_cell_shows_its_curve_and_a_link_that_opens_the_training_tab(tm
     curve = next(c for c in chart_specs(at) if c["layout"]["title"]["text"].startswith("Loss while training"))
     assert "σ_w² = 2.5, depth 5" in curve["layout"]["title"]["text"]
     assert decode(curve["data"][0]["y"]) == [0.7, 0.65, 0.61]
-    picked = [t for t in heatmap(at)["data"] if t.get("marker", {}).get("symbol") == "square-open"]
-    assert [(decode(t["x"]), decode(t["y"])) for t in picked] == [([2.5], [5])]  # the heatmap outlines it
+    [outline] = heatmap(at)["layout"]["shapes"]  # the heatmap outlines it: cells meet halfway between centres
+    assert (outline["x0"], outline["x1"], outline["y0"], outline["y1"]) == (1.75, 3.25, 3.5, 6.5)
     [link] = at.get("link_button")
     query = dict(parse_qsl(urlsplit(link.proto.url).query))
     opened = AppTest.from_file(at._script_path, default_timeout=at.default_timeout)
@@ -127,6 +127,8 @@ def test_the_heatmaps_click_layer_has_one_point_at_each_cells_centre():
     spec = SweepSpec(Config(dataset="circles"), (0.5, 1.25, 4.0), (3, 9), 4, 0.05)
     results = {(1, 2): loss_figures(0.8, [0.5, 0.3])}
     figure = sweep_heatmap(spec, results, [0.5, 4.0], [30.0, 12.0], 1.7, picked=(1, 2)).to_plotly_json()
+    [outline] = figure["layout"]["shapes"]  # the picked cell's edges: halfway to its neighbours, as wide at the edge
+    assert [outline[k] for k in ("x0", "x1", "y0", "y1")] == [2.625, 5.375, 6.0, 12.0]
     [layer] = [t for t in figure["data"] if t["name"] == CELLS_TRACE]
     centres = list(zip(np.asarray(layer["x"]).tolist(), np.asarray(layer["y"]).tolist()))
     assert sorted(centres) == sorted((s, d) for s in spec.sigma_w2 for d in spec.depths)

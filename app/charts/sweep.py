@@ -64,17 +64,27 @@ def sweep_heatmap(spec: SweepSpec, results: dict, theory_sigma_w2: Sequence[floa
                  "name": CELLS_TRACE, "showlegend": False, "customdata": text.ravel(), "marker": invisible,
                  "selected": dict(marker=dict(opacity=0)), "unselected": dict(marker=dict(opacity=0)),
                  "hovertemplate": "σ_w² %{x:.3g}, depth %{y}<br>%{customdata}<extra></extra>"})
-    if picked is not None:
+    x_edges, outline = cell_edges(x), []
+    if picked is not None:  # the cell shown below the chart, outlined along the heatmap's own cell edges
         row, column = picked
-        data.append({"type": "scatter", "x": [x[column]], "y": [y[row]], "mode": "markers", "name": "shown below",
-                     "showlegend": False, "hoverinfo": "skip", "unselected": dict(marker=dict(opacity=1)),
-                     "marker": dict(symbol="square-open", size=26, color=PICKED_COLOUR, line=dict(width=3))})
-    pad_x = 0.5 * (x[1] - x[0]) if len(x) > 1 else 0.5
+        y_edges = cell_edges(y)
+        outline = [dict(type="rect", x0=x_edges[column], x1=x_edges[column + 1], y0=y_edges[row],
+                        y1=y_edges[row + 1], line=dict(color=PICKED_COLOUR, width=4), layer="above")]
     layout = base_layout("Train accuracy after training, per (σ_w², depth)", height=460,
-                         xaxis=styled_axis("σ_w² = n_in · Var(W)", range=[min(x) - pad_x, max(x) + pad_x]),
+                         xaxis=styled_axis("σ_w² = n_in · Var(W)", range=[x_edges[0], x_edges[-1]]),
                          yaxis=styled_axis("depth (hidden layers)", range=[0, top]), uirevision="sweep",
-                         clickmode="event+select", hovermode="closest", hoverdistance=-1)
+                         clickmode="event+select", hovermode="closest", hoverdistance=-1, shapes=outline)
     return make_figure(data, layout)
+
+
+def cell_edges(centres: Sequence[float]) -> list[float]:
+    """Where plotly draws a heatmap's cells: halfway between centres, the outer ones as wide as their neighbour (one
+    centre: a cell of width 1)."""
+    c = np.asarray(centres, float)
+    if len(c) == 1:
+        return [c[0] - 0.5, c[0] + 0.5]
+    middles = (c[:-1] + c[1:]) / 2
+    return [c[0] - (middles[0] - c[0]), *middles, c[-1] + (c[-1] - middles[-1])]
 
 
 def clicked_cell(spec: SweepSpec, selection: dict | None) -> tuple[int, int] | None:
