@@ -19,9 +19,10 @@ import streamlit as st
 from app.charts.sweep import cell_loss_curve, clicked_cell, sweep_heatmap, theory_axis
 from app.markup import code, escape_markdown, with_file_names_as_code
 from app.replay import CUSTOM_PRESET
+from app.serving.cache import session_owner
 from app.serving.sweeps import QUEUED, RUNNING, STOPPED, ServerSweep, sweep_queue
 from app.state import TAB_PARAM, TRAINING_TAB, to_query
-from app.ui import PLOT_CONFIG, Slot
+from app.ui import PLOT_CONFIG, Slot, state
 from core.activations import ACTIVATIONS
 from core.config import ConfigError
 from core.limits import Limits
@@ -98,7 +99,7 @@ def grid_form(config, dataset, limits: Limits, caps: SweepLimits) -> SweepSpec |
 
 def run(spec: SweepSpec, dataset) -> None:
     try:
-        sweep_state.key = sweep_queue().submit(spec, dataset).key
+        sweep_state.key = sweep_queue().submit(spec, dataset, session_owner(state.session_id)).key
         sweep_state.uploaded, sweep_state.error = None, None
     except ConfigError as e:
         sweep_state.error = str(e)
