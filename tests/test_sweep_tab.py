@@ -121,6 +121,15 @@ def test_a_picked_cell_shows_its_curve_and_a_link_that_opens_the_training_tab(tm
     shared.run()
     assert shared.session_state["view"] == "At initialisation"
     assert shared.session_state.config == spec.cell_config(1, 1)
+    at.selectbox(key="sweep_cell").set_value(None).run()
+    at.session_state["sweep_waiting_cell"] = (0, 1)  # as a click on a cell not computed yet leaves it (a browser's)
+    at.run()
+    assert any("σ_w² = 2.5, depth 2 is not computed yet" in c.value for c in at.caption)
+    assert not [c for c in chart_specs(at) if c["layout"]["title"]["text"].startswith("Loss while training")]
+    write_sweep(path, SweepResults(spec, "circles", "f" * 16, 2, {**results, (0, 1): loss_figures(0.7, [0.6, 0.3])}))
+    at.file_uploader(key="sweep_upload").upload("sweep.h5", path.read_bytes(), "application/x-hdf5").run()
+    curve = next(c for c in chart_specs(at) if c["layout"]["title"]["text"].startswith("Loss while training"))
+    assert "σ_w² = 2.5, depth 2" in curve["layout"]["title"]["text"]  # shown once it is in
 
 
 def test_the_heatmaps_click_layer_has_one_point_at_each_cells_centre():

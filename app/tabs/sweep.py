@@ -45,6 +45,7 @@ class SweepState:
     uploaded_name: Slot[str | None] = Slot(key="sweep_uploaded_name")
     upload_error: Slot[str | None] = Slot(key="sweep_upload_error")
     error: Slot[str | None] = Slot(key="sweep_error")
+    waiting: Slot[tuple[int, int] | None] = Slot(key="sweep_waiting_cell")  # clicked before computed: shown once it is
 
 
 sweep_state = SweepState()
@@ -100,7 +101,7 @@ def grid_form(config, dataset, limits: Limits, caps: SweepLimits) -> SweepSpec |
 def run(spec: SweepSpec, dataset) -> None:
     try:
         sweep_state.key = sweep_queue().submit(spec, dataset, session_owner(state.session_id)).key
-        sweep_state.uploaded, sweep_state.error = None, None
+        sweep_state.uploaded, sweep_state.error, sweep_state.waiting = None, None, None
     except ConfigError as e:
         sweep_state.error = str(e)
 
@@ -133,10 +134,10 @@ def cell_name(spec: SweepSpec, cell: tuple[int, int]) -> str:
 
 
 def take_click(spec: SweepSpec) -> None:
-    """A click on the heatmap picks its cell: the picker shows it (one not computed yet is said so below)."""
+    """A click on the heatmap picks its cell: the picker shows it (one not computed yet once it is: `cell_picker`)."""
     cell = clicked_cell(spec, st.session_state.get(HEATMAP_KEY))
     if cell is not None:
-        st.session_state[CELL_KEY] = cell
+        st.session_state[CELL_KEY], sweep_state.waiting = cell, None
 
 
 def cell_picker(spec: SweepSpec, results: dict) -> tuple[int, int] | None:
@@ -145,11 +146,19 @@ def cell_picker(spec: SweepSpec, results: dict) -> tuple[int, int] | None:
     wanted = st.session_state.get(CELL_KEY)
     if wanted is not None and wanted not in computed:  # clicked before it was computed, or a cell of another grid
         st.session_state[CELL_KEY] = None
-        if isinstance(wanted, tuple) and wanted in set(spec.cells()):
-            st.caption(f"{cell_name(spec, wanted)} is not computed yet: click it again once it has its colour.")
+        sweep_state.waiting = wanted if wanted in set(spec.cells()) else None
+    waiting = sweep_state.waiting
+    if waiting is not None and waiting in results:  # the clicked cell is in: show it
+        st.session_state[CELL_KEY], sweep_state.waiting = waiting, None
+    elif waiting is not None:
+        st.caption(f"{cell_name(spec, waiting)} is not computed yet: it shows here as soon as it is.")
     return st.selectbox("Cell", computed, index=None, key=CELL_KEY, format_func=lambda c: cell_name(spec, c),
-                        placeholder="Click a cell in the heatmap, or choose one here",
+                        placeholder="Click a cell in the heatmap, or choose one here", on_change=forget_waiting,
                         help="Its loss curve and a link that trains it in the Training tab.")
+
+
+def forget_waiting() -> None:
+    sweep_state.waiting = None
 
 
 def training_link(config) -> str:
