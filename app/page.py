@@ -21,14 +21,14 @@ from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
 from app.serving.server import run_store  # noqa: E402
-from app.state import LESSON_PARAM  # noqa: E402
+from app.state import LESSON_PARAM, TAB_PARAM, TRAINING_TAB  # noqa: E402
 from app.tabs import compare, init, lessons, run_file, sweep, theory, training  # noqa: E402
 from app.ui import state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.data import DatasetError, default_data_dir  # noqa: E402
 from core.limits import Limits, network_within_limits  # noqa: E402
 
-TAB_KEY = "view"
+TAB_KEY = TAB_PARAM  # the open tab, in session state and in the URL
 PAGE_CSS = Path(__file__).with_name("page.css").read_text()
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     forward_only = presets(default_data_dir())[state.preset].forward_only
     views = {
         "At initialisation": lambda: init.render(config, dataset, limits),
-        "Training": lambda: training.render(config, dataset, limits),
+        TRAINING_TAB: lambda: training.render(config, dataset, limits),
         "Compare": lambda: compare.render(config, dataset, limits, forward_only),
         "Run file": run_file.render,
         "Theory": lambda: theory.render(config, dataset, limits),
@@ -67,7 +67,7 @@ def main() -> None:
     if LESSON_PARAM in st.query_params and TAB_KEY not in st.session_state:  # a teacher's link to a lesson step
         st.session_state[TAB_KEY] = "Lessons"
     # Only the open tab runs (and reaches the browser): a page redraw costs one tab's figures, not five.
-    for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun"), views.values()):
+    for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun", bind="query-params"), views.values()):
         if tab.open:
             with tab:
                 view()

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app.markup import escape_markdown, with_file_names_as_code
 from app.presets import presets
-from app.state import (EDITABLE, LESSON_PARAM, STEP_PARAM, compact_layers, config_from_widgets, from_query,
+from app.state import (EDITABLE, PAGE_PARAMS, compact_layers, config_from_widgets, from_query,
                        to_query, versioned, widget_key, widget_values)
 from app.ui import SessionState, set_kept, state
 from core.activations import ACTIVATIONS
@@ -233,11 +233,19 @@ def render() -> Config | None:
                         f"Your own network now: the {preset.name} preset's note no longer applies (pick the preset "
                         "again to go back to it).")
     state.config = config
-    query = to_query(config, state.preset) | {k: v for k, v in st.query_params.to_dict().items()
-                                                if k in (LESSON_PARAM, STEP_PARAM)}  # the Lessons tab's
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
+    show_in_url(to_query(config, state.preset))
     return config
+
+
+def show_in_url(query: dict[str, str]) -> None:
+    """The URL's config parameters made ``query``'s, one by one: the page's place (the tab, which Streamlit owns once
+    the tabs are drawn, and the lesson step) stays as it is."""
+    current = st.query_params.to_dict()
+    for name in current.keys() - query.keys() - set(PAGE_PARAMS):
+        del st.query_params[name]
+    changed = {name: value for name, value in query.items() if current.get(name) != value}
+    if changed:
+        st.query_params.update(changed)
 
 
 NORM_LABELS = {"none": "none", "batch": "batch norm", "layer": "layer norm"}

@@ -15,6 +15,10 @@ EDITABLE = ("dataset", "standardize", "layers", "activation", "init", "init_scal
             "batch_size", "record_every", "dtype", "norm", "residual", "residual_scale", "zero_init_residual")
 PRESET_PARAM = "preset"
 LESSON_PARAM, STEP_PARAM = "lesson", "step"  # the Lessons tab's place (?lesson=2&step=3): not config settings
+# The open tab (?view=Training): st.tabs is bound to it (key = TAB_PARAM, value = the tab's label), so a link opens on
+# its tab. Not a config setting; Streamlit owns it (a bound parameter cannot be set through st.query_params).
+TAB_PARAM, TRAINING_TAB = "view", "Training"
+PAGE_PARAMS = (LESSON_PARAM, STEP_PARAM, TAB_PARAM)  # the URL's parameters that say where on the page, not what runs
 
 
 def versioned(name: str, generation: int = 0) -> str:
@@ -59,7 +63,7 @@ def to_query(config: Config, preset: str) -> dict[str, str]:
 
 def from_query(params: Mapping[str, str], preset_names) -> tuple[Config | None, str, str | None]:
     """(config or None when the URL holds none, preset, warning). A malformed URL gives defaults and a warning."""
-    params = {k: v for k, v in params.items() if k not in (LESSON_PARAM, STEP_PARAM)}
+    params = {k: v for k, v in params.items() if k not in PAGE_PARAMS}
     preset = params.pop(PRESET_PARAM, DEFAULT_PRESET)
     if preset not in preset_names:
         return None, DEFAULT_PRESET, f"The link names an unknown preset {preset[:40]!r}; showing the defaults."

@@ -323,6 +323,50 @@ def test_a_phone_neither_scrolls_sideways_nor_hides_chart_titles_under_the_toolb
     page.close()
 
 
+CELL_CENTRE_JS = """([x, y]) => {  // a heatmap cell's centre on the screen, through plotly's own axes
+    const plot = document.querySelector('.st-key-sweep_heatmap .js-plotly-plot');
+    const layout = plot._fullLayout, box = plot.getBoundingClientRect();
+    return [box.left + layout._size.l + layout.xaxis.l2p(x), box.top + layout._size.t + layout.yaxis.l2p(y)];
+}"""
+
+
+def test_a_click_on_a_sweep_cell_shows_its_curve_and_its_link_opens_the_training_tab(server, browser, tmp_path):
+    """A link opens on the tab it names (?view=Sweep); a click near, not on, a cell's centre picks that cell."""
+    from core.sweep import SweepSpec
+    from core.sweep_file import SweepResults, write_sweep
+
+    spec = SweepSpec(Config(dataset="circles", iterations=30), (1.0, 2.0, 3.0), (2, 4, 6), 4, 0.05)
+    results = {(row, column): {"train_accuracy": 0.5 + 0.1 * column, "test_accuracy": 0.5, "diverged": False,
+                               "loss": 0.5 / (row + 1), "message": None, "steps": [0, 10, 20], "seconds": 0.1,
+                               "losses": [0.7, 0.6, 0.5 / (row + 1)]} for row, column in spec.cells()}
+    write_sweep(tmp_path / "sweep.h5", SweepResults(spec, "circles", "f" * 16, 2, results))
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(server + "/?" + urlencode({"view": "Sweep"}))
+    page.locator('.st-key-sweep_upload input[type=file]').wait_for(state="attached", timeout=120_000)
+    assert page.get_by_role("tab", name="Sweep").get_attribute("aria-selected") == "true"
+    page.locator('.st-key-sweep_upload input[type=file]').set_input_files(str(tmp_path / "sweep.h5"))
+    page.locator(".st-key-sweep_heatmap .js-plotly-plot .heatmaplayer").wait_for(timeout=30_000)
+    serving.wait_until_idle(page)
+    x, y = page.evaluate(CELL_CENTRE_JS, [2.0, 4])
+    page.mouse.click(x + 25, y - 15)  # inside the cell, off its centre
+    page.get_by_text("Loss while training, σ_w² = 2, depth 4").wait_for(timeout=30_000)
+    serving.wait_until_idle(page)
+    no_exception(page)
+    page.screenshot(path=str(tmp_path / "sweep-cell.png"), full_page=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "06-sweep-cell.png"), full_page=True)
+    link = page.get_by_role("link", name="Open in the Training tab").get_attribute("href")
+    training = browser.new_page(viewport=VIEWPORT)
+    training.goto(server + "/" + link if link.startswith("?") else link)
+    training.get_by_role("tab", name="Training").wait_for(timeout=60_000)
+    serving.wait_until_idle(training, 120_000)
+    assert training.get_by_role("tab", name="Training").get_attribute("aria-selected") == "true"
+    assert training.get_by_test_id("stTabs").get_by_role("button", name="Start").count() == 1
+    no_exception(training)
+    training.close()
+    page.close()
+
+
 def test_the_pages_used_the_cluster_the_server_started(server, server_tmp):
     """Last in this file: every page above computed on the one cluster started with the server, none started another."""
     assert len(list(server_tmp.glob("initlab-dask-*/scheduler.json"))) == 1

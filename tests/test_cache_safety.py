@@ -134,6 +134,47 @@ def test_temporary_files_count_in_the_cap(tmp_path, circles):
     assert cache.evict() == [cache.path(small(seed=1), circles)]
 
 
+def disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_sweeps_cells_count_in_the_cap_and_evict_as_runs_do_while_the_sweep_keeps_them(tmp_path, circles,
+                                                                                           dask_client):
+    from app.serving.sweeps import DONE, SweepQueue
+    from core.limits import Limits
+    from core.sweep import SweepSpec, cell_key, train_cell
+
+    spec = SweepSpec(Config(dataset="circles", iterations=20), (1.0, 2.0), (1, 2), 4, 0.05)  # 4 cells
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    train_cell(spec.cell_config(1, 0), circles, Limits(), str(probe))  # a cell's two files, to size the cap
+    cell = disk_bytes(probe)
+    cache = RunCache(tmp_path / "cache")
+    preset, bobs = small(seed=100), small(seed=200, iterations=10, layers=(2,))
+    list(cache.record(Training(preset, circles), owner=PRESET_OWNER))
+    list(cache.record(Training(bobs, circles), owner=session_owner("bob")))
+    bob = cache.path(bobs, circles).stat().st_size
+    assert bob <= 2.5 * cell  # so bob is within his share of the room below, and alice is over hers
+    cache.max_bytes = disk_bytes(cache.directory) + int(2.5 * cell)  # room for 2.5 of alice's 4 cells
+    queue = SweepQueue(lambda: dask_client, cache.sweep_cells, Limits(), cache)
+    sweep = queue.submit(spec, circles, session_owner("alice"))
+    end = time.monotonic() + 120
+    while not sweep.ended and time.monotonic() < end:
+        time.sleep(0.05)
+    assert sweep.status == DONE and sorted(sweep.results) == sorted(spec.cells())  # all kept, in memory
+    assert disk_bytes(cache.directory) <= cache.max_bytes
+    assert cache.get(preset, circles) is not None and cache.get(bobs, circles) is not None
+    keys = [cell_key(spec.cell_config(row, column), circles.fingerprint()) for row, column in spec.cells()]
+    kept = [key for key in keys if (cache.sweep_cells / f"{key}.json").exists()]
+    assert 1 <= len(kept) < len(keys)  # alice's oldest cells went, her last stayed
+    for key in set(keys) - set(kept):  # an evicted cell leaves neither its run nor its tag behind
+        assert not (cache.sweep_cells / f"{key}.h5").exists() and not list(cache.owners.glob(f"{key}.*"))
+    assert all((cache.owners / f"{key}.{session_owner('alice')}").exists() for key in kept)
+    (cache.sweep_cells / f"{keys[0]}.h5.partial").write_bytes(b"\0" * cache.max_bytes)  # a worker's cell, writing
+    cache.evict()
+    assert not list(cache.sweep_cells.glob("*.json")) and cache.get(preset, circles) is not None
+
+
 def test_the_store_tags_presets_runs_and_each_sessions(tmp_path, circles, dask_client):
     from app.serving.store import FINISHED, RunStore
     from core.limits import Limits

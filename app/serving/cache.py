@@ -31,10 +31,16 @@ least recently used first (`get` touches an entry's modification time). So one s
 older ones, never another session's within its share. An untagged entry (written before tags, or by the CLI)
 counts as one more owner.
 
+The sweeps' cells (core/sweep.py) live in ``sweep-cells/``: each ``<key>.json`` (its figures, what a sweep reads
+back) beside ``<key>.h5`` (its run), one entry of both files' size, counted, tagged and evicted with the runs
+(`admit_cell`). A sweep holds its finished cells' figures in memory and in its sweep file, so an evicted cell costs
+only a later sweep's training it again. Cells being written there (``.partial`` runs, ``.*.tmp`` figures) count as
+temporary files.
+
 Temporary files a stopped process was writing are removed: on SIGTERM or exit by the process itself
 (app/serving/cleanup.py),
-and at start and at each eviction, any in ``.tmp/`` unchanged for ABANDONED_SECONDS (a live writer flushes its file
-every second or so).
+and at start and at each eviction, any in ``.tmp/`` (or a cell's in ``sweep-cells/``) unchanged for ABANDONED_SECONDS
+(a live writer flushes its file every second or so).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ import numpy as np
 
 from app.serving import cleanup
 from core.config import Config
-from core.record import FORMAT_VERSION, RecordedRun, RunFileError, partial_path, record
+from core.record import FORMAT_VERSION, PARTIAL_SUFFIX, RecordedRun, RunFileError, partial_path, record
 from core.run_reader import read_run
 from core.stats import Snapshot
 from core.train import Training
@@ -64,6 +70,7 @@ DEFAULT_MAX_MB = 1024
 TMP_DIR = ".tmp"
 OWNERS_DIR = ".owners"
 PRESET_OWNER = "preset"  # the owner tag of runs a preset trains: never evicted
+SWEEP_CELLS_DIR = "sweep-cells"  # the sweeps' cells: <key>.json and <key>.h5 (see the module)
 # A temporary file unchanged this long belongs to a writer that was killed: a live one flushes it every second or so.
 ABANDONED_SECONDS = 60.0
 
@@ -121,6 +128,7 @@ class RunCache:
         self.max_bytes = int(max_bytes)
         self.tmp = _real_folder(self.directory / TMP_DIR)
         self.owners = _real_folder(self.directory / OWNERS_DIR)
+        self.sweep_cells = _real_folder(self.directory / SWEEP_CELLS_DIR)
         self.remove_abandoned()  # what a killed process left
 
     @classmethod
@@ -253,8 +261,9 @@ class RunCache:
         """Stored runs, least recently used first."""
         return [path for path, _ in self._sized_entries()]
 
-    def _sized_entries(self) -> list[tuple[Path, int]]:
-        """(entry, size in bytes), least recently used first: regular files only."""
+    def _sized_entries(self, with_cells: bool = False) -> list[tuple[Path, int]]:
+        """(entry, size in bytes), least recently used first: the runs (regular files only), and the sweep cells
+        if ``with_cells``."""
         stats = []
         for path in self.directory.glob("*.h5"):
             try:
@@ -263,11 +272,47 @@ class RunCache:
                 continue
             if stat.S_ISREG(st.st_mode):
                 stats.append((st.st_mtime, path.name, path, st.st_size))
+        if with_cells:
+            stats += self._cells()
         return [(path, size) for _, _, path, size in sorted(stats)]
+
+    def admit_cell(self, key: str, owners, new: bool = True) -> Path:
+        """A sweep's cell in `sweep_cells` as an entry: touched as recently used and tagged as each of ``owners``';
+        one ``new`` (just written by a worker) has room made for it, and is kept. Returns the entry."""
+        entry = self.sweep_cells / f"{key}.json"
+        try:
+            os.utime(entry)
+        except FileNotFoundError:  # evicted by another process a moment ago: the sweep holds its figures
+            return entry
+        for owner in owners:
+            self.tag(entry, owner)
+        if new:
+            self.evict(keep=entry)
+        return entry
+
+    def _cells(self) -> list[tuple[float, str, Path, int]]:
+        """(last used, key, a sweep cell's figures' path, bytes of its figures and run file) per cell."""
+        cells: dict[str, tuple[float, int]] = {}
+        for path in self.sweep_cells.iterdir():
+            if path.suffix not in (".json", ".h5") or path.name.startswith("."):
+                continue  # a cell being written (see _writing)
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                used, size = cells.get(path.stem, (0.0, 0))
+                cells[path.stem] = (max(used, st.st_mtime), size + st.st_size)
+        return [(used, key, self.sweep_cells / f"{key}.json", size) for key, (used, size) in cells.items()]
+
+    def _writing(self) -> list[Path]:
+        """Files being written: the runs' in ``.tmp/``, the sweep cells' beside their entries."""
+        return [*self.tmp.iterdir(), *(path for path in self.sweep_cells.iterdir()
+                                       if path.name.startswith(".") or path.name.endswith(PARTIAL_SUFFIX))]
 
     def _tmp_bytes(self) -> int:
         total = 0
-        for path in self.tmp.iterdir():
+        for path in self._writing():
             try:
                 total += path.lstat().st_size
             except FileNotFoundError:
@@ -277,7 +322,7 @@ class RunCache:
     def remove_abandoned(self) -> list[Path]:
         """Remove temporary files of killed writers: unchanged for ABANDONED_SECONDS (see the module). Returns them."""
         now, removed = time.time(), []
-        for path in self.tmp.iterdir():
+        for path in self._writing():
             try:
                 if now - path.lstat().st_mtime <= ABANDONED_SECONDS:
                     continue
@@ -295,7 +340,7 @@ class RunCache:
         for tag in self.owners.iterdir():  # before the entries: a tag is written after its entry
             key, _, owner = tag.name.partition(".")
             tags.setdefault(key, set()).add(owner)
-        sized = self._sized_entries()
+        sized = self._sized_entries(with_cells=True)
         present = {path.stem for path, _ in sized}
         for key in tags.keys() - present:  # entries another process removed
             self._untag(key)
@@ -318,6 +363,8 @@ class RunCache:
             shared.remove(victim)
             path, size, _ = victim
             _remove(path)
+            if path.parent == self.sweep_cells:
+                _remove(path.with_suffix(".h5"))  # the cell's run beside its figures
             self._untag(path.stem)
             total -= size
             removed.append(path)

@@ -4,8 +4,10 @@ A sweep is a few hundred trainings: a classroom server runs one at a time and qu
 its position). A sweep asked again while it is queued, running or still held here (the same grid, base settings
 and dataset) is the same sweep: a class opening it sees it fill, or whole. Its cells are cached in the run cache's
 folder when there is one (INITLAB_CACHE_DIR, which a remote cluster's workers share), else in this server's own
-folder: a cell trained before, by any sweep, is not trained again. Stop cancels the cells not started. No Streamlit
-here: the tab (app/tabs/sweep.py) reads a `ServerSweep` on every tick.
+temporary folder: a cell trained before, by any sweep, is not trained again. In the run cache they are entries like
+the runs, of the sessions that asked for the sweep, and evicted as the runs are (app/serving/cache.py): each cell a
+worker finishes has room made for it. Stop cancels the cells not started. No Streamlit here: the tab
+(app/tabs/sweep.py) reads a `ServerSweep` on every tick.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.serving.cache import SWEEP_CELLS_DIR, RunCache
 from core.limits import Limits
-from core.sweep import SweepRun, SweepSpec
+from core.sweep import SweepRun, SweepSpec, cell_key
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
-CELLS_DIR = "sweep-cells"
 KEEP_ENDED = 8  # ended sweeps held for the pages that show them; a sweep file keeps them for good
 # A sweep's cells wait behind every student's own runs and probes (store.py: priorities -1, -2, ... and 10**6),
 # ahead of the presets' background runs: a class's sweep never holds up a student's Start.
@@ -41,6 +43,7 @@ class ServerSweep:
     run: SweepRun | None = None  # while and after it runs: its results, its clock
     stop_asked: bool = False
     done_at: float | None = None
+    owners: set = field(default_factory=set)  # who asked for it (run cache owner tags): its cells count as theirs
 
     @property
     def results(self) -> dict:
@@ -62,11 +65,13 @@ def sweep_key(spec: SweepSpec, fingerprint: str) -> str:
 
 @dataclass
 class SweepQueue:
-    """The sweeps of one server: `client()` gives the Dask client (the run store's), ``cache`` the cells' folder."""
+    """The sweeps of one server: `client()` gives the Dask client (the run store's), ``cache`` the cells' folder:
+    ``run_cache``'s `sweep_cells` if there is one, whose eviction they then take part in."""
 
     client: object  # a callable returning the distributed.Client
     cache: Path
     limits: Limits = field(default_factory=Limits)
+    run_cache: RunCache | None = None
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -75,13 +80,23 @@ class SweepQueue:
         self._wake = threading.Event()
         threading.Thread(target=self._serve, name="initlab-sweeps", daemon=True).start()
 
-    def submit(self, spec: SweepSpec, dataset) -> ServerSweep:
+    def submit(self, spec: SweepSpec, dataset, owner: str | None = None) -> ServerSweep:
+        """The sweep of this grid on this dataset, queued unless it is queued, running or done; ``owner`` (a run cache
+        owner tag) counts its cells as theirs too."""
         key = sweep_key(spec, dataset.fingerprint())
+        owners = {owner} - {None}
         with self._lock:
             found = self._sweeps.get(key)
             if found is not None and not (found.status == STOPPED or found.status == FAILED):
-                return found
-            sweep = self._sweeps[key] = ServerSweep(key, spec, dataset)
+                found.owners |= owners
+                cells = list(found.results)
+            else:
+                found = None
+        if found is not None:
+            self._admit(found, cells, owners, new=False)
+            return found
+        with self._lock:
+            sweep = self._sweeps[key] = ServerSweep(key, spec, dataset, owners=owners)
             self._sweeps.move_to_end(key)
             self._queue.append(key)
             self._forget_ended()
@@ -131,11 +146,16 @@ class SweepQueue:
             run = SweepRun(sweep.spec, sweep.dataset, None, self.cache, self.limits, priority=SWEEP_PRIORITY)
             missing = run.find_cached()
             sweep.run = run
+            with self._lock:
+                owners = set(sweep.owners)
+            self._admit(sweep, list(run.results), owners, new=False)
             if missing:
                 run.client = self.client()
                 run.submit(missing)
-            for _ in run.completed():
-                pass
+            trained = {(row, column) for row, column, _ in missing}
+            for row, column, _ in run.completed():
+                if (row, column) in trained:  # a worker wrote it just now: room is made for it
+                    self._admit(sweep, [(row, column)], owners, new=True)
             sweep.status = STOPPED if sweep.stop_asked else DONE
             if sweep.stop_asked:
                 sweep.message = f"stopped with {len(run.results)} of {run.total} cells done"
@@ -146,6 +166,15 @@ class SweepQueue:
                              "try again; cells already trained are kept.")
         finally:
             sweep.done_at = time.monotonic()
+
+
+    def _admit(self, sweep: ServerSweep, cells: list, owners: set, new: bool) -> None:
+        """The sweep's cells as run cache entries of ``owners`` (see RunCache.admit_cell); nothing without a cache."""
+        if self.run_cache is None:
+            return
+        fingerprint = sweep.dataset.fingerprint()
+        for row, column in cells:
+            self.run_cache.admit_cell(cell_key(sweep.spec.cell_config(row, column), fingerprint), owners, new)
 
 
 _queue: SweepQueue | None = None
@@ -160,6 +189,6 @@ def sweep_queue() -> SweepQueue:
             from app.serving.server import run_store
 
             store = run_store()
-            base = store.cache.directory if store.cache is not None else store.folder
-            _queue = SweepQueue(lambda: run_store().client, Path(base) / CELLS_DIR, Limits.from_env())
+            cells = store.cache.sweep_cells if store.cache is not None else Path(store.folder) / SWEEP_CELLS_DIR
+            _queue = SweepQueue(lambda: run_store().client, cells, Limits.from_env(), store.cache)
         return _queue

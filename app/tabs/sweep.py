@@ -16,12 +16,13 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from app.charts.sweep import cell_loss_curve, sweep_heatmap, theory_axis
+from app.charts.sweep import cell_loss_curve, clicked_cell, sweep_heatmap, theory_axis
 from app.markup import code, escape_markdown, with_file_names_as_code
 from app.replay import CUSTOM_PRESET
+from app.serving.cache import session_owner
 from app.serving.sweeps import QUEUED, RUNNING, STOPPED, ServerSweep, sweep_queue
-from app.state import to_query
-from app.ui import PLOT_CONFIG, Slot
+from app.state import TAB_PARAM, TRAINING_TAB, to_query
+from app.ui import PLOT_CONFIG, Slot, state
 from core.activations import ACTIVATIONS
 from core.config import ConfigError
 from core.limits import Limits
@@ -32,6 +33,7 @@ from core.sweep_file import SweepResults, read_uploaded_sweep, write_sweep
 
 TICK_SECONDS = 1.0  # how often a running sweep's page reads it
 HEATMAP_KEY = "sweep_heatmap"
+CELL_KEY = "sweep_cell"  # the cell picker: what a click on the heatmap sets, or a keyboard's choice
 
 
 class SweepState:
@@ -43,6 +45,7 @@ class SweepState:
     uploaded_name: Slot[str | None] = Slot(key="sweep_uploaded_name")
     upload_error: Slot[str | None] = Slot(key="sweep_upload_error")
     error: Slot[str | None] = Slot(key="sweep_error")
+    waiting: Slot[tuple[int, int] | None] = Slot(key="sweep_waiting_cell")  # clicked before computed: shown once it is
 
 
 sweep_state = SweepState()
@@ -97,8 +100,8 @@ def grid_form(config, dataset, limits: Limits, caps: SweepLimits) -> SweepSpec |
 
 def run(spec: SweepSpec, dataset) -> None:
     try:
-        sweep_state.key = sweep_queue().submit(spec, dataset).key
-        sweep_state.uploaded, sweep_state.error = None, None
+        sweep_state.key = sweep_queue().submit(spec, dataset, session_owner(state.session_id)).key
+        sweep_state.uploaded, sweep_state.error, sweep_state.waiting = None, None, None
     except ConfigError as e:
         sweep_state.error = str(e)
 
@@ -125,25 +128,50 @@ def status_line(sweep: ServerSweep) -> None:
         (st.warning if sweep.status == STOPPED else st.error)(escape_markdown(sweep.message))
 
 
-def selected_cell(spec: SweepSpec) -> tuple[int, int] | None:
-    selection = st.session_state.get(HEATMAP_KEY)
-    points = selection.get("selection", {}).get("points", []) if selection else []
-    for point in points:
-        if point.get("x") in spec.sigma_w2 and point.get("y") in spec.depths:
-            return spec.depths.index(point["y"]), spec.sigma_w2.index(point["x"])
-    return None
+def cell_name(spec: SweepSpec, cell: tuple[int, int]) -> str:
+    row, column = cell
+    return f"σ_w² = {spec.sigma_w2[column]:g}, depth {spec.depths[row]}"
+
+
+def take_click(spec: SweepSpec) -> None:
+    """A click on the heatmap picks its cell: the picker shows it (one not computed yet once it is: `cell_picker`)."""
+    cell = clicked_cell(spec, st.session_state.get(HEATMAP_KEY))
+    if cell is not None:
+        st.session_state[CELL_KEY], sweep_state.waiting = cell, None
+
+
+def cell_picker(spec: SweepSpec, results: dict) -> tuple[int, int] | None:
+    """The picked cell, from a click on the heatmap or the picker's list of computed cells (keyboard friendly)."""
+    computed = sorted(results)
+    wanted = st.session_state.get(CELL_KEY)
+    if wanted is not None and wanted not in computed:  # clicked before it was computed, or a cell of another grid
+        st.session_state[CELL_KEY] = None
+        sweep_state.waiting = wanted if wanted in set(spec.cells()) else None
+    waiting = sweep_state.waiting
+    if waiting is not None and waiting in results:  # the clicked cell is in: show it
+        st.session_state[CELL_KEY], sweep_state.waiting = waiting, None
+    elif waiting is not None:
+        st.caption(f"{cell_name(spec, waiting)} is not computed yet: it shows here as soon as it is.")
+    return st.selectbox("Cell", computed, index=None, key=CELL_KEY, format_func=lambda c: cell_name(spec, c),
+                        placeholder="Click a cell in the heatmap, or choose one here", on_change=forget_waiting,
+                        help="Its loss curve and a link that trains it in the Training tab.")
+
+
+def forget_waiting() -> None:
+    sweep_state.waiting = None
+
+
+def training_link(config) -> str:
+    """A link to a new page with ``config`` in the sidebar and the Training tab open."""
+    return "?" + urlencode(to_query(config, CUSTOM_PRESET) | {TAB_PARAM: TRAINING_TAB})
 
 
 def show_cell(spec: SweepSpec, results: dict, cell: tuple[int, int] | None) -> None:
     if cell is None:
-        st.caption("Click a cell for its loss curve and a link to train it in the Training tab.")
         return
     row, column = cell
-    figures = results.get(cell)
-    title = f"σ_w² = {spec.sigma_w2[column]:g}, depth {spec.depths[row]}"
-    if figures is None:
-        st.caption(f"{title}: not computed yet.")
-        return
+    figures = results[cell]
+    title = cell_name(spec, cell)
     st.plotly_chart(cell_loss_curve(figures, f"Loss while training, {title}"), key="sweep_cell_curve",
                     config=PLOT_CONFIG, theme=None)
     outcome = "diverged" if figures["diverged"] else (
@@ -151,8 +179,7 @@ def show_cell(spec: SweepSpec, results: dict, cell: tuple[int, int] | None) -> N
         f"loss {figures['loss']:.4g}")
     left, right = st.columns([3, 2], vertical_alignment="center")
     left.caption(f"{title}: {outcome}.")
-    right.link_button("Open in the Training tab ↗", "?" + urlencode(to_query(spec.cell_config(row, column),
-                                                                              CUSTOM_PRESET)),
+    right.link_button("Open in the Training tab ↗", training_link(spec.cell_config(row, column)),
                       help="A new page with this cell's settings in the sidebar: press Start in its Training tab.")
 
 
@@ -172,15 +199,17 @@ def theory_table(spec: SweepSpec, results: dict, classes: int) -> None:
 
 def show(spec: SweepSpec, results: dict, classes: int, live: bool) -> None:
     axis = theory_axis(spec)
+    picked = st.session_state.get(CELL_KEY)
+    picked = picked if picked in results else None
     figure = sweep_heatmap(spec, results, axis, trainable_depths(spec.base.activation, axis, spec.sigma_b2),
-                           critical_sigma_w2(spec.base.activation, spec.sigma_b2))
-    st.plotly_chart(figure, key=HEATMAP_KEY, config=PLOT_CONFIG, theme=None, on_select="rerun",
+                           critical_sigma_w2(spec.base.activation, spec.sigma_b2), picked)
+    st.plotly_chart(figure, key=HEATMAP_KEY, config=PLOT_CONFIG, theme=None, on_select=lambda: take_click(spec),
                     selection_mode="points")
     st.caption("Each cell is one network trained from scratch: bright cells learned, dark ones did not. The dashed "
                "curve is 6 ξ_c, the depth to which the mean-field theory says signals (and so training) get through; "
                "the dotted line is the edge of chaos χ₁ = 1, where ξ_c is infinite." +
                (" Cells appear as they finish." if live else ""))
-    show_cell(spec, results, selected_cell(spec))
+    show_cell(spec, results, cell_picker(spec, results))
     theory_table(spec, results, classes)
 
 
