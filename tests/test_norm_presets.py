@@ -4,7 +4,6 @@ comparison from the probe's figures, the Theory tab draws a prediction only wher
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 
@@ -14,7 +13,8 @@ from core.config import Config
 from core.data import default_data_dir, load_dataset
 from core.train import probe
 from core.verdict import number
-from tests.test_app import chart_specs, decode, no_course_files, no_errors, open_tab, start  # noqa: F401 (autouse)
+from tests.test_app import (chart_specs, decode, no_course_files, no_errors, open_tab, start,  # noqa: F401 (autouse)
+                            wait_until_both_finished)
 
 PLAIN_VS = "50 layers: plain vs residual vs batch norm"
 DEEP_RESIDUAL = "100-layer residual, α = 1 vs 1/√L vs zero-init"
@@ -93,13 +93,7 @@ def test_seed_question_with_batch_norm_trains_both_initialisers_to_the_end():
     query = to_query(presets()[SEED_BN].config.replace(iterations=30, record_every=10), SEED_BN)
     at = open_tab(start(query), "Compare")
     at.button(key="train_all").click().run()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        rows = at.table[0].value if at.table else None
-        if rows is not None and list(rows["status"]).count("finished") == 2:
-            break
-        time.sleep(0.3)
-        at.run()
+    wait_until_both_finished(at)
     no_errors(at)
     table = at.table[0].value
     assert list(table["initialiser"]) == ["normal ×0.01", "course_sqrt"] and list(table["step"]) == ["30", "30"]
