@@ -3,11 +3,17 @@
 Runs `python -m core train ... --iterations 10 --json` in turns, cold (NUMBA_CACHE_DIR a new empty folder) and warm
 (the same folder again), and prints the run's own `seconds` and the command's wall time, side by side, medians over
 the repeats, and its CPU seconds (what a busy machine's load changes least); the difference of the CPU seconds is
-what compiling costs the first run (target: at most 2 s on a quiet machine). The CLI compiles or loads its kernels
+what compiling costs the first run (target: at most 2 s). BLAS runs one thread unless --threads says otherwise:
+OpenBLAS's idle workers spin, and on a busy machine their CPU seconds (several per run, varying by run) buried the
+compilation's (one run of this script put an older tree's compilation at 0.42 CPU-s, less than a third
+of the smaller one that followed it). The CLI compiles or loads its kernels
 before it starts the clock of its `seconds`, so that figure differs little. Then the
 time `core.warm.warm_kernels` takes with an empty cache: what a server's start or the image's build pays.
+With --baseline, another checkout of the repository (an older commit: `git archive <commit> | tar -x -C DIR`) is
+measured in the same turns, so that a change's before and after meet the same load.
 
     python tests/benchmarks/bench_cold_start.py [--data-dir ../shared/data] [--repeats 3] [--dtype float64]
+                                                [--threads 1] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -38,12 +44,21 @@ def cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(argv: list[str], cache: str) -> tuple[float, float, float]:
-    """(the run's own seconds, the command's wall seconds, its CPU seconds) with numba's cache in ``cache``."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(REPO)}
+def environment(tree: Path, cache: str, threads: int) -> dict[str, str]:
+    return {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(tree), "OPENBLAS_NUM_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def timed(argv: list[str], env: dict[str, str], tree: Path) -> tuple[float, float, float]:
+    """(the run's own seconds, the command's wall seconds, its CPU seconds) of the code in ``tree``."""
     started, cpu = time.perf_counter(), cpu_of_children()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tree, check=True)
     return json.loads(done.stdout)["seconds"], time.perf_counter() - started, cpu_of_children() - cpu
+
+
+def warm_kernels_seconds(tree: Path, env: dict[str, str]) -> float:
+    warm_up = [sys.executable, "-c", "from core.warm import warm_kernels; print(warm_kernels())"]
+    return float(subprocess.run(warm_up, capture_output=True, text=True, env=env, cwd=tree, check=True).stdout)
 
 
 def main() -> None:
@@ -51,25 +66,36 @@ def main() -> None:
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads of the runs (default 1, see above)")
+    p.add_argument("--baseline", type=Path, help="another checkout to measure in the same turns (before a change)")
     args = p.parse_args()
     argv = seed_run(args.data_dir, args.dtype)
-    cold, warm = [], []
+    trees = {"this tree": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    cold = {name: [] for name in trees}
+    warm = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="initlab-numba-") as root:
-        for i in range(args.repeats):  # in turns, so that load from elsewhere hits both alike
-            cache = str(Path(root) / f"cache{i}")
-            cold.append(timed(argv, cache))
-            warm.append(timed(argv, cache))
-        warm_up = [sys.executable, "-c", "from core.warm import warm_kernels; print(warm_kernels())"]
-        env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(root) / "warm_kernels"), "PYTHONPATH": str(REPO)}
-        warm_kernels_seconds = float(subprocess.run(warm_up, capture_output=True, text=True, env=env, cwd=REPO,
-                                                    check=True).stdout)
-    median = [statistics.median(x) for x in zip(*cold)], [statistics.median(x) for x in zip(*warm)]
-    print(f"CLI seed run, 10 steps, {args.dtype}, median of {args.repeats} (load average {os.getloadavg()[0]:.1f})")
-    print(f"{'':24s} {'cold cache':>11s} {'warm cache':>11s} {'difference':>11s}")
-    for k, what in enumerate(("run's own seconds", "command's wall seconds", "command's CPU seconds")):
-        print(f"{what:24s} {median[0][k]:10.2f}s {median[1][k]:10.2f}s {median[0][k] - median[1][k]:10.2f}s")
-    print(f"compiling the first run: {median[0][2] - median[1][2]:.2f} CPU-s (target <= 2 s); "
-          f"warm_kernels() with an empty cache, every signature: {warm_kernels_seconds:.2f} s")
+        for i in range(args.repeats):  # in turns, so that load from elsewhere hits every case alike
+            for name, tree in trees.items():
+                env = environment(tree, str(Path(root) / f"{name}{i}"), args.threads)
+                cold[name].append(timed(argv, env, tree))
+                warm[name].append(timed(argv, env, tree))
+        every_signature = {
+            name: warm_kernels_seconds(tree, environment(tree, str(Path(root) / f"{name}-kernels"), args.threads))
+            for name, tree in trees.items()}
+    print(f"CLI seed run, 10 steps, {args.dtype}, {args.threads} BLAS thread(s), median of {args.repeats} "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    compiling = {}
+    for name in trees:
+        median = [statistics.median(x) for x in zip(*cold[name])], [statistics.median(x) for x in zip(*warm[name])]
+        compiling[name] = median[0][2] - median[1][2]
+        print(f"{name + ':':24s} {'cold cache':>11s} {'warm cache':>11s} {'difference':>11s}")
+        for k, what in enumerate(("run's own seconds", "command's wall seconds", "command's CPU seconds")):
+            print(f"  {what:22s} {median[0][k]:10.2f}s {median[1][k]:10.2f}s {median[0][k] - median[1][k]:10.2f}s")
+        print(f"  compiling the first run: {compiling[name]:.2f} CPU-s (target <= 2 s); "
+              f"warm_kernels() with an empty cache, every signature: {every_signature[name]:.2f} s")
+    if args.baseline:
+        print(f"compiling the first run, baseline -> this tree: {compiling['baseline']:.2f} -> "
+              f"{compiling['this tree']:.2f} CPU-s ({compiling['this tree'] / compiling['baseline']:.2f}x)")
 
 
 if __name__ == "__main__":
