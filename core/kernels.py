@@ -31,7 +31,7 @@ COUNTERS = 8  # sets of histogram counters (see `scan`)
 # Every kernel is compiled without the C-callable wrapper numba builds for passing a function as a value (Init Lab
 # never does), and those that allocate nothing without numba's reference counting: their arrays are the caller's,
 # alive for the whole call, so the counting only added an increment and a decrement around every array use. The two
-# cut a fresh install's compilation by a sixth (README, Cold start); a kernel that allocates would not compile
+# cut a fresh install's compilation by 15-30% (README, Cold start); a kernel that allocates would not compile
 # without reference counting, so the second cannot hide a leak.
 COMPILED = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
 NOT_ALLOCATING = {**COMPILED, "_nrt": False}
