@@ -29,12 +29,8 @@ COUNTERS = 8  # sets of histogram counters (see `scan`)
 # callees again on their own, so a call chain is compiled once per level: each kernel is one flat function, and
 # buffers come from the caller (an allocation inside a kernel compiles NumPy's allocation code with it).
 # Every kernel is compiled without the C-callable wrapper numba builds for passing a function as a value (Init Lab
-# never does), and those that allocate nothing without numba's reference counting: their arrays are the caller's,
-# alive for the whole call, so the counting only added an increment and a decrement around every array use. The two
-# cut a fresh install's compilation by 15-30% (README, Cold start); a kernel that allocates would not compile
-# without reference counting, so the second cannot hide a leak.
+# never does): part of a fresh install's compilation for nothing (README, Cold start).
 COMPILED = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
-NOT_ALLOCATING = {**COMPILED, "_nrt": False}
 
 
 def scan_buffers(size: int, bins: int) -> tuple[Array, Array, Array]:
@@ -44,7 +40,7 @@ def scan_buffers(size: int, bins: int) -> tuple[Array, Array, Array]:
             np.empty(bins + 2, dtype=np.int64))
 
 
-@numba.njit(**NOT_ALLOCATING, fastmath=SUMS_MATH)
+@numba.njit(**COMPILED, fastmath=SUMS_MATH)
 def sums(flat):  # pragma: no cover - compiled
     s = 0.0
     q = 0.0
@@ -55,7 +51,7 @@ def sums(flat):  # pragma: no cover - compiled
     return s, q
 
 
-@numba.njit(**NOT_ALLOCATING, fastmath=INDEX_MATH)
+@numba.njit(**COMPILED, fastmath=INDEX_MATH)
 def scan(flat, ends, bins, index, lanes, counts):  # pragma: no cover - compiled
     """Sum and sum of squares of ``flat``, and into ``counts[:bins + 2]`` the counts of its values' bin indices over
     ``ends`` = (lo, hi, bins / (hi - lo)): floor((v - lo) * scale) + 1 for lo <= v < hi, 0 below lo, bins + 1 at or
@@ -107,7 +103,7 @@ def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
     return _extreme_moments(flat)  # a square overflowed (|x| past ~1.3e154), or a value is inf or NaN
 
 
-@numba.njit(**NOT_ALLOCATING, error_model="numpy")
+@numba.njit(**COMPILED, error_model="numpy")
 def finite_moments_or_nan(total, total_sq, flat):  # pragma: no cover - compiled
     """`sum_moments` where the sum of squares is finite, with two passes where E[x^2] and E[x]^2 cancel; else NaN
     for all four: `layer_kernel` leaves those to Python (`core.stats`), so that `_extreme_moments`, seldom needed,
@@ -162,7 +158,7 @@ DEAD, SATURATED = range(2)  # first axis of `fractions`
 UNDER, OVER = range(2)  # last axis of `outside`
 
 
-@numba.njit(**NOT_ALLOCATING, error_model="numpy")
+@numba.njit(**COMPILED, error_model="numpy")
 def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
                  counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside,
                  index, lanes, counts):
