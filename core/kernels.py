@@ -28,6 +28,9 @@ COUNTERS = 8  # sets of histogram counters (see `scan`)
 # (tests/benchmarks/bench_cold_start.py). numba compiles a function together with every function it calls, and the
 # callees again on their own, so a call chain is compiled once per level: each kernel is one flat function, and
 # buffers come from the caller (an allocation inside a kernel compiles NumPy's allocation code with it).
+# Every kernel is compiled without the C-callable wrapper numba builds for passing a function as a value (Init Lab
+# never does): part of a fresh install's compilation for nothing (README, Cold start).
+COMPILED = {"cache": True, "nogil": True, "no_cfunc_wrapper": True}
 
 
 def scan_buffers(size: int, bins: int) -> tuple[Array, Array, Array]:
@@ -37,7 +40,7 @@ def scan_buffers(size: int, bins: int) -> tuple[Array, Array, Array]:
             np.empty(bins + 2, dtype=np.int64))
 
 
-@numba.njit(cache=True, nogil=True, fastmath=SUMS_MATH)
+@numba.njit(**COMPILED, fastmath=SUMS_MATH)
 def sums(flat):  # pragma: no cover - compiled
     s = 0.0
     q = 0.0
@@ -48,7 +51,7 @@ def sums(flat):  # pragma: no cover - compiled
     return s, q
 
 
-@numba.njit(cache=True, nogil=True, fastmath=INDEX_MATH)
+@numba.njit(**COMPILED, fastmath=INDEX_MATH)
 def scan(flat, ends, bins, index, lanes, counts):  # pragma: no cover - compiled
     """Sum and sum of squares of ``flat``, and into ``counts[:bins + 2]`` the counts of its values' bin indices over
     ``ends`` = (lo, hi, bins / (hi - lo)): floor((v - lo) * scale) + 1 for lo <= v < hi, 0 below lo, bins + 1 at or
@@ -91,7 +94,7 @@ def scan(flat, ends, bins, index, lanes, counts):  # pragma: no cover - compiled
     return s, q
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**COMPILED, error_model="numpy")
 def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
     """Mean, variance, std and root sum of squares of ``flat`` from its sum and sum of squares
     (`finite_moments_or_nan`), or by `_extreme_moments` where the sum of squares is not finite."""
@@ -100,7 +103,7 @@ def sum_moments(total, total_sq, flat):  # pragma: no cover - compiled
     return _extreme_moments(flat)  # a square overflowed (|x| past ~1.3e154), or a value is inf or NaN
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**COMPILED, error_model="numpy")
 def finite_moments_or_nan(total, total_sq, flat):  # pragma: no cover - compiled
     """`sum_moments` where the sum of squares is finite, with two passes where E[x^2] and E[x]^2 cancel; else NaN
     for all four: `layer_kernel` leaves those to Python (`core.stats`), so that `_extreme_moments`, seldom needed,
@@ -120,7 +123,7 @@ def finite_moments_or_nan(total, total_sq, flat):  # pragma: no cover - compiled
     return mean, var, math.sqrt(var), math.sqrt(total_sq)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**COMPILED, error_model="numpy")
 def _extreme_moments(flat):  # pragma: no cover - compiled
     """`sum_moments` of values whose squares overflow float64, or that hold inf or NaN. Finite values are scaled by
     the power of two that brings the largest below 1 (exactly: only exponents change), summarised as any others
@@ -155,7 +158,7 @@ DEAD, SATURATED = range(2)  # first axis of `fractions`
 UNDER, OVER = range(2)  # last axis of `outside`
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**COMPILED, error_model="numpy")
 def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - compiled
                  counts_zeros, saturation, counts_saturated, moments, norms, fractions, hist, outside,
                  index, lanes, counts):

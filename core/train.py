@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from .config import Config
+from .kernels import COMPILED
 from .limits import Limits, check_limits
 from .network import (Grads, Network, Params, accuracy, backward, cost, forward, initialize, logit_cost_note,
                       probability_cost, targets)
@@ -36,7 +37,7 @@ FLOAT64_MAX = float(np.finfo(np.float64).max)
 UPDATE_MATH = {"reassoc"}
 
 
-@numba.njit(cache=True, nogil=True, fastmath=UPDATE_MATH)
+@numba.njit(**COMPILED, fastmath=UPDATE_MATH)
 def _gd(p, g, neg_lr):  # pragma: no cover - compiled
     """p += g * -lr in place; returns the squared norm of the update. Same arithmetic as NumPy's, one pass."""
     total = 0.0
@@ -48,7 +49,7 @@ def _gd(p, g, neg_lr):  # pragma: no cover - compiled
     return total
 
 
-@numba.njit(cache=True, nogil=True, fastmath=UPDATE_MATH)
+@numba.njit(**COMPILED, fastmath=UPDATE_MATH)
 def _momentum(p, g, v, beta1, one_minus_beta1, neg_lr):  # pragma: no cover - compiled
     total = 0.0
     for r in range(p.shape[0]):
@@ -60,7 +61,7 @@ def _momentum(p, g, v, beta1, one_minus_beta1, neg_lr):  # pragma: no cover - co
     return total
 
 
-@numba.njit(cache=True, nogil=True, fastmath=UPDATE_MATH)
+@numba.njit(**COMPILED, fastmath=UPDATE_MATH)
 def _adam(p, g, v, s, beta1, one_minus_beta1, beta2, one_minus_beta2, step_scale, s_hat_scale, eps):
     total = 0.0
     for r in range(p.shape[0]):
