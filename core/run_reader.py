@@ -38,14 +38,21 @@ def read_uploaded_run(data: bytes, name: str) -> RecordedRun:
     return _read(FileSource(f"uploaded file {name!r}", data=bytes(data)), PAGE_RUN_FILE)
 
 
-def _read(source: FileSource, what: str) -> RecordedRun:
+def parse_initlab_file(source: FileSource, what: str, format_name: str) -> tuple[dict, dict]:
+    """The attributes and arrays of an Init Lab HDF5 file whose `initlab_format` attribute is ``format_name``, parsed
+    in the sandbox within the server's parse limits (``what`` names the kind of file in messages); RunFileError with
+    the sandbox's message for anything it refuses."""
     try:
         limits = ParseLimits.from_env()
-        attrs, arrays = parse(read_tree, source, what, limits.max_bytes, ("initlab_format", FORMAT),
+        attrs, arrays = parse(read_tree, source, what, limits.max_bytes, ("initlab_format", format_name),
                               label=source.label, limits=limits)
     except UntrustedFileError as e:
         raise RunFileError(str(e)) from None
-    return _RunTree(source.label, what, attrs["attrs"], arrays).run()
+    return attrs["attrs"], arrays
+
+
+def _read(source: FileSource, what: str) -> RecordedRun:
+    return _RunTree(source.label, what, *parse_initlab_file(source, what, FORMAT)).run()
 
 
 def _printable(text: str, limit: int) -> str:

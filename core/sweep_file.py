@@ -24,9 +24,9 @@ import numpy as np
 
 from .config import Config, ConfigError
 from .record import RunFileError, package_versions
-from .sandbox import parse
 from .sweep import SweepSpec, write_atomically
-from .untrusted import FileSource, ParseLimits, UntrustedFileError, read_tree
+from .run_reader import parse_initlab_file
+from .untrusted import FileSource
 
 FORMAT = "initlab-sweep"
 FORMAT_VERSION = 1
@@ -90,13 +90,7 @@ def read_uploaded_sweep(data: bytes, name: str) -> SweepResults:
 
 
 def _read(source: FileSource) -> SweepResults:
-    try:
-        limits = ParseLimits.from_env()
-        attrs, arrays = parse(read_tree, source, SWEEP_FILE, limits.max_bytes, ("initlab_format", FORMAT),
-                              label=source.label, limits=limits)
-    except UntrustedFileError as e:
-        raise RunFileError(str(e)) from None
-    return _checked(source.label, attrs["attrs"], arrays)
+    return _checked(source.label, *parse_initlab_file(source, SWEEP_FILE, FORMAT))
 
 
 def _checked(label: str, texts: dict, arrays: dict) -> SweepResults:
