@@ -13,20 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from _bench import dtypes, interleaved, parser, peak_rss_mib, print_header, print_table, set_threads
+from bench_wide_adam import BATCH, DIMS, LR, M, batches, torch_step
 from core.config import Config
 from core.network import Network, backward, cost, forward, initialize, targets
 from core.normalization import update_running_stats
 from core.stats import choose_binning, layer_stats
 from core.train import Optimizer
-
-DIMS = (784, 1000, 1000, 1000, 10)
-BATCH, M, LR = 256, 2048, 1e-3
-
-
-def batches():
-    rng = np.random.default_rng(2)
-    while True:
-        yield rng.permutation(M)[:BATCH]
 
 
 def init_lab_step(x64: np.ndarray, y: np.ndarray, dtype: str, with_stats: bool):
@@ -57,28 +49,6 @@ def init_lab_step(x64: np.ndarray, y: np.ndarray, dtype: str, with_stats: bool):
     return step
 
 
-def torch_step(torch, x64: np.ndarray, y: np.ndarray, dtype: str):
-    tdtype = getattr(torch, dtype)
-    layers = []
-    for n_in, n_out in zip(DIMS[:-2], DIMS[1:-1]):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.BatchNorm1d(n_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(DIMS[-2], DIMS[-1])).to(tdtype)
-    model.train()
-    x = torch.tensor(x64.T, dtype=tdtype).contiguous()
-    labels = torch.tensor(y.reshape(-1))
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    order = batches()
-
-    def step() -> None:
-        idx = torch.from_numpy(next(order))
-        opt.zero_grad()
-        loss_fn(model(x[idx]), labels[idx]).backward()
-        opt.step()
-
-    return step
-
-
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     args = p.parse_args()
@@ -87,7 +57,7 @@ def main() -> None:
     x64, y = rng.standard_normal((DIMS[0], M)), rng.integers(0, DIMS[-1], (1, M))
     for dtype in dtypes(args.dtype):
         cases = {"Init Lab": init_lab_step(x64, y, dtype, False), "Init Lab + stats": init_lab_step(x64, y, dtype, True),
-                 "PyTorch": torch_step(torch, x64, y, dtype)}
+                 "PyTorch": torch_step(torch, x64, y, dtype, batch_norm=True)}
         t = interleaved(cases, args.repeats, args.warmup, args.burst)
         med = {k: v[0] for k, v in t.items()}
         print_header(f"batch-normalised {list(DIMS)} relu/softmax, batch {BATCH}, Adam, {dtype}, "

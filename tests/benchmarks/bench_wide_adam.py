@@ -45,12 +45,15 @@ def init_lab_step(x64: np.ndarray, y: np.ndarray, dtype: str):
     return step
 
 
-def torch_step(torch, x64: np.ndarray, y: np.ndarray, dtype: str):
+def torch_step(torch, x64: np.ndarray, y: np.ndarray, dtype: str, batch_norm: bool = False):
+    """PyTorch's step of the same network (with BatchNorm1d before each hidden ReLU if ``batch_norm``)."""
     tdtype = getattr(torch, dtype)
     layers = []
-    for n_in, n_out in zip(DIMS[:-1], DIMS[1:]):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1]).to(tdtype)
+    for n_in, n_out in zip(DIMS[:-2], DIMS[1:-1]):
+        layers += [torch.nn.Linear(n_in, n_out), *([torch.nn.BatchNorm1d(n_out)] if batch_norm else []),
+                   torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(DIMS[-2], DIMS[-1])).to(tdtype)
+    model.train()
     x = torch.tensor(x64.T, dtype=tdtype).contiguous()
     labels = torch.tensor(y.reshape(-1))
     loss_fn = torch.nn.CrossEntropyLoss()
