@@ -4,7 +4,6 @@ in-process Dask cluster for the dashboard's run store."""
 import fcntl
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -46,14 +45,6 @@ def seed_question_runs(tmp_path_factory) -> Path | None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         warm_up(folder, SHARED_DATA)
     return folder
-
-
-def copy_runs(runs: Path | None, cache: Path) -> Path:
-    """``cache`` (created) holding a copy of the run files in ``runs``: each test's server owns its cache."""
-    cache.mkdir(parents=True, exist_ok=True)
-    for run in runs.glob("*.h5") if runs is not None else ():
-        shutil.copyfile(run, cache / run.name)
-    return cache
 
 
 CODE_SPAN = re.compile(r"(?<![`\\])(`+)(?!`)(.*?)(?<!`)\1(?!`)", re.DOTALL)  # shown as typed: no escape, no link

@@ -4,6 +4,7 @@ rendered from deploy/nginx.conf, and Debian's Chromium driven by Playwright. Eve
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,6 +67,14 @@ def healthy(process: subprocess.Popen, port: int, timeout: float) -> subprocess.
         stop(process)
         raise
     return process
+
+
+def copy_runs(runs: Path | None, cache: Path) -> Path:
+    """``cache`` (created) holding a copy of the run files in ``runs`` (none if None): each server owns its cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for run in runs.glob("*.h5") if runs is not None else ():
+        shutil.copyfile(run, cache / run.name)
+    return cache
 
 
 def start_app(port: int, log: Path, env: dict[str, str], *, cwd: Path = ROOT,

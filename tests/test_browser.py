@@ -19,7 +19,6 @@ import pytest
 from app.state import to_query
 from core.config import Config
 from tests import serving
-from tests.conftest import copy_runs
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +46,7 @@ def server(tmp_path_factory, server_tmp, seed_question_runs):
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     # the seed question's runs are in its cache (the Compare tab replays them, at the pace they were computed);
     # the other tests' runs are not, so they train
-    cache = copy_runs(seed_question_runs, tmp_path_factory.mktemp("cache"))
+    cache = serving.copy_runs(seed_question_runs, tmp_path_factory.mktemp("cache"))
     try:
         # two workers, not the default's several a core: the page trains two runs at most, and each worker's
         # start-up would add to CI's time for nothing

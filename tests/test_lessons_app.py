@@ -12,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from app.lessons.model import SHIPPED_DIR, load_lessons
 from app.serving.server import close_run_store
-from tests.conftest import SHARED_DATA, copy_runs, shown_text
+from tests import serving
+from tests.conftest import SHARED_DATA, shown_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "page.py")
 LESSONS = {lesson.name: lesson for lesson in load_lessons([SHIPPED_DIR])[0]}
@@ -79,7 +80,7 @@ def test_every_lesson_runs_end_to_end_and_reproduces_its_published_numbers(name,
         # the two cat runs come from the session's run cache, as a class's would from the server's (test_course
         # checks the training itself); the run store is built again to read it, and once more after the test
         monkeypatch.setenv("INITLAB_CACHE_DIR",
-                           str(copy_runs(request.getfixturevalue("seed_question_runs"), tmp_path / "cache")))
+                           str(serving.copy_runs(request.getfixturevalue("seed_question_runs"), tmp_path / "cache")))
         close_run_store()
         request.addfinalizer(close_run_store)
     lesson = LESSONS[name]

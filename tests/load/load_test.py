@@ -384,9 +384,7 @@ def main(argv=None) -> int:
         parser.error("--replicas needs --protocol: a browser's pages all come from 127.0.0.1, one ip_hash bucket")
     work = Path(tempfile.mkdtemp(prefix="initlab-load-"))
     if args.cache_from is not None:
-        (work / "cache").mkdir()
-        for run in args.cache_from.glob("*.h5"):
-            shutil.copyfile(run, work / "cache" / run.name)
+        serving.copy_runs(args.cache_from, work / "cache")
     print(f"server logs in {work}; data: "
           f"{'course cat files' if (SHARED_DATA / 'train_catvnoncat.h5').is_file() else 'shapes64'}; "
           f"{'cache hits replay at the recorded pace' if args.paced else INSTANT + ': on (as a teacher would)'}; "
