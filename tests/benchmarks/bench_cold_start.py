@@ -103,7 +103,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="BLAS threads of the runs (default 1, see above)")
     p.add_argument("--baseline", type=Path, help="another checkout to measure in the same turns (before a change)")
     args = p.parse_args()
-    argv = seed_run(args.data_dir, args.dtype)
+    argv = seed_run(str(Path(args.data_dir).resolve()), args.dtype)  # each tree runs in its own folder
     trees = {"this tree": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     cold = {name: [] for name in trees}
     warm = {name: [] for name in trees}
