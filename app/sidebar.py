@@ -192,7 +192,7 @@ def render() -> Config | None:
     left.selectbox("Bias", BIAS_INITIALIZERS, key=cfg_key("bias_init"))
     right.number_input("Bias value", key=cfg_key("bias_value"), format="%g",
                        disabled=ss[cfg_key("bias_init")] not in ("constant", "normal"),
-                        help="constant: every bias; normal: the std of N(0, value²) (σ_b² = value²).")
+                       help="constant: every bias; normal: the std of N(0, value²) (σ_b² = value²).")
     left, right = sb.columns(2)
     left.number_input("Seed", key=cfg_key("seed"), min_value=0, step=1)
     right.selectbox("RNG", RNG_MODES, key=cfg_key("rng"),

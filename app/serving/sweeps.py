@@ -87,7 +87,7 @@ class SweepQueue:
         owners = {owner} - {None}
         with self._lock:
             found = self._sweeps.get(key)
-            if found is not None and not (found.status == STOPPED or found.status == FAILED):
+            if found is not None and found.status not in (STOPPED, FAILED):
                 found.owners |= owners
                 cells = list(found.results)
             else:
@@ -166,7 +166,6 @@ class SweepQueue:
                              "try again; cells already trained are kept.")
         finally:
             sweep.done_at = time.monotonic()
-
 
     def _admit(self, sweep: ServerSweep, cells: list, owners: set, new: bool) -> None:
         """The sweep's cells as run cache entries of ``owners`` (see RunCache.admit_cell); nothing without a cache."""
