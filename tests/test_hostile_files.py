@@ -28,6 +28,8 @@ from core.config import Config
 from core.data import DatasetError, UploadedFile, load_course_h5, load_dataset, load_uploaded_files, load_uploaded_h5
 from core.record import RunFileError, record
 from core.run_reader import read_run, read_uploaded_run
+from core.sweep import SweepSpec
+from core.sweep_file import SweepResults, read_sweep, read_uploaded_sweep, write_sweep
 from core.train import Training
 from core.untrusted import ParseLimits, UntrustedFileError
 from tests.conftest import shown_text
@@ -330,6 +332,65 @@ def test_every_hostile_run_file_is_refused_by_read_run(tmp_path, secret):
 def test_the_unmodified_run_file_still_reads(tmp_path):
     run = read_run(run_file(tmp_path / "good.h5"))
     assert run.complete and [s.step for s in run.snapshots] == [0, 5, 10, 15, 20]
+
+
+def _sweep_external(f, secret):
+    f.create_dataset(SWEEP_TARGET, shape=(len(SECRET),), dtype=np.uint8,
+                     external=[(secret["plain"], 0, len(SECRET))])
+
+
+def _sweep_vds(f, secret):
+    layout = h5py.VirtualLayout(shape=(len(SECRET),), dtype="u1")
+    layout[:] = h5py.VirtualSource(secret["h5"], "bytes", shape=(len(SECRET),))
+    f.create_virtual_dataset(SWEEP_TARGET, layout)
+
+
+def _sweep_external_link(f, secret):
+    f[SWEEP_TARGET] = h5py.ExternalLink(secret["h5"], "bytes")
+
+
+def _sweep_soft_link(f, secret):
+    f[SWEEP_TARGET] = h5py.SoftLink("/cells/done")
+
+
+def _sweep_bomb(f, secret):  # 2.4 GB of zeros in a file of a few MB
+    f.create_dataset(SWEEP_TARGET, shape=(40_000, 8_000), dtype="f8", chunks=(1000, 1000), compression="gzip")
+
+
+SWEEP_TARGET = "cells/curve_loss"  # the largest array of a sweep file, replaced by each of the hostile kinds
+SWEEP_CORPUS = {
+    "evil_sweep_external": (_sweep_external, "external storage"),
+    "evil_sweep_external_link": (_sweep_external_link, "link into another file"),
+    "evil_sweep_soft_link": (_sweep_soft_link, "soft link"),
+    "evil_sweep_vds": (_sweep_vds, "virtual dataset"),
+    "evil_sweep_bomb": (_sweep_bomb, "limit"),
+}
+
+
+def test_every_hostile_sweep_file_is_refused_as_a_file_and_as_the_sweep_tabs_upload(tmp_path, secret):
+    """The Sweep tab's uploader (read_uploaded_sweep) and read_sweep go through the same sandboxed parse as a run."""
+    spec = SweepSpec(Config(dataset="circles", iterations=20), (1.0, 2.0), (2, 4), 4, 0.05)
+    results = {cell: {"train_accuracy": 0.5, "test_accuracy": 0.5, "diverged": False, "loss": 0.6, "message": None,
+                      "steps": [0, 10, 20], "seconds": 0.1, "losses": [0.7, 0.65, 0.6]} for cell in spec.cells()}
+    good = tmp_path / "good.h5"
+    write_sweep(good, SweepResults(spec, "circles", "f" * 16, 2, results))
+    assert sorted(read_sweep(good).results) == sorted(results)  # the file the hostile ones are made from reads
+    for stem, (build, fragment) in SWEEP_CORPUS.items():
+        path = tmp_path / f"{stem}.h5"
+        path.write_bytes(good.read_bytes())
+        with h5py.File(path, "a") as f:
+            del f[SWEEP_TARGET]
+            build(f, secret)
+        with pytest.raises(RunFileError) as named:
+            read_sweep(path)
+        assert fragment in str(named.value), (stem, str(named.value))
+        assert_clean(str(named.value).replace(str(path), ""), secret)
+        with pytest.raises(RunFileError) as uploaded:
+            read_uploaded_sweep(path.read_bytes(), f"{stem}.h5")
+        message = str(uploaded.value)
+        assert f"uploaded file '{stem}.h5'" in message and fragment in message, (stem, message)
+        assert str(tmp_path) not in message
+        assert_clean(message, secret)
 
 
 # ------------------------------------------------------------------------------------------------- in the CLI
