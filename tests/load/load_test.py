@@ -80,6 +80,13 @@ class Session:
         self.served: float | None = None
         self.seconds: float | None = None
         self.traffic = {"sent": 0, "received": 0, "closed": 0}  # WebSocket frames and closes since the click
+        self.phases: dict[str, float] = {}  # protocol students: seconds each step of the click's path took
+        self._phase_end: float | None = None
+
+    def phase(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = now - (self._phase_end or self.started)
+        self._phase_end = now
 
     def frame(self, payload) -> None:
         if self.started is not None:
@@ -180,10 +187,14 @@ class ProtocolSession(Session):
             self.started = time.perf_counter()
             await page.run(page.choose("Preset", "seed question"), timeout=timeout)
             await page.wait_for(lambda payload: SEED_NOTE.encode() in payload, timeout)
+            self.phase("preset")
             await page.run(page.choose("tabs", "Compare"), timeout=timeout)
+            self.phase("Compare tab")
             await page.run(page.press("Train all"), timeout=timeout)
+            self.phase("Train all")
             await page.wait_for(lambda payload: payload.count(b"finished") >= 2
                                 and all(figure in payload for figure in expect), timeout)
+            self.phase("result")
             self.served = self.seconds = time.perf_counter() - self.started
             if page.exceptions:
                 raise RuntimeError(f"the page shows an exception: {page.exceptions[0][:200]}")
@@ -314,7 +325,9 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(data_dir),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "INITLAB_PRECOMPUTE_PRESETS": "0"}  # a cleared cache stays cleared: the students ask for the runs
+           # a cleared cache stays cleared: the students ask for the runs; their probes are computed at start, as a
+           # classroom server's are
+           "INITLAB_PRECOMPUTE_PRESETS": "probes"}
     before = set(cache.glob("*.h5"))
     name = f"k{k}-{'cold' if clear else 'warm'}"
     ports = [serving.free_port() for _ in range(replicas)]
@@ -354,6 +367,7 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
         "trained": len(set(cache.glob("*.h5")) - before),
         **cpu, "wall": wall,
         "failures": [f"{type(f).__name__}: {str(f)[:400]}" for f in failures],
+        "phases": {name: statistics.median(s.phases[name] for s in done) for name in done[0].phases} if done else {},
     }
 
 
@@ -411,7 +425,10 @@ def main(argv=None) -> int:
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
                   f"{row['peak_mb']:>8.0f} {row['log_errors']:>7} {row['server_cpu']:>10.1f} "
                   f"{row['client_cpu']:>11.1f} {row['other_cpu']:>9.1f} {row['wall']:>6.1f} {row['trained']:>7}"
-                  + "".join(f"\n    failed: {failure}" for failure in row["failures"]), flush=True)
+                  + "".join(f"\n    failed: {failure}" for failure in row["failures"])
+                  + ("\n    median seconds per step: " + ", ".join(f"{name} {seconds:.2f}" for name, seconds
+                                                              in row["phases"].items()) if row["phases"] else ""),
+                  flush=True)
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
 
