@@ -13,8 +13,8 @@ from app.presets import VARIANTS
 from app.timing import duration
 from app.serving.server import run_store
 from app.serving.store import FINISHED, RUNNING, run_key
-from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
-                   loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
+from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, data_download, keep,
+                   kept_value, loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
@@ -97,7 +97,9 @@ def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
     chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True,
                                 zero_note="std = 0: every value of the layer identical"),
           "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
-    st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
+    train, download = st.columns([5, 1], vertical_alignment="center")
+    data_download(download, "compare")
+    train.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
               args=(config, dataset, limits),
               help=f"{len(state.compare)} runs of {config.iterations:,} steps on the same data, network and seed.")
     for error in state.compare_errors:

@@ -8,8 +8,8 @@ import streamlit as st
 from app import verdict_view
 from app.charts import export, figures
 from app.glossary import explain
-from app.ui import (WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, verdict_of,
-                   why)
+from app.ui import (WHY_INIT, chart, cost_note_of, data_download, keep, kept_value, prediction_of, probe_of, tab_data,
+                   theory_toggle, verdict_of, why)
 from core.config import Config
 from core.limits import Limits
 from core.stats import overflow_note
@@ -59,9 +59,8 @@ def render(config: Config, dataset, limits: Limits) -> None:
     note = cost_note_of(config, dataset, limits)
     if note:
         st.caption(f"At step 0, {note}")
-    download.download_button("Statistics (CSV)", data=lambda: export.run_csv([snap]), mime="text/csv",
-                             file_name="initlab-init-statistics.csv", key="init_stats_csv", on_click="ignore",
-                             help="Every per-layer statistic of this pass, one row per layer.")
+    tab_data().statistics = lambda: export.run_csv([snap])
+    data_download(download, "init")
     if network.depth > figures.MAX_FACETS:
         st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
                    "first and last included.")

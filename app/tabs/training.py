@@ -14,8 +14,8 @@ from app.markup import escape_markdown
 from app.serving.server import run_store
 from app.serving.store import DIVERGED, FINISHED, RUNNING
 from app.timing import duration
-from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, kept_value, loss_log_toggle, prediction_of, run_wait,
-                   state, theory_toggle, verdict_of, why)
+from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, data_download, kept_value, loss_log_toggle,
+                   prediction_of, run_wait, state, tab_data, theory_toggle, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
@@ -206,9 +206,8 @@ def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: b
     c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
     with d:
         loss_log_toggle()
-    e.download_button("Statistics (CSV)", data=lambda: export.run_csv(snapshots), mime="text/csv",
-                      file_name=f"initlab-run-{run_id[:8]}.csv", key=f"{prefix}_stats_csv", on_click="ignore",
-                      help="Every per-layer statistic of every snapshot so far: one row per step and layer.")
+    tab_data().statistics = lambda: export.run_csv(snapshots)
+    data_download(e, f"{prefix}-run-{run_id[:8]}")
 
 
 def draw_layers(snapshots, config: Config, network: Network, step_params, dataset, prefix: str, run_id: str,
