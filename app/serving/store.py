@@ -36,6 +36,7 @@ from app.serving.cache import PRESET_OWNER, RunCache, session_owner
 from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
+from app.serving.probes import PROBE_SECONDS, Probes
 from core.config import Config, ConfigError
 from core.data import DatasetError, load_dataset
 from core.limits import Limits, network_within_limits
@@ -50,8 +51,6 @@ UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
-PROBE_PRIORITY = 10**6  # a page waits for its probe: before every run
-PROBE_SECONDS = 300  # a page gives up waiting for a free worker after this long, with a message
 LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
@@ -85,11 +84,13 @@ class RunStore:
         self._active: dict[tuple[str, str], dict[str, str]] = {}  # (session, kind) -> {run key: its watcher}
         self._start_locks = [threading.Lock() for _ in range(START_LOCKS)]
         self._closed = threading.Event()
+        self.probes = Probes(client, data_dir, worker_mb)  # what pages show of a config at initialisation
         self.cluster = None  # the cluster.Cluster holder, when run_store() connected it: kept as long as the store
         threading.Thread(target=self._beat, name="initlab-beat", daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
+        self.probes.close()
 
     # --- what pages call -----------------------------------------------------------------------------------------
     def get(self, key: str, watcher: str | None = None) -> SharedRun | Replay | None:
@@ -169,26 +170,6 @@ class RunStore:
             last = not run.watchers and not run.done
         if last:
             self._leave(run)
-
-    def probe(self, config: Config, dataset, limits: Limits) -> tuple:
-        """`compute.probe_run` of the config, in a worker before every run waiting for one (a page waits for it):
-        one task for every session and replica asking at once. ConfigError if it is over a cap, or no worker
-        became free in PROBE_SECONDS, or its worker died."""
-        network_within_limits(config, dataset, limits)
-        key = compute.probe_key(run_key(config, dataset.fingerprint()))
-        future = submit(self.client, key, PROBE_PRIORITY, compute.probe_run, config,
-                                compute.source_of(config, dataset, self.data_dir), limits)
-        try:
-            return future.result(timeout=PROBE_SECONDS)
-        except TimeoutError:
-            raise ConfigError(f"every worker of this server has been busy for {PROBE_SECONDS} s: reload the page "
-                              "in a minute, when a training has finished") from None
-        except Exception as error:
-            if type(error).__name__ != "KilledWorker":
-                raise  # the engine's own errors (a config it refuses, a divergence at step 0), as in-process
-            raise ConfigError(failure_message(error, 0, self.worker_mb)) from None
-        finally:
-            future.release()
 
     def wait(self, key: str, timeout: float) -> bool:
         """Block until the run has ended (tests and scripts); True if it has."""
