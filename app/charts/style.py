@@ -7,6 +7,7 @@ without plotly's validation, which otherwise costs ten times the drawing itself 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -230,6 +231,7 @@ def series_marker(k: int) -> dict:
     return {"symbol": MARKERS[k % len(MARKERS)], "size": 8}
 
 
+@functools.lru_cache(maxsize=4096)  # plotly rebuilds its table of named scales at each call (a third of a chart)
 def layer_colour(i: int, n: int) -> str:
     """Layer i of n on the viridis scale, first layer darkest: depth reads as an order across any number of
     traces, in colour and in greyscale alike."""
