@@ -9,6 +9,7 @@ from typing import Any, Callable, Generic, TypeVar
 import streamlit as st
 
 from app.charts import export
+from app.charts.style import frozen
 from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
@@ -104,14 +105,23 @@ def set_kept(key: str, value) -> None:
     st.session_state[kept(key)] = value
 
 
-def cached_figures(slot: str, token: tuple, build: Callable[[], dict]):
+def cached_figures(slot: str, token: tuple, build: Callable[[], dict], shared: bool = False):
     """`build()`'s figures, rebuilt only when `token` changes: most ticks of a slow run have no new snapshot and
-    reuse the last ones, leaving the CPU to the training."""
+    reuse the last ones, leaving the CPU to the training. `shared`: the token names the figures' content for every
+    session (a run key is a config's JSON and its dataset's fingerprint), so a class watching one run builds them,
+    and a live chart turns them into JSON, once."""
+    if shared:
+        return _shared_figures((slot, *token), build)
     cached = st.session_state.get(slot)
     if cached is None or cached[0] != token:
         cached = token, build()
         st.session_state[slot] = cached
     return cached[1]
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _shared_figures(token: tuple, _build: Callable[[], dict]):
+    return frozen(_build())  # kept, not copied for each session: pages draw figures, never change them
 
 
 # --- shared, cached computation ---------------------------------------------------------------------------------

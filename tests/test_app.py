@@ -680,6 +680,19 @@ def test_the_first_tab_offers_each_charts_data_and_the_statistics_in_one_downloa
                                 "init_fractions.csv", "statistics.csv"}
 
 
+def test_sessions_on_one_config_share_its_figures_until_one_changes_a_toggle():
+    """A class on one preset: its figures are built once (ui.cached_figures, shared); a student's own toggle gives
+    that student other figures, and leaves the others' alone."""
+    first, second = start({"preset": "course 2 circles"}), start({"preset": "course 2 circles"})
+    figures_of = lambda at: at.session_state["tab_data"].figures  # noqa: E731
+    assert figures_of(first)["init_std"] is figures_of(second)["init_std"]
+    second.toggle(key="init_log_y").set_value(False).run()
+    no_errors(second)
+    assert figures_of(second)["init_std"] is not figures_of(first)["init_std"]
+    assert figures_of(first)["init_std"].layout.yaxis.type == "log"
+    assert figures_of(second)["init_std"].layout.yaxis.type != "log"
+
+
 def test_a_finished_run_is_judged_against_the_majority_class():
     at = trained_page("course 2 circles", 20)
     text = verdict_text(at)

@@ -52,6 +52,21 @@ def _template(name: str) -> dict:
 TEMPLATE = _template("plotly_white")
 
 
+class FrozenFigure(go.Figure):
+    """A figure nobody changes once built (one that every session watching a run draws): its dict, which each
+    drawing asks for (Streamlit's plotly_chart, plotly.io.to_json), is made once instead of deep-copied each time."""
+
+    def to_dict(self) -> dict:
+        if getattr(self, "_frozen_dict", None) is None:
+            self._frozen_dict = super().to_dict()
+        return self._frozen_dict
+
+
+def frozen(figures: dict) -> dict:
+    """`figures` (name -> figure), each made a FrozenFigure."""
+    return {name: FrozenFigure(fig) for name, fig in figures.items()}
+
+
 def make_figure(data: list[dict], layout: dict) -> go.Figure:
     """The figure; a legend of more than LEGEND_MOST names goes in a column at the right, where any number fits.
     Without a legend or a row label above the plot, the band left for them goes to the plot."""

@@ -150,9 +150,9 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
     # not move when a run listed before it starts later.
     log_y = loss_log_toggle()
     chance = chance_cost(next(iter(runs.values())).network) if runs else None
-    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts, log_y), lambda: loss_curves(
+    loss = cached_figures("compare_loss_figure", (tuple(keys.items()), counts, log_y), lambda: {"loss": loss_curves(
         {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
-        "Loss by initialiser", chance, log_y))
+        "Loss by initialiser", chance, log_y)}, shared=True)["loss"]
     chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
           "learn.", live)
     if live and all(r.done for r in runs.values()):
