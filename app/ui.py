@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Generic, TypeVar
 
+import pyarrow as pa  # Streamlit's own dependency, its tables' format
 import streamlit as st
 
 from app.charts import export
@@ -209,6 +210,14 @@ def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True, hel
     st.caption(caption, help=help)
     if csv:
         tab_data().figures[key] = fig
+
+
+def table(rows: list[dict]) -> None:
+    """Rows of text (dicts with the same keys) as a table. Built as an Arrow table, index hidden: st.table given the
+    list built a pandas frame of Arrow strings and checked its index, 3-4 ms of a Compare tick that every student
+    watching a run pays each second; this way 0.1 ms."""
+    if rows:
+        st.table(pa.table({name: [row[name] for row in rows] for name in rows[0]}), hide_index=True)
 
 
 class TabData:

@@ -14,7 +14,7 @@ from app.timing import duration
 from app.serving.server import run_store
 from app.serving.store import FINISHED, RUNNING, run_key
 from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, data_download, keep,
-                   kept_value, loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
+                   kept_value, loss_log_toggle, probe_of, run_wait, state, table, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
@@ -143,7 +143,7 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
                      "test accuracy": f"{last.test_accuracy:.2f}" if last else "–",
                      "time": time_column(r, seen[label], statuses[label])})
-    st.table(rows)
+    table(rows)
     st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
                "means the net learned nothing.")
     # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
