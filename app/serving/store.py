@@ -51,6 +51,8 @@ UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
+READ_SHARE = 0.1  # of the time a live run's file may spend being read (`_read_file`)
+MIN_READ_SECONDS = 0.2  # between two reads of a live run's file: the Training tab's fastest redraw
 LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
@@ -282,13 +284,19 @@ class RunStore:
         try:
             future = run.future
             ended = future is None or future.done()
-            self._read_file(run)
+            self._read_file(run, force=ended)
             if ended and future is not None:
                 self._collect(run, future)
         finally:
             run.lock.release()
 
-    def _read_file(self, run: SharedRun) -> None:
+    def _read_file(self, run: SharedRun, force: bool = False) -> None:
+        """Read the run's file again if it has changed, and unless (while it is written, but not ``force``) it was
+        read a moment ago: each read parses the whole file (in the sandbox: core.run_reader), which grows with
+        every snapshot, so a live run's file is read in at most READ_SHARE of the time, whatever the number of
+        pages watching it (30 students' pages each re-reading at their own tick took most of the server's CPU)."""
+        if not force and time.monotonic() < run.next_read:
+            return
         for path in (partial_path(run.path), run.path):
             try:
                 st = path.stat()
@@ -297,10 +305,12 @@ class RunStore:
             state = (path, st.st_mtime_ns, st.st_size)
             if state == run.file_state:
                 return
+            began = time.monotonic()
             try:
                 recorded = read_run(path)
             except RunFileError:  # renamed or being written at that instant: the next tick reads it
                 return
+            run.next_read = time.monotonic() + max(MIN_READ_SECONDS, (time.monotonic() - began) / READ_SHARE)
             for name, value in recorded_fields(recorded, run.two_d).items():
                 setattr(run, name, value)
             if run.started is None and run.offsets:  # the file's latest offset is about now: a flush is not older
@@ -323,7 +333,7 @@ class RunStore:
         cleanup.forget(partial_path(run.path))
         if outcome["path"]:
             run.path = Path(outcome["path"])  # in the disk cache, if it ended on its own and there is one
-        self._read_file(run)
+        self._read_file(run, force=True)
         # the run's own time, from its file, as a replay of it says (the task's also has the data's load in it)
         run.seconds = run.offsets[-1] if run.offsets else outcome["seconds"]
         run.message, run.future = outcome["message"], None
