@@ -95,14 +95,19 @@ def floor_step(dataset, dtype: str):
     return matmul_floor(w, x, dz)
 
 
+def seed_dataset(data_dir: str):
+    """The course's cat images from ``data_dir``, else the shipped stand-in shapes64 (same shapes)."""
+    try:
+        return load_dataset("catvnoncat", data_dir)
+    except Exception:  # noqa: BLE001 - any missing or unreadable file: fall back to the stand-in
+        return load_dataset("shapes64")
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0], burst=10)
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     args = p.parse_args()
-    try:
-        dataset = load_dataset("catvnoncat", args.data_dir)
-    except Exception:  # noqa: BLE001 - any missing or unreadable file: fall back to the stand-in
-        dataset = load_dataset("shapes64")
+    dataset = seed_dataset(args.data_dir)
     torch = set_threads(args.threads, pytorch=not args.without_pytorch)
     for dtype in dtypes(args.dtype):
         plain, with_stats, stream = init_lab_steps(dataset, dtype)
