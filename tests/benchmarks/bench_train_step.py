@@ -127,6 +127,8 @@ def main() -> None:
             ("step + all statistics / PyTorch", med["Init Lab + stats"], med["PyTorch"], "PyTorch"),
             ("Training stream, snapshot every step / step", med["Init Lab stream"], med["Init Lab"],
              f"Init Lab (target <= 1.10; test accuracy every {TEST_EVERY} steps, from step {TEST_DENSE_UNTIL})"),
+            ("Training stream / step + all statistics", med["Init Lab stream"], med["Init Lab + stats"],
+             "Init Lab + stats (the recording's own cost)"),
         ], t)
     print(f"peak RSS: {peak_rss_mib():.0f} MiB (process, all contenders)")
 
