@@ -11,10 +11,10 @@ returns None to go on or a reason; the run then ends at that step with one last 
 ends at the step where it stopped, and ``stopped_reason``/``stopped_step`` say so.
 
 Test accuracy is a forward pass over the test set (on the course's data, 50 examples against the 209 a step trains
-on: 11% of a step), so a run recording often measures it on its own cadence: at every snapshot up to step
-``TEST_DENSE_UNTIL``, then at a snapshot at least ``TEST_EVERY`` steps after the last one measured, and always at the
-last snapshot (the run's end, or where it stopped). Between, a snapshot's ``test_accuracy`` is NaN (as with no test
-split). A run recording every ``TEST_EVERY`` steps or fewer (the default is 100) measures it at every snapshot.
+on: about 12% of a step), so a run recording often measures it on its own cadence: at every snapshot up to step
+``TEST_DENSE_UNTIL``, then at the first snapshot ``TEST_EVERY`` or more steps after the last one measured, and always
+at the last snapshot (the run's end, or where it stopped). Between, a snapshot's ``test_accuracy`` is NaN (as with no
+test split). A run with ``record_every >= TEST_EVERY`` (the default is 100) measures it at every snapshot.
 """
 
 from __future__ import annotations
