@@ -18,6 +18,7 @@ from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, c
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
+from core.stats import latest_test_accuracy
 
 COMPARE_SECONDS = 1.0  # the loss curves and table redraw once a second: a class watches several runs at once here
 
@@ -141,7 +142,7 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
                      "step": f"{last.step:,}" if last else "–",
                      "loss": f"{last.loss:.4f}" if last else "–",
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
-                     "test accuracy": f"{last.test_accuracy:.2f}" if last else "–",
+                     "test accuracy": f"{latest_test_accuracy(seen[label]):.2f}" if last else "–",
                      "time": time_column(r, seen[label], statuses[label])})
     table(rows)
     st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "

@@ -20,6 +20,7 @@ from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
 from core.network import Network
+from core.stats import latest_test_accuracy
 
 LIVE_SECONDS = 0.2  # progress and curves redraw 5 times a second while the watched run computes
 LAYER_SECONDS = 1.0  # and the per-layer figures once a second
@@ -205,7 +206,7 @@ def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: b
     a, b, c, d, e = st.columns([2, 2, 2, 3, 2], vertical_alignment="center")
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
-    c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
+    c.metric("Test accuracy", f"{latest_test_accuracy(snapshots):.2f}")
     with d:
         loss_log_toggle()
     tab_data().statistics = lambda: export.run_csv(snapshots)
