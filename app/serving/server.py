@@ -33,6 +33,7 @@ from core.data import default_data_dir, load_dataset
 from core.limits import Limits
 
 READY_PATH = "/ready"  # outside Streamlit's reserved /_stcore/, /media/, /component/, /static/
+WARMING = "ready; computing the presets' probes"  # /ready's body meanwhile (200: a run can start)
 READY_REUSE_SECONDS = 2.0  # a readiness answer serves every probe in this long: a flood of probes is one check
 PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": compute nothing at start (tests); "probes": their probes, no runs
 
@@ -122,6 +123,11 @@ class _Start:
         except Exception:  # the pages compute what is missing, as they would without it
             log.exception("the presets' probes were not computed in advance")
 
+    @property
+    def warming(self) -> bool:
+        """Whether the presets' probes are still being computed (after the store started)."""
+        return _store is not None and self.thread is not None and self.thread.is_alive()
+
     def problem(self) -> str | None:
         """Why no run can be computed now, or None if one can."""
         store = _store
@@ -156,8 +162,8 @@ async def readiness(request):
     from starlette.responses import PlainTextResponse
 
     reason = await asyncio.to_thread(not_ready_reason)  # a check waits up to seconds on the scheduler
-    if reason is None:
-        return PlainTextResponse("ready")
+    if reason is None:  # a run can start; the presets' probes, which their pages would wait for, may not be done
+        return PlainTextResponse(WARMING if _start.warming else "ready")
     return PlainTextResponse(f"not ready: {reason}", status_code=503)
 
 
