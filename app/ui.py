@@ -1,5 +1,6 @@
-"""What every tab of the page shares: the session's state, typed; a chart with its caption, and the tab's one download of its data; the "Why?"
-expander; widgets that remember their value across tabs; the probe and prediction cached across sessions."""
+"""What every tab of the page shares: the session's state, typed; a chart with its caption, and the tab's one download
+of its data; tables; the "Why?" expander; widgets that remember their value across tabs; the probes (kept by the
+server: app/serving/probes.py), the predictions and the figures of a run, shared by every session."""
 
 from __future__ import annotations
 

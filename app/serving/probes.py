@@ -5,9 +5,9 @@ kept by this server process (no Streamlit here).
 Every page asks for a few: its config's and the two its verdict measures it against (Xavier's and He's on the same
 network), and a class asks for the same ones. So a probe is computed once and kept (the last `MAX_PROBES` used);
 a page asks for all it lacks at once and waits for them together, not one after another; sessions asking at once
-share one computation (in this process, and Dask's one task per key across replicas); and a server warms its presets' probes at start
-(server.py), so the first student to pick one finds it ready (the first probe of a new worker loads its data: a
-second, which a class of 30 waited for together).
+share one computation (in this process, and Dask's one task per key across replicas); and a server warms its
+presets' probes at start (server.py), so the first student to pick one finds it ready (the first probe of a new
+worker loads its data: a second, which a class of 30 waited for together).
 
 A kept probe is shared by every page that asks: no page changes one (they are read, drawn, and judged).
 """

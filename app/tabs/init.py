@@ -66,14 +66,17 @@ def render(config: Config, dataset, limits: Limits) -> None:
                    "first and last included.")
     left, right = st.columns(2)
     with left:
-        chart(figs["init_a_hist"], "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.",
+        chart(figs["init_a_hist"], "init_a_hist",
+              "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.",
               help=explain("Z, A", "dead unit", "saturated unit"))
     with right:
-        chart(figs["init_dz_hist"], "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.",
+        chart(figs["init_dz_hist"], "init_dz_hist",
+              "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.",
               help=explain("dZ"))
     left, right = st.columns(2)
     with left:
-        chart(figs["init_mean"], "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
+        chart(figs["init_mean"], "init_mean",
+              "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
     with right:
         chart(figs["init_fractions"], "init_fractions",
               "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.",
