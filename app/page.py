@@ -23,7 +23,7 @@ from app.presets import presets  # noqa: E402
 from app.serving.server import run_store  # noqa: E402
 from app.state import LESSON_PARAM, TAB_PARAM, TRAINING_TAB  # noqa: E402
 from app.tabs import compare, init, lessons, run_file, sweep, theory, training  # noqa: E402
-from app.ui import state  # noqa: E402
+from app.ui import begin_tab_data, state  # noqa: E402
 from core.config import ConfigError  # noqa: E402
 from core.data import DatasetError, default_data_dir  # noqa: E402
 from core.limits import Limits, network_within_limits  # noqa: E402
@@ -69,6 +69,7 @@ def main() -> None:
     # Only the open tab runs (and reaches the browser): a page redraw costs one tab's figures, not five.
     for tab, view in zip(st.tabs(list(views), key=TAB_KEY, on_change="rerun", bind="query-params"), views.values()):
         if tab.open:
+            begin_tab_data()
             with tab:
                 view()
         elif view is views["Lessons"]:

@@ -141,7 +141,8 @@ def presets(data_dir=None) -> dict[str, Preset]:
 DEFAULT_PRESET = "seed question"
 
 
-def preset_configs(data_dir=None) -> set[Config]:
-    """Every config a preset trains: its own and its Compare initialisers'. The run cache keeps their runs."""
-    return {config for p in presets(data_dir).values()
-            for config in (p.config, *(VARIANTS[label].apply(p.config) for label in p.compare))}
+def preset_configs(data_dir=None) -> list[Config]:
+    """Every config a preset trains, in the order of the preset list: its own and its Compare initialisers'. The
+    run cache keeps their runs; a server probes them as it starts."""
+    return list(dict.fromkeys(config for p in presets(data_dir).values()
+                              for config in (p.config, *(VARIANTS[label].apply(p.config) for label in p.compare))))

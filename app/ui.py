@@ -1,14 +1,17 @@
-"""What every tab of the page shares: the session's state, typed; a chart with its caption and CSV; the "Why?"
-expander; widgets that remember their value across tabs; the probe and prediction cached across sessions."""
+"""What every tab of the page shares: the session's state, typed; a chart with its caption, and the tab's one download
+of its data; tables; the "Why?" expander; widgets that remember their value across tabs; the probes (kept by the
+server: app/serving/probes.py), the predictions and the figures of a run, shared by every session."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Callable, Generic, TypeVar
 
+import pyarrow as pa  # Streamlit's own dependency, its tables' format
 import streamlit as st
 
 from app.charts import export
+from app.charts.style import frozen
 from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
@@ -75,6 +78,7 @@ class SessionState:
     compare: Slot[list] = Slot([])  # widget: the initialisers to compare
     compare_keys: Slot[dict] = Slot({})  # initialiser label -> its run's key
     compare_errors: Slot[list] = Slot([])
+    tab_data: Slot[Any] = Slot()  # the open tab's TabData: its download
 
 
 state = SessionState()
@@ -103,9 +107,13 @@ def set_kept(key: str, value) -> None:
     st.session_state[kept(key)] = value
 
 
-def cached_figures(slot: str, token: tuple, build: Callable[[], dict]):
+def cached_figures(slot: str, token: tuple, build: Callable[[], dict], shared: bool = False):
     """`build()`'s figures, rebuilt only when `token` changes: most ticks of a slow run have no new snapshot and
-    reuse the last ones, leaving the CPU to the training."""
+    reuse the last ones, leaving the CPU to the training. `shared`: the token names the figures' content for every
+    session (a run key is a config's JSON and its dataset's fingerprint), so a class watching one run builds them,
+    and a live chart turns them into JSON, once."""
+    if shared:
+        return _shared_figures((slot, *token), build)
     cached = st.session_state.get(slot)
     if cached is None or cached[0] != token:
         cached = token, build()
@@ -113,30 +121,39 @@ def cached_figures(slot: str, token: tuple, build: Callable[[], dict]):
     return cached[1]
 
 
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _shared_figures(token: tuple, _build: Callable[[], dict]):
+    return frozen(_build())  # kept, not copied for each session: pages draw figures, never change them
+
+
 # --- shared, cached computation ---------------------------------------------------------------------------------
-@st.cache_data(max_entries=64, show_spinner="Probing the network at initialisation…")
-def cached_probe(config_json: str, fingerprint: str, _dataset, _limits: Limits):
-    """One forward/backward pass at init, in a worker, shared by every session (keyed by config JSON and dataset
-    fingerprint): the network, its snapshot, which layers start as copies of one unit, the step-0 cost note."""
-    return run_store().probe(Config.from_json(config_json), _dataset, _limits)
+def probes_of(configs: list[Config], dataset, limits: Limits) -> list[tuple]:
+    """Each config's probe at initialisation (app.serving.probes: computed once in a worker, kept for every
+    session): (network, snapshot, which layers start as copies of one unit, the step-0 cost note)."""
+    probes = run_store().probes
+    if all(probes.kept(config, dataset) for config in configs):
+        return probes.get(configs, dataset, limits)
+    with st.spinner("Probing the network at initialisation…"):
+        return probes.get(configs, dataset, limits)
 
 
 def probe_of(config: Config, dataset, limits: Limits):
-    """The config's network and its snapshot at initialisation (cached_probe)."""
-    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)[:2]
+    """The config's network and its snapshot at initialisation."""
+    return probes_of([config], dataset, limits)[0][:2]
 
 
 def verdict_of(config: Config, dataset, limits: Limits) -> Verdict:
-    """The verdict on the config, from the same cached probes the charts draw: its own and Xavier's and He's on
-    the same network, each computed once whichever tab asks first."""
-    network, snapshot, identical, _ = cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)
-    references = {name: probe_of(other, dataset, limits)[1] for name, other in reference_configs(config).items()}
-    return verdict(network, config, snapshot, baseline(dataset), references, identical)
+    """The verdict on the config, from the same probes the charts draw: its own and Xavier's and He's on the same
+    network, asked for together."""
+    references = reference_configs(config)
+    (network, snapshot, identical, _), *others = probes_of([config, *references.values()], dataset, limits)
+    return verdict(network, config, snapshot, baseline(dataset),
+                   {name: probe[1] for name, probe in zip(references, others)}, identical)
 
 
 def cost_note_of(config: Config, dataset, limits: Limits) -> str | None:
     """Why the course would print cost inf at step 0 where Init Lab shows a number (None when it would not)."""
-    return cached_probe(config.to_json(), dataset.fingerprint(), dataset, limits)[3]
+    return probes_of([config], dataset, limits)[0][3]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -183,22 +200,63 @@ def loss_log_toggle() -> bool:
 
 
 def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True, help: str | None = None) -> None:
-    """A figure, what to look for in it (`help`: hover help for its words, app.glossary), and its data as CSV (unless
-    not `csv`). A `live` one is redrawn in place
-    (`live_chart`) as a static picture: it is replaced several times a second, so hover and zoom could not be used
-    anyway, and skipping their setup makes the browser's redraw cheaper; its CSV is the data drawn at the moment of
-    the click."""
+    """A figure and what to look for in it (`help`: hover help for its words, app.glossary); unless not `csv`, its
+    data goes into the tab's one download (`data_download`). A `live` one is redrawn in place (`live_chart`) as a
+    static picture: it is replaced several times a second, so hover and zoom could not be used anyway, and skipping
+    their setup makes the browser's redraw cheaper."""
     if live:
         live_chart(fig, key, LIVE_PLOT_CONFIG)
     else:
         st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    if not csv:
-        st.caption(caption, help=help)
-        return
-    text, button = st.columns([6, 1], vertical_alignment="center")
-    text.caption(caption, help=help)
-    button.download_button("CSV", data=lambda: export.figure_csv(fig), file_name=f"initlab-{key}.csv",
-                           mime="text/csv", key=f"{key}_csv", on_click="ignore", help="This chart's data as CSV.")
+    st.caption(caption, help=help)
+    if csv:
+        tab_data().figures[key] = fig
+
+
+def table(rows: list[dict]) -> None:
+    """Rows of text (dicts with the same keys) as a table. Built as an Arrow table, index hidden: st.table given the
+    list built a pandas frame of Arrow strings and checked its index, 3-4 ms of a Compare tick that every student
+    watching a run pays each second; this way 0.1 ms."""
+    if rows:
+        st.table(pa.table({name: [row[name] for row in rows] for name in rows[0]}), hide_index=True)
+
+
+class TabData:
+    """What the open tab's download holds: the latest figure of each of its charts (a live chart's redraw replaces
+    its own) and, where the tab has them, the per-layer statistics. The download reads it when it is pressed, so it
+    writes what is on screen then. One download a tab, not one a chart: every download button is registered with
+    Streamlit's media manager, whose one lock every page run of every session takes, and whose cleanup after every
+    run walks every session's buttons (with 30 students, a CSV button beside each chart cost the server a third of
+    its CPU: tests/load/load_test.py)."""
+
+    def __init__(self):
+        self.figures: dict[str, Any] = {}
+        self.statistics: Callable[[], str] | None = None
+
+    def zip(self) -> bytes:
+        return export.data_zip(self.figures, None if self.statistics is None else self.statistics())
+
+
+def begin_tab_data() -> None:
+    """A new page run: the open tab's charts register anew (a fragment's rerun replaces only its own)."""
+    state.tab_data = TabData()
+
+
+def tab_data() -> TabData:
+    data = state.tab_data
+    if data is None:  # a page not begun by page.main (a tab's module drawn on its own)
+        begin_tab_data()
+        data = state.tab_data
+    return data
+
+
+def data_download(container, name: str) -> None:
+    """The tab's one download: a .zip of a CSV for each of its charts (`chart`) and its statistics, if any."""
+    container.download_button("Data (.zip)", data=tab_data().zip, file_name=f"initlab-{name}.zip",
+                              mime="application/zip", key=f"{name}_data", on_click="ignore",
+                              help="This tab's charts as CSV files, one per chart (series, x, y), and where the tab "
+                                   "has them its per-layer statistics (statistics.csv), as they are on screen when "
+                                   "you press it.")
 
 
 WHY_INIT = r"""

@@ -24,7 +24,7 @@ from .meanfield import TheoryError
 from .record import RecordedRun, RunFileError, record
 from .run_reader import read_run
 from .normtheory import batchnorm_gradient_factor, gradient_growth
-from .stats import overflow_note
+from .stats import latest_test_accuracy, overflow_note
 from .sweep_cli import add_sweep_parser, run_sweep
 from .theory import compare
 from .train import Training, initial_cost_note
@@ -176,7 +176,7 @@ def run_train(args, config: Config, dataset, out) -> None:
         "network": list(run.network.dims),
         "costs": [[s.step, s.loss] for s in snapshots],
         "train_accuracy": last.train_accuracy if last else None,
-        "test_accuracy": _json_number(last.test_accuracy) if last else None,
+        "test_accuracy": _json_number(latest_test_accuracy(snapshots)) if last else None,
         "stopped_reason": run.stopped_reason,
         "seconds": seconds,
         "run_file": args.out,
@@ -190,7 +190,8 @@ def run_train(args, config: Config, dataset, out) -> None:
         if step == 0 and start_note:
             print(f"note: at step 0 {start_note}", file=out)
     if last:
-        print(f"train accuracy {last.train_accuracy:.4f}, test accuracy {last.test_accuracy:.4f}", file=out)
+        print(f"train accuracy {last.train_accuracy:.4f}, test accuracy {latest_test_accuracy(snapshots):.4f}",
+              file=out)
     if run.stopped_reason:
         print(run.stopped_reason, file=out)
     print(f"{seconds:.2f} s of training", file=out)
@@ -242,7 +243,7 @@ def run_show(path: str, out) -> None:
         first, last = snaps[0], snaps[-1]
         print(f"steps recorded: {len(snaps)} (steps {first.step} to {last.step})", file=out)
         print(f"final: step {last.step}, cost {last.loss:.6g}, train accuracy {last.train_accuracy:.4f}, "
-              f"test accuracy {last.test_accuracy:.4f}", file=out)
+              f"test accuracy {latest_test_accuracy(snaps):.4f}", file=out)
         print(f"{'layer':>5}  {'units':>6}  {'std Z at step ' + str(first.step):>18}  "
               f"{'std Z at step ' + str(last.step):>18}", file=out)
         for i in range(first.n_layers):

@@ -11,7 +11,8 @@ Layout of a run file (format `FORMAT_VERSION`)::
     /params/steps     W1..WL, b1..bL, step: one row per snapshot whose step is a multiple of the attribute
                       params_every, the weights as the snapshot left them; only for 2-D inputs (the decision boundary
                       is drawn from them), within STEP_PARAMS_BUDGET; absent in other and older files
-    /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step
+    /run/<column>     step, loss, train_accuracy, test_accuracy: one row per recorded step (test_accuracy NaN at
+                      steps that did not measure it: core/train.py's TEST_EVERY, or no test split)
     /run/seconds      wall-clock seconds from the start of the run to each row's snapshot (absent in files
                       written before it was added: readers then have no timing, `RecordedRun.seconds` is None)
     /stats/<key>      one row per recorded step: (n, L) scalars, (n, L, bins) histograms, (n, L, 2) outside counts

@@ -44,13 +44,23 @@ class Snapshot:
     step: int
     loss: float
     train_accuracy: float
-    test_accuracy: float  # nan when there is no test split
+    test_accuracy: float  # nan when there is no test split, or not measured at this step (core/train.py: TEST_EVERY)
     stats: dict[str, Array]  # SCALARS -> (L,), "<h>_hist" -> (L, bins), "<h>_outside" -> (L, 2)
     edges: dict[str, Array]  # "<h>" -> (L, bins + 1), the same arrays for every snapshot of a run
 
     @property
     def n_layers(self) -> int:
         return len(self.stats["z_std"])
+
+
+def tested(snapshots: list[Snapshot]) -> list[Snapshot]:
+    """The snapshots that measured test accuracy (a run recording often measures it on its own cadence)."""
+    return [s for s in snapshots if not math.isnan(s.test_accuracy)]
+
+
+def latest_test_accuracy(snapshots: list[Snapshot]) -> float:
+    """The test accuracy of the latest snapshot that measured it; NaN if none did (or there is no test split)."""
+    return next((s.test_accuracy for s in reversed(snapshots) if not math.isnan(s.test_accuracy)), math.nan)
 
 
 @dataclass(frozen=True)

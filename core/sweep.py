@@ -164,13 +164,14 @@ def train_cell(config: Config, dataset, limits: Limits, cache: str) -> dict:
         return found
     started = time.monotonic()
     training = Training(config, dataset, limits)
-    steps, losses, last = [], [], None
+    steps, losses, last, test_accuracy = [], [], None, math.nan
     for snapshot in record(training, Path(cache) / f"{key}.h5"):
         steps.append(snapshot.step)
         losses.append(snapshot.loss)
         last = snapshot
-    figures = {"train_accuracy": last.train_accuracy if last else math.nan,
-               "test_accuracy": last.test_accuracy if last else math.nan,
+        if not math.isnan(snapshot.test_accuracy):  # a diverged run's last snapshot may not have measured it
+            test_accuracy = snapshot.test_accuracy
+    figures = {"train_accuracy": last.train_accuracy if last else math.nan, "test_accuracy": test_accuracy,
                "loss": last.loss if last else math.nan, "diverged": training.diverged,
                "message": training.stopped_reason, "steps": steps, "losses": losses,
                "seconds": time.monotonic() - started}

@@ -9,6 +9,12 @@ saying where and why (``diverged`` then). A caller that must stop a run promptly
 server's Stop button, its time cap) passes ``should_stop``: called with the step number before every step, it
 returns None to go on or a reason; the run then ends at that step with one last snapshot of it, so that a recording
 ends at the step where it stopped, and ``stopped_reason``/``stopped_step`` say so.
+
+Test accuracy is a forward pass over the test set (on the course's data, 50 examples against the 209 a step trains
+on: about 12% of a step), so a run recording often measures it on its own cadence: at every snapshot up to step
+``TEST_DENSE_UNTIL``, then at the first snapshot ``TEST_EVERY`` or more steps after the last one measured, and always
+at the last snapshot (the run's end, or where it stopped). Between, a snapshot's ``test_accuracy`` is NaN (as with no
+test split). A run with ``record_every >= TEST_EVERY`` (the default is 100) measures it at every snapshot.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ FLOAT64_MAX = float(np.finfo(np.float64).max)
 # that sum changes (to ~1e-14 relative): there is no contraction, so every parameter is bit for bit what NumPy's
 # arithmetic gives (tests/test_kernels.py checks this against NumPy).
 UPDATE_MATH = {"reassoc"}
+# Test accuracy's cadence (see the module docstring): at TEST_EVERY = 10 it adds ~1% to a step recorded every step
+# (tests/benchmarks/bench_train_step.py), and a chart of a run longer than 2,400 steps is as dense as before: the
+# charts draw at most 240 points a curve.
+TEST_DENSE_UNTIL = 100
+TEST_EVERY = 10
 
 
 @numba.njit(**COMPILED, fastmath=UPDATE_MATH)
@@ -152,15 +163,16 @@ class Training:
     def __iter__(self) -> Iterator[Snapshot]:
         return self._run()
 
-    def _evaluate(self, probabilities_train: Array | None) -> tuple[float, float]:
-        """Train and test accuracy. Batch norm evaluates both with its running statistics (as PyTorch's eval()),
-        never the training pass's batch statistics: those make an example's output depend on its batch."""
+    def _evaluate(self, probabilities_train: Array | None, with_test: bool) -> tuple[float, float]:
+        """Train accuracy, and test accuracy if ``with_test`` (else NaN). Batch norm evaluates both with its running
+        statistics (as PyTorch's eval()), never the training pass's batch statistics: those make an example's output
+        depend on its batch."""
         net = self.network
         if net.norm == "batch":
             probabilities_train = None
         train_p = probabilities_train if probabilities_train is not None else forward(net, self.params, self.x).A[-1]
         test_acc = (accuracy(net, forward(net, self.params, self.x_test).A[-1], self.dataset.y_test)
-                    if self.x_test.shape[1] else math.nan)
+                    if with_test and self.x_test.shape[1] else math.nan)
         return accuracy(net, train_p, self.y), test_acc
 
     def _diverged(self, step: int, what: str) -> None:
@@ -188,6 +200,7 @@ class Training:
         binning: Binning | None = None
         edges = None
         should_stop = self.should_stop
+        last_tested = -TEST_EVERY  # the step of the last snapshot that measured test accuracy
         for step in range(c.iterations + 1):
             stop = should_stop(step) if should_stop is not None and step < c.iterations else None
             if full_batch:
@@ -207,11 +220,15 @@ class Training:
                     binning = choose_binning(net, cache, grads, c.bins)
                     edges = binning.edges()
                 stats = layer_stats(net, params, cache, grads, binning)
+                with_test = (step <= TEST_DENSE_UNTIL or step - last_tested >= TEST_EVERY or step == c.iterations
+                             or stop is not None)
+                if with_test:
+                    last_tested = step
                 if full_batch:
-                    train_acc, test_acc = self._evaluate(cache.A[-1])
+                    train_acc, test_acc = self._evaluate(cache.A[-1], with_test)
                 else:
                     loss = cost(net, forward(net, params, self.x, batch_stats=True), self.y, params, c.l2)
-                    train_acc, test_acc = self._evaluate(None)
+                    train_acc, test_acc = self._evaluate(None, with_test)
             if step < c.iterations and stop is None:
                 norms = optimizer.step(params, grads)
                 for i, normalized in enumerate(cache.normalized if net.norm == "batch" else ()):

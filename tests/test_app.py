@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import time
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -664,14 +666,43 @@ def test_the_verdict_follows_the_sidebar():
     assert all(v == floor for t in std["data"][:2] for v in decode(t["y"]))  # std Z, std A: on the floor, not gaps
 
 
+def tab_download(at: AppTest) -> set[str]:
+    """The open tab's one download button, and the names of the files in the zip it gives."""
+    assert [node.proto.label for node in at.get("download_button")] == ["Data (.zip)"]
+    with zipfile.ZipFile(io.BytesIO(at.session_state["tab_data"].zip())) as archive:
+        return set(archive.namelist())
+
+
+def test_the_first_tab_offers_each_charts_data_and_the_statistics_in_one_download():
+    at = start({"preset": "course 2 circles"})
+    no_errors(at)
+    assert tab_download(at) == {"init_std.csv", "init_a_hist.csv", "init_dz_hist.csv", "init_mean.csv",
+                                "init_fractions.csv", "statistics.csv"}
+
+
+def test_sessions_on_one_config_share_its_figures_until_one_changes_a_toggle():
+    """A class on one preset: its figures are built once (ui.cached_figures, shared); a student's own toggle gives
+    that student other figures, and leaves the others' alone."""
+    first, second = start({"preset": "course 2 circles"}), start({"preset": "course 2 circles"})
+    figures_of = lambda at: at.session_state["tab_data"].figures  # noqa: E731
+    assert figures_of(first)["init_std"] is figures_of(second)["init_std"]
+    second.toggle(key="init_log_y").set_value(False).run()
+    no_errors(second)
+    assert figures_of(second)["init_std"] is not figures_of(first)["init_std"]
+    assert figures_of(first)["init_std"].layout.yaxis.type == "log"
+    assert figures_of(second)["init_std"].layout.yaxis.type != "log"
+
+
 def test_a_finished_run_is_judged_against_the_majority_class():
     at = trained_page("course 2 circles", 20)
     text = verdict_text(at)
     assert "after 20 steps" in text and "always answering" in text and "At initialisation: Healthy" in text
     loss = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "Loss")
     assert [shape["y0"] for shape in loss["layout"]["shapes"]] == [pytest.approx(np.log(2))]
-    assert at.get("download_button"), "CSV buttons beside the charts and for the run's statistics"
-
+    names = tab_download(at)
+    assert {"live_loss.csv", "live_accuracy.csv", "live_a_std.csv", "statistics.csv"} <= names, names
+    statistics = at.session_state["tab_data"].statistics()
+    assert len(statistics.splitlines()) == 1 + 3 * 3  # a header, then 3 layers (10, 5, 1) at steps 0, 10 and 20
 
 def test_the_norm_and_residual_switches_reach_the_config_the_url_and_the_charts():
     at = start()

@@ -174,7 +174,8 @@ def test_a_probe_is_computed_once_by_a_worker_for_every_replica_before_queued_ru
                          Limits())
     config = Config(dataset="circles", layers=(16, 8), init="normal", init_scale=1e-3, seed=7)
     with ThreadPoolExecutor(2) as pool:
-        asked = [pool.submit(store.probe, config, circles, Limits()) for store in replicas]
+        asked = [pool.submit(lambda store: store.probes.get([config], circles, Limits())[0], store)
+                 for store in replicas]
         time.sleep(1.0)  # both waiting for a worker, behind nothing but the blockers
         first.detach(blockers[0].key, "blocker0")
         results = [future.result(timeout=60) for future in asked]

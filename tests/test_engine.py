@@ -11,8 +11,9 @@ from core.config import Config
 from core.data import Dataset
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
 from core.network import Cache, Network, Params, backward, cost, forward, initialize, targets
+from core.stats import latest_test_accuracy
 from core.theory import predict_for
-from core.train import Training, probe
+from core.train import TEST_DENSE_UNTIL, TEST_EVERY, Training, probe
 
 
 def toy_dataset(n_features=4, m=12, n_classes=2, seed=0) -> Dataset:
@@ -306,6 +307,27 @@ def test_a_diverging_run_stops_with_its_step_and_reason():
     assert f"step {run.stopped_step}" in run.stopped_reason
     assert 0 < len(snaps) <= run.stopped_step + 1
     assert all(math.isfinite(s.loss) for s in snaps)
+
+
+def test_recording_every_step_measures_test_accuracy_on_its_own_cadence_with_unchanged_values():
+    """Past TEST_DENSE_UNTIL a run recording every step measures test accuracy every TEST_EVERY steps, and at its
+    last step whatever the cadence; each measured value is the one a run recording every TEST_EVERY steps (which
+    measures at every snapshot) gives at that step, and the last is the trained weights' own on the test set."""
+    data = toy_dataset(n_features=4, m=12)
+    iterations = TEST_DENSE_UNTIL + 2 * TEST_EVERY + 3  # the last step is off the cadence
+    config = Config(layers=(4,), iterations=iterations, record_every=1)
+    run = Training(config, data)
+    every_step = list(run)
+    measured = {s.step: s.test_accuracy for s in every_step if not math.isnan(s.test_accuracy)}
+    assert sorted(measured) == [*range(TEST_DENSE_UNTIL + 1), TEST_DENSE_UNTIL + TEST_EVERY,
+                                TEST_DENSE_UNTIL + 2 * TEST_EVERY, iterations]
+    sparse = {s.step: s.test_accuracy for s in Training(config.replace(record_every=TEST_EVERY), data)}
+    assert all(measured[step] == value for step, value in sparse.items())
+    trained = float(np.mean((forward(run.network, run.params, run.x_test).A[-1] > 0.5) == data.y_test))
+    assert measured[iterations] == trained
+    before_last = every_step[:-1]
+    assert latest_test_accuracy(before_last) == measured[TEST_DENSE_UNTIL + 2 * TEST_EVERY]
+    assert all(not math.isnan(s.train_accuracy) for s in every_step)
 
 
 def test_closing_the_stream_stops_early():

@@ -56,3 +56,17 @@ def test_run_csv_has_a_row_per_step_and_layer_with_every_statistic():
         for key in SCALARS:
             assert float(r[key]) == pytest.approx(snapshots[-1].stats[key][i], rel=1e-15)  # no rounding
         assert float(r["loss"]) == snapshots[-1].loss
+
+
+def test_a_tabs_download_holds_each_charts_csv_and_the_statistics():
+    import zipfile
+
+    fig = figures.depth_profile({"std Z": [0.5, 0.25]}, "t", "std")
+    other = figures.layer_fractions(np.array([0.5, 0.0]), np.array([0.0, 0.1]))
+    snapshots = list(Training(Config(dataset="circles", layers=(4,), iterations=2), load_dataset("circles")))
+    data = export.data_zip({"init_std": fig, "init_fractions": other}, export.run_csv(snapshots))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["init_fractions.csv", "init_std.csv", "statistics.csv"]
+        assert archive.read("init_std.csv").decode() == export.figure_csv(fig)
+        assert archive.read("init_fractions.csv").decode() == export.figure_csv(other)
+        assert len(rows(archive.read("statistics.csv").decode())) == len(snapshots) * 2  # 2 layers a step

@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 import pytest
 
 from app.charts import figures, style
-from app.charts.training import layer_figures
+from app.charts.training import layer_figures, progress_figures
 from core.config import Config
 from core.data import load_dataset
-from core.train import Training, probe
+from core.train import TEST_DENSE_UNTIL, TEST_EVERY, Training, probe
 from tests.colour_vision import hex_rgb, simulate
 
 
@@ -152,6 +152,19 @@ def test_the_boundary_is_drawn_from_the_weights_of_the_step_shown():
 def test_curves_overlay_one_line_per_name():
     fig = figures.curves({"a": [0, 1], "b": [0, 1, 2]}, {"a": [0.7, 0.6], "b": [0.7, 0.5, 0.1]}, "t", "loss")
     assert [t.name for t in fig.data] == ["a", "b"] and len(fig.data[1].y) == 3
+
+
+def test_the_test_accuracy_curve_joins_the_steps_that_measured_it():
+    """Recording every step, test accuracy is measured on its own cadence (NaN between): its curve must join the
+    measured points (a line through NaN gaps would draw nothing past the dense start), the train curve every step."""
+    iterations = TEST_DENSE_UNTIL + 3 * TEST_EVERY
+    config = Config(dataset="circles", layers=(4,), iterations=iterations, record_every=1, bins=8)
+    snapshots = list(Training(config, load_dataset("circles")))
+    train, test = progress_figures(snapshots, most=1000)["accuracy"].data
+    assert list(train.x) == list(range(iterations + 1))
+    measured = [s for s in snapshots if s.step <= TEST_DENSE_UNTIL or s.step % TEST_EVERY == 0]
+    assert list(test.x) == [s.step for s in measured]
+    assert list(test.y) == [s.test_accuracy for s in measured] and np.isfinite(test.y).all()
 
 
 def test_probe_histograms_of_a_vanishing_init_collapse_on_the_shared_axis():

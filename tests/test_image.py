@@ -137,8 +137,9 @@ def test_the_image_tree_serves_the_app(venv, tmp_path):
             assert b'<div id="root">' in response.read()
         # the image's HEALTHCHECK: healthy once a worker can take a run. The tree's kernels are not compiled (the
         # image compiles them at build time; numba's cache is keyed by the code's path, new for every tree), and a
-        # worker joins once it has compiled them: minutes on a loaded machine
-        serving.wait_for(f"http://127.0.0.1:{port}/ready", b"ready", 240, process)
+        # worker joins once it has compiled them: minutes on a loaded machine. (It then computes the presets' probes
+        # and runs in the background: /ready says "ready; computing the presets' probes" meanwhile, a 200 too.)
+        serving.wait_for(f"http://127.0.0.1:{port}/ready", b"ready", 240, process, prefix=True)
         text, errors = page_text(port)
     finally:
         serving.stop(process)

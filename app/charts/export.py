@@ -1,4 +1,5 @@
-"""CSV of what the dashboard shows: any chart's data, and a run's per-layer statistics (pure functions, no Streamlit).
+"""CSV of what the dashboard shows: any chart's data, a run's per-layer statistics, and a tab's charts and statistics
+in one zip file (pure functions, no Streamlit).
 
 A chart's CSV is in long form, one row per point: ``series,x,y`` (and ``z`` for heatmaps), so every chart, with
 any number of lines, has the same columns and loads in one call (pandas.read_csv, a spreadsheet). A point drawn
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from typing import Iterable
 
 import numpy as np
@@ -71,3 +73,15 @@ def run_csv(snapshots: list[Snapshot]) -> str:
         for i in range(snap.n_layers):
             rows.append([*head, i + 1, *(_cell(snap.stats[k][i]) for k in SCALARS + extra)])
     return _text(rows)
+
+
+def data_zip(figures: dict[str, go.Figure], statistics: str | None = None) -> bytes:
+    """One download for a tab: ``<chart>.csv`` (figure_csv) for each named figure and ``statistics.csv`` (run_csv's
+    text) when given, in a zip file."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, fig in figures.items():
+            archive.writestr(f"{name}.csv", figure_csv(fig))
+        if statistics is not None:
+            archive.writestr("statistics.csv", statistics)
+    return out.getvalue()

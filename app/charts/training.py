@@ -11,7 +11,7 @@ import numpy as np
 from app.charts import figures
 from core.network import Network, Params, forward
 from core.record import params_at
-from core.stats import Snapshot
+from core.stats import Snapshot, tested
 
 Array = np.ndarray
 
@@ -59,12 +59,14 @@ def progress_figures(snapshots: list[Snapshot], most: int = 240, chance: float |
                      log_y: bool = False) -> dict[str, object]:
     """The Training tab's loss and accuracy curves of a run so far (at most `most` snapshots each), keyed by name.
     `chance`: the cost of a guess (ln 2, ln K), drawn as a guide on the loss chart."""
+    measured = thin(tested(snapshots), most)  # test accuracy has its own cadence (core/train.py: TEST_EVERY)
     snapshots = thin(snapshots, most)
     t = steps(snapshots)
     return {
         "loss": loss_curves({"loss": t}, {"loss": [s.loss for s in snapshots]}, "Loss", chance, log_y),
-        "accuracy": figures.curves({"train": t, "test": t}, {"train": [s.train_accuracy for s in snapshots],
-                                                             "test": [s.test_accuracy for s in snapshots]},
+        "accuracy": figures.curves({"train": t, "test": steps(measured)},
+                                   {"train": [s.train_accuracy for s in snapshots],
+                                    "test": [s.test_accuracy for s in measured]},
                                    "Accuracy", "accuracy", y_range=(0, 1.02)),
     }
 

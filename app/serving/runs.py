@@ -37,6 +37,7 @@ class SharedRun:
     cached: bool = False  # replayed from the disk cache, not computed for this process
     future: object = None  # the Dask task's, while it runs
     file_state: tuple | None = None  # (path, mtime_ns, size) of the file last read
+    next_read: float = 0.0  # time.monotonic() before which a live run's file is not read again (RunStore._read_file)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

@@ -3,7 +3,8 @@
 `streamlit run app/main.py` serves app/main.py's `st.App`, whose `lifespan` calls `start_in_background` as the
 server starts: the run store connects to $INITLAB_DASK_SCHEDULER, or starts this server's own Dask cluster (its
 workers compile the engine's kernels as they start: app/serving/worker_setup.py), in a thread, so the web server and
-its health route answer at once and the first student finds the workers warm. A start that fails is logged, and the
+its health route answer at once and the first student finds the workers warm; then the presets' probes are
+computed (`warm_probes`), so that a class picking a preset finds its charts ready. A start that fails is logged, and the
 first page tries again and shows the message (`run_store` raises it there). At shutdown the store is closed and the
 cluster this server started is stopped, before the interpreter's exit (cleanup.py's exit hook then has nothing left
 to stop).
@@ -28,11 +29,13 @@ from app.serving.cache import RunCache
 from app.serving.limits import ServerLimits
 from app.serving.store import LIVE_DIR, RunStore
 from core.config import ConfigError
-from core.data import default_data_dir
+from core.data import default_data_dir, load_dataset
+from core.limits import Limits
 
 READY_PATH = "/ready"  # outside Streamlit's reserved /_stcore/, /media/, /component/, /static/
+WARMING = "ready; computing the presets' probes"  # /ready's body meanwhile (200: a run can start)
 READY_REUSE_SECONDS = 2.0  # a readiness answer serves every probe in this long: a flood of probes is one check
-PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": do not compute the presets' runs at start (tests)
+PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": compute nothing at start (tests); "probes": their probes, no runs
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def run_store() -> RunStore:
             _store = RunStore(connection.client, folder, cache=cache, policy=policy, protected=protected,
                               worker_mb=workers_mb, data_dir=default_data_dir())
             _store.cluster = connection  # held for as long as the store: its processes are stopped at exit
-            if cache is not None and os.environ.get(PRESETS_ENV, "1") != "0":
+            if cache is not None and os.environ.get(PRESETS_ENV, "1") not in ("0", "probes"):
                 threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
                                  name="initlab-presets", daemon=True).start()
         return _store
@@ -77,6 +80,20 @@ def close_run_store() -> None:
         store.client.close()
 
 
+def warm_probes(store: RunStore) -> None:
+    """The presets' probes (app/serving/probes.py), first preset first: the landing page's and the seed question's
+    are ready before a class picks them."""
+    data_dir, datasets = default_data_dir(), {}
+
+    def dataset_of(config):
+        key = (config.dataset, config.standardize)
+        if key not in datasets:
+            datasets[key] = load_dataset(config.dataset, data_dir, standardize=config.standardize)
+        return datasets[key]
+
+    store.probes.warm(preset_configs(data_dir), dataset_of, Limits.from_env())
+
+
 class _Start:
     """The start of the run store in a background thread, and how it went (for the readiness route)."""
 
@@ -90,13 +107,26 @@ class _Start:
 
     def _run(self) -> None:
         try:
-            run_store()
+            store = run_store()
         except ConfigError as e:
             self.failure = str(e)
             log.warning("the run store did not start with the server (the first page tries again): %s", e)
+            return
         except Exception:
             self.failure = "the compute cluster did not start (the server's log says why)"
             log.exception("the run store did not start with the server (the first page tries again)")
+            return
+        if os.environ.get(PRESETS_ENV, "1") == "0":
+            return
+        try:
+            warm_probes(store)
+        except Exception:  # the pages compute what is missing, as they would without it
+            log.exception("the presets' probes were not computed in advance")
+
+    @property
+    def warming(self) -> bool:
+        """Whether the presets' probes are still being computed (after the store started)."""
+        return _store is not None and self.thread is not None and self.thread.is_alive()
 
     def problem(self) -> str | None:
         """Why no run can be computed now, or None if one can."""
@@ -132,8 +162,8 @@ async def readiness(request):
     from starlette.responses import PlainTextResponse
 
     reason = await asyncio.to_thread(not_ready_reason)  # a check waits up to seconds on the scheduler
-    if reason is None:
-        return PlainTextResponse("ready")
+    if reason is None:  # a run can start; the presets' probes, which their pages would wait for, may not be done
+        return PlainTextResponse(WARMING if _start.warming else "ready")
     return PlainTextResponse(f"not ready: {reason}", status_code=503)
 
 

@@ -36,6 +36,7 @@ from app.serving.cache import PRESET_OWNER, RunCache, session_owner
 from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
+from app.serving.probes import PROBE_SECONDS, Probes
 from core.config import Config, ConfigError
 from core.data import DatasetError, load_dataset
 from core.limits import Limits, network_within_limits
@@ -50,8 +51,8 @@ UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
-PROBE_PRIORITY = 10**6  # a page waits for its probe: before every run
-PROBE_SECONDS = 300  # a page gives up waiting for a free worker after this long, with a message
+READ_SHARE = 0.1  # of the time a live run's file may spend being read (`_read_file`)
+MIN_READ_SECONDS = 0.2  # between two reads of a live run's file: the Training tab's fastest redraw
 LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
@@ -85,11 +86,13 @@ class RunStore:
         self._active: dict[tuple[str, str], dict[str, str]] = {}  # (session, kind) -> {run key: its watcher}
         self._start_locks = [threading.Lock() for _ in range(START_LOCKS)]
         self._closed = threading.Event()
+        self.probes = Probes(client, data_dir, worker_mb)  # what pages show of a config at initialisation
         self.cluster = None  # the cluster.Cluster holder, when run_store() connected it: kept as long as the store
         threading.Thread(target=self._beat, name="initlab-beat", daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
+        self.probes.close()
 
     # --- what pages call -----------------------------------------------------------------------------------------
     def get(self, key: str, watcher: str | None = None) -> SharedRun | Replay | None:
@@ -169,26 +172,6 @@ class RunStore:
             last = not run.watchers and not run.done
         if last:
             self._leave(run)
-
-    def probe(self, config: Config, dataset, limits: Limits) -> tuple:
-        """`compute.probe_run` of the config, in a worker before every run waiting for one (a page waits for it):
-        one task for every session and replica asking at once. ConfigError if it is over a cap, or no worker
-        became free in PROBE_SECONDS, or its worker died."""
-        network_within_limits(config, dataset, limits)
-        key = compute.probe_key(run_key(config, dataset.fingerprint()))
-        future = submit(self.client, key, PROBE_PRIORITY, compute.probe_run, config,
-                                compute.source_of(config, dataset, self.data_dir), limits)
-        try:
-            return future.result(timeout=PROBE_SECONDS)
-        except TimeoutError:
-            raise ConfigError(f"every worker of this server has been busy for {PROBE_SECONDS} s: reload the page "
-                              "in a minute, when a training has finished") from None
-        except Exception as error:
-            if type(error).__name__ != "KilledWorker":
-                raise  # the engine's own errors (a config it refuses, a divergence at step 0), as in-process
-            raise ConfigError(failure_message(error, 0, self.worker_mb)) from None
-        finally:
-            future.release()
 
     def wait(self, key: str, timeout: float) -> bool:
         """Block until the run has ended (tests and scripts); True if it has."""
@@ -301,13 +284,19 @@ class RunStore:
         try:
             future = run.future
             ended = future is None or future.done()
-            self._read_file(run)
+            self._read_file(run, force=ended)
             if ended and future is not None:
                 self._collect(run, future)
         finally:
             run.lock.release()
 
-    def _read_file(self, run: SharedRun) -> None:
+    def _read_file(self, run: SharedRun, force: bool = False) -> None:
+        """Read the run's file again if it has changed, and unless (while it is written, but not ``force``) it was
+        read a moment ago: each read parses the whole file (in the sandbox: core.run_reader), which grows with
+        every snapshot, so a live run's file is read in at most READ_SHARE of the time, whatever the number of
+        pages watching it (30 students' pages each re-reading at their own tick took most of the server's CPU)."""
+        if not force and time.monotonic() < run.next_read:
+            return
         for path in (partial_path(run.path), run.path):
             try:
                 st = path.stat()
@@ -316,10 +305,12 @@ class RunStore:
             state = (path, st.st_mtime_ns, st.st_size)
             if state == run.file_state:
                 return
+            began = time.monotonic()
             try:
                 recorded = read_run(path)
             except RunFileError:  # renamed or being written at that instant: the next tick reads it
                 return
+            run.next_read = time.monotonic() + max(MIN_READ_SECONDS, (time.monotonic() - began) / READ_SHARE)
             for name, value in recorded_fields(recorded, run.two_d).items():
                 setattr(run, name, value)
             if run.started is None and run.offsets:  # the file's latest offset is about now: a flush is not older
@@ -342,7 +333,7 @@ class RunStore:
         cleanup.forget(partial_path(run.path))
         if outcome["path"]:
             run.path = Path(outcome["path"])  # in the disk cache, if it ended on its own and there is one
-        self._read_file(run)
+        self._read_file(run, force=True)
         # the run's own time, from its file, as a replay of it says (the task's also has the data's load in it)
         run.seconds = run.offsets[-1] if run.offsets else outcome["seconds"]
         run.message, run.future = outcome["message"], None

@@ -13,11 +13,12 @@ from app.presets import VARIANTS
 from app.timing import duration
 from app.serving.server import run_store
 from app.serving.store import FINISHED, RUNNING, run_key
-from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, keep, kept_value,
-                   loss_log_toggle, probe_of, run_wait, state, verdict_of, why)
+from app.ui import (MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of, data_download, keep,
+                   kept_value, loss_log_toggle, probe_of, run_wait, state, table, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
+from core.stats import latest_test_accuracy
 
 COMPARE_SECONDS = 1.0  # the loss curves and table redraw once a second: a class watches several runs at once here
 
@@ -97,7 +98,9 @@ def render(config: Config, dataset, limits: Limits, forward_only: bool) -> None:
     chart(figures.depth_profile(stds, "Activation std against depth at step 0", "std A", log_y=True,
                                 zero_note="std = 0: every value of the layer identical"),
           "compare_std", "The initialiser whose line stays flat keeps the signal alive through every layer.")
-    st.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
+    train, download = st.columns([5, 1], vertical_alignment="center")
+    data_download(download, "compare")
+    train.button("Train all", key="train_all", type="secondary" if forward_only else "primary", on_click=start_compare,
               args=(config, dataset, limits),
               help=f"{len(state.compare)} runs of {config.iterations:,} steps on the same data, network and seed.")
     for error in state.compare_errors:
@@ -139,18 +142,18 @@ def compare_results(keys: dict[str, str], live: bool) -> None:
                      "step": f"{last.step:,}" if last else "–",
                      "loss": f"{last.loss:.4f}" if last else "–",
                      "train accuracy": f"{last.train_accuracy:.2f}" if last else "–",
-                     "test accuracy": f"{last.test_accuracy:.2f}" if last else "–",
+                     "test accuracy": f"{latest_test_accuracy(seen[label]):.2f}" if last else "–",
                      "time": time_column(r, seen[label], statuses[label])})
-    st.table(rows)
+    table(rows)
     st.caption("Final accuracies after training; a test accuracy equal to the share of the majority class "
                "means the net learned nothing.")
     # Every run has its curve from the start, empty until its first snapshot: its colour and legend entry then do
     # not move when a run listed before it starts later.
     log_y = loss_log_toggle()
     chance = chance_cost(next(iter(runs.values())).network) if runs else None
-    loss = cached_figures("compare_loss_figure", (tuple(keys.values()), counts, log_y), lambda: loss_curves(
+    loss = cached_figures("compare_loss_figure", (tuple(keys.items()), counts, log_y), lambda: {"loss": loss_curves(
         {k: steps(v) for k, v in curves.items()}, {k: [s.loss for s in v] for k, v in curves.items()},
-        "Loss by initialiser", chance, log_y))
+        "Loss by initialiser", chance, log_y)}, shared=True)["loss"]
     chart(loss, "compare_loss", "The curve that leaves ln 2 ≈ 0.693 first is the initialiser that lets every layer "
           "learn.", live)
     if live and all(r.done for r in runs.values()):

@@ -8,8 +8,9 @@ import streamlit as st
 from app import verdict_view
 from app.charts import export, figures
 from app.glossary import explain
-from app.ui import (WHY_INIT, chart, cost_note_of, keep, kept_value, prediction_of, probe_of, theory_toggle, verdict_of,
-                   why)
+from app.serving.store import run_key
+from app.ui import (WHY_INIT, cached_figures, chart, cost_note_of, data_download, keep, kept_value, prediction_of,
+                    probe_of, tab_data, theory_toggle, verdict_of, why)
 from core.config import Config
 from core.limits import Limits
 from core.stats import overflow_note
@@ -25,8 +26,7 @@ def render(config: Config, dataset, limits: Limits) -> None:
     except FloatingPointError as e:
         st.error(f"The probe {e}.")
         return
-    s = snap.stats
-    note = overflow_note(s)
+    note = overflow_note(snap.stats)
     if note:
         st.warning(note)
     # The first screen: the verdict and the chart it is read from, side by side. The toggles that shape the charts
@@ -35,17 +35,17 @@ def render(config: Config, dataset, limits: Limits) -> None:
     shared_x = kept_value("init_shared_x", False)
     p = prediction_of(config, dataset)
     predicted = None if p is None else {"std Z": p.z_std, "std A": p.a_std, "std dZ": p.dz_std}
+    symmetric = judged.finding("symmetry") is not None
+    figs = cached_figures("init_figures", (run_key(config, dataset.fingerprint()), log_y, shared_x, p is None,
+                                           symmetric),
+                          lambda: init_figures(snap, predicted, log_y, shared_x, symmetric), shared=True)
     left, right = st.columns(2)
     with left:
         verdict_view.render(judged)
     with right:
-        chart(figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"],
-                                     **({"std Z before norm": s["z_pre_std"]} if "z_pre_std" in s else {})},
-                                    "Standard deviation against depth", "std", log_y=log_y, predicted=predicted,
-                                    zero_note=ZERO_STD_NOTES[judged.finding("symmetry") is not None]),
-              "init_std", "A flat line is a healthy init; a straight slope on the log scale is geometric vanishing. "
-              "Dashed: the mean-field prediction, the average over weight draws; one draw of a layer of few units can "
-              "sit a factor 2 from it.", help=explain("Z, A", "dZ", "mean-field"))
+        chart(figs["init_std"], "init_std", "A flat line is a healthy init; a straight slope on the log scale is "
+              "geometric vanishing. Dashed: the mean-field prediction, the average over weight draws; one draw of a "
+              "layer of few units can sit a factor 2 from it.", help=explain("Z, A", "dZ", "mean-field"))
     left, middle, right = st.columns(3)
     left.toggle("Log scale for standard deviations", key="init_log_y", **keep("init_log_y", True))
     middle.toggle("One x-axis for every layer's histogram", key="init_shared_x", **keep("init_shared_x", False),
@@ -59,29 +59,44 @@ def render(config: Config, dataset, limits: Limits) -> None:
     note = cost_note_of(config, dataset, limits)
     if note:
         st.caption(f"At step 0, {note}")
-    download.download_button("Statistics (CSV)", data=lambda: export.run_csv([snap]), mime="text/csv",
-                             file_name="initlab-init-statistics.csv", key="init_stats_csv", on_click="ignore",
-                             help="Every per-layer statistic of this pass, one row per layer.")
+    tab_data().statistics = lambda: export.run_csv([snap])
+    data_download(download, "init")
     if network.depth > figures.MAX_FACETS:
         st.caption(f"The histograms show {figures.MAX_FACETS} of the {network.depth} layers, evenly spaced, "
                    "first and last included.")
     left, right = st.columns(2)
     with left:
-        chart(figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A", shared_x),
-              "init_a_hist", "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.",
+        chart(figs["init_a_hist"], "init_a_hist",
+              "Look for layers that collapse to a spike at 0 or pile up at ±1: both stop learning.",
               help=explain("Z, A", "dead unit", "saturated unit"))
     with right:
-        chart(figures.layer_histograms(snap.edges["dz"], s["dz_hist"], "Back-propagated gradients dZ per layer",
-                                       "dZ", shared_x),
-              "init_dz_hist", "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.",
+        chart(figs["init_dz_hist"], "init_dz_hist",
+              "Look at the spread: gradients that shrink towards layer 1 mean its weights barely move.",
               help=explain("dZ"))
     left, right = st.columns(2)
     with left:
-        chart(figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"],
-                                     **({"mean γ": s["gamma_mean"], "mean β": s["beta_mean"]} if "gamma_mean" in s
-                                        else {})}, "Mean against depth", "mean"),
-              "init_mean", "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
+        chart(figs["init_mean"], "init_mean",
+              "ReLU activations have a positive mean; a drifting mean shifts every later layer.")
     with right:
-        chart(figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]), "init_fractions",
+        chart(figs["init_fractions"], "init_fractions",
               "Dead ReLUs (exactly 0) pass no gradient; saturated tanh/sigmoid units pass almost none.",
               help=explain("dead unit", "saturated unit"))
+
+
+def init_figures(snap, predicted, log_y: bool, shared_x: bool, symmetric: bool) -> dict:
+    """The tab's figures of one probe's snapshot, by chart key: every session on the config shares them."""
+    s = snap.stats
+    return {
+        "init_std": figures.depth_profile({"std Z": s["z_std"], "std A": s["a_std"], "std dZ": s["dz_std"],
+                                           **({"std Z before norm": s["z_pre_std"]} if "z_pre_std" in s else {})},
+                                          "Standard deviation against depth", "std", log_y=log_y,
+                                          predicted=predicted, zero_note=ZERO_STD_NOTES[symmetric]),
+        "init_a_hist": figures.layer_histograms(snap.edges["a"], s["a_hist"], "Activations A per layer", "A",
+                                                shared_x),
+        "init_dz_hist": figures.layer_histograms(snap.edges["dz"], s["dz_hist"],
+                                                 "Back-propagated gradients dZ per layer", "dZ", shared_x),
+        "init_mean": figures.depth_profile({"mean Z": s["z_mean"], "mean A": s["a_mean"],
+                                            **({"mean γ": s["gamma_mean"], "mean β": s["beta_mean"]}
+                                               if "gamma_mean" in s else {})}, "Mean against depth", "mean"),
+        "init_fractions": figures.layer_fractions(s["dead_fraction"], s["saturated_fraction"]),
+    }

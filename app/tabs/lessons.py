@@ -22,7 +22,7 @@ from app.markup import escape_markdown, lesson_markdown
 from app.serving.server import run_store
 from app.serving.store import DIVERGED, STOPPED
 from app.state import LESSON_PARAM, STEP_PARAM, compact_layers
-from app.ui import MAX_POINTS, Slot, chart, state
+from app.ui import MAX_POINTS, Slot, chart, data_download, state
 from core.config import Config, ConfigError
 from core.criticality import critical_line, phase_grid
 from core.data import DatasetError, default_data_dir, load_dataset
@@ -312,7 +312,10 @@ def draw_chart(step: Step, run, dataset) -> None:
                                         "Standard deviation against depth at step 0", "std", log_y=True,
                                         predicted=std_prediction(config, dataset))
     if fig is not None:
-        chart(fig, f"lesson_chart_{name}", f"The step's run: {CHARTS[name]}.", csv=name not in ("phase",))
+        csv = name != "phase"
+        chart(fig, f"lesson_chart_{name}", f"The step's run: {CHARTS[name]}.", csv=csv)
+        if csv:
+            data_download(st, f"lesson-{name}")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -14,7 +14,7 @@ import streamlit as st
 from app.charts import theory as figures
 from app.glossary import explain, glossary_markdown
 from app.markup import escape_markdown
-from app.ui import chart
+from app.ui import chart, table
 from core.config import Config, ConfigError
 from core.data import Dataset
 from core.limits import Limits
@@ -211,7 +211,7 @@ def _criticality_table(activation: str, markers: list[tuple[str, float, float]],
                      "ξ_c (layers)": describe(c.xi_c), "6 ξ_c (trainable depth)": describe(c.trainable_depth)})
     if not rows:
         return
-    st.table(rows)
+    table(rows)
     more = len(settings) - MAX_SETTINGS
     st.caption(("The first layer settings only: " if more > 0 else "") +
                r"each row is what a deep stack of identical layers with that $\sigma_w^2$, $\sigma_b^2$ would do "

@@ -14,12 +14,13 @@ from app.markup import escape_markdown
 from app.serving.server import run_store
 from app.serving.store import DIVERGED, FINISHED, RUNNING
 from app.timing import duration
-from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, kept_value, loss_log_toggle, prediction_of, run_wait,
-                   state, theory_toggle, verdict_of, why)
+from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, data_download, kept_value, loss_log_toggle,
+                   prediction_of, run_wait, state, tab_data, theory_toggle, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
 from core.network import Network
+from core.stats import latest_test_accuracy
 
 LIVE_SECONDS = 0.2  # progress and curves redraw 5 times a second while the watched run computes
 LAYER_SECONDS = 1.0  # and the per-layer figures once a second
@@ -138,7 +139,7 @@ def live_progress(config: Config, dataset, limits: Limits, live: bool) -> None:
                        f"Stopped at step {last:,}: the charts show the run up to there.")
     if run.config != config:
         st.caption("These charts show the run of an earlier setting; press Start to train the sidebar's config.")
-    draw_progress(snapshots, "live", run.key, run.network, live)
+    draw_progress(snapshots, "live", run.key, run.network, live, shared=True)
 
 
 def watched_snapshots():
@@ -155,7 +156,7 @@ def live_layers(dataset, live: bool) -> None:
     run, snapshots = watched_snapshots()
     if run is not None:
         draw_layers(snapshots, run.config, run.network, run.step_params, dataset, "live", run.key,
-                    live and not run.done)
+                    live and not run.done, shared=True)
 
 
 def draw_replay(recorded, dataset) -> None:
@@ -188,14 +189,16 @@ TRAINING_HELP = {name: explain(*terms) for name, terms in {
 LAYER_COLUMNS = (("a_std", "dw_norm", "boundary"), ("update_ratio", "gamma", "heatmap"))
 
 
-def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: bool = False) -> None:
-    """The loss and accuracy curves, then the latest figures in one row with the loss axis's scale and the CSV."""
+def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: bool = False,
+                  shared: bool = False) -> None:
+    """The loss and accuracy curves, then the latest figures in one row with the loss axis's scale and the data's
+    download. `shared`: `run_id` is a run key, whose figures every session watching it shares (ui.cached_figures)."""
     if not snapshots:
         st.caption("Waiting for the first snapshot…")
         return
     log_y = kept_value(LOSS_LOG_KEY, False)  # its toggle sits below the curves, in the row of figures
     figs = cached_figures(f"{prefix}_progress_figures", (run_id, len(snapshots), log_y),
-                          lambda: progress_figures(snapshots, MAX_POINTS, chance_cost(network), log_y))
+                          lambda: progress_figures(snapshots, MAX_POINTS, chance_cost(network), log_y), shared)
     for column, name in zip(st.columns(2), ("loss", "accuracy")):
         with column:
             chart(figs[name], f"{prefix}_{name}", TRAINING_CAPTIONS[name], live)
@@ -203,18 +206,18 @@ def draw_progress(snapshots, prefix: str, run_id: str, network: Network, live: b
     a, b, c, d, e = st.columns([2, 2, 2, 3, 2], vertical_alignment="center")
     a.metric("Loss", f"{last.loss:.4f}")
     b.metric("Train accuracy", f"{last.train_accuracy:.2f}")
-    c.metric("Test accuracy", f"{last.test_accuracy:.2f}")
+    c.metric("Test accuracy", f"{latest_test_accuracy(snapshots):.2f}")
     with d:
         loss_log_toggle()
-    e.download_button("Statistics (CSV)", data=lambda: export.run_csv(snapshots), mime="text/csv",
-                      file_name=f"initlab-run-{run_id[:8]}.csv", key=f"{prefix}_stats_csv", on_click="ignore",
-                      help="Every per-layer statistic of every snapshot so far: one row per step and layer.")
+    tab_data().statistics = lambda: export.run_csv(snapshots)
+    data_download(e, f"{prefix}-run-{run_id[:8]}")
 
 
 def draw_layers(snapshots, config: Config, network: Network, step_params, dataset, prefix: str, run_id: str,
-                live: bool = False) -> None:
+                live: bool = False, shared: bool = False) -> None:
     """`dataset` is the run's own data, or None when the sidebar's is another (no boundary, no prediction);
-    `step_params` the weights the run kept by step, for the boundary (core.record.params_at)."""
+    `step_params` the weights the run kept by step, for the boundary (core.record.params_at); `shared` as for
+    `draw_progress`."""
     if not snapshots:
         return
     theory_toggle(st)
@@ -224,7 +227,8 @@ def draw_layers(snapshots, config: Config, network: Network, step_params, datase
     figs = cached_figures(f"{prefix}_layer_figures",
                           (run_id, len(snapshots), quantity, dataset is None, prediction is None),
                           lambda: layer_figures(snapshots, network, step_params, dataset, quantity, MAX_POINTS,
-                                                predicted_a_std=None if prediction is None else prediction.a_std))
+                                                predicted_a_std=None if prediction is None else prediction.a_std),
+                          shared)
     for column, names in zip(st.columns(2), LAYER_COLUMNS):
         with column:
             for name in names:

@@ -8,6 +8,7 @@ Init Lab, ...) after a warm-up: a burst of load from someone else hits every con
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -126,7 +127,8 @@ def print_header(title: str) -> None:
     threads, library = blas_threads()
     print(f"\n== {title}")
     print(f"threads: NumPy BLAS {threads} ({library}), "
-          + (f"PyTorch {torch.get_num_threads()}" if torch else "PyTorch not loaded"))
+          + (f"PyTorch {torch.get_num_threads()}" if torch else "PyTorch not loaded")
+          + f"; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # the machine is shared
 
 
 def print_table(rows: list[tuple[str, float, float, str]], timing: dict[str, tuple[float, float]]) -> None:

@@ -35,7 +35,7 @@ def first_ready(url: str, launched: float, stop_polling: threading.Event, seen: 
     while not stop_polling.is_set():
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
-                if response.read() == b"ready":  # (a server without the route answers with the page)
+                if response.read().startswith(b"ready"):  # (a server without the route answers with the page)
                     seen["ready"] = time.monotonic() - launched
                     return
         except (urllib.error.URLError, OSError):
