@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def test_protocol_students_reach_the_course_result(capsys, seed_question_runs):
     """Three students without browsers: each picks the seed question, opens Compare, trains, and must receive the
     table with both runs finished and the course's 0.34 and 0.80 in it; the run cache is warm, so none trains."""
-    assert load_test.main(["--protocol", "--sessions", "3", "--warm-only", "--timeout", "120",
+    assert load_test.main(["--protocol", "--sessions", "3", "--warm-only", "--timeout", "120", "--cold-probes",
                            "--cache-from", str(seed_question_runs)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[:2] == ["3", "warm"]).split()
     k, cache, done, failed = row[:4]

@@ -359,7 +359,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, instant: bool, draw: bool,
-             nice: int, protocol: bool, replicas: int) -> dict:
+             nice: int, protocol: bool, replicas: int, cold_probes: bool = False) -> dict:
     data_dir = data_folder(work)
     if clear:
         shutil.rmtree(cache, ignore_errors=True)
@@ -369,8 +369,8 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     env = {**os.environ, "INITLAB_CACHE_DIR": str(cache), "INITLAB_DATA_DIR": str(data_dir),
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            # a cleared cache stays cleared: the students ask for the runs; their probes are computed at start, as a
-           # classroom server's are
-           "INITLAB_PRECOMPUTE_PRESETS": "probes"}
+           # classroom server's are (unless --cold-probes)
+           "INITLAB_PRECOMPUTE_PRESETS": "0" if cold_probes else "probes"}
     before = set(cache.glob("*.h5"))
     name = f"k{k}-{'cold' if clear else 'warm'}"
     ports = [serving.free_port() for _ in range(replicas)]
@@ -439,6 +439,9 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", action="store_true",
                         help="students without browsers: each speaks Streamlit's WebSocket protocol from this script "
                              "(tests/load/protocol.py), so the machine's cores are the server's, as in a classroom")
+    parser.add_argument("--cold-probes", action="store_true",
+                        help="the server computes no probe at start (INITLAB_PRECOMPUTE_PRESETS=0): the students' "
+                             "pages compute the probes they ask for (quicker to start; the test suite's choice)")
     parser.add_argument("--replicas", type=int, default=1, metavar="N",
                         help="N app processes sharing the run cache behind deploy/nginx.conf (needs --protocol, whose "
                              "students then come from N different loopback networks for ip_hash); default 1")
@@ -473,7 +476,8 @@ def main(argv=None) -> int:
     for k in args.sessions:
         for clear in (False,) if args.warm_only else (True, False):  # cleared first: it may warm the cache
             row = scenario(k, work / "cache", clear, work, int(args.timeout * 1000), not args.paced,
-                           not args.skip_chart_drawing, args.browser_nice, args.protocol, args.replicas)
+                           not args.skip_chart_drawing, args.browser_nice, args.protocol, args.replicas,
+                           args.cold_probes)
             rows.append(row)
             print(f"{row['k']:>3} {row['cache']:>8} {row['completed']:>5} {row['failed']:>6} {row['median']:>7.2f} "
                   f"{row['p95']:>7.2f} {row['served_median']:>10.2f} {row['served_p95']:>10.2f} "
