@@ -27,18 +27,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, expect: bytes, timeout: float, process: subprocess.Popen | None = None,
-             prefix: bool = False) -> None:
-    """Poll ``url`` until its body equals ``expect`` (starts with it, if ``prefix``); fail early if ``process`` has
-    exited."""
+def wait_for(url: str, expect: bytes, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until its body equals ``expect``; fail early if ``process`` has exited."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server exited with code {process.returncode} before {url} answered")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                body = response.read()
-                if body == expect or prefix and body.startswith(expect):
+                if response.read() == expect:
                     return
         except OSError:
             pass
