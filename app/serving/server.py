@@ -64,10 +64,16 @@ def run_store() -> RunStore:
             _store = RunStore(connection.client, folder, cache=cache, policy=policy, protected=protected,
                               worker_mb=workers_mb, data_dir=default_data_dir())
             _store.cluster = connection  # held for as long as the store: its processes are stopped at exit
-            if cache is not None and os.environ.get(PRESETS_ENV, "1") not in ("0", "probes"):
+            if cache is not None and precompute() not in ("0", "probes"):
                 threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
                                  name="initlab-presets", daemon=True).start()
         return _store
+
+
+def precompute() -> str:
+    """What the server computes as it starts ($INITLAB_PRECOMPUTE_PRESETS): "0" nothing; "probes" the presets'
+    probes only; anything else (default "1") their probes and, with a disk cache, their missing runs."""
+    return os.environ.get(PRESETS_ENV, "1")
 
 
 def close_run_store() -> None:
@@ -82,16 +88,11 @@ def close_run_store() -> None:
 
 def warm_probes(store: RunStore) -> None:
     """The presets' probes (app/serving/probes.py), first preset first: the landing page's and the seed question's
-    are ready before a class picks them."""
-    data_dir, datasets = default_data_dir(), {}
-
-    def dataset_of(config):
-        key = (config.dataset, config.standardize)
-        if key not in datasets:
-            datasets[key] = load_dataset(config.dataset, data_dir, standardize=config.standardize)
-        return datasets[key]
-
-    store.probes.warm(preset_configs(data_dir), dataset_of, Limits.from_env())
+    are ready before a class picks them. (load_dataset keeps what it loaded: the presets share a few datasets.)"""
+    data_dir = default_data_dir()
+    store.probes.warm(preset_configs(data_dir),
+                      lambda config: load_dataset(config.dataset, data_dir, standardize=config.standardize),
+                      Limits.from_env())
 
 
 class _Start:
@@ -116,7 +117,7 @@ class _Start:
             self.failure = "the compute cluster did not start (the server's log says why)"
             log.exception("the run store did not start with the server (the first page tries again)")
             return
-        if os.environ.get(PRESETS_ENV, "1") == "0":
+        if precompute() == "0":
             return
         try:
             warm_probes(store)
