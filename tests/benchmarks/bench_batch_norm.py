@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from _bench import dtypes, interleaved, parser, peak_rss_mib, print_header, print_table, set_threads
-from bench_wide_adam import BATCH, DIMS, LR, M, batches, torch_step
+from bench_wide_adam import BATCH, DIMS, LR, batches, examples, torch_step
 from core.config import Config
 from core.network import Network, backward, cost, forward, initialize, targets
 from core.normalization import update_running_stats
@@ -53,8 +53,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     args = p.parse_args()
     torch = set_threads(args.threads)
-    rng = np.random.default_rng(0)
-    x64, y = rng.standard_normal((DIMS[0], M)), rng.integers(0, DIMS[-1], (1, M))
+    x64, y = examples()
     for dtype in dtypes(args.dtype):
         cases = {"Init Lab": init_lab_step(x64, y, dtype, False), "Init Lab + stats": init_lab_step(x64, y, dtype, True),
                  "PyTorch": torch_step(torch, x64, y, dtype, batch_norm=True)}

@@ -19,6 +19,14 @@ DIMS = (784, 1000, 1000, 1000, 10)
 BATCH, M, LR = 256, 2048, 1e-3
 
 
+def examples() -> tuple[np.ndarray, np.ndarray]:
+    """M random examples (features x examples) and their labels. The examples are contiguous (Fortran order), as
+    every dataset of core.data holds them: a batch's columns are then copied as whole blocks (gathered from C-order
+    rows, they took 1.7 of a 50 ms float32 step, a cost no run pays)."""
+    rng = np.random.default_rng(0)
+    return np.asfortranarray(rng.standard_normal((DIMS[0], M))), rng.integers(0, DIMS[-1], (1, M))
+
+
 def batches():
     rng = np.random.default_rng(2)
     while True:
@@ -73,8 +81,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     args = p.parse_args()
     torch = set_threads(args.threads)
-    rng = np.random.default_rng(0)
-    x64, y = rng.standard_normal((DIMS[0], M)), rng.integers(0, DIMS[-1], (1, M))
+    x64, y = examples()
     for dtype in dtypes(args.dtype):
         cases = {"Init Lab": init_lab_step(x64, y, dtype), "PyTorch": torch_step(torch, x64, y, dtype)}
         t = interleaved(cases, args.repeats, args.warmup, args.burst)
