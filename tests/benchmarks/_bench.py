@@ -99,17 +99,24 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: in
 
 def matmul_floor(w: list[np.ndarray], x: np.ndarray, dz: list[np.ndarray]) -> Callable[[], None]:
     """The matrix products of one forward and backward pass through weights ``w`` on input ``x``, into preallocated
-    outputs: forward W_l A_{l-1} for every layer; backward dZ_l A_{l-1}^T for every layer and W_l^T dZ_l for every
-    layer but the first (the input's gradient is never needed). ``dz[l]`` stands for layer l's dZ. The floor a
-    network engine cannot go below with the same shapes, dtype and memory layout."""
+    outputs: forward W_l A_{l-1} for every layer (the first as core.network.input_product computes it, without its
+    copy); backward dZ_l A_{l-1}^T for every layer and W_l^T dZ_l for every layer but the first (the input's gradient
+    is never needed). ``dz[l]`` stands for layer l's dZ. The floor a network engine cannot go below with the same
+    shapes, dtype and memory layout."""
     m, dtype = x.shape[1], x.dtype
-    a = [x] + [np.empty((wi.shape[0], m), dtype) for wi in w]
+    a = [x] + [np.zeros((wi.shape[0], m), dtype) for wi in w]  # zeros: a[1] is never written when transposed
     dw = [np.empty_like(wi) for wi in w]
     da = [np.empty((wi.shape[1], m), dtype) for wi in w[1:]]
+    transposed = dtype == np.float32 and x.flags.f_contiguous and not x.flags.c_contiguous
+    z1_t = np.empty((m, w[0].shape[0]), dtype)
 
     def products() -> None:
-        for i, wi in enumerate(w):
-            np.matmul(wi, a[i], out=a[i + 1])
+        if transposed:
+            np.matmul(x.T, w[0].T, out=z1_t)
+        else:
+            np.matmul(w[0], x, out=a[1])
+        for i in range(1, len(w)):
+            np.matmul(w[i], a[i], out=a[i + 1])
         for i in reversed(range(len(w))):
             np.matmul(dz[i], a[i].T, out=dw[i])
             if i > 0:
