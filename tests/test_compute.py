@@ -185,8 +185,10 @@ def test_a_probe_is_computed_once_by_a_worker_for_every_replica_before_queued_ru
     _, params, here = probe(config, circles)  # the same probe, computed in this process
     assert str(network) == str(results[1][0]) and identical == identical_units(params) and note is None
     for name in ("z_std", "a_std", "dz_std"):
-        assert np.array_equal(snapshot.stats[name], here.stats[name]) and np.array_equal(results[1][1].stats[name],
-                                                                                          here.stats[name])
+        assert np.array_equal(snapshot.stats[name], results[1][1].stats[name])  # one computation for both replicas
+        # and the probe computed here, but for the last bit: on an AVX-512 EPYC (OpenBLAS's SkylakeX kernels) the
+        # worker's output-layer std differed by 1 ulp in some runs, before this round's changes too
+        np.testing.assert_allclose(snapshot.stats[name], here.stats[name], rtol=1e-13, atol=0)
     probe_began = began(real_cluster.client, probe_key(run_key(config, circles.fingerprint())))  # once, for both
     assert probe_began < began(real_cluster.client, task_key(queued.key)), "the page's probe waited behind a run"
 
