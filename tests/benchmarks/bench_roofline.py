@@ -2,8 +2,8 @@
 
 The seed step ([12288, 20, 7, 5, 1], full batch of 209, GD) is dominated by two skinny products over the input X
 (12288 x 209): Z^1 = W^1 X forward and dW^1 = dZ^1 X^T backward, each reading all of X. Timed in turns in one run:
-the step (no statistics), its matmul floor, those two products alone (with X as the engine stores it, and as a
-row-major copy: the layout experiment), a read of X (OpenBLAS's dot of X with itself: a streaming read, from
+the step (no statistics), its matmul floor, those two products alone (as the engine computes them, with the
+forward as W X, and with X as a row-major copy: the layout experiment), a read of X (OpenBLAS's dot of X with itself: a streaming read, from
 wherever X sits between steps: in L3 here), a STREAM triad a = b + s c on three arrays well past the L3 cache (the
 memory bandwidth), and a square GEMM (the FLOP/s OpenBLAS reaches on this core).
 
@@ -54,15 +54,20 @@ def step_flops(n_features: int, m: int) -> int:
     return 2 * sum(per_layer) + sum(per_layer[1:])
 
 
-def input_products(x: np.ndarray):
-    """The step's two products over X alone, into preallocated outputs."""
+def input_products(x: np.ndarray, as_engine: bool = True):
+    """The step's two products over X alone, into preallocated outputs: the forward as the engine computes it
+    (core.network.input_product: Z^T = X^T W^T for a column-major float32 X, without its copy), or as W X."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((LAYERS[0], x.shape[0])).astype(x.dtype)
     dz = rng.standard_normal((LAYERS[0], x.shape[1])).astype(x.dtype)
-    z, dw = np.empty(dz.shape, x.dtype), np.empty(w.shape, x.dtype)
+    z, z_t, dw = np.empty(dz.shape, x.dtype), np.empty(dz.shape[::-1], x.dtype), np.empty(w.shape, x.dtype)
+    transposed = as_engine and x.dtype == np.float32 and x.flags.f_contiguous and not x.flags.c_contiguous
 
     def products() -> None:
-        np.matmul(w, x, out=z)
+        if transposed:
+            np.matmul(x.T, w.T, out=z_t)
+        else:
+            np.matmul(w, x, out=z)
         np.matmul(dz, x.T, out=dw)
 
     return products
@@ -85,7 +90,8 @@ def main() -> None:
         g1, g2 = (np.random.default_rng(1).standard_normal((GEMM_N, GEMM_N)).astype(dtype) for _ in range(2))
         g3 = np.empty_like(g1)
         cases = {"step": init_lab_steps(dataset, dtype)[0], "floor": floor_step(dataset, dtype),
-                 "X products": input_products(x), "X products, other layout": input_products(other),
+                 "X products": input_products(x), "X products, W X": input_products(x, as_engine=False),
+                 "X products, other layout": input_products(other),
                  "read X": lambda: np.dot(flat, flat), "triad": lambda: triad(a, b, c, scale),
                  "gemm": lambda: np.matmul(g1, g2, out=g3)}
         t = interleaved(cases, args.repeats, args.warmup, args.burst)
@@ -104,6 +110,8 @@ def main() -> None:
         print_table([
             ("step / matmul floor", med["step"], med["floor"], "floor"),
             ("two products over X / matmul floor", med["X products"], med["floor"], "floor"),
+            ("two products, the forward as W X / as the engine", med["X products, W X"], med["X products"],
+             "the engine's (input_product)"),
             (f"two products, X {'row' if layout == 'column-major' else 'column'}-major / {layout}",
              med["X products, other layout"], med["X products"], f"X {layout} (the engine's)"),
             ("X read twice, in-cache bandwidth / step", x_bytes / cache_bw, med["step"], "step"),
