@@ -90,6 +90,27 @@ def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_p
     assert cache.entries() == [entry]
 
 
+def test_servers_with_schedulers_of_their_own_write_a_run_apart_and_store_it_whole_for_both(tmp_path, circles,
+                                                                                              caplog):
+    from app.serving.server import live_folder
+    from app.serving.store import LIVE_DIR
+
+    cache = RunCache(tmp_path)
+    assert live_folder(cache, shared_cluster=True) == tmp_path / LIVE_DIR  # one scheduler: one task, one file
+    apart = [live_folder(cache, shared_cluster=False) for _ in range(2)]
+    assert apart[0] != apart[1] and all(folder.parent == tmp_path / LIVE_DIR for folder in apart)
+    for folder, owner in zip(apart, ("alice", "bob")):  # both servers trained the config a class asked of both
+        path = folder / "run.h5"
+        list(record(Training(small(), circles), path))
+        cache.store(path, small(), circles, session_owner(owner))
+    entry = cache.path(small(), circles)
+    assert read_run(entry).complete and cache.entries() == [entry]
+    # replaced in place: before, the first was deleted (and untagged) before the second took its name
+    assert "removed entry" not in caplog.text
+    assert sorted(tag.name for tag in cache.owners.glob(f"{entry.stem}.*")) == sorted(
+        f"{entry.stem}.{session_owner(owner)}" for owner in ("alice", "bob"))
+
+
 def test_a_cache_folder_that_is_a_link_to_the_volume_is_the_operators_and_kept(tmp_path, circles):
     (tmp_path / "volume").mkdir()
     (tmp_path / "cache").symlink_to(tmp_path / "volume")
@@ -374,10 +395,11 @@ def test_a_streamlit_server_stopped_by_sigterm_leaves_no_partial_file(tmp_path):
 
         asyncio.run(open_page())
         end = time.monotonic() + 60
-        while not list((tmp_path / "cache" / ".live").glob("*.partial")) and time.monotonic() < end:
+        while not list((tmp_path / "cache" / ".live").rglob("*.partial")) and time.monotonic() < end:
             time.sleep(0.1)
-        # the server's worker writes the run; the server's scheduler and workers keep their files in scratch
-        assert list((tmp_path / "cache" / ".live").glob("*.partial")) and list(scratch.iterdir())
+        # the server's worker writes the run (in the server's own folder there: it has a cluster of its own); the
+        # server's scheduler and workers keep their files in scratch
+        assert list((tmp_path / "cache" / ".live").rglob("*.partial")) and list(scratch.iterdir())
         scheduler = json.loads(next(scratch.glob("initlab-dask-*/scheduler.json")).read_text())["address"]
         server.send_signal(signal.SIGTERM)  # to the server alone, as `docker stop` does
         server.wait(timeout=30)

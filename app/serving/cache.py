@@ -241,7 +241,9 @@ class RunCache:
         ``owner``'s (see `get`), and evict for room; returns where it now is. The move is atomic when the file is on
         the cache's disk (the runs' folder is inside the cache's): readers see the whole file or none."""
         final = self.path(config, dataset)
-        if os.path.lexists(final):  # a run would have been a hit, not trained: whatever stands there is not one
+        # A regular file there is the same run, stored by a server with a scheduler of its own (see
+        # app/serving/server.py: live_folder): replaced at once, never missing. Anything else is not a run.
+        if os.path.lexists(final) and not stat.S_ISREG(os.lstat(final).st_mode):
             self._drop(final, "not a regular file")
         os.replace(run_file, final)
         self.tag(final, owner)

@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import threading
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from app.presets import preset_configs
 from app.serving import cleanup, ready
@@ -59,7 +61,7 @@ def run_store() -> RunStore:
             policy = ServerLimits.from_env()
             workers_mb = None if os.environ.get(cluster.SCHEDULER_ENV) else cluster.sizes_from_env()[1]
             connection, own_folder = cluster.connect()
-            folder = own_folder if cache is None else cache.directory / LIVE_DIR
+            folder = own_folder if cache is None else live_folder(cache, shared_cluster=own_folder is None)
             protected = preset_configs(default_data_dir())
             _store = RunStore(connection.client, folder, cache=cache, policy=policy, protected=protected,
                               worker_mb=workers_mb, data_dir=default_data_dir())
@@ -68,6 +70,21 @@ def run_store() -> RunStore:
                 threading.Thread(target=_store.warm_presets, args=(protected, default_data_dir()),
                                  name="initlab-presets", daemon=True).start()
         return _store
+
+
+def live_folder(cache: RunCache, shared_cluster: bool) -> Path:
+    """Where this server's runs write their files with a disk cache: inside the cache's folder, from where a run
+    that ends is moved into the cache by an atomic rename. A scheduler shared by every replica runs each config once
+    (one task per run key), so its runs share one folder. A server with a cluster of its own gets a folder of its
+    own there, removed when it stops: servers that share a cache but not a scheduler each train a config asked of
+    both, and wrote the same run file at once (seen with two replicas and a cleared cache: every run failed)."""
+    shared = cache.directory / LIVE_DIR
+    if shared_cluster:
+        return shared
+    shared.mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix="server-", dir=shared))
+    cleanup.remove_at_exit(own)
+    return own
 
 
 def precompute() -> str:

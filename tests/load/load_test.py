@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import async_playwright  # noqa: E402
 
 from app.presets import VARIANTS, presets  # noqa: E402
+from app.serving import cluster  # noqa: E402
 from app.serving.cache import RunCache  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from tests import serving  # noqa: E402
@@ -283,8 +284,9 @@ class CpuWatch:
     Chromium process, sampled from /proc twice a second so that renderers closed with their context still count up
     to their last sample), and the whole machine's (so the rest is what other work on this machine took)."""
 
-    def __init__(self, server_pids: set[int]):
+    def __init__(self, server_pids: set[int], cluster_pids: set[int] = frozenset()):
         self.server_pids, self.browser, self.stopped = server_pids, {}, threading.Event()
+        self.not_clients = server_pids | cluster_pids  # with their descendants: a shared cluster's CPU is "other"
         self.server0, self.machine0, self.own0 = self._servers(), machine_cpu(), own_cpu()
         self.timeline = [(time.perf_counter(), self.server0)]  # (when, the server's CPU seconds then)
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -293,7 +295,7 @@ class CpuWatch:
     def _sample(self) -> None:
         while not self.stopped.wait(0.5):
             self.timeline.append((time.perf_counter(), self._servers()))
-            for pid, seconds in browser_processes(self.server_pids).items():
+            for pid, seconds in browser_processes(self.not_clients).items():
                 self.browser[pid] = max(seconds, self.browser.get(pid, 0.0))
 
     def server_since(self, moment: float) -> float:
@@ -328,7 +330,8 @@ def machine_cpu() -> float:
 
 
 def browser_processes(server_pids: set[int]) -> dict[int, float]:
-    """pid -> CPU seconds of this script's descendants other than the server (Playwright's driver, Chromium)."""
+    """pid -> CPU seconds of this script's descendants other than the servers in ``server_pids`` and theirs
+    (Playwright's driver, Chromium)."""
     parents, seconds = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -375,7 +378,12 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     name = f"k{k}-{'cold' if clear else 'warm'}"
     ports = [serving.free_port() for _ in range(replicas)]
     logs = [work / f"server-{name}-{i}.log" for i in range(replicas)]
-    servers = []
+    servers, shared = [], None
+    if replicas > 1:  # one scheduler and its workers for every replica, as deploy/compose.yaml runs them
+        folder = work / f"dask-{name}"
+        folder.mkdir()
+        shared = cluster.start_local(*cluster.sizes_from_env(env), folder)
+        env[cluster.SCHEDULER_ENV] = shared.client.scheduler.address
     try:
         for port, log in zip(ports, logs):
             servers.append(serving.start_app(port, log, env, streamlit=[sys.executable, "-m", "streamlit"]))
@@ -389,7 +397,8 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
             servers.append(serving.start_nginx(listen, ports, work / f"nginx-{name}"))
             url = f"http://127.0.0.1:{listen}"
         pids = {s.pid for s in servers}
-        watch, wall = CpuWatch(pids), time.perf_counter()
+        watch = CpuWatch(pids, {p.pid for p in shared.processes} if shared is not None else set())
+        wall = time.perf_counter()
         course = data_dir == SHARED_DATA
         results = asyncio.run(
             drive_protocol(url, k, timeout_ms, instant, SEED_RESULT if course else (), replicas > 1) if protocol
@@ -402,6 +411,8 @@ def scenario(k: int, cache: Path, clear: bool, work: Path, timeout_ms: int, inst
     finally:
         for server in reversed(servers):
             serving.stop(server)
+        if shared is not None:
+            shared.close()
     done = [r for r in results if isinstance(r, Session)]
     failures = [r for r in results if not isinstance(r, Session)]
     times, served = [s.seconds for s in done], [s.served for s in done if s.served is not None]
@@ -443,8 +454,9 @@ def main(argv=None) -> int:
                         help="the server computes no probe at start (INITLAB_PRECOMPUTE_PRESETS=0): the students' "
                              "pages compute the probes they ask for (quicker to start; the test suite's choice)")
     parser.add_argument("--replicas", type=int, default=1, metavar="N",
-                        help="N app processes sharing the run cache behind deploy/nginx.conf (needs --protocol, whose "
-                             "students then come from N different loopback networks for ip_hash); default 1")
+                        help="N app processes sharing the run cache and one Dask scheduler with its workers, behind "
+                             "deploy/nginx.conf, as deploy/compose.yaml runs them (needs --protocol, whose students "
+                             "then come from N different loopback networks for ip_hash); default 1")
     args = parser.parse_args(argv)
     if args.replicas > 1 and not args.protocol:
         parser.error("--replicas needs --protocol: a browser's pages all come from 127.0.0.1, one ip_hash bucket")
@@ -457,8 +469,8 @@ def main(argv=None) -> int:
           + ("clients speak the protocol, no browser; " if args.protocol else
              f"Chromium at niceness {args.browser_nice}; "
              f"{'charts not drawn (--skip-chart-drawing)' if args.skip_chart_drawing else 'charts drawn'}; ")
-          + (f"{args.replicas} app processes behind nginx (peak MB and server CPU: their sums; nginx's own CPU "
-             "counts as other); " if args.replicas > 1 else "")
+          + (f"{args.replicas} app processes and one Dask cluster behind nginx (peak MB and server CPU: the apps' "
+             "sums; nginx's and the cluster's CPU count as other); " if args.replicas > 1 else "")
           + f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the first run")
     print("times in seconds from the preset click: 'screen' until the result is drawn, 'served' until the frame that "
           "carries it reached the client (the same, without a browser); CPU seconds over the whole scenario (page "
