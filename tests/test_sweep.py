@@ -106,9 +106,10 @@ def test_stop_cancels_the_cells_not_started(real_cluster, circles, tmp_path):
     client = real_cluster.client
     assert wait_for(lambda: not any(k.startswith("initlab-cell") for keys in client.processing().values()
                                     for k in keys), 10)
-    # the cells running at Stop finish into the cache (one per worker at most); the queued ones never start
+    # the cells running at Stop finish into the cache (one per worker), and so may one a worker freed by the first
+    # took before the cancel reached the scheduler (seen on a fast machine); the other queued ones never start
     assert wait_for(lambda: not list(tmp_path.glob("*.partial")), 60)
-    assert 1 <= len(list(tmp_path.glob("*.json"))) <= 1 + 2 < 8
+    assert 1 <= len(list(tmp_path.glob("*.json"))) <= 1 + 2 + 1 < 8
 
 
 def test_a_worker_killed_mid_sweep_has_its_cell_computed_again(real_cluster, circles, tmp_path):
