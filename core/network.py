@@ -186,7 +186,7 @@ def forward(net: Network, params: Params, x: Array, batch_stats: bool = False) -
         return _forward_blocks(net, params, x, batch_stats)
     zs, acts = [], [x]
     for i in range(net.depth):
-        z = params.W[i] @ acts[-1] if i else input_product(params.W[0], x)
+        z = layer_product(params.W[i], acts[-1])
         z += params.b[i]
         zs.append(z)
         if i < net.depth - 1:
@@ -196,21 +196,27 @@ def forward(net: Network, params: Params, x: Array, batch_stats: bool = False) -
     return Cache(zs, acts)
 
 
-def input_product(w: Array, x: Array) -> Array:
-    """W X for the first layer, whose input is the data: usually the step's largest product. Where the examples
-    are contiguous (as core.data holds them) and the dtype is float32, it is computed as Z^T = X^T W^T, PyTorch's
-    own x @ W.T: OpenBLAS's float32 kernels take it 1.3-1.5x faster than W X, the same figures to the last bit on
-    the course's data; in float64 they take W X as fast or faster (tests/benchmarks/bench_train_step.py)."""
-    if x.dtype == np.float32 and x.flags.f_contiguous and not x.flags.c_contiguous:
-        return np.ascontiguousarray((x.T @ w.T).T)
-    return w @ x
+def transposes_product(a: Array) -> bool:
+    """Whether `layer_product` computes W A as Z^T = A^T W^T: where A is float32 with its examples contiguous, as
+    core.data holds the data (the first layer's input, whose product is usually the step's largest; every layer's
+    Z, and so every later input, is row-major). That is PyTorch's own x @ W.T, which OpenBLAS's float32 kernels
+    take 1.3-1.5x faster than W X, with the same figures to the last bit on the course's data; in float64 they take
+    W X as fast or faster (tests/benchmarks/bench_train_step.py)."""
+    return a.dtype == np.float32 and a.flags.f_contiguous and not a.flags.c_contiguous
+
+
+def layer_product(w: Array, a: Array) -> Array:
+    """W A, row-major, in the order its layout multiplies fastest (`transposes_product`)."""
+    if transposes_product(a):
+        return np.ascontiguousarray((a.T @ w.T).T)
+    return w @ a
 
 
 def hidden_layer(net: Network, params: Params, i: int, a: Array, batch_stats: bool = True
                  ) -> tuple[Array, Array, Normalized | None, Array | None]:
     """Hidden layer i of a normalised or residual network on its input ``a``: the activation's input Z, the
     layer's output, its normalisation, and its branch phi(Z) when it is a residual block."""
-    z = params.W[i] @ a if i else input_product(params.W[0], a)
+    z = layer_product(params.W[i], a)
     z += params.b[i]
     normalized = None
     if net.norm != "none":
@@ -230,7 +236,7 @@ def _forward_blocks(net: Network, params: Params, x: Array, batch_stats: bool) -
         acts.append(a)
         normalized.append(norm)
         branches.append(h)
-    z = params.W[-1] @ acts[-1] if net.depth > 1 else input_product(params.W[0], x)
+    z = layer_product(params.W[-1], acts[-1])
     z += params.b[-1]
     zs.append(z)
     acts.append(sigmoid(z) if net.output == "sigmoid" else softmax(z))

@@ -10,7 +10,7 @@ from core.activations import ACTIVATIONS, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 from core.config import Config
 from core.data import Dataset
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
-from core.network import Cache, Network, Params, backward, cost, forward, initialize, input_product, targets
+from core.network import Cache, Network, Params, backward, cost, forward, initialize, layer_product, targets
 from core.stats import latest_test_accuracy
 from core.theory import predict_for
 from core.train import TEST_DENSE_UNTIL, TEST_EVERY, Training, probe
@@ -174,12 +174,12 @@ def test_initializer_variance_matches_formula(name):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_the_first_product_is_w_x_in_every_layout_and_dtype(dtype, order):
+def test_a_layers_product_is_w_a_in_every_layout_and_dtype(dtype, order):
     rng = np.random.default_rng(3)
     w64, x64 = rng.normal(size=(7, 300)), rng.normal(size=(300, 41))
     w, x = w64.astype(dtype), np.asarray(x64.astype(dtype), order=order)
     reference = np.einsum("ik,kj->ij", w.astype(np.float64), x.astype(np.float64))  # exact enough to judge rounding
-    z = input_product(w, x)
+    z = layer_product(w, x)
     assert z.dtype == np.dtype(dtype) and z.flags.c_contiguous  # the statistics kernels read Z flat, without a copy
     tolerance = 30 * np.finfo(dtype).eps * np.abs(w).astype(np.float64) @ np.abs(x).astype(np.float64)
     assert np.all(np.abs(z - reference) <= tolerance)

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: `python tests/benchmarks/bench_x.py`
     sys.path.insert(0, str(REPO))
 
+from core.network import transposes_product  # noqa: E402
 
 SETTLE = 0.05  # seconds between contenders: PyTorch's OpenMP and OpenBLAS threads spin after their work, and on
 # two cores a spinning pool would otherwise be charged to whoever runs next
@@ -99,7 +100,7 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: in
 
 def matmul_floor(w: list[np.ndarray], x: np.ndarray, dz: list[np.ndarray]) -> Callable[[], None]:
     """The matrix products of one forward and backward pass through weights ``w`` on input ``x``, into preallocated
-    outputs: forward W_l A_{l-1} for every layer (the first as core.network.input_product computes it, without its
+    outputs: forward W_l A_{l-1} for every layer (the first as core.network.layer_product computes it, without its
     copy); backward dZ_l A_{l-1}^T for every layer and W_l^T dZ_l for every layer but the first (the input's gradient
     is never needed). ``dz[l]`` stands for layer l's dZ. The floor a network engine cannot go below with the same
     shapes, dtype and memory layout."""
@@ -107,7 +108,7 @@ def matmul_floor(w: list[np.ndarray], x: np.ndarray, dz: list[np.ndarray]) -> Ca
     a = [x] + [np.zeros((wi.shape[0], m), dtype) for wi in w]  # zeros: a[1] is never written when transposed
     dw = [np.empty_like(wi) for wi in w]
     da = [np.empty((wi.shape[1], m), dtype) for wi in w[1:]]
-    transposed = dtype == np.float32 and x.flags.f_contiguous and not x.flags.c_contiguous
+    transposed = transposes_product(x)
     z1_t = np.empty((m, w[0].shape[0]), dtype)
 
     def products() -> None:

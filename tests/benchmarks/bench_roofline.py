@@ -21,6 +21,7 @@ import numpy as np
 
 from _bench import REPO, dtypes, interleaved, parser, print_header, print_table, set_threads
 from bench_train_step import LAYERS, floor_step, init_lab_steps, seed_dataset
+from core.network import transposes_product
 
 TRIAD_BYTES = 64 * 2**20  # per array: three of them are six times a 32 MB L3
 GEMM_N = 1024
@@ -56,12 +57,12 @@ def step_flops(n_features: int, m: int) -> int:
 
 def input_products(x: np.ndarray, as_engine: bool = True):
     """The step's two products over X alone, into preallocated outputs: the forward as the engine computes it
-    (core.network.input_product: Z^T = X^T W^T for a column-major float32 X, without its copy), or as W X."""
+    (core.network.layer_product: Z^T = X^T W^T for a column-major float32 X, without its copy), or as W X."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((LAYERS[0], x.shape[0])).astype(x.dtype)
     dz = rng.standard_normal((LAYERS[0], x.shape[1])).astype(x.dtype)
     z, z_t, dw = np.empty(dz.shape, x.dtype), np.empty(dz.shape[::-1], x.dtype), np.empty(w.shape, x.dtype)
-    transposed = as_engine and x.dtype == np.float32 and x.flags.f_contiguous and not x.flags.c_contiguous
+    transposed = as_engine and transposes_product(x)
 
     def products() -> None:
         if transposed:
@@ -111,7 +112,7 @@ def main() -> None:
             ("step / matmul floor", med["step"], med["floor"], "floor"),
             ("two products over X / matmul floor", med["X products"], med["floor"], "floor"),
             ("two products, the forward as W X / as the engine", med["X products, W X"], med["X products"],
-             "the engine's (input_product)"),
+             "the engine's (layer_product)"),
             (f"two products, X {'row' if layout == 'column-major' else 'column'}-major / {layout}",
              med["X products, other layout"], med["X products"], f"X {layout} (the engine's)"),
             ("X read twice, in-cache bandwidth / step", x_bytes / cache_bw, med["step"], "step"),
