@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from app.serving.cache import ABANDONED_SECONDS, PRESET_OWNER, RunCache, session_owner
+from app.serving.cache import ABANDONED_SECONDS, LIVE_DIR, PRESET_OWNER, RunCache, session_owner
 from core.config import Config
 from core.data import load_dataset
 from core.record import RunWriteError, record
@@ -80,8 +80,10 @@ def test_a_cache_hit_is_read_in_the_parser_process_never_by_the_server_itself(tm
 def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_path, circles):
     (tmp_path / ".tmp").write_text("in the way")
     (tmp_path / ".owners").write_text("in the way")
+    (tmp_path / ".live").symlink_to(tmp_path.parent)  # the dashboard's runs would be written outside the cache
     cache = RunCache(tmp_path)  # FileExistsError before
     assert cache.tmp.is_dir() and cache.owners.is_dir()
+    assert cache.live.is_dir() and not cache.live.is_symlink()
     entry = cache.path(small(), circles)
     entry.mkdir()
     (entry / "x").write_text("a folder at the key")
@@ -93,7 +95,6 @@ def test_files_where_the_caches_folders_or_an_entry_should_be_are_replaced(tmp_p
 def test_servers_with_schedulers_of_their_own_write_a_run_apart_and_store_it_whole_for_both(tmp_path, circles,
                                                                                               caplog):
     from app.serving.server import live_folder
-    from app.serving.store import LIVE_DIR
 
     cache = RunCache(tmp_path)
     assert live_folder(cache, shared_cluster=True) == tmp_path / LIVE_DIR  # one scheduler: one task, one file

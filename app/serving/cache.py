@@ -69,6 +69,7 @@ CACHE_VERSION = 1  # bump when what a cached run means changes without the run-f
 DEFAULT_MAX_MB = 1024
 TMP_DIR = ".tmp"
 OWNERS_DIR = ".owners"
+LIVE_DIR = ".live"  # the dashboard's runs being computed, and those stopped early (app/serving/server.py)
 PRESET_OWNER = "preset"  # the owner tag of runs a preset trains: never evicted
 SWEEP_CELLS_DIR = "sweep-cells"  # the sweeps' cells: <key>.json and <key>.h5 (see the module)
 # A temporary file unchanged this long belongs to a writer that was killed: a live one flushes it every second or so.
@@ -129,6 +130,7 @@ class RunCache:
         self.tmp = _real_folder(self.directory / TMP_DIR)
         self.owners = _real_folder(self.directory / OWNERS_DIR)
         self.sweep_cells = _real_folder(self.directory / SWEEP_CELLS_DIR)
+        self.live = _real_folder(self.directory / LIVE_DIR)
         self.remove_abandoned()  # what a killed process left
 
     @classmethod

@@ -29,7 +29,7 @@ from app.presets import preset_configs
 from app.serving import cleanup, ready
 from app.serving.cache import RunCache
 from app.serving.limits import ServerLimits
-from app.serving.store import LIVE_DIR, RunStore
+from app.serving.store import RunStore
 from core.config import ConfigError
 from core.data import default_data_dir, load_dataset
 from core.limits import Limits
@@ -78,11 +78,9 @@ def live_folder(cache: RunCache, shared_cluster: bool) -> Path:
     (one task per run key), so its runs share one folder. A server with a cluster of its own gets a folder of its
     own there, removed when it stops: servers that share a cache but not a scheduler each train a config asked of
     both, and wrote the same run file at once (seen with two replicas and a cleared cache: every run failed)."""
-    shared = cache.directory / LIVE_DIR
     if shared_cluster:
-        return shared
-    shared.mkdir(parents=True, exist_ok=True)
-    own = Path(tempfile.mkdtemp(prefix="server-", dir=shared))
+        return cache.live
+    own = Path(tempfile.mkdtemp(prefix="server-", dir=cache.live))
     cleanup.remove_at_exit(own)
     return own
 

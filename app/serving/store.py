@@ -53,7 +53,6 @@ BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their ru
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
 READ_SHARE = 0.1  # of the time a live run's file may spend being read (`_read_file`)
 MIN_READ_SECONDS = 0.2  # between two reads of a live run's file: the Training tab's fastest redraw
-LIVE_DIR = ".live"  # inside the disk cache: the runs being computed, and those stopped early
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
 log = logging.getLogger(__name__)
