@@ -110,7 +110,7 @@ class RecordedRun:
     stopped_reason: str | None
     complete: bool  # False for a .partial left by a writer that never finished
     versions: dict
-    initial_params: Params
+    initial_params: Params | None  # None when read without its weights (core.run_reader.read_run)
     final_params: Params | None  # None unless complete
     seconds: tuple[float, ...] | None = None  # per snapshot, from the start of the run; None in older files
     # (step, weights) by step: every params_every steps (2-D inputs); else, as in older files, the initial weights

@@ -22,15 +22,17 @@ MAX_NAME_CHARS = 200  # dataset name and fingerprint
 MAX_REASON_CHARS = 2000
 
 
-def read_run(path: str | Path) -> RecordedRun:
+def read_run(path: str | Path, weights: bool = True) -> RecordedRun:
     """The recorded run at ``path`` (a finished file or a ``.partial``); raises RunFileError if unreadable.
 
-    The file is parsed in a separate, limited process (core.sandbox) and checked here item by item.
+    The file is parsed in a separate, limited process (core.sandbox) and checked here item by item. Without
+    ``weights`` its weights are not read (the run's ``initial_params`` and ``final_params`` are None, its
+    ``step_params`` empty): a page following a live run reads only its statistics, at about half the cost.
     """
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"no run file at {path}; give the path of a .h5 file written by `train --out`")
-    return _read(FileSource(str(path), path=str(path)), CLI_RUN_FILE)
+    return _read(FileSource(str(path), path=str(path)), CLI_RUN_FILE, weights)
 
 
 def read_uploaded_run(data: bytes, name: str) -> RecordedRun:
@@ -38,21 +40,23 @@ def read_uploaded_run(data: bytes, name: str) -> RecordedRun:
     return _read(FileSource(f"uploaded file {name!r}", data=bytes(data)), PAGE_RUN_FILE)
 
 
-def parse_initlab_file(source: FileSource, what: str, format_name: str) -> tuple[dict, dict]:
+def parse_initlab_file(source: FileSource, what: str, format_name: str,
+                       skip: tuple[str, ...] = ()) -> tuple[dict, dict]:
     """The attributes and arrays of an Init Lab HDF5 file whose `initlab_format` attribute is ``format_name``, parsed
-    in the sandbox within the server's parse limits (``what`` names the kind of file in messages); RunFileError with
-    the sandbox's message for anything it refuses."""
+    in the sandbox within the server's parse limits (``what`` names the kind of file in messages; the groups in
+    ``skip`` are not read); RunFileError with the sandbox's message for anything it refuses."""
     try:
         limits = ParseLimits.from_env()
-        attrs, arrays = parse(read_tree, source, what, limits.max_bytes, ("initlab_format", format_name),
+        attrs, arrays = parse(read_tree, source, what, limits.max_bytes, ("initlab_format", format_name), skip,
                               label=source.label, limits=limits)
     except UntrustedFileError as e:
         raise RunFileError(str(e)) from None
     return attrs["attrs"], arrays
 
 
-def _read(source: FileSource, what: str) -> RecordedRun:
-    return _RunTree(source.label, what, *parse_initlab_file(source, what, FORMAT)).run()
+def _read(source: FileSource, what: str, weights: bool = True) -> RecordedRun:
+    skip = () if weights else ("params/",)
+    return _RunTree(source.label, what, *parse_initlab_file(source, what, FORMAT, skip)).run(weights)
 
 
 def _printable(text: str, limit: int) -> str:
@@ -113,7 +117,7 @@ class _RunTree:
         return [[self.array(f"{group}/{name}{i}", "f", (*rows, dims[i], 1)) for i in range(1, len(dims) - 1)]
                 if name in names else [] for name in NORM_PARAMS]
 
-    def run(self) -> RecordedRun:
+    def run(self, weights: bool = True) -> RecordedRun:
         if self.attrs.get("", {}).get("initlab_format") != FORMAT:
             raise RunFileError(f"{self.label} is an HDF5 file but not an Init Lab run file (it lacks the "
                                f"initlab_format marker); open {self.what}")
@@ -152,8 +156,8 @@ class _RunTree:
                               values["test_accuracy"][i], {key: block[i] for key, block in stats.items()}, edges)
                      for i in range(n)]
         seconds = self.array(f"run/{SECONDS}", "f", (None,), optional=True)
-        initial = self.params("params/initial", dims, config.norm)
-        final = self.params("params/final", dims, config.norm) if complete else None
+        initial = self.params("params/initial", dims, config.norm) if weights else None
+        final = self.params("params/final", dims, config.norm) if complete and weights else None
         return RecordedRun(
             config=config,
             dataset_name=_printable(self.text("dataset_name"), MAX_NAME_CHARS),
@@ -166,7 +170,8 @@ class _RunTree:
             versions=self.json("versions", dict),
             initial_params=initial,
             final_params=final,
-            step_params=self.step_params(dims, config.norm, initial, final, snapshots[-1].step if snapshots else 0),
+            step_params=(self.step_params(dims, config.norm, initial, final, snapshots[-1].step if snapshots else 0)
+                         if weights else ()),
             # absent in files written before it was recorded; written before the steps, so never shorter here
             seconds=None if seconds is None or len(seconds) < n else tuple(seconds[:n].tolist()),
         )

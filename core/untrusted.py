@@ -242,12 +242,14 @@ def _text(value) -> str | list | None:
     return None
 
 
-def read_tree(source: FileSource, what: str, max_bytes: int, marker: tuple[str, str] | None = None):
+def read_tree(source: FileSource, what: str, max_bytes: int, marker: tuple[str, str] | None = None,
+              skip: tuple[str, ...] = ()):
     """The whole checked file as plain data: ``({"attrs": {path: {name: text}}}, {path: array})``.
 
     Numeric attributes come back as arrays under ``"<path>@<name>"`` (the root's path is ""), text attributes in the
     header. Every dataset must hold numbers. With a ``marker`` (attribute name, value) a file whose root lacks it
-    comes back with its root's attributes only, so a foreign file is recognised without reading its data.
+    comes back with its root's attributes only, so a foreign file is recognised without reading its data. Datasets
+    under the groups in ``skip`` (paths ending in "/") are checked like the rest but not read.
     """
     with open_hdf5(source, what) as f:
         check_tree(f, source.label, max_bytes)
@@ -268,7 +270,7 @@ def read_tree(source: FileSource, what: str, max_bytes: int, marker: tuple[str, 
 
         def visit(path: str, obj) -> None:
             take_attrs(obj, path)
-            if isinstance(obj, h5py.Dataset):
+            if isinstance(obj, h5py.Dataset) and not path.startswith(skip):
                 if obj.dtype.kind not in NUMERIC_KINDS:
                     raise UntrustedFileError(f"{source.label}: {path} holds {obj.dtype} values where numbers are "
                                              f"expected, so the file was not read. Give {what}.", key=path)

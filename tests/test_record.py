@@ -79,6 +79,17 @@ def test_round_trip_gives_back_every_array(tmp_path, config):
     assert back.seconds[0] >= 0
 
 
+def test_a_read_without_the_weights_gives_the_same_statistics_and_no_weights(tmp_path):
+    config = SMALL.replace(layers=(6, 6, 6), norm="batch")
+    run = Training(config, load_dataset(config.dataset))
+    snapshots = list(record(run, tmp_path / "run.h5"))
+    back = read_run(tmp_path / "run.h5", weights=False)
+    assert back.complete and back.config == config and back.network_dims == run.network.dims
+    assert_same_snapshots(back.snapshots, snapshots)
+    assert back.seconds == read_run(tmp_path / "run.h5").seconds
+    assert back.initial_params is None and back.final_params is None and back.step_params == ()
+
+
 def test_a_file_from_before_the_seconds_column_still_reads(tmp_path):
     write_run(tmp_path / "run.h5")
     with h5py.File(tmp_path / "run.h5", "a") as f:  # what files written before it looked like
