@@ -19,6 +19,7 @@ import streamlit as st  # noqa: E402
 
 from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
+from app.serving.pace import pace  # noqa: E402
 from app.presets import presets  # noqa: E402
 from app.serving.server import run_store  # noqa: E402
 from app.state import LESSON_PARAM, TAB_PARAM, TRAINING_TAB  # noqa: E402
@@ -36,6 +37,7 @@ def main() -> None:
     st.set_page_config(page_title="Init Lab", page_icon="🧪", layout="wide")
     st.html(f"<style>{PAGE_CSS}</style>")  # first, so that the page never shows in the default layout
     sidebar.boot()
+    pace.saw(state.session_id)  # an open page, for the live views' pace (app/serving/pace.py)
     config = sidebar.render()
     name, tagline = st.columns([1, 4], vertical_alignment="bottom")  # one row on a screen of any width but a phone's
     name.title("Init Lab", anchor=False)

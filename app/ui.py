@@ -4,6 +4,7 @@ server: app/serving/probes.py), the predictions and the figures of a run, shared
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Generic, TypeVar
 
@@ -15,9 +16,10 @@ from app.charts.style import frozen
 from app.glossary import explain
 from app.live_chart import live_chart
 from app.markup import escape_markdown
+from app.serving.pace import pace
 from app.serving.server import run_store
 from app.serving.store import Replay
-from app.timing import wait_text
+from app.timing import seconds_left, wait_text
 from core.config import Config
 from core.limits import Limits
 from core.meanfield import TheoryError
@@ -78,6 +80,7 @@ class SessionState:
     compare: Slot[list] = Slot([])  # widget: the initialisers to compare
     compare_keys: Slot[dict] = Slot({})  # initialiser label -> its run's key
     compare_errors: Slot[list] = Slot([])
+    compare_ended: Slot[dict | None] = Slot()  # compare_keys once its page has drawn them all ended
     tab_data: Slot[Any] = Slot()  # the open tab's TabData: its download
 
 
@@ -175,17 +178,39 @@ def prediction_of(config: Config, dataset) -> Prediction | None:
     return prediction
 
 
-def run_wait(run, snapshots) -> str:
-    """Elapsed and estimated time left of a `run` still computing (or replaying), of which `snapshots` are shown.
-    A replay's clock starts when this session pressed Start; a run's when its worker started training it (as
-    told by its file)."""
+def run_elapsed(run) -> float | None:
+    """Seconds since a `run` still computing (or replaying) started: a replay's clock starts when this session
+    pressed Start, a run's when its worker started training it (as told by its file; None before that)."""
     if isinstance(run, Replay):
-        elapsed = run.clock() - run.started
-    elif run.started is None:  # its worker has not written its first snapshot yet
+        return run.clock() - run.started
+    return None if run.started is None else time.perf_counter() - run.started
+
+
+def run_wait(run, snapshots) -> str:
+    """Elapsed and estimated time left of a `run` still computing (or replaying), of which `snapshots` are shown."""
+    elapsed = run_elapsed(run)
+    if elapsed is None:  # its worker has not written its first snapshot yet
         return "estimating…"
-    else:
-        elapsed = time.perf_counter() - run.started
     return wait_text([s.step for s in snapshots], run.offsets, run.config.iterations, elapsed)
+
+
+def run_seconds_left(run) -> float | None:
+    """The estimated seconds until a run still computing (or replaying) ends; None while there is no estimate."""
+    elapsed, snapshots = run_elapsed(run), run.snapshots
+    if elapsed is None:
+        return None
+    return seconds_left([s.step for s in snapshots], run.offsets, run.config.iterations, elapsed)
+
+
+def live_fragment(view: Callable, fastest: float, live: bool) -> Callable:
+    """``view`` as a fragment that, while ``live``, reruns on its own every `pace.every(fastest)` seconds: at its own
+    pace in a small class, slower in a large one (app/serving/pace.py). Each of its runs counts the page as open."""
+    @functools.wraps(view)  # the fragment's identity is the view's (Streamlit names a fragment by its function)
+    def counted(*args, **kwargs):
+        pace.saw(state.session_id)
+        return view(*args, **kwargs)
+
+    return st.fragment(run_every=pace.every(fastest) if live else None)(counted)
 
 
 # --- shared widgets ---------------------------------------------------------------------------------------------
@@ -199,16 +224,17 @@ def loss_log_toggle() -> bool:
                      help="Off: a linear axis from 0, clipped above so that a spike does not flatten the rest.")
 
 
-def chart(fig, key: str, caption: str, live: bool = False, csv: bool = True, help: str | None = None) -> None:
-    """A figure and what to look for in it (`help`: hover help for its words, app.glossary); unless not `csv`, its
-    data goes into the tab's one download (`data_download`). A `live` one is redrawn in place (`live_chart`) as a
+def chart(fig, key: str, caption: str | None, live: bool = False, csv: bool = True, help: str | None = None) -> None:
+    """A figure and what to look for in it (`help`: hover help for its words, app.glossary; None: the caller writes
+    it elsewhere); unless not `csv`, its data goes into the tab's one download (`data_download`). A `live` one is redrawn in place (`live_chart`) as a
     static picture: it is replaced several times a second, so hover and zoom could not be used anyway, and skipping
     their setup makes the browser's redraw cheaper."""
     if live:
         live_chart(fig, key, LIVE_PLOT_CONFIG)
     else:
         st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
-    st.caption(caption, help=help)
+    if caption is not None:
+        st.caption(caption, help=help)
     if csv:
         tab_data().figures[key] = fig
 

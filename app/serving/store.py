@@ -36,6 +36,7 @@ from app.serving.cache import PRESET_OWNER, RunCache, session_owner
 from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
+from app.serving.pace import pace
 from app.serving.probes import PROBE_SECONDS, Probes
 from core.config import Config, ConfigError
 from core.data import DatasetError, load_dataset
@@ -51,7 +52,7 @@ UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
-READ_SHARE = 0.1  # of the time a live run's file may spend being read (`_read_file`)
+READ_SHARE = 0.05  # of the time a live run's file may spend being read (`_read_file`), by each replica
 MIN_READ_SECONDS = 0.2  # between two reads of a live run's file: the Training tab's fastest redraw
 KINDS = {"training": "a training", "comparison": "a comparison"}
 
@@ -293,7 +294,9 @@ class RunStore:
         """Read the run's file again if it has changed, and unless (while it is written, but not ``force``) it was
         read a moment ago: each read parses the whole file (in the sandbox: core.run_reader), which grows with
         every snapshot, so a live run's file is read in at most READ_SHARE of the time, whatever the number of
-        pages watching it (30 students' pages each re-reading at their own tick took most of the server's CPU)."""
+        pages watching it (30 students' pages each re-reading at their own tick took most of the server's CPU), and
+        less often when the pages redraw less often (a large class: app/serving/pace.py). Its weights are read
+        only for the pages that draw them (a 2-D input's decision boundary): a third of the read's cost."""
         if not force and time.monotonic() < run.next_read:
             return
         for path in (partial_path(run.path), run.path):
@@ -306,10 +309,11 @@ class RunStore:
                 return
             began = time.monotonic()
             try:
-                recorded = read_run(path)
+                recorded = read_run(path, weights=run.two_d)  # the weights only for the decision boundary
             except RunFileError:  # renamed or being written at that instant: the next tick reads it
                 return
-            run.next_read = time.monotonic() + max(MIN_READ_SECONDS, (time.monotonic() - began) / READ_SHARE)
+            took = time.monotonic() - began
+            run.next_read = time.monotonic() + pace.every(max(MIN_READ_SECONDS, took / READ_SHARE))
             for name, value in recorded_fields(recorded, run.two_d).items():
                 setattr(run, name, value)
             if run.started is None and run.offsets:  # the file's latest offset is about now: a flush is not older

@@ -22,7 +22,7 @@ from app.markup import escape_markdown, lesson_markdown
 from app.serving.server import run_store
 from app.serving.store import DIVERGED, STOPPED
 from app.state import LESSON_PARAM, STEP_PARAM, compact_layers
-from app.ui import MAX_POINTS, Slot, chart, data_download, state
+from app.ui import MAX_POINTS, Slot, chart, data_download, live_fragment, state
 from core.config import Config, ConfigError
 from core.criticality import critical_line, phase_grid
 from core.data import DatasetError, default_data_dir, load_dataset
@@ -207,7 +207,7 @@ def draw_step(lesson: Lesson, index: int, limits: Limits) -> None:
     if lesson_state.error:
         st.error(escape_markdown(lesson_state.error))
     if pending:
-        st.fragment(run_every=POLL_SECONDS)(waiting)(step, sid, guess)
+        live_fragment(waiting, POLL_SECONDS, True)(step, sid, guess)
     elif result is not None:
         reveal(step, result, limits)
 

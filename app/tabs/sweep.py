@@ -22,7 +22,7 @@ from app.replay import CUSTOM_PRESET
 from app.serving.cache import session_owner
 from app.serving.sweeps import QUEUED, RUNNING, STOPPED, ServerSweep, sweep_queue
 from app.state import TAB_PARAM, TRAINING_TAB, to_query
-from app.ui import PLOT_CONFIG, Slot, state
+from app.ui import PLOT_CONFIG, Slot, live_fragment, state
 from core.activations import ACTIVATIONS
 from core.config import ConfigError
 from core.limits import Limits
@@ -269,7 +269,7 @@ def render(config, dataset, limits: Limits) -> None:
         show(uploaded.spec, uploaded.results, uploaded.classes, False)
     else:
         live = sweep is not None and not sweep.ended
-        st.fragment(lambda: server_view(live), run_every=TICK_SECONDS if live else None)()
+        live_fragment(server_view, TICK_SECONDS, live)(live)
     st.file_uploader("Open a sweep file (.h5)", type=["h5"], key=SweepState.upload.key, on_change=take_upload)
     if sweep_state.upload_error:
         st.error(sweep_state.upload_error)

@@ -14,8 +14,8 @@ from app.markup import escape_markdown
 from app.serving.server import run_store
 from app.serving.store import DIVERGED, FINISHED, RUNNING
 from app.timing import duration
-from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, data_download, kept_value, loss_log_toggle,
-                   prediction_of, run_wait, state, tab_data, theory_toggle, verdict_of, why)
+from app.ui import (LOSS_LOG_KEY, MAX_POINTS, cached_figures, chart, data_download, kept_value, live_fragment,
+                   loss_log_toggle, prediction_of, run_wait, state, tab_data, theory_toggle, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost
@@ -93,8 +93,8 @@ def render(config: Config, dataset, limits: Limits) -> None:
         same_data = (run.config.dataset, run.config.standardize) == (config.dataset, config.standardize)
         # Two timers: the browser redraws a changed Plotly chart from scratch, and the per-layer figures cost it ~4x
         # the loss curves, so they refresh once a second while the controls, status and curves refresh 5 times.
-        st.fragment(run_every=LIVE_SECONDS if live else None)(live_progress)(config, dataset, limits, live)
-        st.fragment(run_every=LAYER_SECONDS if live else None)(live_layers)(dataset if same_data else None, live)
+        live_fragment(live_progress, LIVE_SECONDS, live)(config, dataset, limits, live)
+        live_fragment(live_layers, LAYER_SECONDS, live)(dataset if same_data else None, live)
     why(WHY_TRAIN)
 
 
