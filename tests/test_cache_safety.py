@@ -112,6 +112,48 @@ def test_servers_with_schedulers_of_their_own_write_a_run_apart_and_store_it_who
         f"{entry.stem}.{session_owner(owner)}" for owner in ("alice", "bob"))
 
 
+SERVER_FOLDER = """import sys, time
+from pathlib import Path
+from app.serving.cache import RunCache
+from app.serving.server import live_folder
+print(live_folder(RunCache(Path(sys.argv[1])), shared_cluster=False), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_servers_own_folder_is_removed_by_the_next_server_to_start_and_a_running_ones_kept(tmp_path):
+    """A server with a cluster of its own records in .live/server-*, removed when it stops; killed (SIGKILL, out
+    of memory), it left the folder in the shared cache for ever, counted towards the cap."""
+    from app.serving.server import live_folder
+
+    cache = RunCache(tmp_path)
+    servers = [subprocess.Popen([sys.executable, "-c", SERVER_FOLDER, str(tmp_path)], env=ENV, cwd=ROOT,
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        folders = [Path(server.stdout.readline().strip()) for server in servers]
+        for folder in folders:
+            (folder / "run.h5.partial").write_bytes(b"a run being written")
+        servers[0].kill()
+        servers[0].wait()
+        assert folders[0].is_dir()  # no exit hook ran
+        unclaimed, young = cache.live / "server-unclaimed", cache.live / "server-young"  # killed before they locked
+        unclaimed.mkdir()
+        young.mkdir()
+        os.utime(unclaimed, (time.time() - 2 * ABANDONED_SECONDS,) * 2)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (cache.live / "server-link").symlink_to(elsewhere, target_is_directory=True)
+
+        mine = live_folder(cache, shared_cluster=False)  # a new server starts
+        assert not folders[0].exists() and not unclaimed.exists()
+        assert folders[1].is_dir() and (folders[1] / "run.h5.partial").is_file()  # its server still runs
+        assert young.is_dir() and mine.is_dir() and (cache.live / "server-link").is_symlink() and elsewhere.is_dir()
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+
+
 def test_a_cache_folder_that_is_a_link_to_the_volume_is_the_operators_and_kept(tmp_path, circles):
     (tmp_path / "volume").mkdir()
     (tmp_path / "cache").symlink_to(tmp_path / "volume")

@@ -1,5 +1,7 @@
 """Files a server process is writing, removed when it stops (SIGTERM, or any orderly exit) so none is left behind;
-and the processes it started (its Dask scheduler and workers), stopped then by their process ids.
+and the processes it started (its Dask scheduler and workers), stopped then by their process ids. A folder of a
+server's own that a kill (SIGKILL, an out-of-memory kill, a lost machine) left behind is found by the next server
+that starts beside it: its owner's lock is gone with the process (`claim`, `remove_abandoned`).
 
 Under Streamlit the main thread's signal handlers are Streamlit's, and app code never runs on the main thread, where
 Python lets a handler be set: Streamlit's SIGTERM handler stops the server and the interpreter exits normally, so
@@ -11,11 +13,13 @@ process still ends as the previous handler (or the default: killed by SIGTERM) w
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +28,8 @@ _paths: dict[Path, None] = {}  # insertion-ordered set
 _processes: list[subprocess.Popen] = []
 _closers: list = []  # called before the processes are stopped (a Dask client, which would try to reconnect)
 _installed = False
+_claims: list = []  # the open owner files of the folders this process claimed: their locks last as long as it
+OWNER_FILE = ".owner"
 
 
 def remove_at_exit(*paths: str | Path) -> None:
@@ -58,6 +64,35 @@ def stop_processes(processes: list[subprocess.Popen], grace: float = 10.0) -> No
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def claim(folder: Path) -> None:
+    """Lock ``folder``'s owner file for the rest of this process. The kernel drops the lock when the process ends,
+    however it ends: `remove_abandoned` then knows the folder's owner is gone."""
+    handle = open(folder / OWNER_FILE, "w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    _claims.append(handle)
+
+
+def remove_abandoned(parent: Path, prefix: str, unclaimed_seconds: float) -> list[Path]:
+    """Remove the folders ``parent/<prefix>*`` whose owner has ended (its owner file is not locked), and those
+    without an owner file unchanged for ``unclaimed_seconds`` (their server was killed before it claimed them).
+    Anything else there (a file, a link) is left alone. Returns what was removed."""
+    removed = []
+    for folder in parent.glob(f"{prefix}*"):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            with open(folder / OWNER_FILE, "r+") as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while the owner lives
+        except FileNotFoundError:
+            if time.time() - folder.stat().st_mtime < unclaimed_seconds:
+                continue
+        except OSError:  # locked: its server runs
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def forget(*paths: str | Path) -> None:

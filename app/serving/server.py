@@ -27,7 +27,7 @@ from pathlib import Path
 
 from app.presets import preset_configs
 from app.serving import cleanup, ready
-from app.serving.cache import RunCache
+from app.serving.cache import ABANDONED_SECONDS, RunCache
 from app.serving.limits import ServerLimits
 from app.serving.store import RunStore
 from core.config import ConfigError
@@ -38,6 +38,7 @@ READY_PATH = "/ready"  # outside Streamlit's reserved /_stcore/, /media/, /compo
 WARMING = "ready; computing the presets' probes"  # /ready's body meanwhile (200: a run can start)
 READY_REUSE_SECONDS = 2.0  # a readiness answer serves every probe in this long: a flood of probes is one check
 PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": compute nothing at start (tests); "probes": their probes, no runs
+OWN_LIVE_PREFIX = "server-"  # .live/server-*: the run files of a server with a Dask cluster of its own (live_folder)
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,15 @@ def live_folder(cache: RunCache, shared_cluster: bool) -> Path:
     that ends is moved into the cache by an atomic rename. A scheduler shared by every replica runs each config once
     (one task per run key), so its runs share one folder. A server with a cluster of its own gets a folder of its
     own there, removed when it stops: servers that share a cache but not a scheduler each train a config asked of
-    both, and wrote the same run file at once (seen with two replicas and a cleared cache: every run failed)."""
+    both, and wrote the same run file at once (seen with two replicas and a cleared cache: every run failed). The
+    folder of a server that was killed is removed by the next one to start (cleanup.remove_abandoned): it counted
+    towards the cache's cap for ever."""
     if shared_cluster:
         return cache.live
-    own = Path(tempfile.mkdtemp(prefix="server-", dir=cache.live))
+    for folder in cleanup.remove_abandoned(cache.live, OWN_LIVE_PREFIX, ABANDONED_SECONDS):
+        log.info("removed %s, left by a server that was killed", folder.name)
+    own = Path(tempfile.mkdtemp(prefix=OWN_LIVE_PREFIX, dir=cache.live))
+    cleanup.claim(own)
     cleanup.remove_at_exit(own)
     return own
 
