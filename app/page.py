@@ -19,8 +19,8 @@ import streamlit as st  # noqa: E402
 
 from app import sidebar  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
-from app.serving.pace import pace  # noqa: E402
 from app.presets import presets  # noqa: E402
+from app.serving.pace import pace  # noqa: E402
 from app.serving.server import run_store  # noqa: E402
 from app.state import LESSON_PARAM, TAB_PARAM, TRAINING_TAB  # noqa: E402
 from app.tabs import compare, init, lessons, run_file, sweep, theory, training  # noqa: E402

@@ -225,10 +225,10 @@ def loss_log_toggle() -> bool:
 
 
 def chart(fig, key: str, caption: str | None, live: bool = False, csv: bool = True, help: str | None = None) -> None:
-    """A figure and what to look for in it (`help`: hover help for its words, app.glossary; None: the caller writes
-    it elsewhere); unless not `csv`, its data goes into the tab's one download (`data_download`). A `live` one is redrawn in place (`live_chart`) as a
-    static picture: it is replaced several times a second, so hover and zoom could not be used anyway, and skipping
-    their setup makes the browser's redraw cheaper."""
+    """A figure and what to look for in it (`help`: hover help for its words, app.glossary; a `caption` of None is
+    written elsewhere by the caller); unless not `csv`, its data goes into the tab's one download (`data_download`).
+    A `live` one is redrawn in place (`live_chart`) as a static picture: it is replaced several times a second, so
+    hover and zoom could not be used anyway, and skipping their setup makes the browser's redraw cheaper."""
     if live:
         live_chart(fig, key, LIVE_PLOT_CONFIG)
     else:

@@ -159,7 +159,8 @@ def _forward(tally: _Tally, net: Network, names: list[str], columns: int, item: 
     for i, name in enumerate(names):
         size = net.dims[i + 1] * columns
         tally.hold(size * item)  # Z
-        if i == 0 and item == 4:  # float32: `layer_product`'s Z^T (the data is column-major), alive while it is copied into Z
+        # float32: `layer_product`'s Z^T (the data is column-major), alive while it is copied into Z
+        if i == 0 and item == 4:
             tally.passing(size * item)
         if i < net.depth - 1:
             _layer_extras(tally, net, i, size * item)

@@ -1,7 +1,7 @@
 """Caps one server process enforces across the runs of every session, beside each run's own (core.limits.Limits,
-which the engine checks): how many trainings compute or wait at once, how long one may train, and how many pages' live views redraw at their own
-pace. The run store
-(store.py) enforces them; `ServerLimits.from_env` reads them, as `Limits.from_env` reads the engine's."""
+which the engine checks): how many trainings compute or wait at once, how long one may train, and how many pages'
+live views redraw at their own pace. The run store (store.py) and the pace (pace.py) enforce them;
+`ServerLimits.from_env` reads them, as `Limits.from_env` reads the engine's."""
 
 from __future__ import annotations
 

@@ -10,13 +10,13 @@ from app.charts import figures
 from app.charts.training import loss_curves, steps, thin
 from app.markup import escape_markdown
 from app.presets import VARIANTS
-from app.timing import duration
 from app.serving.pace import pace
 from app.serving.server import run_store
 from app.serving.store import FINISHED, RUNNING, run_key
+from app.timing import duration
 from app.ui import (LOSS_LOG_KEY, MAX_POINTS, WHY_INIT, SessionState, cached_figures, chart, cost_note_of,
-                   data_download, keep, kept_value, live_fragment, loss_log_toggle, probe_of, run_seconds_left, run_wait,
-                   state, table, verdict_of, why)
+                   data_download, keep, kept_value, live_fragment, loss_log_toggle, probe_of, run_seconds_left,
+                   run_wait, state, table, verdict_of, why)
 from core.config import Config, ConfigError
 from core.limits import Limits
 from core.measures import chance_cost

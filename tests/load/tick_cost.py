@@ -23,10 +23,9 @@ from tests.load.protocol import Client  # noqa: E402
 
 
 class Counting(Client):
-    """A student counting the fragment reruns it asks for, and the bytes that come back."""
+    """A student counting the fragment reruns (ticks) it asks for: `ticks` is the whole class's count."""
 
     ticks = 0
-    received = 0
 
     async def rerun(self, *states, fragment_id: str = "", auto: bool = False) -> None:
         if auto:
