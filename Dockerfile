@@ -32,8 +32,11 @@ COPY data/ ./data/
 COPY .streamlit/ ./.streamlit/
 
 # Compile the engine's kernels now (about 5 s), into NUMBA_CACHE_DIR, so that a container's first run compiles
-# nothing; the app user owns the cache, which numba needs writable to use it.
-RUN python -c "from core.warm import warm_kernels; warm_kernels()" \
+# nothing; the app user owns the cache, which numba needs writable to use it. The code's bytecode too:
+# PYTHONDONTWRITEBYTECODE keeps every process (the server, each Dask worker) from saving it, and each compiled the
+# page's and the engine's modules from source again as it started.
+RUN python -m compileall -q app core \
+    && python -c "from core.warm import warm_kernels; warm_kernels()" \
     && chown -R initlab:initlab /tmp/numba
 
 USER initlab

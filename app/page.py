@@ -78,4 +78,5 @@ def main() -> None:
             lessons.forget_url()
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs this file as __main__; the server imports it only to load its modules
+    main()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -70,3 +71,22 @@ def test_ready_answers_503_with_the_reason_until_a_worker_can_take_a_run(tmp_pat
         for process in (app, worker, scheduler):
             if process is not None:
                 serving.stop(process)
+
+
+def test_the_server_loads_the_pages_modules_without_running_the_page():
+    """What `load_page` does at the server's start, in a fresh interpreter: the sidebar, the tabs and the charts are
+    imported (the first page then finds them loaded), and the page itself is not run outside Streamlit (its first
+    call, st.set_page_config, is counted)."""
+    script = ("import sys\n"
+              "import streamlit as st\n"
+              "runs = []\n"
+              "st.set_page_config = lambda *args, **kwargs: runs.append(1)\n"
+              "from app.serving.server import load_page\n"
+              "wanted = ('app.tabs.init', 'app.charts.figures', 'app.sidebar')\n"
+              "before = sorted(m for m in wanted if m in sys.modules)\n"
+              "load_page()\n"
+              "print(before, sorted(m for m in wanted if m in sys.modules), len(runs))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=serving.ROOT, env={**os.environ, "PYTHONPATH": str(serving.ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[] ['app.charts.figures', 'app.sidebar', 'app.tabs.init'] 0"

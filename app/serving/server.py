@@ -3,8 +3,9 @@
 `streamlit run app/main.py` serves app/main.py's `st.App`, whose `lifespan` calls `start_in_background` as the
 server starts: the run store connects to $INITLAB_DASK_SCHEDULER, or starts this server's own Dask cluster (its
 workers compile the engine's kernels as they start: app/serving/worker_setup.py), in a thread, so the web server and
-its health route answer at once and the first student finds the workers warm; then the presets' probes are
-computed (`warm_probes`), so that a class picking a preset finds its charts ready. A start that fails is logged, and the
+its health route answer at once and the first student finds the workers warm; then the page's modules are
+imported (`load_page`: a second of the first page's run otherwise), and the presets' probes are computed
+(`warm_probes`), so that a class picking a preset finds its charts ready. A start that fails is logged, and the
 first page tries again and shows the message (`run_store` raises it there). At shutdown the store is closed and the
 cluster this server started is stopped, before the interpreter's exit (cleanup.py's exit hook then has nothing left
 to stop).
@@ -17,6 +18,7 @@ Streamlit's /_stcore/health only says that the web server answers.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import tempfile
@@ -107,6 +109,13 @@ def close_run_store() -> None:
         store.client.close()
 
 
+def load_page() -> None:
+    """Import the page's modules (app/page.py and all it imports: the tabs, the charts, Plotly, pandas): a second
+    of CPU that the first student's page would otherwise spend before it drew anything. Streamlit executes the page
+    afresh for every run, but its imports are found loaded."""
+    importlib.import_module("app.page")
+
+
 def warm_probes(store: RunStore) -> None:
     """The presets' probes (app/serving/probes.py), first preset first: the landing page's and the seed question's
     are ready before a class picks them. (load_dataset keeps what it loaded: the presets share a few datasets.)"""
@@ -141,9 +150,10 @@ class _Start:
         if precompute() == "0":
             return
         try:
+            load_page()
             warm_probes(store)
-        except Exception:  # the pages compute what is missing, as they would without it
-            log.exception("the presets' probes were not computed in advance")
+        except Exception:  # the pages import and compute what is missing, as they would without it
+            log.exception("the page's modules or the presets' probes were not made ready in advance")
 
     @property
     def warming(self) -> bool:
