@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from app.serving.cache import RunCache, cache_key
+from app.serving.pace import ACTIVE_SECONDS, Pace
 from core.config import Config
 from core.data import load_dataset
 from core.record import RunFileError, params_at
@@ -257,7 +258,8 @@ def test_the_presets_runs_are_computed_in_advance_one_at_a_time_into_the_cache(t
 
     cache = RunCache(tmp_path / "cache")
     presets = [small(seed=seed, iterations=100) for seed in (11, 12, 13)]
-    RunStore(dask_client, tmp_path / "live", cache=cache).warm_presets(presets, ROOT / "data")
+    no_pages = Pace(10)  # (the process's own may count the pages of other tests)
+    RunStore(dask_client, tmp_path / "live", cache=cache, pages=no_pages).warm_presets(presets, ROOT / "data")
     assert all(cache.get(config, circles, PRESET_OWNER) is not None for config in presets)
     spans = sorted(executing(config) for config in presets)
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), \
@@ -270,6 +272,46 @@ class FakeClock:
 
     def __call__(self):
         return self.now
+
+
+def test_the_presets_runs_give_way_to_the_pages_and_are_computed_once_none_is_open(tmp_path, circles, dask_client):
+    import threading
+
+    from app.serving.cache import PRESET_OWNER
+    from app.serving.store import RUNNING, STOPPED, RunStore, run_key
+
+    clock, cache = FakeClock(), RunCache(tmp_path / "cache")
+    pages = Pace(10, clock=clock)
+    pages.saw("a student")
+    store = RunStore(dask_client, tmp_path / "live", cache=cache, pages=pages)
+    preset = Config(dataset="circles", layers=(6, 4), seed=21, iterations=60_000, record_every=300)  # seconds
+    key = run_key(preset, circles.fingerprint())
+    warming = threading.Thread(target=store.warm_presets, args=([preset], ROOT / "data"), daemon=True)
+    warming.start()
+
+    def until(condition, seconds: float):
+        end = time.monotonic() + seconds
+        while not condition() and time.monotonic() < end:
+            time.sleep(0.05)
+        return condition()
+
+    time.sleep(1.5)
+    assert store.get(key) is None, "a preset's run started while a page was open"
+    clock.now += ACTIVE_SECONDS + 1  # the page closed: the preset starts
+    assert until(lambda: store.get(key) is not None and len(store.get(key).snapshots) > 1, 60)
+    interrupted = store.get(key)
+    assert interrupted.status == RUNNING
+    pages.saw("another student")  # a page opens while it computes: it gives way
+    assert until(lambda: interrupted.done, 10) and interrupted.status == STOPPED
+    assert "gives way to the pages" in interrupted.message and interrupted.snapshots[-1].step < preset.iterations
+    assert cache.get(preset, circles, PRESET_OWNER) is None
+    time.sleep(1.5)
+    assert store.get(key) is interrupted, "a preset's run started again while a page was open"
+    clock.now += ACTIVE_SECONDS + 1  # every page closed: computed again, whole, into the cache
+    warming.join(120)
+    assert not warming.is_alive()
+    recorded = cache.load(preset, circles, PRESET_OWNER)
+    assert recorded is not None and recorded.snapshots[-1].step == preset.iterations
 
 
 def test_an_ended_run_replays_to_each_watcher_at_its_recorded_pace_from_when_they_started(tmp_path, circles, dask_client):

@@ -35,6 +35,7 @@ from core.train import Training, initial_cost_note, probe
 RUNNING, FINISHED, DIVERGED, STOPPED = "running", "finished", "diverged", "stopped"
 POLL_SECONDS = 0.2  # how often a running task reads its control variable: Stop takes effect within this and a step
 USER_STOP = "user"  # the value of "stop" when the run's last watcher pressed Stop (the message gets the step)
+GAVE_WAY = "gave way"  # the value of "stop" when a preset's background run gave way to the pages (store.py)
 TIME_CAP_ENV = "INITLAB_MAX_TRAINING_SECONDS"
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class ControlWatch:
             self.reason = reason
         if reason == USER_STOP:
             return DEFAULT_STOP.format(step=step)
+        if reason == GAVE_WAY:
+            return (f"stopped at step {step:,}: this preset's run was being computed in the background, and gives "
+                    "way to the pages open on the server; press Start to compute it")
         if reason == "unwatched":
             return f"stopped at step {step:,}: no page had shown it for {self.unwatched_seconds:g} s"
         return reason

@@ -12,7 +12,8 @@ start at the lowest priority) or as the starting session's (a fair share of the 
 A run stops when every session watching it, on every replica, has pressed Stop or left it (a page that has not
 read it for ``unwatched_seconds``, default 60, has left), and at the server's time cap: within a second, whatever
 its ``record_every``. Each session may have one training and one comparison computing at a time
-(`reserve`), and its n-th run is queued behind every other session's earlier ones (Dask priorities).
+(`reserve`), and its n-th run is queued behind every other session's earlier ones (Dask priorities). The presets'
+background runs give way to the pages: they compute only while no page of this server is open.
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -33,10 +34,10 @@ from typing import Iterable
 
 from app.serving import cleanup, compute
 from app.serving.cache import PRESET_OWNER, RunCache, session_owner
-from app.serving.compute import DIVERGED, FINISHED, RUNNING, STOPPED, USER_STOP
+from app.serving.compute import DIVERGED, FINISHED, GAVE_WAY, RUNNING, STOPPED, USER_STOP
 from app.serving.runs import Replay, SharedRun, failure_message, recorded_fields
 from app.serving.limits import ENV as SERVER_ENV, ServerLimits
-from app.serving.pace import pace
+from app.serving.pace import Pace, pace
 from app.serving.probes import PROBE_SECONDS, Probes
 from core.config import Config, ConfigError
 from core.data import DatasetError, load_dataset
@@ -52,6 +53,8 @@ UNWATCHED_ENV = "INITLAB_UNWATCHED_SECONDS"
 START_LOCKS = 64  # runs starting at once (by key) that never wait for one another
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
+PRESETS_WATCHER = "presets"  # the presets' entry in the control of a run they compute in the background
+PAGES_POLL_SECONDS = 0.5  # how soon the presets' background run gives way to a page that opens
 READ_SHARE = 0.05  # of the time a live run's file may spend being read (`_read_file`), by each replica
 MIN_READ_SECONDS = 0.2  # between two reads of a live run's file: the Training tab's fastest redraw
 KINDS = {"training": "a training", "comparison": "a comparison"}
@@ -66,7 +69,7 @@ class RunStore:
     def __init__(self, client, folder: Path, max_runs: int = 32, cache: RunCache | None = None,
                  max_replays: int = 4096, clock=time.monotonic, protected: Iterable[Config] = (),
                  policy: ServerLimits | None = None, unwatched_seconds: float | None = None,
-                 worker_mb: int | None = None, data_dir: Path | None = None):
+                 worker_mb: int | None = None, data_dir: Path | None = None, pages: Pace = pace):
         self.client = client
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -78,6 +81,7 @@ class RunStore:
         self.worker_mb = worker_mb  # for messages: what one worker may use, if this server knows
         self.data_dir = data_dir  # the data folder the workers load named datasets from (None: send the arrays)
         self.max_runs, self.max_replays, self.clock = max_runs, max_replays, clock
+        self.pages = pages  # this server's open pages, which the presets' background runs give way to
         self.replica = uuid.uuid4().hex[:12]  # this process, in the runs' control variables
         self._lock = threading.Lock()
         self._runs: dict[str, SharedRun] = {}
@@ -186,32 +190,61 @@ class RunStore:
     def warm_presets(self, configs: Iterable[Config], data_dir) -> None:
         """Compute the presets' runs missing from the disk cache, at the lowest priority, watched by nobody:
         so that a class finds them ready. Needs a disk cache (without one, nothing would keep them). One at a time:
-        with more workers than cores (cluster.py) they would otherwise take every core from the first students."""
-        for config in configs:
-            if self._closed.is_set():
-                return
+        with more workers than cores (cluster.py) they would otherwise take every core from the first students.
+        They give way to the pages: none starts while a page of this server is open (app/serving/pace.py), and one
+        that no student watches is stopped when a page opens (on a 2-core server, a preset's run beside the first
+        student's page delayed its first chart by seconds), to be computed again once every page has closed."""
+        pending = list(configs)
+        while pending and self._no_open_pages():
             try:
-                self._warm_preset(config, data_dir)
+                if self._warm_preset(pending[0], data_dir):
+                    pending.pop(0)
             except (ConfigError, DatasetError) as e:
-                log.warning("preset run %s not computed in advance: %s", config.dataset, e)
+                log.warning("preset run %s not computed in advance: %s", pending.pop(0).dataset, e)
             except Exception as e:  # the scheduler gone (the server stopping): the presets wait for the next start
                 if not self._closed.is_set():
-                    log.warning("the presets' runs stopped at %s: %s", config.dataset, e)
+                    log.warning("the presets' runs stopped at %s: %s", pending[0].dataset, e)
                 return
 
-    def _warm_preset(self, config: Config, data_dir) -> None:
-        """Submit one preset's run unless the disk cache has it, and wait for its end. Watched "forever" by the
-        presets: a student who watches it too and leaves does not stop it."""
+    def _no_open_pages(self) -> bool:
+        """Wait until no page of this server is open; False if the store closed meanwhile."""
+        while self.pages.open_pages():
+            if self._closed.wait(PAGES_POLL_SECONDS):
+                return False
+        return not self._closed.is_set()
+
+    def _warm_preset(self, config: Config, data_dir) -> bool:
+        """Submit one preset's run unless the disk cache has it, and wait for its end; False if it gave way to a
+        page. Watched "forever" by the presets: a student who watches it too and leaves does not stop it."""
         dataset = load_dataset(config.dataset, data_dir, standardize=config.standardize)
         if self.cache.get(config, dataset, PRESET_OWNER) is not None:
-            return
+            return True
         limits, key = Limits.from_env(), run_key(config, dataset.fingerprint())
         run = SharedRun(key, config, network_within_limits(config, dataset, limits),
                         compute.run_file(self.folder, key), dataset.n_features == 2)
-        self._submit(run, dataset, limits, PRESET_OWNER, PRESET_PRIORITY, "presets", float("inf"))
+        self._submit(run, dataset, limits, PRESET_OWNER, PRESET_PRIORITY, PRESETS_WATCHER, float("inf"))
         with self._lock:
-            self._runs.setdefault(key, run)
-        self.wait(key, self.policy.max_training_seconds + PROBE_SECONDS)
+            if key not in self._runs or self._runs[key].status == STOPPED:  # else a student's: it is shared
+                self._runs[key] = run
+        gave_way, end = False, time.monotonic() + self.policy.max_training_seconds + PROBE_SECONDS
+        while not self._closed.is_set() and time.monotonic() < end:
+            found = self.get(key)
+            if found is None or found.done:
+                return not (gave_way and found is not None and found.status == STOPPED)
+            if not gave_way and self.pages.open_pages() and self._only_presets_watch(found):
+                self._watch(key, PRESETS_WATCHER, None)
+                self.client.set_metadata([*compute.control_path(key), "stop"], GAVE_WAY)
+                gave_way = True
+            self._closed.wait(PAGES_POLL_SECONDS)
+        return True
+
+    def _only_presets_watch(self, run: SharedRun) -> bool:
+        """Whether no page, of this server or of another replica, watches the run."""
+        with self._lock:
+            if run.watchers:
+                return False
+        watched = self.client.get_metadata([*compute.control_path(run.key), "watch"], default={})
+        return all(seen is None for replica, seen in watched.items() if replica != PRESETS_WATCHER)
 
     # --- the tasks ----------------------------------------------------------------------------------------------
     def _priority(self, session: str) -> int:
