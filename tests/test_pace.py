@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.serving.pace import ACTIVE_SECONDS, SLOWEST_SECONDS, Pace
+from app.serving.pace import ACTIVE_SECONDS, OPENING_SECONDS, SLOWEST_SECONDS, Pace
 
 PAGES_AT_FULL_PACE = 10
 
@@ -54,3 +54,45 @@ def test_a_page_counts_once_and_leaves_when_it_has_not_run_for_a_while():
     clock.now += ACTIVE_SECONDS / 2 + 1
     assert pace.open_pages() == PAGES_AT_FULL_PACE // 2
     assert pace.every(1.0) == 1.0
+
+
+def test_a_server_is_busy_while_a_page_is_open_or_being_opened():
+    """What the presets' background runs give way to: an open page, or a request of the page whose session has
+    not run yet (for OPENING_SECONDS)."""
+    pace, clock = pace_with(0)
+    assert not pace.busy()
+    pace.requested()
+    clock.now += OPENING_SECONDS - 1
+    assert pace.busy() and pace.open_pages() == 0  # requested, not yet counted as an open page by the pace
+    clock.now += 2
+    assert not pace.busy()
+    pace.saw("a student")
+    clock.now += ACTIVE_SECONDS - 1
+    assert pace.busy()
+    clock.now += 2
+    assert not pace.busy()
+
+
+def test_the_servers_middleware_tells_the_pace_of_a_request_of_the_page_only():
+    """app/main.py's PageRequests, in a fresh interpreter (app/main.py builds the server's st.App): a GET of the page
+    makes the server busy; the health check, /ready and a page's static files do not."""
+    import os
+    import subprocess
+    import sys
+
+    from tests import serving
+
+    script = ("import asyncio\n"
+              "import app.main as main\n"
+              "async def nothing(scope, receive, send):\n"
+              "    pass\n"
+              "def busy_after(method, path):\n"
+              "    main.pace._requested = -float('inf')\n"
+              "    asyncio.run(main.PageRequests(nothing)({'type': 'http', 'method': method, 'path': path}, None, None))\n"
+              "    return main.pace.busy()\n"
+              "print([busy_after(m, p) for m, p in [('GET', '/_stcore/health'), ('GET', '/ready'),\n"
+              "       ('GET', '/static/js/index.js'), ('POST', '/'), ('GET', '/')]])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=serving.ROOT, env={**os.environ, "PYTHONPATH": str(serving.ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[False, False, False, False, True]"

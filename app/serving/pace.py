@@ -10,7 +10,9 @@ beyond that every view slows in proportion: the class's redraws together then co
 server's reads of a live run's file (app/serving/store.py), which no page can see faster than it redraws, slow
 by the same factor.
 
-A page is open if it ran (the whole page, or one of its fragments) within the last ACTIVE_SECONDS.
+A page is open if it ran (the whole page, or one of its fragments) within the last ACTIVE_SECONDS. The presets'
+background runs (app/serving/store.py) give way to open pages, and to a page being opened: its request reaches the
+server a second or more before its session's first run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from core.config import ConfigError
 
 ACTIVE_SECONDS = 60.0  # a page that has not run for this long is closed (or idle: it redraws nothing)
 SLOWEST_SECONDS = 10.0  # however large the class, a view redraws at least this often
+OPENING_SECONDS = 10.0  # a request of the page counts as a page being opened for this long (then its session runs)
 
 
 class Pace:
@@ -31,11 +34,22 @@ class Pace:
     def __init__(self, full_pace: int, clock=time.monotonic):
         self.full_pace, self.clock = full_pace, clock
         self._seen: dict[str, float] = {}
+        self._requested = -float("inf")  # when the page was last requested (app/main.py's middleware)
         self._lock = threading.Lock()
 
     def saw(self, session: str) -> None:
         with self._lock:
             self._seen[session] = self.clock()
+
+    def requested(self) -> None:
+        with self._lock:
+            self._requested = self.clock()
+
+    def busy(self) -> bool:
+        """Whether a page is open, or being opened (requested within OPENING_SECONDS)."""
+        with self._lock:
+            opening = self.clock() - self._requested < OPENING_SECONDS
+        return opening or self.open_pages() > 0
 
     def open_pages(self) -> int:
         cutoff = self.clock() - ACTIVE_SECONDS

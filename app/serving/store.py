@@ -54,7 +54,7 @@ START_LOCKS = 64  # runs starting at once (by key) that never wait for one anoth
 BEAT_SECONDS = 2.0  # how often this replica tells the workers which of their runs its pages still read
 PRESET_PRIORITY = -10**6  # the presets' background runs: after every student's
 PRESETS_WATCHER = "presets"  # the presets' entry in the control of a run they compute in the background
-PAGES_POLL_SECONDS = 0.5  # how soon the presets' background run gives way to a page that opens
+PAGES_POLL_SECONDS = 0.1  # how soon the presets' background run gives way to a page that opens
 READ_SHARE = 0.05  # of the time a live run's file may spend being read (`_read_file`), by each replica
 MIN_READ_SECONDS = 0.2  # between two reads of a live run's file: the Training tab's fastest redraw
 KINDS = {"training": "a training", "comparison": "a comparison"}
@@ -191,7 +191,7 @@ class RunStore:
         """Compute the presets' runs missing from the disk cache, at the lowest priority, watched by nobody:
         so that a class finds them ready. Needs a disk cache (without one, nothing would keep them). One at a time:
         with more workers than cores (cluster.py) they would otherwise take every core from the first students.
-        They give way to the pages: none starts while a page of this server is open (app/serving/pace.py), and one
+        They give way to the pages: none starts while a page of this server is open or opening (pace.busy), and one
         that no student watches is stopped when a page opens (on a 2-core server, a preset's run beside the first
         student's page delayed its first chart by seconds), to be computed again once every page has closed."""
         pending = list(configs)
@@ -208,7 +208,7 @@ class RunStore:
 
     def _no_open_pages(self) -> bool:
         """Wait until no page of this server is open; False if the store closed meanwhile."""
-        while self.pages.open_pages():
+        while self.pages.busy():
             if self._closed.wait(PAGES_POLL_SECONDS):
                 return False
         return not self._closed.is_set()
@@ -231,7 +231,7 @@ class RunStore:
             found = self.get(key)
             if found is None or found.done:
                 return not (gave_way and found is not None and found.status == STOPPED)
-            if not gave_way and self.pages.open_pages() and self._only_presets_watch(found):
+            if not gave_way and self.pages.busy() and self._only_presets_watch(found):
                 self._watch(key, PRESETS_WATCHER, None)
                 self.client.set_metadata([*compute.control_path(key), "stop"], GAVE_WAY)
                 gave_way = True
