@@ -24,7 +24,6 @@ from app.serving.pace import pace  # noqa: E402
 from app.serving.server import READY_PATH, lifespan, readiness  # noqa: E402
 
 
-
 class PageRequests:
     """Tells app/serving/pace.py that a page is being opened as soon as a browser asks for it, a second or more
     before its session's first run: the presets' background runs stop for it (app/serving/store.py)."""

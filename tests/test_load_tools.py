@@ -38,7 +38,8 @@ def test_a_class_over_the_full_pace_sees_compare_redrawn_slower_and_the_end_with
     and in the runs' last seconds once a second as well (compare.py: compare_live), until both runs show finished.
     """
     data_dir = load_test.data_folder(tmp_path)  # the course's files, else the seed question's stand-in
-    seed = presets(data_dir)["seed question"].config.replace(iterations=1000)
+    # long enough for a few paced ticks before the runs' last seconds, on a loaded machine too
+    seed = presets(data_dir)["seed question"].config.replace(iterations=2000)
     env = {**os.environ, "INITLAB_DATA_DIR": str(data_dir), "INITLAB_CACHE_DIR": str(tmp_path / "cache"),
            "INITLAB_PRECOMPUTE_PRESETS": "0", "INITLAB_DASK_WORKERS": "2", "INITLAB_PAGES_AT_FULL_PACE": "1",
            "TMPDIR": str(tmp_path)}

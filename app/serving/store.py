@@ -13,7 +13,7 @@ A run stops when every session watching it, on every replica, has pressed Stop o
 read it for ``unwatched_seconds``, default 60, has left), and at the server's time cap: within a second, whatever
 its ``record_every``. Each session may have one training and one comparison computing at a time
 (`reserve`), and its n-th run is queued behind every other session's earlier ones (Dask priorities). The presets'
-background runs give way to the pages: they compute only while no page of this server is open.
+background runs give way to the pages: they compute only while no page of this server is open or being opened.
 
 A run that has already ended (here, or in the disk cache) is replayed to each session that starts it at the pace it
 was computed, from the moment that session pressed Start: a `Replay` reveals the recorded snapshots by the seconds
@@ -195,7 +195,7 @@ class RunStore:
         that no student watches is stopped when a page opens (on a 2-core server, a preset's run beside the first
         student's page delayed its first chart by seconds), to be computed again once every page has closed."""
         pending = list(configs)
-        while pending and self._no_open_pages():
+        while pending and self._until_no_page():
             try:
                 if self._warm_preset(pending[0], data_dir):
                     pending.pop(0)
@@ -206,7 +206,7 @@ class RunStore:
                     log.warning("the presets' runs stopped at %s: %s", pending[0].dataset, e)
                 return
 
-    def _no_open_pages(self) -> bool:
+    def _until_no_page(self) -> bool:
         """Wait until no page of this server is open; False if the store closed meanwhile."""
         while self.pages.busy():
             if self._closed.wait(PAGES_POLL_SECONDS):
