@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from contextlib import closing
@@ -19,6 +20,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NGINX = "/usr/sbin/nginx"
 STREAMLIT_FLAGS = ["--server.headless=true", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
+
+
+def fresh_python(script: str) -> str:
+    """What ``script`` prints, run by a fresh interpreter from the repository (a module's import-time effects, which
+    the test process has long had); fails the test if the script fails."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def free_port() -> int:

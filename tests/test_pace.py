@@ -76,10 +76,6 @@ def test_a_server_is_busy_while_a_page_is_open_or_being_opened():
 def test_the_servers_middleware_tells_the_pace_of_a_request_of_the_page_only():
     """app/main.py's PageRequests, in a fresh interpreter (app/main.py builds the server's st.App): a GET of the page
     makes the server busy; the health check, /ready and a page's static files do not."""
-    import os
-    import subprocess
-    import sys
-
     from tests import serving
 
     script = ("import asyncio\n"
@@ -92,7 +88,4 @@ def test_the_servers_middleware_tells_the_pace_of_a_request_of_the_page_only():
               "    return main.pace.busy()\n"
               "print([busy_after(m, p) for m, p in [('GET', '/_stcore/health'), ('GET', '/ready'),\n"
               "       ('GET', '/static/js/index.js'), ('POST', '/'), ('GET', '/')]])\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=serving.ROOT, env={**os.environ, "PYTHONPATH": str(serving.ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[False, False, False, False, True]"
+    assert serving.fresh_python(script).strip().splitlines()[-1] == "[False, False, False, False, True]"

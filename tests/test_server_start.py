@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -86,7 +85,4 @@ def test_the_server_loads_the_pages_modules_without_running_the_page():
               "before = sorted(m for m in wanted if m in sys.modules)\n"
               "load_page()\n"
               "print(before, sorted(m for m in wanted if m in sys.modules), len(runs))\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=serving.ROOT, env={**os.environ, "PYTHONPATH": str(serving.ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "[] ['app.charts.figures', 'app.sidebar', 'app.tabs.init'] 0"
+    assert serving.fresh_python(script).strip() == "[] ['app.charts.figures', 'app.sidebar', 'app.tabs.init'] 0"

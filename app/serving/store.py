@@ -207,7 +207,7 @@ class RunStore:
                 return
 
     def _until_no_page(self) -> bool:
-        """Wait until no page of this server is open; False if the store closed meanwhile."""
+        """Wait until no page of this server is open or being opened; False if the store closed meanwhile."""
         while self.pages.busy():
             if self._closed.wait(PAGES_POLL_SECONDS):
                 return False
@@ -243,8 +243,7 @@ class RunStore:
         with self._lock:
             if run.watchers:
                 return False
-        watched = self.client.get_metadata([*compute.control_path(run.key), "watch"], default={})
-        return all(seen is None for replica, seen in watched.items() if replica != PRESETS_WATCHER)
+        return self._watching(run.key) <= {PRESETS_WATCHER}
 
     # --- the tasks ----------------------------------------------------------------------------------------------
     def _priority(self, session: str) -> int:
@@ -268,6 +267,11 @@ class RunStore:
         """Write this replica's entry in the run's control (compute.py): when its pages last read it, None if gone."""
         self.client.set_metadata([*compute.control_path(key), "watch", replica], seen)
 
+    def _watching(self, key: str) -> set[str]:
+        """The replicas (and the presets) whose entries in the run's control say they still watch it."""
+        watched = self.client.get_metadata([*compute.control_path(key), "watch"], default={})
+        return {replica for replica, seen in watched.items() if seen is not None}
+
     def _attach(self, run: SharedRun, watcher: str, session: str, kind: str, instant: bool):
         """Call with the lock held."""
         run.watchers[watcher] = time.time()
@@ -281,8 +285,7 @@ class RunStore:
         path = compute.control_path(run.key)
         try:
             self._watch(run.key, self.replica, None)
-            watched = self.client.get_metadata([*path, "watch"], default={})
-            if any(seen is not None for seen in watched.values()):
+            if self._watching(run.key):
                 return  # another replica's pages still watch it
             self.client.set_metadata([*path, "stop"], USER_STOP)
             if run.queued and run.future is not None and not partial_path(run.path).exists():
