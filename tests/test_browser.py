@@ -55,6 +55,8 @@ def server(tmp_path_factory, server_tmp, seed_question_runs):
                                                 "INITLAB_CACHE_DIR": str(cache), "INITLAB_PRECOMPUTE_PRESETS": "0",
                                                 "INITLAB_DASK_WORKERS": "2", "TMPDIR": str(server_tmp)},
                                     streamlit=[sys.executable, "-m", "streamlit"])
+        # as a deployed server is when students arrive: its page's modules imported, outside any page's run
+        serving.wait_for(f"http://127.0.0.1:{port}/ready", b"ready", 120, process)
     except (RuntimeError, TimeoutError) as e:
         pytest.fail(f"streamlit did not come up ({e}):\n{log.read_text()[-2000:]}")
     try:

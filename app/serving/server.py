@@ -37,7 +37,7 @@ from core.data import default_data_dir, load_dataset
 from core.limits import Limits
 
 READY_PATH = "/ready"  # outside Streamlit's reserved /_stcore/, /media/, /component/, /static/
-WARMING = "ready; computing the presets' probes"  # /ready's body meanwhile (200: a run can start)
+WARMING = "ready; loading the page's modules and computing the presets' probes"  # /ready's body meanwhile (200: a run can start)
 READY_REUSE_SECONDS = 2.0  # a readiness answer serves every probe in this long: a flood of probes is one check
 PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": compute nothing at start (tests); "probes": their probes, no runs
 OWN_LIVE_PREFIX = "server-"  # .live/server-*: the run files of a server with a Dask cluster of its own (live_folder)
@@ -147,13 +147,16 @@ class _Start:
             self.failure = "the compute cluster did not start (the server's log says why)"
             log.exception("the run store did not start with the server (the first page tries again)")
             return
+        try:  # also when nothing is precomputed, so that the tests' servers start as a deployed one does
+            load_page()
+        except Exception:  # the first page imports them, as it would without it
+            log.exception("the page's modules were not loaded in advance")
         if precompute() == "0":
             return
         try:
-            load_page()
             warm_probes(store)
-        except Exception:  # the pages import and compute what is missing, as they would without it
-            log.exception("the page's modules or the presets' probes were not made ready in advance")
+        except Exception:  # the pages compute what is missing, as they would without it
+            log.exception("the presets' probes were not made ready in advance")
 
     @property
     def warming(self) -> bool:
