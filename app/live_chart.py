@@ -29,18 +29,21 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 SCRIPT = Path(__file__).with_name("live_chart.js")
 
 
+PLOTLY_JS_URL = f"component/{__name__}.plotly_js/{PLOTLY_JS.name}"  # page-relative (app/serving/assets.py sends it)
+
+
 @functools.cache
-def _plotly_js_url() -> str:
-    """Serve plotly.min.js and return its page-relative address. Streamlit serves only the files inside a
-    component's folder, so the file is copied into a temporary one (removed at exit). Done on the first live chart,
-    in a page's run: Streamlit registers a component only within a script run, and the server imports this module
-    as it starts (server.load_page), outside any; a component declared then was never served (plotly.js answered
-    404 and every live chart stayed blank)."""
+def _serve_plotly_js() -> str:
+    """Serve plotly.min.js at PLOTLY_JS_URL. Streamlit serves only the files inside a component's folder, so the
+    file is copied into a temporary one (removed at exit). Done on the first live chart, in a page's run: Streamlit
+    registers a component only within a script run, and the server imports this module as it starts
+    (server.load_page), outside any; a component declared then was never served (plotly.js answered 404 and every
+    live chart stayed blank)."""
     folder = Path(tempfile.mkdtemp(prefix="initlab-plotly-js-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     shutil.copy(PLOTLY_JS, folder)
     components.declare_component("plotly_js", path=str(folder))
-    return f"component/{__name__}.plotly_js/{PLOTLY_JS.name}"
+    return PLOTLY_JS_URL
 
 
 _live_chart = st.components.v2.component("initlab_live_chart", js=SCRIPT.read_text(), isolate_styles=False)
@@ -57,4 +60,4 @@ def live_chart(fig: go.Figure, key: str, config: dict) -> None:
     if spec is None:
         spec = _specs[id(fig)] = pio.to_json(fig, validate=False)
         weakref.finalize(fig, _specs.pop, id(fig), None)
-    _live_chart(key=key, data={"figure": spec, "config": config, "plotly": _plotly_js_url()})
+    _live_chart(key=key, data={"figure": spec, "config": config, "plotly": _serve_plotly_js()})

@@ -3,8 +3,8 @@
 The page itself is app/page.py. This file adds what a server needs before any page opens: the run store and its
 Dask cluster start with the server, in the background, so the first student finds the workers warm; GET /ready says
 whether a run could be computed now (app/serving/server.py); a request of the page tells the presets' background
-runs to give way (`PageRequests`). Every `streamlit run` flag and .streamlit/config.toml
-option applies as to a plain script.
+runs to give way (`PageRequests`); Streamlit's scripts are sent compressed (app/serving/assets.py). Every
+`streamlit run` flag and .streamlit/config.toml option applies as to a plain script.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import streamlit as st  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from app.serving.assets import CompressedAssets  # noqa: E402
 from app.serving.pace import pace  # noqa: E402
 from app.serving.server import READY_PATH, lifespan, readiness  # noqa: E402
 
@@ -38,4 +39,4 @@ class PageRequests:
 
 
 app = st.App(Path(__file__).with_name("page.py"), lifespan=lifespan, routes=[Route(READY_PATH, readiness)],
-             middleware=[Middleware(PageRequests)])
+             middleware=[Middleware(PageRequests), Middleware(CompressedAssets)])

@@ -104,6 +104,10 @@ def test_the_page_loads_with_the_initialisation_charts(server, browser):
     no_exception(page)
     assert page.get_by_text("Init Lab", exact=True).count() >= 1
     assert page.get_by_text("Activations A per layer").count() >= 1
+    # Streamlit's scripts came compressed (app/serving/assets.py): Plotly's chunk alone is 4.7 MB unpacked
+    encoded, decoded = page.evaluate("""performance.getEntriesByType('resource').filter(r => r.name.includes('/static/'))
+        .reduce(([e, d], r) => [e + r.encodedBodySize, d + r.decodedBodySize], [0, 0])""")
+    assert decoded > 5e6 and encoded < decoded / 2.5, (encoded, decoded)
     shot(page, "01-at-initialisation")
     page.get_by_role("tab", name="Theory").click()
     time.sleep(2.0)

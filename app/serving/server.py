@@ -112,8 +112,10 @@ def close_run_store() -> None:
 def load_page() -> None:
     """Import the page's modules (app/page.py and all it imports: the tabs, the charts, Plotly, pandas): a second
     of CPU that the first student's page would otherwise spend before it drew anything. Streamlit executes the page
-    afresh for every run, but its imports are found loaded."""
+    afresh for every run, but its imports are found loaded. Then the scripts a page loads are compressed
+    (app/serving/assets.py): the first students do not wait for that either."""
     importlib.import_module("app.page")
+    importlib.import_module("app.serving.assets").warm()
 
 
 def warm_probes(store: RunStore) -> None:
