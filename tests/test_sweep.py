@@ -101,15 +101,17 @@ def test_stop_cancels_the_cells_not_started(real_cluster, circles, tmp_path):
     sweep = SweepRun(spec, circles, real_cluster.client, tmp_path)
     sweep.submit(sweep.find_cached())
     next(sweep.completed())
+    begun = len(list(tmp_path.glob("*.json"))) + len(list(tmp_path.glob("*.partial")))  # done or computing
     sweep.cancel()
     assert len(list(sweep.completed())) == len(sweep.results) == 1  # nothing more comes after Stop
     client = real_cluster.client
     assert wait_for(lambda: not any(k.startswith("initlab-cell") for keys in client.processing().values()
                                     for k in keys), 10)
-    # the cells running at Stop finish into the cache (one per worker), and so may one a worker freed by the first
-    # took before the cancel reached the scheduler (seen on a fast machine); the other queued ones never start
+    # the cells begun by Stop finish into the cache, and so may one per worker that a worker freed took before the
+    # cancel reached the scheduler (seen on a fast machine, and on a loaded one, where more had begun by Stop); the
+    # other queued ones never start
     assert wait_for(lambda: not list(tmp_path.glob("*.partial")), 60)
-    assert 1 <= len(list(tmp_path.glob("*.json"))) <= 1 + 2 + 1 < 8
+    assert 1 <= len(list(tmp_path.glob("*.json"))) <= min(begun + 2, 7)
 
 
 def test_a_worker_killed_mid_sweep_has_its_cell_computed_again(real_cluster, circles, tmp_path):
