@@ -1,4 +1,4 @@
-"""A Plotly chart that changes in place: the charts of a run that is still computing.
+"""The dashboard's charts: Plotly charts that the page draws in turn and that change in place.
 
 `st.plotly_chart` (Streamlit 1.67) derives its element's identity from the figure, so every new figure of a live
 chart mounted a new chart: the page dropped the old drawing and drew the new one from nothing. Line charts redraw
@@ -6,9 +6,14 @@ within a frame, but the histogram heatmaps and the decision boundary were blank 
 (seen in screencasts of the Training tab, once a second). This component keeps one chart per key and hands it each
 new figure through `Plotly.react`, which changes the drawing where it is.
 
-It runs in the page itself (`st.components.v2`), not in an iframe, so the page loads plotly.js once for all its live
-charts. That plotly.js is the plotly package's own, served by Streamlit from a component folder of its own.
-"""
+The page's charts draw one at a time, a frame apart. With `st.plotly_chart` the first screen's five charts were
+drawn in one task of the browser, once Streamlit's Plotly chunk (4.7 MB) had been evaluated, and all appeared
+together; here its first chart appears as soon as it is drawn (tests/benchmarks/bench_first_chart.py). Every chart
+but the sweep's heatmap, whose cells take clicks (`on_select`), is drawn this way (app/ui.py: `chart`), so a page
+loads one plotly.js.
+
+It runs in the page itself (`st.components.v2`), not in an iframe, so the page loads plotly.js once for all its
+charts. That plotly.js is the plotly package's own, served by Streamlit from a component folder of its own."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ from core.measures import baseline, reference_configs
 from core.theory import Prediction, predict_for
 from core.verdict import Verdict, verdict
 
-PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# plotly.js 3 offers by default a "Share chart..." button that uploads the chart to Plotly Cloud: a student's data
+# leaves the classroom in one click. Streamlit's plotly_chart showed no such button; the page's charts show none either.
+PLOT_CONFIG = {"displaylogo": False, "showSendToCloud": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_PLOT_CONFIG = {"staticPlot": True}
 MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 5 times a second
 THEORY_KEY = "show_theory"  # the tabs' "Mean-field prediction" toggle (one choice for every tab)
@@ -227,12 +229,10 @@ def loss_log_toggle() -> bool:
 def chart(fig, key: str, caption: str | None, live: bool = False, csv: bool = True, help: str | None = None) -> None:
     """A figure and what to look for in it (`help`: hover help for its words, app.glossary; a `caption` of None is
     written elsewhere by the caller); unless not `csv`, its data goes into the tab's one download (`data_download`).
-    A `live` one is redrawn in place (`live_chart`) as a static picture: it is replaced several times a second, so
-    hover and zoom could not be used anyway, and skipping their setup makes the browser's redraw cheaper."""
-    if live:
-        live_chart(fig, key, LIVE_PLOT_CONFIG)
-    else:
-        st.plotly_chart(fig, key=key, config=PLOT_CONFIG, theme=None)
+    Drawn by `live_chart`, in turn with the page's other charts; a `live` one as a static picture: it is replaced
+    several times a second, so hover and zoom could not be used anyway, and skipping their setup makes the browser's
+    redraw cheaper."""
+    live_chart(fig, key, LIVE_PLOT_CONFIG if live else PLOT_CONFIG)
     if caption is not None:
         st.caption(caption, help=help)
     if csv:

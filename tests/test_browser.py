@@ -73,12 +73,14 @@ def browser():
         b.close()
 
 
+DRAWN_CHART = '.initlab-live-chart.js-plotly-plot'  # a chart of app/live_chart.py, drawn
+
+
 def open_app(browser, url: str, query: dict[str, str] | None = None):
     page = browser.new_page(viewport=VIEWPORT)
     page.goto(url + ("/?" + urlencode(query) if query else "/"))
     page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
-    page.wait_for_function('document.querySelectorAll(\'[data-testid="stPlotlyChart"]\').length >= 5',
-                           timeout=60_000)
+    page.wait_for_function(f"document.querySelectorAll('{DRAWN_CHART}').length >= 5", timeout=60_000)
     return page
 
 
@@ -104,10 +106,14 @@ def test_the_page_loads_with_the_initialisation_charts(server, browser):
     no_exception(page)
     assert page.get_by_text("Init Lab", exact=True).count() >= 1
     assert page.get_by_text("Activations A per layer").count() >= 1
-    # Streamlit's scripts came compressed (app/serving/assets.py): Plotly's chunk alone is 4.7 MB unpacked
-    encoded, decoded = page.evaluate("""performance.getEntriesByType('resource').filter(r => r.name.includes('/static/'))
+    # the page's scripts came compressed (app/serving/assets.py): Streamlit's and plotly.js, 4.6 MB unpacked
+    encoded, decoded = page.evaluate("""performance.getEntriesByType('resource')
+        .filter(r => r.name.includes('/static/') || r.name.endsWith('/plotly.min.js'))
         .reduce(([e, d], r) => [e + r.encodedBodySize, d + r.decodedBodySize], [0, 0])""")
     assert decoded > 5e6 and encoded < decoded / 2.5, (encoded, decoded)
+    page.locator(".st-key-init_std .nsewdrag").first.hover()  # plotly builds its toolbar on the first hover
+    titles = page.locator(".st-key-init_std .modebar-btn").evaluate_all("bs => bs.map(b => b.dataset.title)")
+    assert "Zoom" in titles and not [t for t in titles if "Share" in t or "Cloud" in t], titles  # no upload
     shot(page, "01-at-initialisation")
     page.get_by_role("tab", name="Theory").click()
     time.sleep(2.0)
@@ -165,6 +171,7 @@ WATCH_LIVE_CHARTS = """() => {
   }).observe(document.body, {subtree: true, childList: true});
 }"""
 LOSS_POINTS = "document.querySelector('.st-key-live_loss .initlab-live-chart')?._fullData?.[0]?.x?.length ?? 0"
+PLOTLY_LOADS = "performance.getEntriesByType('resource').filter(r => r.name.endsWith('/plotly.min.js')).length"
 LIVE_CHARTS = 7  # loss, accuracy, activation std, gradient norm, decision boundary, update ratio, heatmap
 
 
@@ -175,8 +182,6 @@ def test_live_charts_change_in_place(server, browser):
     # wide enough to be still training a minute later on a fast machine ((10, 5) took 2 s for 18,700 of its steps)
     run = Config(dataset="circles", layers=(256, 256), init="he_normal", lr=0.04, iterations=100_000, record_every=50)
     page = open_app(browser, server, to_query(run, "custom"))
-    plotly_loads = []
-    page.on("request", lambda r: plotly_loads.append(r.url) if r.url.endswith("/plotly.min.js") else None)
     page.get_by_role("tab", name="Training").click()
     page.get_by_test_id("stTabs").get_by_role("button", name="Start").click()
     page.wait_for_function(f"document.querySelectorAll('.initlab-live-chart.js-plotly-plot').length >= {LIVE_CHARTS}",
@@ -191,7 +196,7 @@ def test_live_charts_change_in_place(server, browser):
     assert page.get_by_text("Training…").count() >= 1, "still computing, so the charts were live all along"
     assert page.evaluate(f"{LOSS_POINTS} > 1")
     assert page.evaluate("window.chartNodes") == [], "a live chart was drawn anew instead of updated"
-    assert len(plotly_loads) == 1, plotly_loads
+    assert page.evaluate(PLOTLY_LOADS) == 1, "plotly.js loaded once, for the first tab's charts and the live ones"
     no_exception(page)
     page.get_by_test_id("stTabs").get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped at step").wait_for(timeout=30_000)  # the page reruns once after Stop; slower when busy
@@ -256,12 +261,12 @@ TOOLBARS_OVER_TITLES = """() => {
     gd.querySelector('.gtitle').getBoundingClientRect())).map(gd => gd.querySelector('.gtitle').textContent)};
 }"""
 SCROLL_THROUGH_CHARTS = """async () => {
-  for (const chart of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+  for (const chart of document.querySelectorAll('.initlab-live-chart, [data-testid="stPlotlyChart"]')) {
     chart.scrollIntoView();
     await new Promise(done => requestAnimationFrame(() => setTimeout(done, 100)));  // seen, one chart at a time
   }
 }"""
-EVERY_CHART_DRAWN = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(
+EVERY_CHART_DRAWN = """() => [...document.querySelectorAll('.initlab-live-chart, [data-testid="stPlotlyChart"]')].every(
   chart => chart.querySelector('.modebar'))"""
 OVERFLOW = """() => {
   // Horizontal overflow of the document and of Streamlit's scrolling main area: how many pixels too wide.
@@ -273,7 +278,7 @@ OVERFLOW = """() => {
 def layout_page(browser, url: str, viewport: dict, query: dict[str, str]):
     page = browser.new_page(viewport=viewport)
     page.goto(url + "/?" + urlencode(query))
-    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=120_000)  # a cold server probes
+    page.wait_for_selector(DRAWN_CHART, timeout=120_000)  # a cold server probes
     serving.wait_until_idle(page, 120_000)
     return page
 

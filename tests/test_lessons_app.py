@@ -14,6 +14,7 @@ from app.lessons.model import SHIPPED_DIR, load_lessons
 from app.serving.server import close_run_store
 from tests import serving
 from tests.conftest import SHARED_DATA, shown_text
+from tests.test_app import chart_specs
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "page.py")
 LESSONS = {lesson.name: lesson for lesson in load_lessons([SHIPPED_DIR])[0]}
@@ -102,7 +103,7 @@ def test_every_lesson_runs_end_to_end_and_reproduces_its_published_numbers(name,
         if step.answer.published:
             assert step.answer.published in text
         assert shown_text(step.explanation.split("\n")[1][:30]) in text  # the explanation appears after the run
-        assert at.get("plotly_chart"), f"{step_id}: the chart to look at"
+        assert chart_specs(at), f"{step_id}: the chart to look at"
         assert at.query_params["step"] == str(index + 1)
         if index + 1 < len(lesson.steps):
             at.button(key="lesson_next").click().run()

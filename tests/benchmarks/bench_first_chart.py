@@ -28,7 +28,7 @@ from pathlib import Path
 from _bench import REPO
 from tests.serving import free_port, launch_chromium, start_app, stop
 
-DRAWN = '[data-testid="stPlotlyChart"] .main-svg'
+DRAWN = '.initlab-live-chart .main-svg, [data-testid="stPlotlyChart"] .main-svg'  # app/live_chart.py's, Streamlit's
 LATENCY_MS = 20  # with --network: a classroom's wifi, one hop away
 
 
