@@ -9,8 +9,7 @@ new figure through `Plotly.react`, which changes the drawing where it is.
 The page's charts draw one at a time, a frame apart. With `st.plotly_chart` the first screen's five charts were
 drawn in one task of the browser, once Streamlit's Plotly chunk (4.7 MB) had been evaluated, and all appeared
 together; here its first chart appears as soon as it is drawn (tests/benchmarks/bench_first_chart.py). Every chart
-but the sweep's heatmap, whose cells take clicks (`on_select`), is drawn this way (app/ui.py: `chart`), so a page
-loads one plotly.js.
+but the sweep's heatmap, whose cells take clicks (`on_select`), is drawn this way (app/ui.py: `chart`).
 
 It runs in the page itself (`st.components.v2`), not in an iframe, so the page loads plotly.js once for all its
 charts. That plotly.js is the plotly package's own, served by Streamlit from a component folder of its own."""

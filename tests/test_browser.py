@@ -74,6 +74,7 @@ def browser():
 
 
 DRAWN_CHART = '.initlab-live-chart.js-plotly-plot'  # a chart of app/live_chart.py, drawn
+EVERY_CHART = '.initlab-live-chart, [data-testid="stPlotlyChart"]'  # app/live_chart.py's, and the sweep's heatmap
 
 
 def open_app(browser, url: str, query: dict[str, str] | None = None):
@@ -260,13 +261,13 @@ TOOLBARS_OVER_TITLES = """() => {
   return {checked: both.length, covered: both.filter(gd => meets(gd.querySelector('.modebar').getBoundingClientRect(),
     gd.querySelector('.gtitle').getBoundingClientRect())).map(gd => gd.querySelector('.gtitle').textContent)};
 }"""
-SCROLL_THROUGH_CHARTS = """async () => {
-  for (const chart of document.querySelectorAll('.initlab-live-chart, [data-testid="stPlotlyChart"]')) {
+SCROLL_THROUGH_CHARTS = f"""async () => {{
+  for (const chart of document.querySelectorAll('{EVERY_CHART}')) {{
     chart.scrollIntoView();
     await new Promise(done => requestAnimationFrame(() => setTimeout(done, 100)));  // seen, one chart at a time
-  }
-}"""
-EVERY_CHART_DRAWN = """() => [...document.querySelectorAll('.initlab-live-chart, [data-testid="stPlotlyChart"]')].every(
+  }}
+}}"""
+EVERY_CHART_DRAWN = f"""() => [...document.querySelectorAll('{EVERY_CHART}')].every(
   chart => chart.querySelector('.modebar'))"""
 OVERFLOW = """() => {
   // Horizontal overflow of the document and of Streamlit's scrolling main area: how many pixels too wide.

@@ -84,7 +84,8 @@ def test_the_servers_middleware_tells_the_pace_of_a_request_of_the_page_only():
               "    pass\n"
               "def busy_after(method, path):\n"
               "    main.pace._requested = -float('inf')\n"
-              "    asyncio.run(main.PageRequests(nothing)({'type': 'http', 'method': method, 'path': path}, None, None))\n"
+              "    scope = {'type': 'http', 'method': method, 'path': path}\n"
+              "    asyncio.run(main.PageRequests(nothing)(scope, None, None))\n"
               "    return main.pace.busy()\n"
               "print([busy_after(m, p) for m, p in [('GET', '/_stcore/health'), ('GET', '/ready'),\n"
               "       ('GET', '/static/js/index.js'), ('POST', '/'), ('GET', '/')]])\n")

@@ -57,17 +57,16 @@ def asset_file(path: str) -> Path | None:
 
 
 def compressed(file: Path) -> Asset:
-    asset = _assets.get(file)
-    if asset is None:
-        with _lock:
-            asset = _assets.get(file)
-            if asset is None:
-                body = gzip.compress(file.read_bytes(), LEVEL, mtime=0)
-                # plotly.min.js keeps its name from one plotly release to the next: the browser asks again each time
-                cache_control = b"no-cache" if file == PLOTLY_JS else IMMUTABLE
-                asset = _assets[file] = Asset(body, b'"%s-gzip"' % hashlib.sha1(body).hexdigest().encode(),
-                                              SUFFIXES[file.suffix], cache_control)
-    return asset
+    """The file's compressed copy, made on the first call (the middleware looks in `_assets` first)."""
+    with _lock:
+        asset = _assets.get(file)
+        if asset is None:
+            body = gzip.compress(file.read_bytes(), LEVEL, mtime=0)
+            # plotly.min.js keeps its name from one plotly release to the next: the browser asks again each time
+            cache_control = b"no-cache" if file == PLOTLY_JS else IMMUTABLE
+            asset = _assets[file] = Asset(body, b'"%s-gzip"' % hashlib.sha1(body).hexdigest().encode(),
+                                          SUFFIXES[file.suffix], cache_control)
+        return asset
 
 
 def warm() -> None:

@@ -37,7 +37,8 @@ from core.data import default_data_dir, load_dataset
 from core.limits import Limits
 
 READY_PATH = "/ready"  # outside Streamlit's reserved /_stcore/, /media/, /component/, /static/
-WARMING = "ready; loading the page's modules and computing the presets' probes"  # /ready's body meanwhile (200: a run can start)
+# /ready's body meanwhile (200: a run can start)
+WARMING = "ready; loading the page's modules and computing the presets' probes"
 READY_REUSE_SECONDS = 2.0  # a readiness answer serves every probe in this long: a flood of probes is one check
 PRESETS_ENV = "INITLAB_PRECOMPUTE_PRESETS"  # "0": compute nothing at start (tests); "probes": their probes, no runs
 OWN_LIVE_PREFIX = "server-"  # .live/server-*: the run files of a server with a Dask cluster of its own (live_folder)
