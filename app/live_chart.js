@@ -47,11 +47,16 @@ function inTurn(draw) {
 
 export default function (component) {
   const {data, parentElement} = component;
+  const url = new URL(data.plotly, document.baseURI).href;
+  if (data.figure === undefined) {  // load_plotly's element: plotly.js loaded and evaluated ahead of the charts
+    loadPlotly(url).catch(function () {});  // a chart asks again, and shows the error
+    return;
+  }
   const figure = JSON.parse(data.figure);
   const height = figure.layout.height || 450;
   parentElement.style.minHeight = height + "px";  // the chart's place is kept while plotly.js loads
   parentElement.initLabLatest = figure;
-  loadPlotly(new URL(data.plotly, document.baseURI).href).then(function (Plotly) {
+  loadPlotly(url).then(function (Plotly) {
     const chart = chartIn(parentElement, Plotly);
     inTurn(function () {
       // A figure that a newer one replaced before its turn came (a hidden tab draws nothing) is not drawn.

@@ -12,7 +12,12 @@ together; here its first chart appears as soon as it is drawn (tests/benchmarks/
 but the sweep's heatmap, whose cells take clicks (`on_select`), is drawn this way (app/ui.py: `chart`).
 
 It runs in the page itself (`st.components.v2`), not in an iframe, so the page loads plotly.js once for all its
-charts. That plotly.js is the plotly package's own, served by Streamlit from a component folder of its own."""
+charts, and starts loading it as the page begins (`load_plotly`), before the server has computed the first chart.
+
+That plotly.js is plotly.js's cartesian bundle (app/vendor/, MIT licence, the version the plotly package pins), not
+the package's full one: Init Lab draws only scatter, bar, heatmap and contour traces, and the full bundle (4.8 MB,
+1.5 MB compressed) took a student's browser three times as long to download and evaluate as this one (1.5 MB, 0.5
+MB compressed), before the first chart could be drawn (tests/benchmarks/bench_first_chart.py)."""
 
 from __future__ import annotations
 
@@ -23,22 +28,26 @@ import tempfile
 import weakref
 from pathlib import Path
 
-import plotly
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 import streamlit.components.v1 as components
 
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PLOTLY_JS = Path(__file__).with_name("vendor") / "plotly-cartesian.min.js"
+# The trace types that bundle registers (tests/test_figures.py reads them off the file): a figure of any other type
+# would draw as empty axes in the browser, so `live_chart` refuses it.
+BUNDLED_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
+                            "image", "pie", "scatter", "scatterternary", "violin"})
 SCRIPT = Path(__file__).with_name("live_chart.js")
 
 
+PRELOAD_KEY = "plotly_preload"  # `load_plotly`'s element, hidden by app/page.css: it draws nothing
 PLOTLY_JS_URL = f"component/{__name__}.plotly_js/{PLOTLY_JS.name}"  # page-relative (app/serving/assets.py sends it)
 
 
 @functools.cache
 def _serve_plotly_js() -> str:
-    """Serve plotly.min.js at PLOTLY_JS_URL. Streamlit serves only the files inside a component's folder, so the
+    """Serve PLOTLY_JS at PLOTLY_JS_URL. Streamlit serves only the files inside a component's folder, so the
     file is copied into a temporary one (removed at exit). Done on the first live chart, in a page's run: Streamlit
     registers a component only within a script run, and the server imports this module as it starts
     (server.load_page), outside any; a component declared then was never served (plotly.js answered 404 and every
@@ -62,6 +71,16 @@ def live_chart(fig: go.Figure, key: str, config: dict) -> None:
     a new snapshot, several times a second for every student watching a run."""
     spec = _specs.get(id(fig))
     if spec is None:
+        unbundled = {trace.type for trace in fig.data} - BUNDLED_TRACES
+        if unbundled:
+            raise ValueError(f"{key}: trace type {', '.join(sorted(unbundled))} is not in app/vendor's plotly.js "
+                             "bundle, which would draw it as empty axes")
         spec = _specs[id(fig)] = pio.to_json(fig, validate=False)
         weakref.finalize(fig, _specs.pop, id(fig), None)
     _live_chart(key=key, data={"figure": spec, "config": config, "plotly": _serve_plotly_js()})
+
+
+def load_plotly() -> None:
+    """Have the page load and evaluate plotly.js now, while the server computes its first chart: on a new server's
+    first page that chart came a second after the page's first elements, and plotly.js was only then asked for."""
+    _live_chart(key=PRELOAD_KEY, data={"plotly": _serve_plotly_js()})

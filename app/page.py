@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:  # Streamlit puts app/, not the repository, on the
 import streamlit as st  # noqa: E402
 
 from app import sidebar  # noqa: E402
+from app.live_chart import load_plotly  # noqa: E402
 from app.markup import escape_markdown  # noqa: E402
 from app.presets import presets  # noqa: E402
 from app.serving.pace import pace  # noqa: E402
@@ -36,6 +37,7 @@ PAGE_CSS = Path(__file__).with_name("page.css").read_text()
 def main() -> None:
     st.set_page_config(page_title="Init Lab", page_icon="🧪", layout="wide")
     st.html(f"<style>{PAGE_CSS}</style>")  # first, so that the page never shows in the default layout
+    load_plotly()
     sidebar.boot()
     pace.saw(state.session_id)  # an open page, for the live views' pace (app/serving/pace.py)
     config = sidebar.render()

@@ -66,11 +66,16 @@ def decode(array) -> list:
     return list(array)
 
 
+def live_chart_data(at: AppTest) -> list[dict]:
+    """The data of each app/live_chart.py element of the page, in the page's order."""
+    return [json.loads(node.proto.json) for node in at.get("bidi_component")
+            if node.proto.component_name == "initlab_live_chart"]
+
+
 def chart_specs(at: AppTest) -> list[dict]:
     """The figures of the page's charts: the dashboard's own (app/live_chart.py), then Streamlit's (the sweep's
     heatmap)."""
-    own = [json.loads(json.loads(node.proto.json)["figure"]) for node in at.get("bidi_component")
-           if node.proto.component_name == "initlab_live_chart"]
+    own = [json.loads(data["figure"]) for data in live_chart_data(at) if "figure" in data]  # not load_plotly's
     return own + [json.loads(node.proto.spec) for node in at.get("plotly_chart")]
 
 
@@ -81,6 +86,16 @@ def chart_titles(at: AppTest) -> list[str]:
 def no_errors(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def test_the_page_asks_for_plotly_js_first_and_every_chart_after_it():
+    """app/live_chart.py's `load_plotly` comes before every chart, so the browser loads plotly.js while the server
+    still computes them; it sends no figure, and every chart sends one."""
+    from app.live_chart import PLOTLY_JS_URL
+
+    first, *charts = live_chart_data(start())
+    assert first == {"plotly": PLOTLY_JS_URL}
+    assert len(charts) >= 5 and all("figure" in data for data in charts)
 
 
 @pytest.mark.parametrize("name", list(presets()))

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlparse
 
 import pytest
 
+from app.live_chart import PLOTLY_JS, PRELOAD_KEY
 from app.state import to_query
 from core.config import Config
 from tests import serving
@@ -172,7 +173,7 @@ WATCH_LIVE_CHARTS = """() => {
   }).observe(document.body, {subtree: true, childList: true});
 }"""
 LOSS_POINTS = "document.querySelector('.st-key-live_loss .initlab-live-chart')?._fullData?.[0]?.x?.length ?? 0"
-PLOTLY_LOADS = "performance.getEntriesByType('resource').filter(r => r.name.endsWith('/plotly.min.js')).length"
+PLOTLY_LOADS = f"performance.getEntriesByType('resource').filter(r => r.name.endsWith('/{PLOTLY_JS.name}')).length"
 LIVE_CHARTS = 7  # loss, accuracy, activation std, gradient norm, decision boundary, update ratio, heatmap
 
 
@@ -308,6 +309,7 @@ def test_a_projectors_first_screen_shows_a_chart_on_at_initialisation_and_traini
     viewport = {"width": 1280, "height": 720}
     page = layout_page(browser, server, viewport, seed_question_short())
     in_first_screen(page, '.st-key-init_std .js-plotly-plot', viewport["height"])
+    assert page.locator(f".st-key-{PRELOAD_KEY}").is_hidden(), "load_plotly's element takes no room on the page"
     open_tab_and_wait(page, "Training")
     page.get_by_test_id("stTabs").get_by_role("button", name="Start").click()
     page.get_by_text("Finished 50 steps").wait_for(timeout=300_000)  # slow while the other worker trains

@@ -399,6 +399,30 @@ def test_a_live_chart_turns_each_figure_into_json_once_however_often_a_timer_red
     assert [json.loads(spec)["data"][0]["y"] for spec in sent] == [[1, 2]] * 3 + [[3, 4]] * 2
 
 
+def test_the_charts_plotly_js_is_the_plotly_packages_version_and_registers_the_traces_it_is_trusted_with():
+    """app/vendor's bundle is plotly.js of the version the installed plotly builds its figures for (requirements.txt
+    pins the two together), and `BUNDLED_TRACES`, which `live_chart` checks every figure against, are the trace
+    types the file itself registers."""
+    import re
+
+    import plotly.offline
+
+    from app.live_chart import BUNDLED_TRACES, PLOTLY_JS
+
+    text = PLOTLY_JS.read_text()
+    assert re.search(r"plotly\.js \(cartesian - minified\) v([\d.]+)", text[:300])[1] == \
+        plotly.offline.get_plotlyjs_version()
+    assert set(re.findall(r'moduleType:"trace",name:"(\w+)"', text)) == BUNDLED_TRACES
+
+
+def test_a_live_chart_refuses_a_trace_its_plotly_js_would_draw_as_empty_axes(monkeypatch):
+    from app import live_chart
+
+    monkeypatch.setattr(live_chart, "_live_chart", lambda key, data: pytest.fail("sent to the page"))
+    with pytest.raises(ValueError, match="scatter3d is not in"):
+        live_chart.live_chart(go.Figure(go.Scatter3d(x=[1], y=[2], z=[3])), "surface", {})
+
+
 def test_a_log_axis_over_sixty_decades_keeps_at_most_a_few_labels():
     from app.charts.style import value_axis
 

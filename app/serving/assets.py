@@ -2,13 +2,14 @@
 
 Streamlit 1.67 sends its bundles uncompressed: it leaves compression to a reverse proxy rather than compress them
 again for every request. The first page is then 8.1 MB, 4.7 MB of it Plotly's chunk, and on a classroom's network
-that is most of a student's wait (tests/benchmarks/bench_first_chart.py --network). The live charts' plotly.min.js
-(4.6 MB, served on a component route) it does compress, again for every student, in its event loop.
+that is most of a student's wait (tests/benchmarks/bench_first_chart.py --network). The charts' plotly.js
+(app/live_chart.py: 1.5 MB, served on a component route) it does compress, again for every student, in its event
+loop.
 
 `CompressedAssets` answers a GET of one of these files that accepts gzip with a copy compressed once and kept in
 memory (7 MB for all of Streamlit's; Plotly's chunk shrinks to 1.4 MB in 0.13 s). Anything else, a range request
 included, goes on to Streamlit unchanged. Only files inside Streamlit's own static folder (resolved: no `..` or link
-leads out of it) with a script or style suffix, and the one plotly.min.js, are ever read; every other path is
+leads out of it) with a script or style suffix, and the charts' one plotly.js, are ever read; every other path is
 Streamlit's to answer, with its own path checks.
 """
 
@@ -62,7 +63,7 @@ def compressed(file: Path) -> Asset:
         asset = _assets.get(file)
         if asset is None:
             body = gzip.compress(file.read_bytes(), LEVEL, mtime=0)
-            # plotly.min.js keeps its name from one plotly release to the next: the browser asks again each time
+            # the charts' plotly.js keeps its name from one plotly release to the next: the browser asks again
             cache_control = b"no-cache" if file == PLOTLY_JS else IMMUTABLE
             asset = _assets[file] = Asset(body, b'"%s-gzip"' % hashlib.sha1(body).hexdigest().encode(),
                                           SUFFIXES[file.suffix], cache_control)
