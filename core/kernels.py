@@ -167,7 +167,7 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     ``index``, ``lanes`` and ``counts`` are `scan`'s buffers (`scan_buffers`), for the largest of them.
 
     Where an array's squares overflow (or it holds inf or NaN) its moments and norm are left NaN, for
-    `core.stats.layer_stats` to complete with `sum_moments`. NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
+    `core.stats.layer_stats` to complete with `sum_moments`; the kernel returns whether it left any. NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
     counts below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A ==
     0).mean()`` and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
 
@@ -175,6 +175,7 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     layer rather than a tuple per network: a tuple's length is part of its type, so every depth would compile anew.
     """
     scanned = (z, a, dz, dw)
+    left_nan = False
     for h in range(len(scanned)):  # OF_Z .. OF_DW
         s, q = scan(scanned[h], table[i, h], bins, index, lanes, counts)
         moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i], norm = finite_moments_or_nan(s, q,
@@ -184,11 +185,13 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
         outside[h, i, UNDER], outside[h, i, OVER] = counts[0], counts[bins + 1]
         if h == OF_DW:
             norms[NORM_DW, i] = norm
+        left_nan = left_nan or math.isnan(norm)
     s, q = sums(w)
     moments[OF_W, MEAN, i], moments[OF_W, VARIANCE, i], moments[OF_W, STD, i], norms[NORM_W, i] = \
         finite_moments_or_nan(s, q, w)
     s, q = sums(db)
     norms[NORM_DB, i] = finite_moments_or_nan(s, q, db)[3]
+    left_nan = left_nan or math.isnan(norms[NORM_W, i]) or math.isnan(norms[NORM_DB, i])
     low, high = saturation[i, 0], saturation[i, 1]
     zeros = 0
     saturated = 0
@@ -202,3 +205,4 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
                 saturated += 1
     fractions[DEAD, i] = zeros / a.size
     fractions[SATURATED, i] = saturated / a.size
+    return left_nan

@@ -213,11 +213,13 @@ def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binnin
     outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)  # [OF_Z .. OF_DW, layer, UNDER/OVER]
     checks = _activation_checks(net, cache.A[1].dtype.str)
     buffers = scan_buffers(max(max(z.size, dw.size) for z, dw in zip(cache.Z, grads.dW)), bins)
+    left_nan = False
     for i in range(L):
         layer = (cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i], params.W[i], grads.db[i])
-        layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms, fractions, hist,
-                     outside, *buffers)
-    _complete_overflowed(net, params, cache, grads, moments, norms)
+        left_nan |= layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms,
+                                 fractions, hist, outside, *buffers)
+    if left_nan:  # looked for only then: NumPy's calls cost a recorded step tens of us, with its caches cold
+        _complete_overflowed(net, params, cache, grads, moments, norms)
     for i, branch in enumerate(cache.branch):
         if branch is not None:  # a block's A is A^{l-1} + alpha phi(Z): its activation dies or saturates in phi(Z)
             fractions[:, i] = _branch_fractions(branch, i, checks)
@@ -258,13 +260,17 @@ def _complete_overflowed(net: Network, params: Params, cache: Cache, grads: Grad
         norms[NORM_DB, i] = sum_moments(*sums(values), values)[3]
 
 
+STORED = SCALARS + tuple(key for pair in HISTOGRAM_KEYS for key in pair)  # the run file's order of a snapshot's stats
+
+
 def with_update_ratio(stats: dict[str, Array], update_norms) -> dict[str, Array]:
     """``stats`` with update_ratio = ||update of W^l|| / ||W^l|| (inf or NaN where ||W^l|| is 0), every key in the
-    order the run file stores them: SCALARS, then each histogram and its outside counts."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.asarray(update_norms, dtype=np.float64) / stats["w_norm"]
-    order = SCALARS + tuple(key for pair in HISTOGRAM_KEYS for key in pair) + \
-        (NORM_SCALARS if NORM_SCALARS[0] in stats else ())
+    order the run file stores them: SCALARS, then each histogram and its outside counts (`STORED`), then a
+    normalised network's NORM_SCALARS. Python's floats, not an array division under np.errstate: this runs at every
+    recorded step, whose passes over the data leave NumPy's Python layers out of the CPU's caches (tens of us)."""
+    ratio = np.array([norm / w if w != 0 else (math.inf if norm > 0 else math.nan)
+                      for norm, w in zip(update_norms, stats["w_norm"].tolist())])
+    order = STORED + NORM_SCALARS if NORM_SCALARS[0] in stats else STORED
     return {key: ratio if key == "update_ratio" else stats[key] for key in order}
 
 

@@ -6,6 +6,10 @@ SGD) and against the floor: the step's own matrix products alone, same shapes, l
 
     python tests/benchmarks/bench_train_step.py [--data-dir ../shared/data] [--repeats 15]
 
+Then the recording as a run meets it: two runs of the seed config, one recording every step and one every
+RUN_CHUNK-th step, RUN_CHUNK steps at a time in turns (as each runs its steps back to back, not one step between
+other contenders' turns), from step TEST_DENSE_UNTIL; the median over the turns of the per-turn ratio.
+
 Uses the course's cat files when --data-dir has them, else the shipped stand-in shapes64 (same shapes).
 
 Measurements behind the statistics kernel's design (core/stats.py), taken with this script on the course's network:
@@ -18,6 +22,8 @@ Measurements behind the statistics kernel's design (core/stats.py), taken with t
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -63,6 +69,36 @@ def init_lab_steps(dataset, dtype: str):
     for _ in range(TEST_DENSE_UNTIL + 1):  # timed from where test accuracy takes its own cadence (core/train.py)
         next(stream)
     return (lambda: step(False)), (lambda: step(True)), (lambda: next(stream))
+
+
+RUN_CHUNK = 50  # steps a run takes in one turn of recording_runs (the other run records once in them)
+
+
+def recording_runs(dataset, dtype: str, turns: int) -> tuple[float, float, float, float]:
+    """Seconds per step of a run recording every step and of one recording every RUN_CHUNK-th, each taking
+    RUN_CHUNK steps in a turn (which goes first alternates: the second finds the CPU's caches warmer), and the median
+    and interquartile range over the turns of their ratio."""
+    every_step = iter(Training(seed_config(dtype, iterations=100_000, record_every=1), dataset))
+    seldom = iter(Training(seed_config(dtype, iterations=100_000, record_every=RUN_CHUNK), dataset))
+    for _ in range(TEST_DENSE_UNTIL + 1):  # timed from where test accuracy takes its own cadence
+        next(every_step)
+    next(seldom)
+    next(seldom)
+    times = {"every": [], "seldom": []}
+
+    def every_chunk() -> None:
+        for _ in range(RUN_CHUNK):
+            next(every_step)
+
+    for turn in range(turns):
+        order = (("every", every_chunk), ("seldom", lambda: next(seldom)))
+        for name, advance in order if turn % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            advance()
+            times[name].append((time.perf_counter() - start) / RUN_CHUNK)
+    ratios = np.array(times["every"]) / np.array(times["seldom"])
+    q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+    return float(np.median(times["every"])), float(np.median(times["seldom"])), float(median), float(q3 - q1)
 
 
 def torch_step(torch, dataset, dtype: str):
@@ -130,6 +166,9 @@ def main() -> None:
             ("Training stream / step + all statistics", med["Init Lab stream"], med["Init Lab + stats"],
              "Init Lab + stats (the recording's own cost)"),
         ], t)
+        every, seldom, ratio, spread = recording_runs(dataset, dtype, args.repeats * 2)
+        print(f"a run recording every step / one recording every {RUN_CHUNK}th, {RUN_CHUNK} steps each in turns: "
+              f"{every * 1e3:.3f} / {seldom * 1e3:.3f} ms, median ratio {ratio:.3f} (IQR {spread:.3f}; target <= 1.10)")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB (process, all contenders)")
 
 
