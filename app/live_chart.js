@@ -49,7 +49,7 @@ export default function (component) {
   const {data, parentElement} = component;
   const url = new URL(data.plotly, document.baseURI).href;
   if (data.figure === undefined) {  // load_plotly's element: plotly.js loaded and evaluated ahead of the charts
-    loadPlotly(url).catch(function () {});  // a chart asks again, and shows the error
+    loadPlotly(url).catch(function () {});  // a failed load is forgotten: the first chart asks again
     return;
   }
   const figure = JSON.parse(data.figure);

@@ -14,10 +14,10 @@ but the sweep's heatmap, whose cells take clicks (`on_select`), is drawn this wa
 It runs in the page itself (`st.components.v2`), not in an iframe, so the page loads plotly.js once for all its
 charts, and starts loading it as the page begins (`load_plotly`), before the server has computed the first chart.
 
-That plotly.js is plotly.js's cartesian bundle (app/vendor/, MIT licence, the version the plotly package pins), not
-the package's full one: Init Lab draws only scatter, bar, heatmap and contour traces, and the full bundle (4.8 MB,
-1.5 MB compressed) took a student's browser three times as long to download and evaluate as this one (1.5 MB, 0.5
-MB compressed), before the first chart could be drawn (tests/benchmarks/bench_first_chart.py)."""
+That plotly.js is plotly.js's cartesian bundle (app/vendor/, MIT licence, of the plotly.js version requirements.txt's
+plotly builds figures for), not that package's full one: Init Lab draws only scatter, bar, heatmap and contour
+traces, and a new student's page had to download and evaluate the full bundle (4.8 MB, 1.5 MB compressed, against
+1.5 and 0.5 MB) before its first chart (README, Speed: tests/benchmarks/bench_first_chart.py)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,11 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 PLOTLY_JS = Path(__file__).with_name("vendor") / "plotly-cartesian.min.js"
-# The trace types that bundle registers (tests/test_figures.py reads them off the file): a figure of any other type
-# would draw as empty axes in the browser, so `live_chart` refuses it.
+# The trace types that bundle registers (tests/test_figures.py reads them off the file): a trace of any other type
+# would not be drawn (plotly.js leaves out a type it lacks), so `live_chart` refuses it.
 BUNDLED_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
                             "image", "pie", "scatter", "scatterternary", "violin"})
 SCRIPT = Path(__file__).with_name("live_chart.js")
-
-
 PRELOAD_KEY = "plotly_preload"  # `load_plotly`'s element, hidden by app/page.css: it draws nothing
 PLOTLY_JS_URL = f"component/{__name__}.plotly_js/{PLOTLY_JS.name}"  # page-relative (app/serving/assets.py sends it)
 
@@ -74,7 +72,7 @@ def live_chart(fig: go.Figure, key: str, config: dict) -> None:
         unbundled = {trace.type for trace in fig.data} - BUNDLED_TRACES
         if unbundled:
             raise ValueError(f"{key}: trace type {', '.join(sorted(unbundled))} is not in app/vendor's plotly.js "
-                             "bundle, which would draw it as empty axes")
+                             "bundle, which would leave it out of the chart")
         spec = _specs[id(fig)] = pio.to_json(fig, validate=False)
         weakref.finalize(fig, _specs.pop, id(fig), None)
     _live_chart(key=key, data={"figure": spec, "config": config, "plotly": _serve_plotly_js()})

@@ -415,7 +415,7 @@ def test_the_charts_plotly_js_is_the_plotly_packages_version_and_registers_the_t
     assert set(re.findall(r'moduleType:"trace",name:"(\w+)"', text)) == BUNDLED_TRACES
 
 
-def test_a_live_chart_refuses_a_trace_its_plotly_js_would_draw_as_empty_axes(monkeypatch):
+def test_a_live_chart_refuses_a_trace_its_plotly_js_would_leave_out(monkeypatch):
     from app import live_chart
 
     monkeypatch.setattr(live_chart, "_live_chart", lambda key, data: pytest.fail("sent to the page"))

@@ -1,10 +1,10 @@
 """Streamlit's scripts and styles, and the live charts' plotly.js, sent gzip-compressed from copies compressed once.
 
 Streamlit 1.67 sends its bundles uncompressed: it leaves compression to a reverse proxy rather than compress them
-again for every request. The first page is then 8.1 MB, 4.7 MB of it Plotly's chunk, and on a classroom's network
-that is most of a student's wait (tests/benchmarks/bench_first_chart.py --network). The charts' plotly.js
-(app/live_chart.py: 1.5 MB, served on a component route) it does compress, again for every student, in its event
-loop.
+again for every request. The first page was then 8.1 MB (5.0 since its charts draw with plotly.js's cartesian
+bundle), and on a classroom's network that was most of a student's wait (tests/benchmarks/bench_first_chart.py
+--network). The charts' plotly.js (app/live_chart.py: 1.5 MB, served on a component route) it does compress, again
+for every student, in its event loop.
 
 `CompressedAssets` answers a GET of one of these files that accepts gzip with a copy compressed once and kept in
 memory (7 MB for all of Streamlit's; Plotly's chunk shrinks to 1.4 MB in 0.13 s). Anything else, a range request

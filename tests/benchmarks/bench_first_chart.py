@@ -9,7 +9,7 @@ later than that) and the clock runs from `page.goto` until the first Plotly char
 when the server answered /_stcore/health and /ready (polled every 0.25 s), a second student's seconds to the same
 chart right after (what the page costs on a started server, at the same load), and the load average, since on a
 shared machine the figures move with it. Each page is a new browser context (nothing cached); `--network`
-throttles it, as a student on a classroom's wifi would download the page's scripts (8.1 MB; 2.8 MB compressed).
+throttles it, as a student on a classroom's wifi would download the page's scripts (5.0 MB; 1.9 MB compressed).
 
     python tests/benchmarks/bench_first_chart.py [--arrive-after 30 0] [--data-dir ../shared/data] [--network 20]
 """
