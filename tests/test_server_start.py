@@ -86,3 +86,22 @@ def test_the_server_loads_the_pages_modules_without_running_the_page():
               "load_page()\n"
               "print(before, sorted(m for m in wanted if m in sys.modules), len(runs))\n")
     assert serving.fresh_python(script).strip() == "[] ['app.charts.figures', 'app.sidebar', 'app.tabs.init'] 0"
+
+
+@pytest.mark.parametrize("asked_at_start", [False, True])
+def test_streamlits_repl_question_is_asked_at_the_start_not_at_the_first_element(asked_at_start):
+    """Streamlit asks, at a process's first element, whether it runs in a REPL, by walking the whole stack with
+    inspect.stack() (0.2-0.3 s of the first student's page); the server asks at its start, and the first element
+    then walks nothing. Without the start's question (the first case) it would: so a Streamlit release that moves
+    the question elsewhere fails the second case."""
+    script = ("import inspect\n"
+              "import streamlit as st\n"
+              "from app.serving.server import ask_streamlits_repl_question\n"
+              f"if {asked_at_start}:\n"
+              "    ask_streamlits_repl_question()\n"
+              "walks = []\n"
+              "inspect.stack = lambda *args, **kwargs: walks.append(1) or [inspect.FrameInfo(None, '', 0, '', None, "
+              "None)]\n"
+              "st.markdown('the first element')\n"
+              "print(len(walks))\n")
+    assert serving.fresh_python(script).strip().splitlines()[-1] == ("0" if asked_at_start else "1")

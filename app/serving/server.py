@@ -114,9 +114,24 @@ def load_page() -> None:
     """Import the page's modules (app/page.py and all it imports: the tabs, the charts, Plotly, pandas): a second
     of CPU that the first student's page would otherwise spend before it drew anything. Streamlit executes the page
     afresh for every run, but its imports are found loaded. Then the scripts a page loads are compressed
-    (app/serving/assets.py): the first students do not wait for that either."""
+    (app/serving/assets.py): the first students do not wait for that either. And Streamlit's one question of a
+    process, asked at its first element, whether it runs in a REPL, is asked here (`ask_streamlits_repl_question`)."""
     importlib.import_module("app.page")
     importlib.import_module("app.serving.assets").warm()
+    ask_streamlits_repl_question()
+
+
+def ask_streamlits_repl_question() -> None:
+    """Streamlit 1.67 asks, at the first element a process sends, whether it runs in Python's REPL (to warn once if
+    so) with `inspect.stack()`, which reads the source of every frame and resolves the path of every loaded module
+    (Plotly's, pandas', Dask's: thousands): 0.2-0.3 s of the first student's page (py-spy). Asked once, here, it
+    is not asked again. A private function of Streamlit's: where a release has no such function, the first page
+    asks as before (tests/test_server_start.py notices)."""
+    from streamlit import delta_generator
+
+    ask = getattr(delta_generator, "_maybe_print_use_warning", None)
+    if ask is not None:
+        ask()
 
 
 def warm_probes(store: RunStore) -> None:
