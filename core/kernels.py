@@ -167,9 +167,10 @@ def layer_kernel(i, z, a, dz, dw, w, db, table, bins,  # pragma: no cover - comp
     ``index``, ``lanes`` and ``counts`` are `scan`'s buffers (`scan_buffers`), for the largest of them.
 
     Where an array's squares overflow (or it holds inf or NaN) its moments and norm are left NaN, for
-    `core.stats.layer_stats` to complete with `sum_moments`; the kernel returns whether it left any. NumPy equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the
-    counts below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A ==
-    0).mean()`` and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
+    `core.stats.layer_stats` to complete with `sum_moments`; the kernel returns whether it left any. NumPy
+    equivalent: ``X.mean(), X.var(), X.std()`` for X in Z, A, dZ, dW, W; ``np.histogram(X, edges)`` with the counts
+    below lo and at or above hi (NaN too) for X in Z, A, dZ, dW; ``np.linalg.norm`` of dW, W, db; ``(A == 0).mean()``
+    and ``((A < low) | (A > high)).mean()`` where the activation can die or saturate (else 0).
 
     The same kernels as `summarize` and `moments`, so the same figures. One layer per call, with arrays for every
     layer rather than a tuple per network: a tuple's length is part of its type, so every depth would compile anew.
