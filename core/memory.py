@@ -36,7 +36,9 @@ SAMPLE_WORK = {"truncated_normal": 2.25}
 NORM_VECTORS = 12  # (n, 1) arrays a normalised layer keeps: an upper bound (see _layer_extras)
 ORTHOGONAL = ("orthogonal", "lsuv")  # LSUV starts from an orthogonal draw
 COST_WORK = 3  # floats of the output's size the cross-entropy holds at once (log-sum-exp, the targets, a product)
-COUNTERS = 8  # as in core/kernels.py (not imported: that would load numba wherever the estimate is needed)
+# As in core/kernels.py (not imported: that would load numba wherever the estimate is needed)
+COUNTERS = 8
+CHUNK = 2048
 RUN_OVERHEAD = 256 * 2**10  # Python objects of a run (lists, snapshots, the statistics' small arrays): measured
 # below 100 KiB for small networks in tests/test_memory.py
 
@@ -84,7 +86,7 @@ def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> i
     if not full_batch:
         tally.hold(8 * m_train + (dims[0] + dims[-1]) * batch * item + 8 * batch)
     passes = _passes(tally, net, names, weights, config, batch, item)
-    _statistics(tally, dims, weights, batch, config.bins)
+    _statistics(tally, len(weights), config.bins)
     if full_batch:
         if net.norm == "batch":  # training accuracy from the running statistics: a pass of its own
             tally.passing(_evaluation(tally, net, names, m_train, item))
@@ -196,10 +198,8 @@ def _evaluation(tally: _Tally, net: Network, names: list[str], columns: int, ite
     return net.dims[-1] * columns * item
 
 
-def _statistics(tally: _Tally, dims: tuple[int, ...], weights: list[int], batch: int, bins: int) -> None:
-    """`layer_stats`: the histograms and edges of every layer, and one array's bin indices at a time."""
-    depth = len(weights)
+def _statistics(tally: _Tally, depth: int, bins: int) -> None:
+    """`layer_stats`: the histograms and edges of every layer, and `scan`'s buffers."""
     tally.hold(depth * 4 * (2 * bins + 3) * 8)
     width = bins + 2
-    largest = max(max(weights), max(dims[1:]) * batch)
-    tally.passing(2 * largest + COUNTERS * width * 4 + 8 * width)  # `scan_buffers`
+    tally.passing(2 * CHUNK + COUNTERS * width * 4 + 8 * width)  # `scan_buffers`

@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .kernels import (DEAD, MEAN, NORM_DB, NORM_DW, NORM_W, OF_A, OF_DW, OF_DZ, OF_W, OF_Z, SATURATED, SCANNED, STD,
-                      VARIANCE, kernel_ends, layer_kernel, scan, scan_buffers, sum_moments, sums)
+from .kernels import (DEAD, FIGURES, MOMENT_ROWS, NORM_DB, NORM_DW, NORM_W, OF_DW, OF_W, SATURATED, VARIANCE,
+                      kernel_ends, layer_kernel, scan, scan_buffers, sum_moments, sums)
 from .network import Cache, Grads, Network, Params
 
 Array = np.ndarray
 
 HISTOGRAMS = ("z", "a", "dz", "dw")  # Z, A, back-propagated gradient dZ, weight gradient dW
-SCALARS = (
-    "z_mean", "z_var", "z_std", "a_mean", "a_var", "a_std", "dead_fraction", "saturated_fraction",
-    "dz_mean", "dz_std", "dw_mean", "dw_std", "dw_norm", "db_norm", "w_std", "w_norm", "update_ratio",
-)
+SCALARS = FIGURES[:FIGURES.index("update_ratio") + 1]  # z_mean .. update_ratio: what a snapshot stores per layer
 # Normalised networks also carry, per hidden layer (NaN at the output layer, which is not normalised): the
 # pre-normalisation Z = W A + b and its gradient, and the learnt gamma and beta with their gradients' norms.
 # (z_std, a_std, dz_std... keep their meaning: Z is the activation's input, the normalised one in these layers.)
@@ -65,11 +62,13 @@ def latest_test_accuracy(snapshots: list[Snapshot]) -> float:
 
 @dataclass(frozen=True)
 class Binning:
-    """Fixed histogram ranges per quantity and layer: lo, hi of shape (L,)."""
+    """What a run's statistics hold fixed from step 0: the histogram ranges per quantity and layer (lo, hi of shape
+    (L,)), and what `layer_kernel` counts in each layer's A (`activation_checks`)."""
 
     lo: dict[str, Array]
     hi: dict[str, Array]
     bins: int
+    checks: tuple[Array, Array, Array]
 
     def edges(self) -> dict[str, Array]:
         return {
@@ -106,7 +105,7 @@ def moments(x: Array) -> tuple[float, float, float, float]:
 def summarize(x: Array, lo: float, hi: float, bins: int) -> Summary:
     """Moments and the counts in ``bins`` equal bins over [lo, hi) and outside it, in one pass over ``x``."""
     flat = x.reshape(-1)
-    index, lanes, counts = scan_buffers(flat.size, bins)
+    index, lanes, counts = scan_buffers(bins)
     total, total_sq = scan(flat, kernel_ends(float(lo), float(hi), bins), bins, index, lanes, counts)
     return Summary(*sum_moments(total, total_sq, flat), counts[1:-1], int(counts[0]), int(counts[-1]))
 
@@ -167,14 +166,12 @@ def choose_binning(net: Network, cache: Cache, grads: Grads, bins: int) -> Binni
         }
         for h, (low, high) in ranges.items():
             lo[h][i], hi[h][i] = low, high
-    return Binning(lo, hi, bins)
+    return Binning(lo, hi, bins, activation_checks(net, cache.A[1].dtype))
 
 
-@lru_cache(maxsize=256)
-def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
+def activation_checks(net: Network, dtype: np.dtype) -> tuple[Array, Array, Array]:
     """What `layer_kernel` counts in each layer's A: whether zeros count (L,), the saturation bounds in the data's
-    dtype (L, 2), whether saturation counts (L,). Fixed for a network, so worked out once rather than at every
-    recorded step (the arrays are shared: never written to)."""
+    dtype (L, 2), whether saturation counts (L,)."""
     acts = [ACTIVATIONS.get(net.layer_activation(i)) for i in range(net.depth)]  # None only for the softmax output
     saturates = [act is not None and act.saturation is not None for act in acts]
     bounds = [act.saturation if s else (0.0, 0.0) for act, s in zip(acts, saturates)]
@@ -182,7 +179,9 @@ def _activation_checks(net: Network, dtype: str) -> tuple[Array, Array, Array]:
             np.array(saturates))
 
 
-HISTOGRAM_KEYS = tuple((f"{h}_hist", f"{h}_outside") for h in HISTOGRAMS)
+HIST_KEYS = tuple(f"{h}_hist" for h in HISTOGRAMS)
+OUTSIDE_KEYS = tuple(f"{h}_outside" for h in HISTOGRAMS)
+STORED = SCALARS + tuple(key for pair in zip(HIST_KEYS, OUTSIDE_KEYS) for key in pair)  # a run file's order
 
 
 def _norm_stats(net: Network, params: Params, cache: Cache, grads: Grads) -> dict[str, Array]:
@@ -199,38 +198,31 @@ def _norm_stats(net: Network, params: Params, cache: Cache, grads: Grads) -> dic
 
 
 def layer_stats(net: Network, params: Params, cache: Cache, grads: Grads, binning: Binning) -> dict[str, Array]:
-    """Every per-layer statistic of one pass but ``update_ratio``, which `with_update_ratio` adds once the update
-    is known (the update changes W, whose norm is taken here, before it).
+    """Every per-layer statistic of one pass, keyed in the order a run file stores them (`STORED`, then a
+    normalised network's NORM_SCALARS); ``update_ratio`` is NaN until `fill_update_ratio` gives it once the update is
+    known (the update changes W, whose norm is taken here, before it).
 
     Each of Z, A, dZ and dW is read once (moments, counts and histogram together), W once; norms come from the sums
-    of squares. One compiled call per layer (`layer_kernel`), into arrays for all layers; the figures are views of them.
+    of squares. One compiled call per layer (`layer_kernel`), into arrays for all layers; the figures are their rows.
     """
     L, bins = net.depth, binning.bins
-    moments = np.empty((len(SCANNED), 3, L))  # [OF_Z .. OF_W, MEAN .. STD, layer]
-    norms = np.empty((3, L))  # [NORM_DW .. NORM_DB, layer]
-    fractions = np.empty((2, L))  # [DEAD, SATURATED, layer]
+    figures = np.full((len(FIGURES), L), np.nan)  # [row of FIGURES, layer]
     hist = np.empty((len(HISTOGRAMS), L, bins), dtype=np.int64)
     outside = np.empty((len(HISTOGRAMS), L, 2), dtype=np.int64)  # [OF_Z .. OF_DW, layer, UNDER/OVER]
-    checks = _activation_checks(net, cache.A[1].dtype.str)
-    buffers = scan_buffers(max(max(z.size, dw.size) for z, dw in zip(cache.Z, grads.dW)), bins)
+    buffers = scan_buffers(bins)
     left_nan = False
-    for i in range(L):
-        layer = (cache.Z[i], cache.A[i + 1], grads.dZ[i], grads.dW[i], params.W[i], grads.db[i])
-        left_nan |= layer_kernel(i, *(x.reshape(-1) for x in layer), binning.table, bins, *checks, moments, norms,
-                                 fractions, hist, outside, *buffers)
+    for i, layer in enumerate(zip(cache.Z, cache.A[1:], grads.dZ, grads.dW, params.W, grads.db)):
+        left_nan |= layer_kernel(i, *[x.reshape(-1) for x in layer], binning.table, bins, *binning.checks, figures,
+                                 hist, outside, *buffers)
     if left_nan:  # looked for only then: NumPy's calls cost a recorded step tens of us, with its caches cold
-        _complete_overflowed(net, params, cache, grads, moments, norms)
+        _complete_overflowed(params, cache, grads, figures)
     for i, branch in enumerate(cache.branch):
         if branch is not None:  # a block's A is A^{l-1} + alpha phi(Z): its activation dies or saturates in phi(Z)
-            fractions[:, i] = _branch_fractions(branch, i, checks)
-    z, a, dz, dw, w = (moments[OF_Z], moments[OF_A], moments[OF_DZ], moments[OF_DW], moments[OF_W])
-    out = {"z_mean": z[MEAN], "z_var": z[VARIANCE], "z_std": z[STD], "a_mean": a[MEAN], "a_var": a[VARIANCE],
-           "a_std": a[STD], "dead_fraction": fractions[DEAD], "saturated_fraction": fractions[SATURATED],
-           "dz_mean": dz[MEAN], "dz_std": dz[STD], "dw_mean": dw[MEAN], "dw_std": dw[STD], "dw_norm": norms[NORM_DW],
-           "db_norm": norms[NORM_DB], "w_std": w[STD], "w_norm": norms[NORM_W]}
-    for h, (hist_key, outside_key) in zip((OF_Z, OF_A, OF_DZ, OF_DW), HISTOGRAM_KEYS):
-        out[hist_key] = hist[h]
-        out[outside_key] = outside[h]
+            figures[(DEAD, SATURATED), i] = _branch_fractions(branch, i, binning.checks)
+    # Named by zipping rows, not a view per key: every Python call costs a recorded step about 1 us (caches cold)
+    out = dict(zip(SCALARS, figures))
+    for hist_key, counts, outside_key, beyond in zip(HIST_KEYS, hist, OUTSIDE_KEYS, outside):
+        out[hist_key], out[outside_key] = counts, beyond
     if net.norm != "none":
         out.update(_norm_stats(net, params, cache, grads))
     return out
@@ -245,33 +237,26 @@ def _branch_fractions(branch: Array, i: int, checks: tuple[Array, Array, Array])
     return dead, saturated
 
 
-def _complete_overflowed(net: Network, params: Params, cache: Cache, grads: Grads, moments: Array,
-                         norms: Array) -> None:
+def _complete_overflowed(params: Params, cache: Cache, grads: Grads, figures: Array) -> None:
     """The moments and norms `layer_kernel` left NaN, of arrays whose squares overflow float64 or that hold inf or
     NaN, taken again by `sum_moments` (finite where the values are; see `_extreme_moments`)."""
-    for h, i in zip(*np.nonzero(np.isnan(moments[:, VARIANCE]))):
+    for h, i in zip(*np.nonzero(np.isnan(figures[[rows[VARIANCE] for rows in MOMENT_ROWS]]))):
         values = (cache.Z, cache.A[1:], grads.dZ, grads.dW, params.W)[h][i].reshape(-1)
         mean, var, std, norm = sum_moments(*sums(values), values)
-        moments[h, MEAN, i], moments[h, VARIANCE, i], moments[h, STD, i] = mean, var, std
+        figures[MOMENT_ROWS[h], i] = mean, var, std
         if h in (OF_DW, OF_W):
-            norms[NORM_DW if h == OF_DW else NORM_W, i] = norm
-    for i in np.flatnonzero(np.isnan(norms[NORM_DB])):
+            figures[NORM_DW if h == OF_DW else NORM_W, i] = norm
+    for i in np.flatnonzero(np.isnan(figures[NORM_DB])):
         values = grads.db[i].reshape(-1)
-        norms[NORM_DB, i] = sum_moments(*sums(values), values)[3]
+        figures[NORM_DB, i] = sum_moments(*sums(values), values)[3]
 
 
-STORED = SCALARS + tuple(key for pair in HISTOGRAM_KEYS for key in pair)  # the run file's order of a snapshot's stats
-
-
-def with_update_ratio(stats: dict[str, Array], update_norms) -> dict[str, Array]:
-    """``stats`` with update_ratio = ||update of W^l|| / ||W^l|| (inf or NaN where ||W^l|| is 0), every key in the
-    order the run file stores them: SCALARS, then each histogram and its outside counts (`STORED`), then a
-    normalised network's NORM_SCALARS. Python's floats, not an array division under np.errstate: this runs at every
-    recorded step, whose passes over the data leave NumPy's Python layers out of the CPU's caches (tens of us)."""
-    ratio = np.array([norm / w if w != 0 else (math.inf if norm > 0 else math.nan)
-                      for norm, w in zip(update_norms, stats["w_norm"].tolist())])
-    order = STORED + NORM_SCALARS if NORM_SCALARS[0] in stats else STORED
-    return {key: ratio if key == "update_ratio" else stats[key] for key in order}
+def fill_update_ratio(stats: dict[str, Array], update_norms) -> None:
+    """Give ``stats`` (of `layer_stats`) its update_ratio = ||update of W^l|| / ||W^l|| (inf or NaN where ||W^l||
+    is 0). Python's floats, not an array division under np.errstate: this runs at every recorded step, whose passes
+    over the data leave NumPy's Python layers out of the CPU's caches (tens of us)."""
+    stats["update_ratio"][:] = [norm / w if w != 0 else (math.inf if norm > 0 else math.nan)
+                                for norm, w in zip(update_norms, stats["w_norm"].tolist())]
 
 
 NOTED = (("z_std", "Z"), ("a_std", "A"), ("dz_std", "dZ"), ("dw_std", "dW"), ("w_std", "W"))

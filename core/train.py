@@ -31,7 +31,7 @@ from .limits import Limits, check_limits
 from .network import (Grads, Network, Params, accuracy, backward, cost, forward, initialize, logit_cost_note,
                       probability_cost, targets)
 from .normalization import update_running_stats
-from .stats import Binning, Snapshot, choose_binning, layer_stats, with_update_ratio
+from .stats import Binning, Snapshot, choose_binning, fill_update_ratio, layer_stats
 
 Array = np.ndarray
 FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -243,7 +243,8 @@ class Training:
             else:
                 norms = [c.lr * n for n in stats["dw_norm"]]  # no update at the end: the one plain GD would take
             if record:
-                yield Snapshot(step, loss, train_acc, test_acc, with_update_ratio(stats, norms), edges)
+                fill_update_ratio(stats, norms)
+                yield Snapshot(step, loss, train_acc, test_acc, stats, edges)
             if stop is not None:
                 self.stopped_reason, self.stopped_step = stop, step
                 return

@@ -11,7 +11,7 @@ from core.config import Config
 from core.data import Dataset
 from core.initializers import BIAS_INITIALIZERS, INITIALIZERS, TRUNCATED_VARIANCE, InitArgs
 from core.network import Cache, Network, Params, backward, cost, forward, initialize, layer_product, targets
-from core.stats import latest_test_accuracy
+from core.stats import NORM_SCALARS, STORED, latest_test_accuracy
 from core.theory import predict_for
 from core.train import TEST_DENSE_UNTIL, TEST_EVERY, Training, probe
 
@@ -418,6 +418,24 @@ def test_probe_statistics_match_direct_computation():
     assert snap.stats["dead_fraction"][0] == pytest.approx(np.mean(cache.A[1] == 0))
     assert snap.stats["update_ratio"][0] == pytest.approx(
         config.lr * np.linalg.norm(grads.dW[0]) / np.linalg.norm(params.W[0]))
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_each_snapshot_has_its_own_update_ratio_and_the_run_files_key_order(norm):
+    """A snapshot's update_ratio is ||W after its step - W before|| / ||W before||, from the weights themselves; the
+    statistics arrive in the order a run file stores them."""
+    run = Training(Config(layers=(6, 5), activation="tanh", init="xavier_normal", lr=0.3, iterations=3,
+                          record_every=1, norm=norm), toy_dataset(m=30))
+    weights, ratios = [[w.copy() for w in run.params.W]], []
+    for snap in run:  # a snapshot arrives after its step's update
+        weights.append([w.copy() for w in run.params.W])
+        ratios.append(snap.stats["update_ratio"])
+        assert tuple(snap.stats) == STORED + (NORM_SCALARS if norm != "none" else ())
+    for step in range(3):
+        expected = [np.linalg.norm(after - before) / np.linalg.norm(before)
+                    for before, after in zip(weights[step], weights[step + 1])]
+        np.testing.assert_allclose(ratios[step], expected, rtol=1e-9)
+    assert len({r.tobytes() for r in ratios}) == 4  # the last: the step plain GD would take, not an earlier one's
 
 
 def test_a_network_names_itself_in_one_short_line_at_any_depth():

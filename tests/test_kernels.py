@@ -1,5 +1,6 @@
 """The compiled one-pass kernels against NumPy written out the plain way."""
 
+import dataclasses
 import math
 
 import numba
@@ -9,21 +10,22 @@ import pytest
 from core.activations import ACTIVATIONS
 from core.config import Config
 from core.data import Dataset, load_dataset
+from core.kernels import CHUNK
 from core.network import Grads, Params, backward, forward, targets
-from core.stats import Binning, choose_binning, layer_stats, moments, overflow_note, summarize
+from core.stats import choose_binning, layer_stats, moments, overflow_note, summarize
 from core.train import Optimizer, Training
 
 
-# A small array; and large ones, whose values are counted in pairs (`PAIRED_MIN_SIZE`) from the two halves, of
-# even and odd size (the odd one's last value counted on its own).
-@pytest.mark.parametrize("shape", [(37, 53), (132, 256), (133, 255)])
+# Arrays within one of `scan`'s chunks, of exactly two, and of many with a last one part full, of a size that is and
+# one that is not a multiple of the counter sets (the remainder counted on its own).
+@pytest.mark.parametrize("shape", [(37, 53), (64, CHUNK // 64 * 2), (132, 256), (133, 255)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_summarize_matches_numpy(dtype, shape):
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
     x[0, :5] = [np.inf, -np.inf, 10.0, -10.0, np.nan]
     x[1, :3] = [-3.0, 3.0, np.nextafter(dtype(-3.0), dtype(0))]  # lo is in, hi is out
-    x[-1, -3:] = [-3.0, np.nextafter(dtype(3.0), dtype(0)), 3.0]  # the same at the end, in the second half
+    x[-1, -3:] = [-3.0, np.nextafter(dtype(3.0), dtype(0)), 3.0]  # the same at the end, in the last chunk
     finite = x[np.isfinite(x)].astype(np.float64)
     s = summarize(x[2:], -3.0, 3.0, 12)
     rest = x[2:].astype(np.float64)
@@ -214,7 +216,8 @@ def test_layer_stats_match_numpy_written_out(activation, dtype):
         low, high = (dtype(b) for b in act.saturation)
         cache.A[1][0, :4] = [low, high, np.nextafter(low, dtype(0)), np.nextafter(high, dtype(0))]
     wide = choose_binning(net, cache, grads, 16)  # a quarter of the step-0 ranges, so values fall outside too
-    binning = Binning({h: lo / 4 for h, lo in wide.lo.items()}, {h: hi / 4 for h, hi in wide.hi.items()}, 16)
+    binning = dataclasses.replace(wide, lo={h: lo / 4 for h, lo in wide.lo.items()},
+                                  hi={h: hi / 4 for h, hi in wide.hi.items()})
     stats = layer_stats(net, params, cache, grads, binning)
     for i in range(net.depth):
         a = cache.A[i + 1]

@@ -75,3 +75,13 @@ def test_the_resident_set_grows_by_the_estimate_and_a_fixed_allowance(measured):
     first = measured[0]
     assert first["traced"] > 20 * MIB
     assert first["rss"] <= first["estimate"] + 16 * MIB  # bench_memory.py measured 0.3-14 MiB over the arrays
+
+
+def test_the_estimate_sizes_scans_buffers_as_the_kernels_do():
+    """core/memory.py repeats two of core/kernels.py's constants rather than import numba: they must agree."""
+    import core.kernels
+    import core.memory
+
+    assert (core.memory.CHUNK, core.memory.COUNTERS) == (core.kernels.CHUNK, core.kernels.COUNTERS)
+    index, lanes, counts = core.kernels.scan_buffers(64)
+    assert index.nbytes == 2 * core.memory.CHUNK and lanes.nbytes == core.memory.COUNTERS * 66 * 4
