@@ -27,8 +27,9 @@ from core.measures import baseline, reference_configs
 from core.theory import Prediction, predict_for
 from core.verdict import Verdict, verdict
 
-# plotly.js (3 and 4) offers by default a "Share chart..." button that uploads the chart to Plotly Cloud: a student's data
-# leaves the classroom in one click. Streamlit's plotly_chart showed no such button; the page's charts show none either.
+# plotly.js (3 and 4) offers by default a "Share chart..." button that uploads the chart to Plotly Cloud: a student's
+# data leaves the classroom in one click. Streamlit's plotly_chart showed no such button; the page's charts show none
+# either.
 PLOT_CONFIG = {"displaylogo": False, "showSendToCloud": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 LIVE_PLOT_CONFIG = {"staticPlot": True}
 MAX_POINTS = 240  # snapshots drawn per curve: enough for any chart width, cheap to send 5 times a second
