@@ -2,13 +2,20 @@
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
+import tracemalloc
 
+import numpy as np
 import pytest
 
 from core.cli import main
+from core.config import Config
+from core.data import load_dataset
+from core.stats import latest_test_accuracy
+from core.train import Training
 from tests.conftest import SHARED_DATA
 
 
@@ -29,6 +36,36 @@ def test_train_json_reports_costs_and_accuracies():
     assert 0 <= result["train_accuracy"] <= 1 and 0 <= result["test_accuracy"] <= 1
     assert result["stopped_reason"] is None and result["seconds"] > 0
     assert result["config"]["init"] == "he_normal" and result["network"] == [2, 10, 5, 1]
+
+
+def test_train_recording_every_step_reports_the_latest_measured_test_accuracy_and_holds_no_snapshots():
+    """Test accuracy has its own cadence (core/train.py): a run that diverges between two measurements reports the
+    latest measured one, as the engine's own snapshots give it. What the command holds while training does not grow
+    with the steps it records: past the JSON's costs, no snapshot is kept (each held 11 kB here)."""
+    argv = ["train", "--dataset", "circles", "--layers", "16,16,16", "--activation", "linear", "--init", "normal",
+            "--scale", "0.5", "--lr", "0.85", "--iterations", "500", "--record-every", "1", "--json"]
+    with np.errstate(all="ignore"):
+        code, out, err = run_cli(*argv)
+        snapshots = list(Training(Config(dataset="circles", layers=(16, 16, 16), activation="linear", init="normal",
+                                         init_scale=0.5, lr=0.85, iterations=500, record_every=1),
+                                  load_dataset("circles")))
+    assert code == 0, err
+    result = json.loads(out)
+    assert "diverged" in result["stopped_reason"] and math.isnan(snapshots[-1].test_accuracy)
+    assert result["test_accuracy"] == latest_test_accuracy(snapshots)
+    assert [step for step, _ in result["costs"]] == [s.step for s in snapshots]
+
+    def held(iterations: int) -> int:
+        tracemalloc.start()
+        code, out, err = run_cli("train", "--dataset", "circles", "--layers", "8,4", "--iterations", str(iterations),
+                                 "--record-every", "1", "--json")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert code == 0, err
+        return peak
+
+    held(100)  # the first run of this network loads its kernels: hundreds of kB
+    assert held(1100) - held(100) < 1000 * 2_000  # the costs and the JSON: ~0.1 kB a step
 
 
 def test_adam_settings_are_flags_and_momentum_says_what_it_is():
