@@ -48,8 +48,9 @@ UPDATE_KERNEL = {**COMPILED, "fastmath": UPDATE_MATH, "error_model": "numpy"}
 # Test accuracy's cadence (see the module docstring): at TEST_EVERY = 10 it adds ~1% to a step recorded every step
 # (tests/benchmarks/bench_train_step.py), and a chart of a run longer than 2,400 steps is as dense as before: the
 # charts draw at most 240 points a curve. Dense only to step 10: to step 100, a 400-step float32 seed run recording
-# every step made 140 test-set passes instead of 50, and took 1.11 times the run recording every 100th step rather
-# than 1.03 (one thread; 1.18 and 1.13 at two; bench_cli_vs_pytorch.py measures it through the CLI).
+# every step made 140 test-set passes instead of 50, and took 1.11-1.19 times the run recording every 100th step
+# rather than 1.03-1.08 (one thread; 1.18-1.19 and 1.13-1.16 at two; bench_cli_vs_pytorch.py measures it through
+# the CLI).
 TEST_DENSE_UNTIL = 10
 TEST_EVERY = 10
 
