@@ -61,6 +61,6 @@ def test_a_class_over_the_full_pace_sees_compare_redrawn_slower_and_the_end_with
     try:
         serving.wait_for(f"http://127.0.0.1:{port}/ready", b"ready", 180, server)
         for intervals in asyncio.run(class_of_two()):
-            assert 2.0 in intervals and intervals.index(2.0) < intervals.index(1.0), intervals
+            assert 2.0 in intervals and 1.0 in intervals and intervals.index(2.0) < intervals.index(1.0), intervals
     finally:
         serving.stop(server)
