@@ -7,11 +7,12 @@ What only a server enforces across runs (trainings at once, seconds per training
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 from .config import Config, ConfigError
-from .memory import estimate_bytes
+from .memory import estimate_bytes, recorded_bytes, snapshot_count
 from .network import Network
 
 _ENV = {
@@ -20,6 +21,7 @@ _ENV = {
     "max_width": "INITLAB_MAX_WIDTH",
     "max_iterations": "INITLAB_MAX_ITERATIONS",
     "max_memory_mb": "INITLAB_MAX_MEMORY_MB",
+    "max_record_mb": "INITLAB_MAX_RECORD_MB",
 }
 
 
@@ -47,6 +49,9 @@ class Limits:
     max_width: int = 4096
     max_iterations: int = 100_000
     max_memory_mb: int = 2048
+    # The snapshots one run records, as a server holds them while its pages show the run (core/memory.py:
+    # recorded_bytes): 100,000 steps of a one-layer network recording every step took a server 1 GB.
+    max_record_mb: int = 64
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "Limits":
@@ -80,6 +85,26 @@ def check_limits(net: Network, config: Config, m_train: int, m_test: int, limits
             f"this run needs about {need / 2**20:,.0f} MB, over the cap of {limits.max_memory_mb:,} MB; "
             "use a smaller network or batch, or raise the cap (INITLAB_MAX_MEMORY_MB / --max-memory-mb)"
         )
+    cap = limits.max_record_mb * 2**20
+    recorded = recorded_bytes(net, config)
+    if recorded > cap:
+        raise ConfigError(
+            f"recording every {config.record_every:,} of {config.iterations:,} steps keeps {snapshot_count(config):,} "
+            f"snapshots of statistics, about {recorded / 2**20:,.0f} MB, over the cap of {limits.max_record_mb:,} MB "
+            f"(set by {_ENV['max_record_mb']}); {_fewer_snapshots(net, config, cap)}"
+        )
+
+
+def _fewer_snapshots(net: Network, config: Config, cap: int) -> str:
+    """What to change so that a run's snapshots fit in ``cap`` bytes: the smallest record_every that does, if any."""
+    one = recorded_bytes(net, config.replace(iterations=0))
+    most = cap // one  # snapshots that fit, step 0 and the last step among them
+    if most < 2:
+        return "use fewer layers or histogram bins"
+    every = max(config.record_every, math.ceil(config.iterations / (most - 1)))
+    while recorded_bytes(net, config.replace(record_every=every)) > cap:
+        every += 1
+    return f"record every {every:,} steps or more (the charts draw at most 240 points a curve)"
 
 
 def network_within_limits(config: Config, dataset, limits: Limits) -> Network:

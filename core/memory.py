@@ -41,6 +41,13 @@ COUNTERS = 8
 CHUNK = 2048
 RUN_OVERHEAD = 256 * 2**10  # Python objects of a run (lists, snapshots, the statistics' small arrays): measured
 # below 100 KiB for small networks in tests/test_memory.py
+# A recorded snapshot's statistics, as core/stats.py stores them (copied: importing it loads numba): for each layer
+# SCALARS (17, NORM_SCALARS' 9 more in a normalised network), HISTOGRAMS (4) of `bins` counts, and their 2 counts
+# outside the range; each value 8 bytes. Read back from its run file, as a server holds every snapshot of the runs
+# its pages show (app/serving/store.py), a snapshot also takes ~4.1 kB of Python objects (its dict, an array per
+# statistic): measured with tracemalloc, 2 to 21 layers, in tests/test_memory.py.
+SNAPSHOT_SCALARS, NORM_SNAPSHOT_SCALARS, SNAPSHOT_HISTOGRAMS = 17, 9, 4
+SNAPSHOT_OBJECTS = 4_200
 
 
 class _Tally:
@@ -66,6 +73,19 @@ class _Tally:
 def _work(table: dict, name: str, size: int, item: int) -> int:
     floats, masks, doubles = table[name]
     return size * (floats * item + masks + doubles * 8)
+
+
+def snapshot_count(config: Config) -> int:
+    """Snapshots a run of ``config`` records: step 0, every ``record_every`` steps, and the last step."""
+    return config.iterations // config.record_every + 1 + (config.iterations % config.record_every != 0)
+
+
+def recorded_bytes(net: Network, config: Config) -> int:
+    """Bytes the snapshots of a run of ``config`` take once read back from its run file (a server's pages hold them
+    all while they show the run): `snapshot_count` snapshots of SNAPSHOT_OBJECTS and 8 bytes a value."""
+    per_layer = (SNAPSHOT_SCALARS + (NORM_SNAPSHOT_SCALARS if config.norm != "none" else 0)
+                 + SNAPSHOT_HISTOGRAMS * (config.bins + 2))
+    return snapshot_count(config) * (SNAPSHOT_OBJECTS + 8 * per_layer * net.depth)
 
 
 def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> int:

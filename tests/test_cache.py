@@ -388,7 +388,7 @@ def test_the_store_refuses_runs_over_the_concurrency_cap_and_stops_runs_over_the
 
     store = RunStore(dask_client, tmp_path, cache=RunCache(tmp_path / "cache"),
                      policy=ServerLimits(max_training_seconds=1))
-    endless = Config(dataset="circles", layers=(32, 32), iterations=100_000, record_every=1)
+    endless = Config(dataset="circles", layers=(32, 32), iterations=100_000, record_every=50)
     run = store.start(endless, circles, "one", Limits())
     store.policy = ServerLimits(max_concurrent_trainings=1)
     with pytest.raises(ConfigError, match="INITLAB_MAX_CONCURRENT_TRAININGS"):
@@ -407,7 +407,7 @@ def test_the_time_cap_is_recorded_without_a_disk_cache_too(tmp_path, circles, da
     from core.limits import Limits
 
     store = RunStore(dask_client, tmp_path, cache=None, policy=ServerLimits(max_training_seconds=0.5))
-    endless = Config(dataset="circles", layers=(8,), iterations=100_000, record_every=1)
+    endless = Config(dataset="circles", layers=(8,), iterations=100_000, record_every=50)
     run = store.start(endless, circles, "one", Limits())
     assert store.wait(run.key, 30) and run.status == STOPPED
     assert read_run(run.path).stopped_reason == run.message and "INITLAB_MAX_TRAINING_SECONDS" in run.message

@@ -365,7 +365,7 @@ WRITER = textwrap.dedent("""
     from core.train import Training
 
     cache = RunCache(sys.argv[1])
-    config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=1)
+    config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=50)
     circles = load_dataset("circles")
 
     def write():
@@ -410,7 +410,7 @@ STREAMLIT_APP = textwrap.dedent("""
     from core.data import load_dataset
     from core.limits import Limits
 
-    config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=1)
+    config = Config(dataset="circles", layers=(64, 64), iterations=100_000, record_every=50)
     run_store().start(config, load_dataset("circles"), "one", Limits())
     st.write("started")
 """)

@@ -85,3 +85,64 @@ def test_the_estimate_sizes_scans_buffers_as_the_kernels_do():
     assert (core.memory.CHUNK, core.memory.COUNTERS) == (core.kernels.CHUNK, core.kernels.COUNTERS)
     index, lanes, counts = core.kernels.scan_buffers(64)
     assert index.nbytes == 2 * core.memory.CHUNK and lanes.nbytes == core.memory.COUNTERS * 66 * 4
+
+
+# --- the snapshots a run records, as a server holds them -------------------------------------------------------------
+@pytest.mark.parametrize("layers, norm", [((4,), "none"), ((20, 7, 5), "none"), ((16,) * 20, "none"),
+                                          ((16, 16), "batch")])
+def test_recorded_bytes_is_what_a_runs_snapshots_take_once_read_back(tmp_path, layers, norm):
+    """A server reads a run's file and holds every snapshot while its pages show the run (app/serving/store.py):
+    `recorded_bytes` must be what they take there, measured with tracemalloc, within 15%."""
+    import tracemalloc
+
+    from app.serving.runs import recorded_fields
+    from core.config import Config
+    from core.data import load_dataset
+    from core.memory import recorded_bytes
+    from core.network import Network
+    from core.record import record
+    from core.run_reader import read_run
+    from core.train import Training
+
+    config = Config(dataset="circles", layers=layers, norm=norm, iterations=600, record_every=1)
+    for _ in record(Training(config, load_dataset("circles")), tmp_path / "run.h5"):
+        pass
+    tracemalloc.start()
+    held = recorded_fields(read_run(tmp_path / "run.h5", weights=False), False)
+    measured = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(held["snapshots"]) == 601
+    estimate = recorded_bytes(Network.from_config(config, 2, 1), config)
+    assert 0.85 <= estimate / measured <= 1.15, (estimate, measured)
+
+
+def test_recorded_bytes_counts_the_statistics_core_stats_stores():
+    """core/memory.py repeats core/stats.py's counts of what a snapshot stores per layer rather than import numba."""
+    from core import memory, stats
+
+    assert memory.SNAPSHOT_SCALARS == len(stats.SCALARS) and memory.NORM_SNAPSHOT_SCALARS == len(stats.NORM_SCALARS)
+    assert memory.SNAPSHOT_HISTOGRAMS == len(stats.HISTOGRAMS) == len(stats.HIST_KEYS) == len(stats.OUTSIDE_KEYS)
+
+
+def test_a_run_whose_snapshots_would_not_fit_is_refused_with_the_record_every_that_fits():
+    """100,000 steps of a one-layer network recording every step took a server 1 GB; refused before it starts, with
+    the smallest record_every that fits, which is then accepted (and one less is not)."""
+    import re
+
+    from core.config import Config, ConfigError
+    from core.data import load_dataset
+    from core.limits import Limits, network_within_limits
+    from core.train import Training
+
+    circles = load_dataset("circles")
+    config = Config(dataset="circles", layers=(4,), iterations=100_000, record_every=1)
+    with pytest.raises(ConfigError, match="over the cap of 64 MB") as refused:
+        Training(config, circles)
+    message = str(refused.value)
+    assert "100,001 snapshots" in message and "INITLAB_MAX_RECORD_MB" in message
+    fits = int(re.search(r"record every ([\d,]+) steps or more", message).group(1).replace(",", ""))
+    network_within_limits(config.replace(record_every=fits), circles, Limits())
+    with pytest.raises(ConfigError, match="INITLAB_MAX_RECORD_MB"):
+        network_within_limits(config.replace(record_every=fits - 1), circles, Limits())
+    network_within_limits(config, circles, Limits(max_record_mb=1024))  # a server may allow more
+    assert Limits.from_env({"INITLAB_MAX_RECORD_MB": "256"}).max_record_mb == 256

@@ -222,7 +222,7 @@ for _ in record(Training(config, load_dataset(config.dataset)), sys.argv[2], flu
 
 
 def test_a_writer_killed_mid_run_leaves_a_readable_partial(tmp_path):
-    config = SMALL.replace(iterations=100_000, record_every=1)
+    config = SMALL.replace(iterations=100_000, record_every=50)
     partial = partial_path(tmp_path / "run.h5")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, config.to_json(), str(tmp_path / "run.h5")], cwd=REPO)
     try:
