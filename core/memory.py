@@ -82,10 +82,15 @@ def snapshot_count(config: Config) -> int:
 
 def recorded_bytes(net: Network, config: Config) -> int:
     """Bytes the snapshots of a run of ``config`` take once read back from its run file (a server's pages hold them
-    all while they show the run): `snapshot_count` snapshots of SNAPSHOT_OBJECTS and 8 bytes a value."""
-    per_layer = (SNAPSHOT_SCALARS + (NORM_SNAPSHOT_SCALARS if config.norm != "none" else 0)
-                 + SNAPSHOT_HISTOGRAMS * (config.bins + 2))
-    return snapshot_count(config) * (SNAPSHOT_OBJECTS + 8 * per_layer * net.depth)
+    all while they show the run)."""
+    return snapshots_bytes(snapshot_count(config), net.depth, config.bins, config.norm)
+
+
+def snapshots_bytes(count: int, depth: int, bins: int, norm: str) -> int:
+    """Bytes ``count`` snapshots of a network of ``depth`` layers take once read back from a run file: each
+    SNAPSHOT_OBJECTS, and 8 bytes a value."""
+    per_layer = SNAPSHOT_SCALARS + (NORM_SNAPSHOT_SCALARS if norm != "none" else 0) + SNAPSHOT_HISTOGRAMS * (bins + 2)
+    return count * (SNAPSHOT_OBJECTS + 8 * per_layer * depth)
 
 
 def estimate_bytes(net: Network, config: Config, m_train: int, m_test: int) -> int:

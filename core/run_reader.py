@@ -9,6 +9,8 @@ import numpy as np
 
 from .activations import ACTIVATIONS, canonical_name
 from .config import Config, ConfigError
+from .limits import Limits
+from .memory import snapshots_bytes
 from .network import Params
 from .record import (FORMAT, FORMAT_VERSION, NORM_PARAMS, RUN_COLUMNS, SECONDS, STEP_PARAMS, RecordedRun,
                      RunFileError, stat_layout)
@@ -148,6 +150,7 @@ class _RunTree:
         columns = {name: self.array(f"run/{name}", "iu" if t is np.int64 else "f", (None,))
                    for name, t in RUN_COLUMNS.items()}
         n = min(a.shape[0] for a in [*stats.values(), *columns.values()])  # a kill may cut one block short
+        self.check_snapshots(n, depth, config)
         edges = {h: self.array(f"edges/{h}", "f", (depth, config.bins + 1)) for h in HISTOGRAMS}
         complete = bool(self.array("status/complete", "iub", ()))
         reason = bytes(self.array("status/stopped_reason", "u", (None,))).decode("utf-8", errors="replace")
@@ -175,6 +178,18 @@ class _RunTree:
             # absent in files written before it was recorded; written before the steps, so never shorter here
             seconds=None if seconds is None or len(seconds) < n else tuple(seconds[:n].tolist()),
         )
+
+    def check_snapshots(self, n: int, depth: int, config: Config) -> None:
+        """Refuse, before building them, more snapshots than the cap on a run's recording allows: their arrays are
+        within the parse limit, but each snapshot built from them adds ~4 kB of Python objects (by `snapshots_bytes`,
+        1.6 million one-layer snapshots at 2 bins, 0.5 GB of arrays, would take 7 GB), and a server holds every
+        snapshot of the runs its pages show."""
+        cap = Limits.from_env().max_record_mb
+        held = snapshots_bytes(n, depth, config.bins, config.norm)
+        if held > cap * 2**20:
+            raise RunFileError(f"{self.label} holds {n:,} snapshots, about {held / 2**20:,.0f} MB once read, over "
+                               f"the cap of {cap:,} MB on what a run records (INITLAB_MAX_RECORD_MB); record a run "
+                               "with a larger record_every")
 
     def step_params(self, dims: tuple[int, ...], norm: str, initial: Params, final: Params | None,
                     last_step: int) -> tuple[tuple[int, Params], ...]:

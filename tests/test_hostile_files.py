@@ -227,6 +227,16 @@ def _run_bomb(f, secret):  # 2.4 GB of zero weights in a file of a few MB
                      compression="gzip")
 
 
+def _run_many_snapshots(f, secret):  # 20,000 snapshots, 90 MB of zeros within the parse limit in a tiny file
+    for group in ("stats", "run"):
+        for name in list(f[group]):
+            old = f[f"{group}/{name}"]
+            shape, dtype = (20_000, *old.shape[1:]), old.dtype
+            del f[f"{group}/{name}"]
+            f.create_dataset(f"{group}/{name}", shape=shape, dtype=dtype, chunks=(1000, *shape[1:]),
+                             compression="gzip")
+
+
 def _run_wrong_shape(f, secret):  # a matrix that is not the network's
     del f["params/initial/W1"]
     f["params/initial/W1"] = np.zeros((3, 3))
@@ -240,6 +250,7 @@ RUN_CORPUS = {
     "evil_run_compound_loss": (_run_compound_loss, "compound"),
     "evil_run_vlen_reason": (_run_vlen_reason, "numbers"),
     "evil_run_bomb": (_run_bomb, "limit"),
+    "evil_run_many_snapshots": (_run_many_snapshots, "20,000 snapshots"),
     "evil_run_wrong_shape": (_run_wrong_shape, "W1"),
 }
 
