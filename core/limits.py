@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from .config import Config, ConfigError
-from .memory import estimate_bytes, recorded_bytes, snapshot_count
+from .memory import estimate_bytes, recorded_bytes, snapshot_count, snapshots_bytes
 from .network import Network
 
 _ENV = {
@@ -97,8 +97,7 @@ def check_limits(net: Network, config: Config, m_train: int, m_test: int, limits
 
 def _fewer_snapshots(net: Network, config: Config, cap: int) -> str:
     """What to change so that a run's snapshots fit in ``cap`` bytes: the smallest record_every that does, if any."""
-    one = recorded_bytes(net, config.replace(iterations=0))
-    most = cap // one  # snapshots that fit, step 0 and the last step among them
+    most = cap // snapshots_bytes(1, net.depth, config.bins, config.norm)  # snapshots that fit, step 0 and the last
     if most < 2:
         return "use fewer layers or histogram bins"
     every = max(config.record_every, math.ceil(config.iterations / (most - 1)))

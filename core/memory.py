@@ -44,7 +44,7 @@ RUN_OVERHEAD = 256 * 2**10  # Python objects of a run (lists, snapshots, the sta
 # A recorded snapshot's statistics, as core/stats.py stores them (copied: importing it loads numba): for each layer
 # SCALARS (17, NORM_SCALARS' 9 more in a normalised network), HISTOGRAMS (4) of `bins` counts, and their 2 counts
 # outside the range; each value 8 bytes. Read back from its run file, as a server holds every snapshot of the runs
-# its pages show (app/serving/store.py), a snapshot also takes ~4.1 kB of Python objects (its dict, an array per
+# its pages show (app/serving/store.py), a snapshot also takes ~4.2 kB of Python objects (its dict, an array per
 # statistic): measured with tracemalloc, 2 to 21 layers, in tests/test_memory.py.
 SNAPSHOT_SCALARS, NORM_SNAPSHOT_SCALARS, SNAPSHOT_HISTOGRAMS = 17, 9, 4
 SNAPSHOT_OBJECTS = 4_200
