@@ -15,9 +15,13 @@ ROUND_LEFT = 5  # seconds: an estimate is stated in steps of this, rounded up (i
 
 
 def duration(seconds: float) -> str:
-    """2.4 s, 41 s, 3 min 05 s, 1 h 02 min: a wait as a person says it, to the second only below an hour."""
+    """2.4 s, 41 s, 3 min 05 s, 1 h 02 min: a wait as a person says it, to the second only below an hour; "under
+    0.1 s" for what one decimal would show as 0.0 s (a short run's "Finished 80 steps in 0.0 s." read as if it took
+    no time, or its time was not measured)."""
+    if seconds < 0.05:
+        return "under 0.1 s"
     if seconds < 9.95:
-        return f"{max(0.0, seconds):.1f} s"
+        return f"{seconds:.1f} s"
     s = round(seconds)
     if s < 60:
         return f"{s} s"

@@ -14,8 +14,9 @@ from core.network import Network
 
 
 def test_durations_read_as_a_person_says_them():
-    assert [duration(s) for s in (0, 2.44, 9.94, 10.2, 59.4, 60, 185, 3599.4, 3725)] == [
-        "0.0 s", "2.4 s", "9.9 s", "10 s", "59 s", "1 min 00 s", "3 min 05 s", "59 min 59 s", "1 h 02 min"]
+    assert [duration(s) for s in (-0.01, 0, 0.049, 0.051, 2.44, 9.94, 10.2, 59.4, 60, 185, 3599.4, 3725)] == [
+        "under 0.1 s", "under 0.1 s", "under 0.1 s", "0.1 s", "2.4 s", "9.9 s", "10 s", "59 s", "1 min 00 s",
+        "3 min 05 s", "59 min 59 s", "1 h 02 min"]
 
 
 def test_no_estimate_until_two_snapshots_a_step_and_a_moment_apart():
